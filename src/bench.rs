@@ -1,0 +1,527 @@
+//! `audiofp bench`: accuracy, speed, size and memory on a corpus laid out like
+//! `shared/corpus` (`refs/` + `manifest.jsonl`), and a `--scale` mode for large libraries.
+//!
+//! Everything is measured in one run so the figures are comparable: decode-only speed of the
+//! reference files, indexing speed of the same files into a real SQLite file, index bytes per
+//! hour, top-1 accuracy per distortion x clip length, false positives on clips of unindexed
+//! songs, warm query latency (engine only) and cold latency (a fresh `audiofp identify`
+//! process), and peak RSS.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancelToken;
+use crate::config::{FingerprintConfig, MatchConfig};
+use crate::engine::decode::{AudioSource, decode_mono};
+use crate::engine::postings::InvertedIndex;
+use crate::engine::{self, Peak, Side, matcher};
+use crate::index::{OpenMode, StorageKind};
+use crate::indexer;
+use crate::library::Library;
+
+/// One line of `manifest.jsonl`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ManifestEntry {
+    /// Clip path relative to the corpus root.
+    pub query: String,
+    /// Track id of the song the clip comes from; `None` for unindexed songs.
+    pub truth: Option<String>,
+    /// Where the clip starts in the song, seconds.
+    pub offset_s: f64,
+    /// Clip length, seconds.
+    pub length_s: f64,
+    /// Distortion name.
+    pub distortion: String,
+}
+
+/// Outcome of one clip.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClipResult {
+    /// Clip path.
+    pub query: String,
+    /// Distortion.
+    pub distortion: String,
+    /// Length, seconds.
+    pub length_s: f64,
+    /// Expected track id.
+    pub truth: Option<String>,
+    /// Track id of the top match.
+    pub answer: Option<String>,
+    /// Confidence of the top match (or of the best rejected candidate).
+    pub confidence: f64,
+    /// Aligned count of the top (or best rejected) candidate.
+    pub aligned: usize,
+    /// Distinct aligned clip frames of that candidate.
+    pub aligned_frames: usize,
+    /// Seconds spanned by them.
+    pub aligned_span_secs: f64,
+    /// Hits of the clip anywhere in the top song.
+    pub song_hits: usize,
+    /// Duration of the top song, seconds.
+    pub song_secs: f64,
+    /// Aligned count of the second-best song.
+    pub second_aligned: usize,
+    /// Query landmarks.
+    pub query_landmarks: usize,
+    /// Hits.
+    pub hits: usize,
+    /// Offset error of a correct answer, seconds.
+    pub offset_error_s: Option<f64>,
+    /// Engine time for this clip (decode + analysis + match), ms.
+    pub latency_ms: f64,
+    /// An error, when the clip could not be analysed.
+    pub error: Option<String>,
+}
+
+/// Everything `bench` measured on a corpus.
+#[derive(Clone, Debug, Serialize)]
+pub struct CorpusReport {
+    /// Reference files indexed.
+    pub songs: usize,
+    /// Hours of reference audio.
+    pub hours: f64,
+    /// Analysis threads.
+    pub workers: usize,
+    /// Decode-only speed, x realtime (all workers).
+    pub decode_x_realtime: f64,
+    /// Indexing speed, x realtime (all workers).
+    pub index_x_realtime: f64,
+    /// Indexing speed relative to decode-only.
+    pub index_vs_decode: f64,
+    /// Songs per minute per core while indexing.
+    pub songs_per_min_per_core: f64,
+    /// Bytes of the SQLite index (+WAL) per hour of audio.
+    pub index_bytes_per_hour: f64,
+    /// Peaks per second of audio stored.
+    pub peaks_per_second: f64,
+    /// Landmarks per second of audio held in memory.
+    pub landmarks_per_second: f64,
+    /// Accuracy per distortion then clip length: (correct, total).
+    pub accuracy: BTreeMap<String, BTreeMap<String, (usize, usize)>>,
+    /// Clips of unindexed songs that got a match / such clips.
+    pub false_positives: (usize, usize),
+    /// Wrong-song answers on positives.
+    pub wrong_song: usize,
+    /// Warm engine latency of 10 s clips (decode + analysis + match), ms: median, p95.
+    pub warm_10s_ms: (f64, f64),
+    /// Warm matching only (no decoding/analysis) for 10 s clips, ms: median, p95.
+    pub warm_10s_match_ms: (f64, f64),
+    /// Cold CLI latency (process start to answer), ms: median, p95, over this many runs.
+    pub cold_cli_ms: Option<(f64, f64, usize)>,
+    /// Peak resident memory of this process, bytes.
+    pub peak_rss_bytes: u64,
+    /// Per-clip results.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<ClipResult>,
+}
+
+/// Options of a corpus benchmark.
+pub struct CorpusOptions {
+    /// Corpus root.
+    pub corpus: PathBuf,
+    /// Analysis threads.
+    pub workers: usize,
+    /// Where to write the SQLite index (a temp dir if `None`).
+    pub db_path: PathBuf,
+    /// Path of this executable, for the cold CLI measurement (skipped if `None`).
+    pub cli_exe: Option<PathBuf>,
+    /// Cold CLI runs.
+    pub cold_runs: usize,
+    /// Only clips whose distortion is in this list (all if empty).
+    pub only: Vec<String>,
+    /// Keep at most this many clips (0 = all), for quick runs.
+    pub limit: usize,
+}
+
+/// Runs the corpus benchmark.
+pub fn run_corpus(
+    options: &CorpusOptions,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<CorpusReport> {
+    use anyhow::Context as _;
+    let refs_dir = options.corpus.join("refs");
+    let (mut ref_files, _) = indexer::collect_audio_files(std::slice::from_ref(&refs_dir));
+    ref_files.sort();
+    anyhow::ensure!(
+        !ref_files.is_empty(),
+        "{}: no reference files",
+        refs_dir.display()
+    );
+    let manifest_path = options.corpus.join("manifest.jsonl");
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let mut manifest: Vec<ManifestEntry> = manifest_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", manifest_path.display()))?;
+    if !options.only.is_empty() {
+        manifest.retain(|m| options.only.contains(&m.distortion));
+    }
+    if options.limit > 0 && manifest.len() > options.limit {
+        let step = manifest.len() as f64 / options.limit as f64;
+        manifest = (0..options.limit)
+            .filter_map(|i| manifest.get((i as f64 * step) as usize).cloned())
+            .collect();
+    }
+
+    // 1. Decode-only speed of the reference files.
+    progress("decode-only pass over the reference files");
+    let (decode_secs, audio_secs) = decode_only(&ref_files, options.workers)?;
+
+    // 2. Index them into a real SQLite file.
+    progress("indexing the reference files");
+    if options.db_path.exists() {
+        std::fs::remove_file(&options.db_path).ok();
+    }
+    let storage = StorageKind::Sqlite(options.db_path.clone());
+    let mut library = Library::open(&storage, config, match_config, OpenMode::CreateIfMissing)?;
+    let started = Instant::now();
+    let summary = indexer::index_files(
+        &mut library,
+        ref_files.clone(),
+        options.workers,
+        &CancelToken::new(),
+        |_| {},
+    )?;
+    let index_secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        summary.failed.is_empty(),
+        "some references failed: {:?}",
+        summary.failed
+    );
+    let stats = library.store().stats()?;
+    let hours = stats.total_secs / 3600.0;
+
+    // 3. Queries, warm engine.
+    progress(&format!("identifying {} clips", manifest.len()));
+    let mut clips = Vec::with_capacity(manifest.len());
+    let mut warm_10s = Vec::new();
+    let mut warm_10s_match = Vec::new();
+    for entry in &manifest {
+        let path = options.corpus.join(&entry.query);
+        let started = Instant::now();
+        let result = library.identify_file(&path, &CancelToken::new());
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut clip = ClipResult {
+            query: entry.query.clone(),
+            distortion: entry.distortion.clone(),
+            length_s: entry.length_s,
+            truth: entry.truth.clone(),
+            answer: None,
+            confidence: 0.0,
+            aligned: 0,
+            aligned_frames: 0,
+            aligned_span_secs: 0.0,
+            second_aligned: 0,
+            song_hits: 0,
+            song_secs: 0.0,
+            query_landmarks: 0,
+            hits: 0,
+            offset_error_s: None,
+            latency_ms,
+            error: None,
+        };
+        match result {
+            Ok(identification) => {
+                if (entry.length_s - 10.0).abs() < 0.5 {
+                    warm_10s.push(latency_ms);
+                    warm_10s_match.push(identification.match_ms);
+                }
+                clip.query_landmarks = identification.query_landmarks;
+                clip.hits = identification.hits;
+                clip.second_aligned = identification.matches.get(1).map_or(0, |m| m.aligned);
+                if let Some(top) = identification.matches.first() {
+                    clip.answer = Some(track_id(&top.song));
+                    clip.confidence = top.confidence;
+                    clip.aligned = top.aligned;
+                    clip.aligned_frames = top.aligned_frames;
+                    clip.aligned_span_secs = top.aligned_span_secs;
+                    clip.song_hits = top.song_hits;
+                    clip.song_secs = top.song.duration_secs;
+                    if clip.answer == entry.truth {
+                        clip.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
+                    }
+                } else if let Some(best) = &identification.best_rejected {
+                    clip.confidence = best.confidence;
+                    clip.aligned = best.aligned;
+                    clip.aligned_frames = best.aligned_frames;
+                    clip.aligned_span_secs = best.aligned_span_secs;
+                    clip.song_hits = best.song_hits;
+                    clip.song_secs = best.song.duration_secs;
+                }
+            }
+            Err(err) => clip.error = Some(err.to_string()),
+        }
+        clips.push(clip);
+    }
+
+    // 4. Cold CLI: a fresh process per query, 10 s clips.
+    let cold_cli_ms = match &options.cli_exe {
+        Some(exe) if options.cold_runs > 0 => {
+            progress("cold CLI queries");
+            let ten_second: Vec<&ManifestEntry> = manifest
+                .iter()
+                .filter(|m| (m.length_s - 10.0).abs() < 0.5 && m.distortion == "clean")
+                .take(options.cold_runs)
+                .collect();
+            let mut times = Vec::new();
+            for entry in ten_second {
+                let started = Instant::now();
+                let status = std::process::Command::new(exe)
+                    .arg("--db")
+                    .arg(&options.db_path)
+                    .arg("identify")
+                    .arg(options.corpus.join(&entry.query))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()?;
+                if status.code().is_some_and(|c| c <= 1) {
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            (!times.is_empty()).then(|| {
+                let (median, p95) = median_p95(&mut times);
+                (median, p95, times.len())
+            })
+        }
+        _ => None,
+    };
+
+    let mut accuracy: BTreeMap<String, BTreeMap<String, (usize, usize)>> = BTreeMap::new();
+    let mut false_positives = (0, 0);
+    let mut wrong_song = 0;
+    for clip in &clips {
+        match &clip.truth {
+            Some(truth) => {
+                let cell = accuracy
+                    .entry(clip.distortion.clone())
+                    .or_default()
+                    .entry(format!("{}s", clip.length_s))
+                    .or_insert((0, 0));
+                cell.1 += 1;
+                if clip.answer.as_ref() == Some(truth) {
+                    cell.0 += 1;
+                } else if clip.answer.is_some() {
+                    wrong_song += 1;
+                }
+            }
+            None => {
+                false_positives.1 += 1;
+                if clip.answer.is_some() {
+                    false_positives.0 += 1;
+                }
+            }
+        }
+    }
+    let landmarks = library.inverted_index().posting_count();
+    Ok(CorpusReport {
+        songs: stats.songs as usize,
+        hours,
+        workers: options.workers,
+        decode_x_realtime: audio_secs / decode_secs.max(1e-9),
+        index_x_realtime: stats.total_secs / index_secs.max(1e-9),
+        index_vs_decode: decode_secs / index_secs.max(1e-9),
+        songs_per_min_per_core: stats.songs as f64
+            / (index_secs / 60.0)
+            / options.workers.max(1) as f64,
+        index_bytes_per_hour: stats.bytes_on_disk as f64 / hours.max(1e-9),
+        peaks_per_second: stats.peaks as f64 / stats.total_secs.max(1e-9),
+        landmarks_per_second: landmarks as f64 / stats.total_secs.max(1e-9),
+        accuracy,
+        false_positives,
+        wrong_song,
+        warm_10s_ms: median_p95(&mut warm_10s),
+        warm_10s_match_ms: median_p95(&mut warm_10s_match),
+        cold_cli_ms,
+        peak_rss_bytes: peak_rss_bytes(),
+        clips,
+    })
+}
+
+/// The track id of a corpus song: its file stem.
+fn track_id(song: &crate::index::SongRecord) -> String {
+    song.path
+        .as_deref()
+        .and_then(|p| Path::new(p).file_stem())
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| song.title.clone())
+}
+
+fn decode_only(files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total_secs = std::sync::Mutex::new(0.0f64);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let mut sink = 0.0f32;
+                    if let Ok(summary) =
+                        decode_mono(AudioSource::File(path), &CancelToken::new(), |chunk, _| {
+                            sink += chunk.first().copied().unwrap_or(0.0);
+                            Ok(())
+                        })
+                        && let Ok(mut total) = total_secs.lock()
+                    {
+                        *total += summary.duration_secs();
+                    }
+                    std::hint::black_box(sink);
+                }
+            });
+        }
+    });
+    let audio = total_secs.into_inner().unwrap_or(0.0);
+    Ok((started.elapsed().as_secs_f64(), audio))
+}
+
+/// Median and 95th percentile (nearest rank) of `values`, (0, 0) when empty.
+pub fn median_p95(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    values.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1];
+    (at(0.5), at(0.95))
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), bytes; 0 elsewhere.
+pub fn peak_rss_bytes() -> u64 {
+    read_status_kb("VmHWM:") * 1024
+}
+
+/// Current resident set size (Linux `VmRSS`), bytes; 0 elsewhere.
+pub fn current_rss_bytes() -> u64 {
+    read_status_kb("VmRSS:") * 1024
+}
+
+fn read_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Figures of a `--scale` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleReport {
+    /// Songs in the index (generated + real).
+    pub songs: usize,
+    /// Postings held.
+    pub postings: usize,
+    /// Seconds to build the inverted index.
+    pub build_secs: f64,
+    /// Memory held by the inverted index, bytes.
+    pub index_memory_bytes: usize,
+    /// Process RSS after building, bytes.
+    pub rss_bytes: u64,
+    /// Matching latency of 10 s queries, ms: median, p95.
+    pub match_10s_ms: (f64, f64),
+    /// Queries answered with the right song / queries.
+    pub correct: (usize, usize),
+}
+
+/// Builds an index of `songs` generated fingerprints (plus `real` songs' peaks, whose 10 s
+/// excerpts are then queried) and measures matching latency and memory.
+pub fn run_scale(
+    songs: usize,
+    real: &[(Vec<Peak>, u32, Vec<Vec<Peak>>)],
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    peaks_per_second: f64,
+) -> ScaleReport {
+    let frames_per_song = (240.0 * config.frames_per_second()) as u32;
+    let peaks_per_song = (240.0 * peaks_per_second) as usize;
+    let band = config.band_bins() as u32;
+    let rule = engine::pairing_rule(config, match_config, Side::Reference);
+    let generated = |song: usize, out: &mut Vec<Peak>| {
+        // Splitmix-style generator: frames spread evenly with jitter, bins skewed low as in
+        // real music (more energy and more peaks in the lower band).
+        let mut state = (song as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        out.clear();
+        for i in 0..peaks_per_song {
+            let frame = ((i as u64 * u64::from(frames_per_song)) / peaks_per_song as u64
+                + next() % 3) as u32;
+            let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+            let bin = ((u * u) * f64::from(band - 1)) as u16;
+            out.push(Peak { frame, bin });
+        }
+        out.sort_unstable();
+        out.dedup();
+    };
+    let started = Instant::now();
+    let index = InvertedIndex::build(config.frame_secs(), |visit| {
+        let mut peaks = Vec::new();
+        let mut landmarks = Vec::new();
+        for (i, (real_peaks, frames, _)) in real.iter().enumerate() {
+            landmarks.clear();
+            engine::landmarks::landmarks(real_peaks, rule, &mut landmarks);
+            visit(i as i64, *frames, &landmarks);
+        }
+        for song in 0..songs {
+            generated(song, &mut peaks);
+            landmarks.clear();
+            engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
+            visit((real.len() + song) as i64, frames_per_song, &landmarks);
+        }
+    });
+    let build_secs = started.elapsed().as_secs_f64();
+    let Ok(index) = index else {
+        return ScaleReport {
+            songs,
+            postings: 0,
+            build_secs,
+            index_memory_bytes: 0,
+            rss_bytes: current_rss_bytes(),
+            match_10s_ms: (0.0, 0.0),
+            correct: (0, 0),
+        };
+    };
+    let mut times = Vec::new();
+    let mut correct = (0, 0);
+    for (i, (_, _, queries)) in real.iter().enumerate() {
+        for query_peaks in queries {
+            let landmarks = engine::landmarks_of(query_peaks, config, match_config, Side::Query);
+            let started = Instant::now();
+            let outcome = matcher::score(&index, &landmarks, match_config);
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            correct.1 += 1;
+            if outcome
+                .matches
+                .first()
+                .is_some_and(|m| m.song_id == i as i64)
+            {
+                correct.0 += 1;
+            }
+        }
+    }
+    ScaleReport {
+        songs: songs + real.len(),
+        postings: index.posting_count(),
+        build_secs,
+        index_memory_bytes: index.memory_bytes(),
+        rss_bytes: current_rss_bytes(),
+        match_10s_ms: median_p95(&mut times),
+        correct,
+    }
+}

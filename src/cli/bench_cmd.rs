@@ -1,0 +1,271 @@
+//! `audiofp bench`: prints the figures the README quotes (see [`crate::bench`]).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::output::{bytes, print_json};
+use super::{Cli, EXIT_OK, fingerprint_config, match_config};
+use crate::bench::{self, CorpusOptions, ManifestEntry};
+use crate::cancel::CancelToken;
+use crate::engine::{self, AudioSource, Side};
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Corpus root with refs/ and manifest.jsonl [env DEV_CORPUS, default /var/tmp/audiofp-dev-corpus].
+    #[arg(
+        long,
+        env = "DEV_CORPUS",
+        default_value = "/var/tmp/audiofp-dev-corpus"
+    )]
+    pub corpus: PathBuf,
+    /// Analysis threads for indexing and decode-only runs.
+    #[arg(long, short = 'j')]
+    pub workers: Option<usize>,
+    /// Instead of the accuracy run: measure query latency and memory with this many songs
+    /// (generated fingerprints at the density real songs produce, plus the corpus songs).
+    #[arg(long, value_name = "N")]
+    pub scale: Vec<usize>,
+    /// Only clips with these distortions (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Use at most this many clips, spread over the manifest (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Cold CLI runs (a fresh `audiofp identify` process each).
+    #[arg(long, default_value_t = 10)]
+    pub cold_runs: usize,
+    /// Include every clip's result in the JSON output / list the misses.
+    #[arg(long)]
+    pub clips: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
+    let config = fingerprint_config()?;
+    let match_config = match_config()?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if !args.scale.is_empty() {
+        return run_scale(args, &config, &match_config);
+    }
+    let temp = tempdir()?;
+    let options = CorpusOptions {
+        corpus: args.corpus.clone(),
+        workers,
+        db_path: temp.join("bench-index.db"),
+        cli_exe: std::env::current_exe().ok(),
+        cold_runs: args.cold_runs,
+        only: args.only.clone(),
+        limit: args.limit,
+    };
+    let mut report = bench::run_corpus(&options, &config, &match_config, |stage| {
+        eprintln!("bench: {stage}")
+    })?;
+    std::fs::remove_dir_all(&temp).ok();
+    if args.json {
+        if !args.clips {
+            report.clips.clear();
+        }
+        print_json(&report)?;
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "corpus: {} ({} songs, {:.2} h), {} workers",
+        args.corpus.display(),
+        report.songs,
+        report.hours,
+        report.workers
+    );
+    println!();
+    println!("top-1 accuracy (correct/total)");
+    let lengths: std::collections::BTreeSet<String> = report
+        .accuracy
+        .values()
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    let mut lengths: Vec<String> = lengths.into_iter().collect();
+    lengths.sort_by_key(|l| {
+        l.trim_end_matches('s')
+            .parse::<f64>()
+            .map_or(0, |v| (v * 10.0) as i64)
+    });
+    print!("{:<14}", "distortion");
+    for length in &lengths {
+        print!("{length:>12}");
+    }
+    println!();
+    for (distortion, cells) in &report.accuracy {
+        print!("{distortion:<14}");
+        for length in &lengths {
+            match cells.get(length) {
+                Some((ok, total)) => print!(
+                    "{:>12}",
+                    format!(
+                        "{:.0}% {ok}/{total}",
+                        100.0 * *ok as f64 / (*total).max(1) as f64
+                    )
+                ),
+                None => print!("{:>12}", "-"),
+            }
+        }
+        println!();
+    }
+    let (fp, negatives) = report.false_positives;
+    println!();
+    println!(
+        "false positives: {fp}/{negatives} clips of unindexed songs ({:.2} %)",
+        100.0 * fp as f64 / negatives.max(1) as f64
+    );
+    println!("wrong song on indexed clips: {}", report.wrong_song);
+    let offsets: Vec<f64> = report
+        .clips
+        .iter()
+        .filter_map(|c| c.offset_error_s)
+        .collect();
+    if !offsets.is_empty() {
+        let within = offsets.iter().filter(|&&e| e <= 0.1).count();
+        println!(
+            "offset within 0.1 s: {within}/{} correct answers",
+            offsets.len()
+        );
+    }
+    println!();
+    println!(
+        "warm query, 10 s clip (decode+analysis+match): median {:.2} ms, p95 {:.2} ms",
+        report.warm_10s_ms.0, report.warm_10s_ms.1
+    );
+    println!(
+        "warm query, 10 s clip (matching only):          median {:.3} ms, p95 {:.3} ms",
+        report.warm_10s_match_ms.0, report.warm_10s_match_ms.1
+    );
+    if let Some((median, p95, n)) = report.cold_cli_ms {
+        println!(
+            "cold CLI `audiofp identify` (process start to answer): median {median:.0} ms, p95 {p95:.0} ms over {n} runs"
+        );
+    }
+    println!(
+        "decode-only: {:.0}x realtime; indexing: {:.0}x realtime = {:.2} of decode-only speed; {:.1} songs/min per core",
+        report.decode_x_realtime,
+        report.index_x_realtime,
+        report.index_vs_decode,
+        report.songs_per_min_per_core
+    );
+    println!(
+        "index: {} per hour of audio (SQLite file); {:.1} peaks/s stored, {:.0} hashes/s in memory",
+        bytes(report.index_bytes_per_hour as u64),
+        report.peaks_per_second,
+        report.landmarks_per_second
+    );
+    println!("peak RSS: {}", bytes(report.peak_rss_bytes));
+    if args.clips {
+        println!();
+        for clip in report.clips.iter().filter(|c| c.answer != c.truth) {
+            println!(
+                "miss: {} truth={:?} answer={:?} conf={:.3} aligned={} {}",
+                clip.query,
+                clip.truth,
+                clip.answer,
+                clip.confidence,
+                clip.aligned,
+                clip.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("audiofp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn run_scale(
+    args: &BenchArgs,
+    config: &crate::config::FingerprintConfig,
+    match_config: &crate::config::MatchConfig,
+) -> anyhow::Result<u8> {
+    // Real songs and their 10 s clips give the queries (and a density to generate at).
+    let manifest_path = args.corpus.join("manifest.jsonl");
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest: Vec<ManifestEntry> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
+    refs.sort();
+    refs.truncate(20);
+    let cancel = CancelToken::new();
+    let mut real = Vec::new();
+    let mut peaks_total = 0usize;
+    let mut secs_total = 0.0;
+    for path in &refs {
+        let (fingerprint, _) = engine::fingerprint_source(
+            AudioSource::File(path),
+            config,
+            match_config,
+            Side::Reference,
+            &cancel,
+        )?;
+        peaks_total += fingerprint.peaks.len();
+        secs_total += fingerprint.duration_secs;
+        let id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let mut queries = Vec::new();
+        for entry in manifest
+            .iter()
+            .filter(|m| m.truth.as_deref() == Some(id.as_str()) && (m.length_s - 10.0).abs() < 0.5)
+            .take(3)
+        {
+            let clip = args.corpus.join(&entry.query);
+            if let Ok((q, _)) = engine::fingerprint_source(
+                AudioSource::File(&clip),
+                config,
+                match_config,
+                Side::Query,
+                &cancel,
+            ) {
+                queries.push(q.peaks);
+            }
+        }
+        real.push((fingerprint.peaks, fingerprint.num_frames, queries));
+    }
+    let density = peaks_total as f64 / secs_total.max(1.0);
+    let mut reports = Vec::new();
+    for &songs in &args.scale {
+        eprintln!(
+            "bench: building an index of {songs} generated songs (4 min each, {density:.1} peaks/s) + {} real",
+            real.len()
+        );
+        let report = bench::run_scale(songs, &real, config, match_config, density);
+        if !args.json {
+            println!(
+                "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; 10 s query matching: median {:.2} ms, p95 {:.2} ms; correct {}/{}",
+                report.songs,
+                report.postings,
+                report.build_secs,
+                bytes(report.index_memory_bytes as u64),
+                bytes(report.rss_bytes),
+                report.match_10s_ms.0,
+                report.match_10s_ms.1,
+                report.correct.0,
+                report.correct.1
+            );
+        }
+        reports.push(report);
+    }
+    if args.json {
+        print_json(&reports)?;
+    }
+    Ok(EXIT_OK)
+}

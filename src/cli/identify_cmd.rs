@@ -1,0 +1,211 @@
+//! `audiofp identify <clip>...`
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::output::{clock, print_json};
+use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config};
+use crate::cancel::CancelToken;
+use crate::index::OpenMode;
+use crate::library::{Identification, LibraryError};
+
+/// Arguments of `identify`.
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// Audio clips to identify (any supported format, any sample rate).
+    #[arg(required = true, value_name = "CLIP")]
+    pub clips: Vec<PathBuf>,
+    /// Print results as JSON (see docs/CLI.md for the schema).
+    #[arg(long)]
+    pub json: bool,
+    /// Report at most this many matches per clip.
+    #[arg(long, default_value_t = 1)]
+    pub top: usize,
+    /// Minimum confidence for a match, 0..1 [default: 0.5, env MATCH_THRESHOLD].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+}
+
+/// One clip's result in `--json` output.
+#[derive(Serialize)]
+pub struct ClipJson {
+    /// The clip.
+    pub clip: PathBuf,
+    /// Whether anything matched.
+    pub found: bool,
+    /// Matches, best first.
+    pub matches: Vec<MatchJson>,
+    /// Clip length, seconds.
+    pub clip_seconds: f64,
+    /// Engine time, ms.
+    pub processing_time_ms: f64,
+    /// Landmark hashes of the clip.
+    pub query_hashes: usize,
+    /// Error, when the clip could not be analysed.
+    pub error: Option<ErrorJson>,
+}
+
+/// One match in `--json` output.
+#[derive(Serialize)]
+pub struct MatchJson {
+    /// Song id.
+    pub song_id: i64,
+    /// Title.
+    pub title: String,
+    /// Artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// Where the clip starts in the song, seconds.
+    pub offset_seconds: f64,
+    /// Hashes aligned at that offset.
+    pub aligned_hashes: usize,
+    /// Song file path at indexing time.
+    pub path: Option<String>,
+}
+
+/// An error in `--json` output.
+#[derive(Serialize)]
+pub struct ErrorJson {
+    /// Machine-readable code.
+    pub code: String,
+    /// Message naming the file and the reason.
+    pub message: String,
+}
+
+pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
+    let mut match_config = match_config()?;
+    match_config.top_n = args.top.max(1);
+    if let Some(threshold) = args.threshold {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&threshold),
+            "--threshold must be within 0..1"
+        );
+        match_config.threshold = threshold;
+    }
+    let mut library = cli.open_library(OpenMode::MustExist, &match_config)?;
+    let mut results = Vec::new();
+    let mut any_error = false;
+    let mut any_miss = false;
+    for clip in &args.clips {
+        let outcome = library.identify_file(clip, &CancelToken::new());
+        match &outcome {
+            Ok(id) if !id.found() => any_miss = true,
+            Err(_) => any_error = true,
+            Ok(_) => {}
+        }
+        if args.json {
+            results.push(to_json(clip, outcome));
+        } else {
+            print_human(clip, &outcome, args.clips.len() > 1);
+        }
+    }
+    if args.json {
+        print_json(&results)?;
+    }
+    Ok(if any_error {
+        EXIT_ERROR
+    } else if any_miss {
+        EXIT_NO_MATCH
+    } else {
+        EXIT_OK
+    })
+}
+
+fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>) -> ClipJson {
+    match outcome {
+        Ok(id) => ClipJson {
+            clip: clip.to_path_buf(),
+            found: id.found(),
+            clip_seconds: id.clip_secs,
+            processing_time_ms: id.processing_ms(),
+            query_hashes: id.query_landmarks,
+            matches: id
+                .matches
+                .into_iter()
+                .map(|m| MatchJson {
+                    song_id: m.song.id,
+                    title: m.song.title,
+                    artist: m.song.artist,
+                    album: m.song.album,
+                    confidence: m.confidence,
+                    offset_seconds: m.offset_secs,
+                    aligned_hashes: m.aligned,
+                    path: m.song.path,
+                })
+                .collect(),
+            error: None,
+        },
+        Err(err) => ClipJson {
+            clip: clip.to_path_buf(),
+            found: false,
+            matches: Vec::new(),
+            clip_seconds: 0.0,
+            processing_time_ms: 0.0,
+            query_hashes: 0,
+            error: Some(ErrorJson {
+                code: error_code(&err).to_string(),
+                message: err.to_string(),
+            }),
+        },
+    }
+}
+
+/// Machine-readable code of a library error.
+pub fn error_code(err: &LibraryError) -> &'static str {
+    match err {
+        LibraryError::Engine(e) => e.code(),
+        LibraryError::Index(_) => "index_error",
+        LibraryError::Postings(_) => "index_full",
+    }
+}
+
+fn print_human(
+    clip: &std::path::Path,
+    outcome: &Result<Identification, LibraryError>,
+    prefix: bool,
+) {
+    let lead = if prefix {
+        format!("{}: ", clip.display())
+    } else {
+        String::new()
+    };
+    match outcome {
+        Err(err) => eprintln!("error: {err}"),
+        Ok(id) if !id.found() => println!(
+            "{lead}no match ({:.1} s clip, {} hashes, {:.0} ms)",
+            id.clip_secs,
+            id.query_landmarks,
+            id.processing_ms()
+        ),
+        Ok(id) => {
+            for (rank, m) in id.matches.iter().enumerate() {
+                let artist = m
+                    .song
+                    .artist
+                    .as_deref()
+                    .map(|a| format!(" - {a}"))
+                    .unwrap_or_default();
+                let rank = if id.matches.len() > 1 {
+                    format!("#{} ", rank + 1)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]",
+                    m.song.title,
+                    clock(m.offset_secs),
+                    m.offset_secs,
+                    m.confidence,
+                    m.aligned,
+                    m.song.id,
+                    id.processing_ms()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `audiofp index <files or folders>...`
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::output::{print_json, progress_bar};
+use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
+use crate::cancel::CancelToken;
+use crate::index::OpenMode;
+use crate::indexer::{self, IndexEvent, SkipReason};
+
+/// Arguments of `index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Audio files, or folders to search recursively for audio files.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Analysis threads [default: the number of cores].
+    #[arg(long, short = 'j')]
+    pub workers: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
+    let mut library = cli.open_library(OpenMode::CreateIfMissing, &match_config()?)?;
+    let (files, missing) = indexer::collect_audio_files(&args.paths);
+    for path in &missing {
+        eprintln!("error: {}: no such file or folder", path.display());
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        // Ctrl-C finishes the song being written and stops; a second Ctrl-C is the default kill.
+        ctrlc::set_handler(move || {
+            if cancel.is_cancelled() {
+                std::process::exit(130);
+            }
+            cancel.cancel();
+        })
+        .ok();
+    }
+    let bar = progress_bar(files.len() as u64, "files");
+    let summary =
+        indexer::index_files(&mut library, files, workers, &cancel, |event| match event {
+            IndexEvent::Started { .. } => {}
+            IndexEvent::Indexed { path, .. } => {
+                bar.set_message(path.display().to_string());
+                bar.inc(1);
+            }
+            IndexEvent::Skipped { path, reason } => {
+                tracing::info!(
+                    "{}: skipped ({})",
+                    path.display(),
+                    match reason {
+                        SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
+                        SkipReason::Duplicate { song_id } =>
+                            format!("same audio as song {song_id}"),
+                    }
+                );
+                bar.inc(1);
+            }
+            IndexEvent::Failed { message, .. } => {
+                bar.suspend(|| eprintln!("error: {message}"));
+                bar.inc(1);
+            }
+        })?;
+    bar.finish_and_clear();
+
+    if args.json {
+        print_json(&serde_json::json!({
+            "total": summary.total,
+            "indexed": summary.indexed,
+            "skipped": summary.skipped,
+            "failed": summary.failed,
+            "missing": missing,
+            "audio_seconds": summary.audio_secs,
+            "elapsed_seconds": summary.elapsed_secs,
+            "cancelled": summary.cancelled,
+        }))?;
+    } else {
+        let speed = if summary.elapsed_secs > 0.0 {
+            format!(
+                " in {:.1} s ({:.1} songs/s, {:.0}x realtime)",
+                summary.elapsed_secs,
+                summary.indexed as f64 / summary.elapsed_secs,
+                summary.audio_secs / summary.elapsed_secs
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{} indexed, {} skipped (already indexed), {} failed{speed}",
+            summary.indexed,
+            summary.skipped,
+            summary.failed.len() + missing.len()
+        );
+        for failed in &summary.failed {
+            println!("  failed: {}", failed.message);
+        }
+        if summary.cancelled {
+            println!(
+                "cancelled: songs indexed so far are kept; run the same command again to finish"
+            );
+        }
+    }
+    Ok(
+        if summary.failed.is_empty() && missing.is_empty() && !summary.cancelled {
+            EXIT_OK
+        } else {
+            EXIT_ERROR
+        },
+    )
+}

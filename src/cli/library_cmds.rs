@@ -1,0 +1,247 @@
+//! `list`, `show`, `remove`, `stats`, `export`, `import`: looking after the library.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::output::{bytes, clock, print_json, progress_bar};
+use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
+use crate::index::export::{export_store, import_into};
+use crate::index::{OpenMode, Store, open_store};
+
+/// Just a `--json` flag.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only songs whose title, artist or album contains this text (case-insensitive).
+    #[arg(long, short = 'q')]
+    pub filter: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Song id (see `audiofp list`).
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Song ids to remove.
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// File to write.
+    pub file: PathBuf,
+}
+
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// File written by `audiofp export`.
+    pub file: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Opens just the store (no search structure needed).
+fn store(cli: &Cli, mode: OpenMode) -> anyhow::Result<Box<dyn Store>> {
+    Ok(open_store(
+        &cli.storage()?,
+        &super::fingerprint_config()?,
+        mode,
+    )?)
+}
+
+pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
+    let store = store(cli, OpenMode::MustExist)?;
+    let mut songs = store.songs()?;
+    if let Some(filter) = &args.filter {
+        let needle = filter.to_lowercase();
+        songs.retain(|s| {
+            [Some(&s.title), s.artist.as_ref(), s.album.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|f| f.to_lowercase().contains(&needle))
+        });
+    }
+    if args.json {
+        print_json(&songs)?;
+        return Ok(EXIT_OK);
+    }
+    if songs.is_empty() {
+        println!("no songs");
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:>6}  {:>7}  {:<40}  {:<24}  {}",
+        "ID", "LENGTH", "TITLE", "ARTIST", "ALBUM"
+    );
+    for song in &songs {
+        println!(
+            "{:>6}  {:>7}  {:<40}  {:<24}  {}",
+            song.id,
+            clock(song.duration_secs),
+            truncate(&song.title, 40),
+            truncate(song.artist.as_deref().unwrap_or("-"), 24),
+            song.album.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
+    let store = store(cli, OpenMode::MustExist)?;
+    let Some(song) = store.song(args.id)? else {
+        anyhow::bail!("no song with id {} (see `audiofp list`)", args.id);
+    };
+    if args.json {
+        print_json(&song)?;
+        return Ok(EXIT_OK);
+    }
+    println!("id:        {}", song.id);
+    println!("title:     {}", song.title);
+    println!("artist:    {}", song.artist.as_deref().unwrap_or("-"));
+    println!("album:     {}", song.album.as_deref().unwrap_or("-"));
+    println!(
+        "duration:  {} ({:.1} s)",
+        clock(song.duration_secs),
+        song.duration_secs
+    );
+    println!("path:      {}", song.path.as_deref().unwrap_or("-"));
+    println!("added:     {} (unix time)", song.added_at);
+    println!(
+        "peaks:     {} ({:.1} per second)",
+        song.num_peaks,
+        f64::from(song.num_peaks) / song.duration_secs.max(1e-9)
+    );
+    println!("blake3:    {}", song.content_hash);
+    Ok(EXIT_OK)
+}
+
+pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<u8> {
+    let mut store = store(cli, OpenMode::MustExist)?;
+    let mut removed = Vec::new();
+    let mut unknown = Vec::new();
+    for &id in &args.ids {
+        if store.remove_song(id)? {
+            removed.push(id);
+        } else {
+            unknown.push(id);
+        }
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "removed": removed, "unknown": unknown }))?;
+    } else {
+        for id in &removed {
+            println!("removed song {id}");
+        }
+        for id in &unknown {
+            eprintln!("error: no song with id {id}");
+        }
+    }
+    Ok(if unknown.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
+    let library = cli.open_library(OpenMode::MustExist, &match_config()?)?;
+    let stats = library.store().stats()?;
+    let hashes = library.inverted_index().posting_count();
+    let hours = stats.total_secs / 3600.0;
+    if args.json {
+        print_json(&serde_json::json!({
+            "songs": stats.songs,
+            "hours": hours,
+            "peaks": stats.peaks,
+            "hashes": hashes,
+            "bytes_on_disk": stats.bytes_on_disk,
+            "bytes_per_hour": if hours > 0.0 { stats.bytes_on_disk as f64 / hours } else { 0.0 },
+            "memory_index_bytes": library.inverted_index().memory_bytes(),
+            "storage": library.store().kind(),
+            "location": library.store().location(),
+        }))?;
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "index:     {} ({})",
+        library.store().location().display(),
+        library.store().kind()
+    );
+    println!("songs:     {}", stats.songs);
+    println!("audio:     {:.2} hours", hours);
+    println!("peaks:     {}", stats.peaks);
+    println!(
+        "hashes:    {} (in memory: {})",
+        hashes,
+        bytes(library.inverted_index().memory_bytes() as u64)
+    );
+    let per_hour = if hours > 0.0 {
+        format!(
+            " ({} per hour of audio)",
+            bytes((stats.bytes_on_disk as f64 / hours) as u64)
+        )
+    } else {
+        String::new()
+    };
+    println!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk));
+    Ok(EXIT_OK)
+}
+
+pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
+    let store = store(cli, OpenMode::MustExist)?;
+    let written = export_store(store.as_ref(), &args.file)?;
+    println!("exported {written} songs to {}", args.file.display());
+    Ok(EXIT_OK)
+}
+
+pub fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<u8> {
+    let mut store = store(cli, OpenMode::CreateIfMissing)?;
+    let bar = progress_bar(0, "songs");
+    let summary = import_into(store.as_mut(), &args.file, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "imported {} songs, skipped {} already in the index",
+            summary.imported, summary.skipped
+        );
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,206 @@
+//! The `audiofp` command line: argument parsing, settings resolution and dispatch.
+//!
+//! Settings come from, in order of precedence: flags, environment variables (also read from a
+//! `.env` file in the working directory), built-in defaults. Exit codes (ripgrep-style):
+//! 0 = success, 1 = a clip had no match, 2 = an error (including files that failed to index).
+
+mod bench_cmd;
+mod identify_cmd;
+mod index_cmd;
+mod library_cmds;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{FingerprintConfig, MatchConfig};
+use crate::index::{OpenMode, StorageKind};
+use crate::library::Library;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a clip had no match.
+pub const EXIT_NO_MATCH: u8 = 1;
+/// Exit code: an error happened.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Identify music locally, Shazam-style: index your library, then name the song (and the
+/// second) a clip or a recording comes from. With no command, opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(name = "audiofp", version, about, long_about = None)]
+pub struct Cli {
+    /// Index database file [default: the platform data dir, e.g. ~/.local/share/audiofp/index.db].
+    #[arg(long, global = true, env = "SQLITE_DATABASE_PATH", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Where the index lives: `sqlite` (a file, the default) or `memory` (gone at exit).
+    #[arg(long, global = true, env = "STORAGE_TYPE", value_enum, default_value_t = StorageType::Sqlite)]
+    pub storage: StorageType,
+
+    /// Log level: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "warn")]
+    pub log_level: String,
+
+    /// Append logs to this file instead of standard error.
+    #[arg(long, global = true, env = "LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Storage backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StorageType {
+    /// An SQLite file.
+    Sqlite,
+    /// In memory only.
+    Memory,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add audio files or folders (searched recursively) to the index.
+    Index(index_cmd::IndexArgs),
+    /// Name the song each clip comes from, and where in the song.
+    Identify(identify_cmd::IdentifyArgs),
+    /// List the indexed songs.
+    List(library_cmds::ListArgs),
+    /// Show one song.
+    Show(library_cmds::ShowArgs),
+    /// Remove a song from the index.
+    Remove(library_cmds::RemoveArgs),
+    /// Totals: songs, hours, hashes, bytes on disk.
+    Stats(library_cmds::JsonFlag),
+    /// Write the whole index to a portable file.
+    Export(library_cmds::ExportArgs),
+    /// Add the songs of an exported file to the index.
+    Import(library_cmds::ImportArgs),
+    /// Measure accuracy, speed, size and memory on a corpus (see docs/BENCHMARK.md).
+    Bench(bench_cmd::BenchArgs),
+}
+
+impl Cli {
+    /// The store selected by flags and environment.
+    pub fn storage(&self) -> anyhow::Result<StorageKind> {
+        Ok(match self.storage {
+            StorageType::Memory => StorageKind::Memory,
+            StorageType::Sqlite => StorageKind::Sqlite(match &self.db {
+                Some(path) => path.clone(),
+                None => default_db_path()?,
+            }),
+        })
+    }
+
+    /// Opens the library.
+    pub fn open_library(
+        &self,
+        mode: OpenMode,
+        match_config: &MatchConfig,
+    ) -> anyhow::Result<Library> {
+        let config = fingerprint_config()?;
+        let storage = self.storage()?;
+        Ok(Library::open(&storage, &config, match_config, mode)?)
+    }
+}
+
+/// The platform data directory's index file.
+pub fn default_db_path() -> anyhow::Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("org", "audiofp", "audiofp")
+        .context("cannot determine a data directory for the index; pass --db PATH")?;
+    Ok(dirs.data_dir().join("index.db"))
+}
+
+/// Fingerprint parameters from the defaults and the environment.
+pub fn fingerprint_config() -> anyhow::Result<FingerprintConfig> {
+    FingerprintConfig::default()
+        .with_env()
+        .map_err(|e| anyhow::anyhow!("invalid fingerprint settings: {e}"))
+}
+
+/// Match settings from the defaults and the environment.
+pub fn match_config() -> anyhow::Result<MatchConfig> {
+    MatchConfig::default()
+        .with_env()
+        .map_err(|e| anyhow::anyhow!("invalid match settings: {e}"))
+}
+
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .with_context(|| format!("invalid log level {:?}", cli.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init()
+                .ok();
+        }
+        None => {
+            builder.with_writer(std::io::stderr).try_init().ok();
+        }
+    }
+    Ok(())
+}
+
+/// Parses the command line and runs it. `run_gui` is called when no command is given.
+pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
+    // A missing .env is normal; a malformed one is reported by the first setting it breaks.
+    dotenvy::dotenv().ok();
+    let cli = Cli::parse();
+    match run(&cli, run_gui) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::from(EXIT_OK);
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::Result<u8> {
+    init_logging(cli)?;
+    match &cli.command {
+        None => run_gui(cli).map(|()| EXIT_OK),
+        Some(Command::Index(args)) => index_cmd::run(cli, args),
+        Some(Command::Identify(args)) => identify_cmd::run(cli, args),
+        Some(Command::List(args)) => library_cmds::list(cli, args),
+        Some(Command::Show(args)) => library_cmds::show(cli, args),
+        Some(Command::Remove(args)) => library_cmds::remove(cli, args),
+        Some(Command::Stats(args)) => library_cmds::stats(cli, args),
+        Some(Command::Export(args)) => library_cmds::export(cli, args),
+        Some(Command::Import(args)) => library_cmds::import(cli, args),
+        Some(Command::Bench(args)) => bench_cmd::run(cli, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

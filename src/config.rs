@@ -1,0 +1,278 @@
+//! Analysis and matching parameters.
+//!
+//! [`FingerprintConfig`] holds every parameter that changes the fingerprints themselves. It is
+//! stored in the index when the index is created, and an index is refused when opened with a
+//! configuration that differs (fingerprints made with other parameters never match). Parameters
+//! are grouped by pipeline stage. [`MatchConfig`] holds query-side settings that can change freely.
+//!
+//! Environment variables (see the README) override the defaults; the CLI flags override those.
+
+use serde::{Deserialize, Serialize};
+
+/// Parameters that determine the fingerprints stored in an index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FingerprintConfig {
+    // ------ Resampling
+    /// Analysis sample rate (`SAMPLE_RATE`). 8 kHz keeps the whole analysis band inside what
+    /// telephone (8 kHz) and voice-app (16 kHz) clips still carry.
+    pub sample_rate_hz: u32,
+
+    // ------ STFT
+    /// FFT length in samples (`N_FFT`); a Hann window of the same length.
+    pub n_fft: usize,
+    /// Hop between frames in samples (`HOP_LENGTH`).
+    pub hop_length: usize,
+    /// Lowest frequency that can hold a peak (`MIN_FREQ`), above the rumble phone mics cut.
+    pub min_freq_hz: f32,
+    /// Highest frequency that can hold a peak (`MAX_FREQ`), below the GSM/telephone band edge.
+    pub max_freq_hz: f32,
+
+    // ------ Peaks (constellation)
+    /// Half-width of the local-maximum neighbourhood in frequency bins (`PEAK_NEIGHBORHOOD_SIZE`).
+    pub peak_neighborhood_size: usize,
+    /// Half-width of the local-maximum neighbourhood in frames (`PEAK_NEIGHBORHOOD_FRAMES`).
+    pub peak_neighborhood_frames: usize,
+    /// Amplitude floor in dB relative to a full-scale sine (`MIN_AMPLITUDE`): quieter maxima are
+    /// never peaks, so digital silence and dither give none.
+    pub min_amplitude_db: f32,
+    /// Density control (`PEAKS_PER_SECOND`): a peak is kept only if it is among this many
+    /// strongest candidates within one second centred on it, so loud and quiet passages both
+    /// give peaks and the density does not depend on where a clip starts.
+    pub peaks_per_second: f32,
+
+    // ------ Landmark hashes
+    /// How many later peaks each anchor is paired with (`FAN_VALUE`).
+    pub fan_value: usize,
+    /// Target zone length in frames (1..=this after the anchor), at most 63.
+    pub max_delta_frames: u32,
+    /// Target zone half-height in frequency bins, at most 127.
+    pub max_delta_bins: u32,
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate_hz: 8000,
+            n_fft: 1024,
+            hop_length: 256,
+            min_freq_hz: 200.0,
+            max_freq_hz: 3600.0,
+            peak_neighborhood_size: 10,
+            peak_neighborhood_frames: 4,
+            min_amplitude_db: -70.0,
+            peaks_per_second: 15.0,
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+        }
+    }
+}
+
+impl FingerprintConfig {
+    /// Width of one FFT bin in Hz.
+    pub fn bin_hz(&self) -> f32 {
+        self.sample_rate_hz as f32 / self.n_fft as f32
+    }
+
+    /// Seconds between two frames.
+    pub fn frame_secs(&self) -> f64 {
+        self.hop_length as f64 / f64::from(self.sample_rate_hz)
+    }
+
+    /// Frames per second (the time resolution of offsets).
+    pub fn frames_per_second(&self) -> f64 {
+        1.0 / self.frame_secs()
+    }
+
+    /// First FFT bin of the analysis band.
+    pub fn first_bin(&self) -> usize {
+        (self.min_freq_hz / self.bin_hz()).ceil().max(1.0) as usize
+    }
+
+    /// Last FFT bin (inclusive) of the analysis band.
+    pub fn last_bin(&self) -> usize {
+        ((self.max_freq_hz / self.bin_hz()).floor() as usize).min(self.n_fft / 2)
+    }
+
+    /// Number of bins in the analysis band.
+    pub fn band_bins(&self) -> usize {
+        self.last_bin().saturating_sub(self.first_bin()) + 1
+    }
+
+    /// Checks that the parameters are usable and fit the landmark bit layout.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(4000..=48_000).contains(&self.sample_rate_hz) {
+            problems.push("SAMPLE_RATE must be within 4000..=48000".to_string());
+        }
+        if !self.n_fft.is_power_of_two() || !(64..=8192).contains(&self.n_fft) {
+            problems.push("N_FFT must be a power of two within 64..=8192".to_string());
+        }
+        if self.hop_length == 0 || self.hop_length > self.n_fft {
+            problems.push("HOP_LENGTH must be within 1..=N_FFT".to_string());
+        }
+        if self.min_freq_hz < 0.0 || self.max_freq_hz <= self.min_freq_hz {
+            problems.push("MIN_FREQ must be below MAX_FREQ".to_string());
+        }
+        if self.max_freq_hz > self.sample_rate_hz as f32 / 2.0 {
+            problems.push("MAX_FREQ must be at most SAMPLE_RATE / 2".to_string());
+        }
+        if self.band_bins() > crate::engine::landmarks::MAX_BAND_BINS {
+            problems.push(format!(
+                "the analysis band has {} bins; at most {} fit the hash layout (narrow the band or lower N_FFT)",
+                self.band_bins(),
+                crate::engine::landmarks::MAX_BAND_BINS
+            ));
+        }
+        if self.peaks_per_second <= 0.0 {
+            problems.push("PEAKS_PER_SECOND must be positive".to_string());
+        }
+        if self.fan_value == 0 || self.fan_value > 64 {
+            problems.push("FAN_VALUE must be within 1..=64".to_string());
+        }
+        if !(1..=63).contains(&self.max_delta_frames) {
+            problems.push("the target zone length must be within 1..=63 frames".to_string());
+        }
+        if !(1..=127).contains(&self.max_delta_bins) {
+            problems.push("the target zone height must be within 1..=127 bins".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Human-readable list of the parameters that differ between `self` and `other`.
+    pub fn differences(&self, other: &Self) -> Vec<String> {
+        let a = serde_json::to_value(self).unwrap_or_default();
+        let b = serde_json::to_value(other).unwrap_or_default();
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            return vec!["unreadable parameters".to_string()];
+        };
+        let mut diffs = Vec::new();
+        for (key, value) in a {
+            match b.get(key) {
+                Some(other_value) if other_value == value => {}
+                Some(other_value) => diffs.push(format!("{key}: {value} vs {other_value}")),
+                None => diffs.push(format!("{key}: {value} vs (absent)")),
+            }
+        }
+        for key in b.keys().filter(|k| !a.contains_key(*k)) {
+            diffs.push(format!("{key}: (absent) vs {}", b[key]));
+        }
+        diffs
+    }
+
+    /// Applies the fingerprint environment variables (`SAMPLE_RATE`, `N_FFT`, `HOP_LENGTH`,
+    /// `PEAK_NEIGHBORHOOD_SIZE`, `MIN_AMPLITUDE`, `FAN_VALUE`, ...) on top of `self`.
+    pub fn with_env(mut self) -> Result<Self, String> {
+        fn read<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
+            if let Ok(text) = std::env::var(name) {
+                *slot = text.trim().parse().map_err(|_| {
+                    format!("environment variable {name}={text:?} is not a valid number")
+                })?;
+            }
+            Ok(())
+        }
+        read("SAMPLE_RATE", &mut self.sample_rate_hz)?;
+        read("N_FFT", &mut self.n_fft)?;
+        read("HOP_LENGTH", &mut self.hop_length)?;
+        read("MIN_FREQ", &mut self.min_freq_hz)?;
+        read("MAX_FREQ", &mut self.max_freq_hz)?;
+        read("PEAK_NEIGHBORHOOD_SIZE", &mut self.peak_neighborhood_size)?;
+        read(
+            "PEAK_NEIGHBORHOOD_FRAMES",
+            &mut self.peak_neighborhood_frames,
+        )?;
+        read("MIN_AMPLITUDE", &mut self.min_amplitude_db)?;
+        read("PEAKS_PER_SECOND", &mut self.peaks_per_second)?;
+        read("FAN_VALUE", &mut self.fan_value)?;
+        self.validate()?;
+        Ok(self)
+    }
+}
+
+/// Query-side settings: they change how a clip is analysed and scored, not the index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatchConfig {
+    /// The query keeps this many times the reference peak density, so that reference peaks
+    /// masked in the clip's ranking by noise peaks are still found.
+    pub query_density_factor: f32,
+    /// The query pairs each anchor with this many times `fan_value` targets, so that the
+    /// reference's pairs are formed even when extra query peaks sit between them.
+    pub query_fan_factor: usize,
+    /// The query also looks up each pair with its frame distance one more and one less, since
+    /// a clip's frame grid sits a fraction of a hop off the song's.
+    pub query_dt_tolerance: bool,
+    /// Matches with a confidence below this are not reported (`MATCH_THRESHOLD`).
+    pub threshold: f64,
+    /// Fewer aligned hashes than this is never a match, whatever the statistics say.
+    pub min_aligned: usize,
+    /// Number of matches to return at most.
+    pub top_n: usize,
+    /// Shortest clip accepted, in seconds.
+    pub min_clip_secs: f64,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        Self {
+            query_density_factor: 2.0,
+            query_fan_factor: 3,
+            query_dt_tolerance: true,
+            threshold: 0.8,
+            min_aligned: 5,
+            top_n: 5,
+            min_clip_secs: 0.9,
+        }
+    }
+}
+
+impl MatchConfig {
+    /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR` and
+    /// `QUERY_FAN_FACTOR` from the environment.
+    pub fn with_env(mut self) -> Result<Self, String> {
+        fn read<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
+            if let Ok(text) = std::env::var(name) {
+                *slot = text.trim().parse().map_err(|_| {
+                    format!("environment variable {name}={text:?} is not a valid number")
+                })?;
+            }
+            Ok(())
+        }
+        read("MATCH_THRESHOLD", &mut self.threshold)?;
+        read("MIN_ALIGNED", &mut self.min_aligned)?;
+        read("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
+        read("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err("MATCH_THRESHOLD must be within 0..1".to_string());
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_band_fits() {
+        let config = FingerprintConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.first_bin(), 26);
+        assert_eq!(config.last_bin(), 460);
+    }
+
+    #[test]
+    fn differences_name_the_parameter() {
+        let a = FingerprintConfig::default();
+        let b = FingerprintConfig {
+            fan_value: 9,
+            ..FingerprintConfig::default()
+        };
+        let diffs = a.differences(&b);
+        assert_eq!(diffs.len(), 1);
+        assert!(diffs[0].starts_with("fan_value"), "{diffs:?}");
+    }
+}

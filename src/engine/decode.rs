@@ -1,0 +1,308 @@
+//! Decoding with symphonia: any supported container/codec to mono `f32` chunks.
+//!
+//! Input: a file path (the extension is only a hint; the content decides) or an in-memory byte
+//! buffer. Output: a stream of mono chunks at the file's native sample rate, handed to a callback
+//! one packet at a time, so a two-hour file never sits in memory. Channels are averaged.
+//!
+//! Damaged packets are skipped and counted, as Symphonia's own players do; a stream in which
+//! nothing decodes, or that ends well before the length its header announces, is an error.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::{MetadataOptions, MetadataRevision, StandardTag};
+
+use super::EngineError;
+use crate::cancel::CancelToken;
+
+/// Tags read from the file, when it has them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    /// Track title.
+    pub title: Option<String>,
+    /// Track artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+}
+
+/// What decoding found out about the stream.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeSummary {
+    /// Native sample rate of the audio track.
+    pub sample_rate_hz: u32,
+    /// Number of channels of the audio track.
+    pub channels: usize,
+    /// Frames (samples per channel) decoded.
+    pub frames_decoded: u64,
+    /// Packets that failed to decode and were skipped.
+    pub bad_packets: u64,
+    /// Tags from the container.
+    pub tags: Tags,
+}
+
+impl DecodeSummary {
+    /// Decoded duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        if self.sample_rate_hz == 0 {
+            0.0
+        } else {
+            self.frames_decoded as f64 / f64::from(self.sample_rate_hz)
+        }
+    }
+}
+
+/// Where the audio comes from.
+pub enum AudioSource<'a> {
+    /// A file on disk.
+    File(&'a Path),
+    /// Bytes in memory (an upload), with an optional file-name hint for the format.
+    Bytes {
+        /// The encoded audio.
+        bytes: Vec<u8>,
+        /// A name used in messages and, by its extension, as a format hint.
+        name: &'a str,
+    },
+}
+
+impl AudioSource<'_> {
+    fn display_path(&self) -> PathBuf {
+        match self {
+            AudioSource::File(path) => path.to_path_buf(),
+            AudioSource::Bytes { name, .. } => PathBuf::from(name),
+        }
+    }
+}
+
+/// Decodes `source` and calls `on_chunk(mono_samples, sample_rate_hz)` for each decoded packet.
+pub fn decode_mono(
+    source: AudioSource<'_>,
+    cancel: &CancelToken,
+    mut on_chunk: impl FnMut(&[f32], u32) -> Result<(), EngineError>,
+) -> Result<DecodeSummary, EngineError> {
+    let path = source.display_path();
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let media: Box<dyn MediaSource> = match source {
+        AudioSource::File(file_path) => {
+            let file = File::open(file_path).map_err(|source| EngineError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let len = file
+                .metadata()
+                .map_err(|source| EngineError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
+            if len == 0 {
+                return Err(EngineError::EmptyFile { path });
+            }
+            Box::new(file)
+        }
+        AudioSource::Bytes { bytes, .. } => {
+            if bytes.is_empty() {
+                return Err(EngineError::EmptyFile { path });
+            }
+            Box::new(Cursor::new(bytes))
+        }
+    };
+    let stream = MediaSourceStream::new(media, Default::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|err| EngineError::Unsupported {
+            path: path.clone(),
+            reason: describe(&err),
+        })?;
+    decode_track(format.as_mut(), &path, cancel, &mut on_chunk)
+}
+
+fn describe(err: &SymphoniaError) -> String {
+    match err {
+        SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "unexpected end of file".to_string()
+        }
+        SymphoniaError::Unsupported(what) => format!("unsupported: {what}"),
+        other => other.to_string(),
+    }
+}
+
+fn decode_track(
+    format: &mut dyn FormatReader,
+    path: &Path,
+    cancel: &CancelToken,
+    on_chunk: &mut dyn FnMut(&[f32], u32) -> Result<(), EngineError>,
+) -> Result<DecodeSummary, EngineError> {
+    let mut tags = Tags::default();
+    if let Some(revision) = format.metadata().skip_to_latest() {
+        read_tags(revision, &mut tags);
+    }
+    let Some(track) = format.default_track(TrackType::Audio) else {
+        return Err(EngineError::NoAudioTrack {
+            path: path.to_path_buf(),
+        });
+    };
+    let track_id = track.id;
+    let expected_frames = track.num_frames;
+    let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()) else {
+        return Err(EngineError::NoAudioTrack {
+            path: path.to_path_buf(),
+        });
+    };
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|err| EngineError::Unsupported {
+            path: path.to_path_buf(),
+            reason: describe(&err),
+        })?;
+
+    let mut summary = DecodeSummary::default();
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut mono: Vec<f32> = Vec::new();
+    let mut good_packets: u64 = 0;
+    let mut hit_end_early = None;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) | Err(SymphoniaError::ResetRequired) => break,
+            Err(SymphoniaError::IoError(err))
+                if err.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                hit_end_early = Some("unexpected end of file".to_string());
+                break;
+            }
+            Err(err) => {
+                if good_packets == 0 {
+                    return Err(EngineError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: describe(&err),
+                    });
+                }
+                hit_end_early = Some(describe(&err));
+                break;
+            }
+        };
+        if !format.metadata().is_latest()
+            && let Some(revision) = format.metadata().skip_to_latest()
+        {
+            read_tags(revision, &mut tags);
+        }
+        if packet.track_id != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(SymphoniaError::IoError(_) | SymphoniaError::DecodeError(_)) => {
+                summary.bad_packets += 1;
+                if good_packets == 0 && summary.bad_packets >= 64 {
+                    return Err(EngineError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: "no packet decodes".to_string(),
+                    });
+                }
+                continue;
+            }
+            Err(err) => {
+                return Err(EngineError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: describe(&err),
+                });
+            }
+        };
+        let frames = decoded.frames();
+        if frames == 0 {
+            continue;
+        }
+        let rate = decoded.spec().rate();
+        let channels = decoded.spec().channels().count().max(1);
+        if rate == 0 {
+            return Err(EngineError::BadFormat {
+                source_name: path.display().to_string(),
+                reason: "sample rate 0".to_string(),
+            });
+        }
+        summary.sample_rate_hz = rate;
+        summary.channels = channels;
+        interleaved.resize(frames * channels, 0.0);
+        decoded.copy_to_slice_interleaved(&mut interleaved[..]);
+        mono.clear();
+        if channels == 1 {
+            mono.extend_from_slice(&interleaved);
+        } else {
+            let scale = 1.0 / channels as f32;
+            mono.extend(
+                interleaved
+                    .chunks_exact(channels)
+                    .map(|frame| frame.iter().sum::<f32>() * scale),
+            );
+        }
+        good_packets += 1;
+        summary.frames_decoded += frames as u64;
+        on_chunk(&mono, rate)?;
+    }
+    summary.tags = tags;
+    if good_packets == 0 {
+        return Err(EngineError::Corrupt {
+            path: path.to_path_buf(),
+            reason: hit_end_early.unwrap_or_else(|| "no audio could be decoded".to_string()),
+        });
+    }
+    // A header that promises much more audio than the stream holds means the file was cut.
+    if let Some(expected) = expected_frames {
+        let slack = u64::from(summary.sample_rate_hz / 2).max(4096);
+        if expected > summary.frames_decoded + slack && summary.frames_decoded < expected * 98 / 100
+        {
+            let rate = f64::from(summary.sample_rate_hz.max(1));
+            return Err(EngineError::Truncated {
+                path: path.to_path_buf(),
+                decoded_secs: summary.frames_decoded as f64 / rate,
+                expected_secs: expected as f64 / rate,
+            });
+        }
+    } else if let Some(reason) = hit_end_early {
+        tracing::warn!(
+            "{}: stream ended early ({reason}); using what decoded",
+            path.display()
+        );
+    }
+    Ok(summary)
+}
+
+fn read_tags(revision: &MetadataRevision, tags: &mut Tags) {
+    let all = revision.media.tags.iter().chain(
+        revision
+            .per_track
+            .iter()
+            .flat_map(|t| t.metadata.tags.iter()),
+    );
+    for tag in all {
+        let Some(std) = &tag.std else { continue };
+        let (slot, value) = match std {
+            StandardTag::TrackTitle(v) => (&mut tags.title, v),
+            StandardTag::Artist(v) => (&mut tags.artist, v),
+            StandardTag::Album(v) => (&mut tags.album, v),
+            _ => continue,
+        };
+        let value = value.trim();
+        if slot.is_none() && !value.is_empty() {
+            *slot = Some(value.to_string());
+        }
+    }
+}

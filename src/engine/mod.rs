@@ -1,0 +1,265 @@
+//! The analysis pipeline, as a straight line:
+//!
+//! ```text
+//! decode (symphonia) -> mono -> resample to SAMPLE_RATE (rubato) -> STFT (realfft)
+//!   -> peaks (constellation) -> landmarks (anchor + fan-out hashes)
+//! ```
+//!
+//! Everything up to the peaks streams, so memory does not grow with the file's length beyond
+//! the peak list (~15 peaks per second). Landmarks are derived from peaks on demand: the index
+//! stores peaks, which are several times smaller than the hashes they generate.
+
+pub mod decode;
+pub mod error;
+pub mod landmarks;
+pub mod matcher;
+pub mod peaks;
+pub mod postings;
+pub mod resample;
+pub mod stft;
+
+pub use decode::{AudioSource, DecodeSummary, Tags};
+pub use error::EngineError;
+pub use landmarks::{Landmark, PairingRule};
+pub use peaks::Peak;
+
+use crate::cancel::CancelToken;
+use crate::config::{FingerprintConfig, MatchConfig};
+use peaks::PeakPicker;
+use resample::StreamResampler;
+use stft::Stft;
+
+/// RMS below this (about -80 dBFS) counts as silence.
+const SILENCE_RMS: f64 = 1e-4;
+
+/// The constellation of one song or clip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fingerprint {
+    /// Peaks sorted by frame, then bin.
+    pub peaks: Vec<Peak>,
+    /// Number of STFT frames analysed.
+    pub num_frames: u32,
+    /// Length of the audio in seconds.
+    pub duration_secs: f64,
+}
+
+/// How densely to analyse: the index side or the query side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Side {
+    /// Songs being indexed: the configured density and fan-out.
+    Reference,
+    /// Clips being identified: denser peaks and a wider fan-out (see [`MatchConfig`]).
+    Query,
+}
+
+/// Streaming analyser from mono samples at any rate to a [`Fingerprint`].
+pub struct Analyzer {
+    config: FingerprintConfig,
+    peaks_per_second: f32,
+    resampler: Option<(u32, StreamResampler)>,
+    resampled: Vec<f32>,
+    stft: Stft,
+    picker: PeakPicker,
+    peaks: Vec<Peak>,
+    samples_in: u64,
+    seconds_in: f64,
+    sum_squares: f64,
+    analysed_samples: u64,
+}
+
+impl Analyzer {
+    /// An analyser for `side`.
+    pub fn new(config: &FingerprintConfig, match_config: &MatchConfig, side: Side) -> Self {
+        let peaks_per_second = match side {
+            Side::Reference => config.peaks_per_second,
+            Side::Query => config.peaks_per_second * match_config.query_density_factor,
+        };
+        Self {
+            config: config.clone(),
+            peaks_per_second,
+            resampler: None,
+            resampled: Vec::new(),
+            stft: Stft::new(config),
+            picker: PeakPicker::new(config, peaks_per_second),
+            peaks: Vec::new(),
+            samples_in: 0,
+            seconds_in: 0.0,
+            sum_squares: 0.0,
+            analysed_samples: 0,
+        }
+    }
+
+    /// The peak density this analyser aims at.
+    pub fn peaks_per_second(&self) -> f32 {
+        self.peaks_per_second
+    }
+
+    /// Feeds mono samples at `sample_rate_hz`.
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        sample_rate_hz: u32,
+        source_name: &str,
+    ) -> Result<(), EngineError> {
+        let bad_format = |reason: String| EngineError::BadFormat {
+            source_name: source_name.to_string(),
+            reason,
+        };
+        let needs_new = match &self.resampler {
+            Some((rate, _)) => *rate != sample_rate_hz,
+            None => true,
+        };
+        if needs_new {
+            // A rate change mid-stream (chained Ogg) flushes the old resampler first.
+            if let Some((_, mut old)) = self.resampler.take() {
+                self.resampled.clear();
+                old.finish(&mut self.resampled).map_err(bad_format)?;
+                self.analyse_resampled();
+            }
+            let resampler = StreamResampler::new(sample_rate_hz, self.config.sample_rate_hz)
+                .map_err(bad_format)?;
+            self.resampler = Some((sample_rate_hz, resampler));
+        }
+        self.samples_in += samples.len() as u64;
+        self.seconds_in += samples.len() as f64 / f64::from(sample_rate_hz);
+        self.resampled.clear();
+        if let Some((_, resampler)) = self.resampler.as_mut() {
+            resampler
+                .push(samples, &mut self.resampled)
+                .map_err(bad_format)?;
+        }
+        self.analyse_resampled();
+        Ok(())
+    }
+
+    fn analyse_resampled(&mut self) {
+        self.sum_squares += self
+            .resampled
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>();
+        self.analysed_samples += self.resampled.len() as u64;
+        let picker = &mut self.picker;
+        let peaks = &mut self.peaks;
+        self.stft
+            .push(&self.resampled, |frame| picker.push_frame(frame, peaks));
+    }
+
+    /// Ends the stream and returns the fingerprint, or why there is none.
+    pub fn finish(mut self, source_name: &str, min_secs: f64) -> Result<Fingerprint, EngineError> {
+        if let Some((_, mut resampler)) = self.resampler.take() {
+            self.resampled.clear();
+            resampler
+                .finish(&mut self.resampled)
+                .map_err(|reason| EngineError::BadFormat {
+                    source_name: source_name.to_string(),
+                    reason,
+                })?;
+            self.analyse_resampled();
+        }
+        self.picker.finish(&mut self.peaks);
+        let duration_secs = self.seconds_in;
+        if duration_secs < min_secs {
+            return Err(EngineError::TooShort {
+                source_name: source_name.to_string(),
+                secs: duration_secs,
+                min_secs,
+            });
+        }
+        let rms = (self.sum_squares / self.analysed_samples.max(1) as f64).sqrt();
+        if rms < SILENCE_RMS || self.peaks.is_empty() {
+            return Err(EngineError::Silent {
+                source_name: source_name.to_string(),
+            });
+        }
+        Ok(Fingerprint {
+            peaks: self.peaks,
+            num_frames: self.picker.frames_seen(),
+            duration_secs,
+        })
+    }
+}
+
+/// Fingerprints mono samples held in memory (a recorded or uploaded clip).
+pub fn fingerprint_samples(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    side: Side,
+) -> Result<Fingerprint, EngineError> {
+    if sample_rate_hz == 0 {
+        return Err(EngineError::BadFormat {
+            source_name: "clip".to_string(),
+            reason: "sample rate 0".to_string(),
+        });
+    }
+    if samples.iter().any(|s| !s.is_finite()) {
+        return Err(EngineError::BadFormat {
+            source_name: "clip".to_string(),
+            reason: "samples contain NaN or infinity".to_string(),
+        });
+    }
+    let mut analyzer = Analyzer::new(config, match_config, side);
+    analyzer.push(samples, sample_rate_hz, "clip")?;
+    let min_secs = match side {
+        Side::Reference => 1.0,
+        Side::Query => match_config.min_clip_secs,
+    };
+    analyzer.finish("clip", min_secs)
+}
+
+/// Decodes and fingerprints a file or upload, streaming.
+pub fn fingerprint_source(
+    source: AudioSource<'_>,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    side: Side,
+    cancel: &CancelToken,
+) -> Result<(Fingerprint, DecodeSummary), EngineError> {
+    let name = match &source {
+        AudioSource::File(path) => path.display().to_string(),
+        AudioSource::Bytes { name, .. } => (*name).to_string(),
+    };
+    let mut analyzer = Analyzer::new(config, match_config, side);
+    let summary = decode::decode_mono(source, cancel, |chunk, rate| {
+        analyzer.push(chunk, rate, &name)
+    })?;
+    let min_secs = match side {
+        Side::Reference => 1.0,
+        Side::Query => match_config.min_clip_secs,
+    };
+    let fingerprint = analyzer.finish(&name, min_secs)?;
+    Ok((fingerprint, summary))
+}
+
+/// The pairing rule for `side`.
+pub fn pairing_rule(
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    side: Side,
+) -> PairingRule {
+    let fan_value = match side {
+        Side::Reference => config.fan_value,
+        Side::Query => config.fan_value * match_config.query_fan_factor.max(1),
+    };
+    PairingRule {
+        fan_value,
+        max_delta_frames: config.max_delta_frames,
+        max_delta_bins: config.max_delta_bins,
+        dt_tolerance: side == Side::Query && match_config.query_dt_tolerance,
+    }
+}
+
+/// The landmarks of a fingerprint for `side`.
+pub fn landmarks_of(
+    fingerprint_peaks: &[Peak],
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    side: Side,
+) -> Vec<Landmark> {
+    let rule = pairing_rule(config, match_config, side);
+    let mut out = Vec::with_capacity(fingerprint_peaks.len() * rule.fan_value);
+    landmarks::landmarks(fingerprint_peaks, rule, &mut out);
+    out
+}

@@ -1,0 +1,266 @@
+//! Spectral peaks: the constellation.
+//!
+//! Input: log-power frames from [`super::stft`]. Output: [`Peak`]s in time order.
+//!
+//! A peak is a bin that is the maximum of its time-frequency neighbourhood
+//! (`± peak_neighborhood_size` bins x `± peak_neighborhood_frames` frames) and louder than the
+//! amplitude floor. Candidates are ranked by their contrast (level above the mean of the
+//! surrounding ±[`CONTRAST_HALF_WIDTH`] bins of the same frame), which favours tonal peaks over
+//! broadband noise and is unchanged by the gentle equalisation of phones and codecs. Density
+//! control keeps a candidate only if fewer than `peaks_per_second` candidates within one second
+//! centred on it are stronger: the rule depends on the neighbourhood alone, never on where a clip
+//! happens to start, so a clip's peaks are the song's peaks at that place.
+//!
+//! The picker streams: it keeps only the frames and candidates its windows need.
+
+use std::collections::VecDeque;
+
+use crate::config::FingerprintConfig;
+
+/// Half-width, in bins, of the frequency window a peak's contrast is measured against.
+pub const CONTRAST_HALF_WIDTH: usize = 16;
+
+/// One point of the constellation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Peak {
+    /// Frame index (time = frame * hop / rate).
+    pub frame: u32,
+    /// Bin index relative to the first bin of the analysis band.
+    pub bin: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    peak: Peak,
+    strength: f32,
+}
+
+struct FrameSlot {
+    level_db: Vec<f32>,
+    freq_max_db: Vec<f32>,
+}
+
+/// Streaming peak picker.
+pub struct PeakPicker {
+    freq_half: usize,
+    time_half: usize,
+    floor_db: f32,
+    density_half_frames: u32,
+    max_per_window: usize,
+    frames: VecDeque<FrameSlot>,
+    first_frame_in_ring: u32,
+    frames_seen: u32,
+    next_center: u32,
+    candidates: VecDeque<Candidate>,
+    /// Candidates before this index in `candidates` were already judged for density.
+    released: usize,
+    prefix: Vec<f32>,
+}
+
+impl PeakPicker {
+    /// A picker for `config`, keeping about `peaks_per_second` peaks per second.
+    pub fn new(config: &FingerprintConfig, peaks_per_second: f32) -> Self {
+        let fps = config.frames_per_second();
+        let density_half_frames = (fps / 2.0).round().max(1.0) as u32;
+        let window_secs = f64::from(2 * density_half_frames + 1) / fps;
+        let max_per_window = (f64::from(peaks_per_second) * window_secs).round().max(1.0) as usize;
+        Self {
+            freq_half: config.peak_neighborhood_size,
+            time_half: config.peak_neighborhood_frames,
+            floor_db: config.min_amplitude_db,
+            density_half_frames,
+            max_per_window,
+            frames: VecDeque::new(),
+            first_frame_in_ring: 0,
+            frames_seen: 0,
+            next_center: 0,
+            candidates: VecDeque::new(),
+            released: 0,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Number of frames pushed so far.
+    pub fn frames_seen(&self) -> u32 {
+        self.frames_seen
+    }
+
+    /// Adds the next frame; appends peaks that became final to `out`.
+    pub fn push_frame(&mut self, level_db: &[f32], out: &mut Vec<Peak>) {
+        let freq_max_db = sliding_max(level_db, self.freq_half);
+        self.frames.push_back(FrameSlot {
+            level_db: level_db.to_vec(),
+            freq_max_db,
+        });
+        self.frames_seen += 1;
+        // Frame `c` can be judged once frames up to c + time_half exist.
+        while self.next_center + (self.time_half as u32) < self.frames_seen {
+            self.judge_center();
+        }
+        self.trim_ring();
+        self.release_candidates(false, out);
+    }
+
+    /// Ends the stream: judges the last frames and releases all remaining peaks.
+    pub fn finish(&mut self, out: &mut Vec<Peak>) {
+        while self.next_center < self.frames_seen {
+            self.judge_center();
+        }
+        self.release_candidates(true, out);
+    }
+
+    fn slot(&self, frame: u32) -> Option<&FrameSlot> {
+        frame
+            .checked_sub(self.first_frame_in_ring)
+            .and_then(|i| self.frames.get(i as usize))
+    }
+
+    fn judge_center(&mut self) {
+        let center = self.next_center;
+        self.next_center += 1;
+        let mut prefix = std::mem::take(&mut self.prefix);
+        let found = self.candidates_at(center, &mut prefix);
+        self.prefix = prefix;
+        self.candidates.extend(found);
+    }
+
+    fn candidates_at(&self, center: u32, prefix: &mut Vec<f32>) -> Vec<Candidate> {
+        let mut found = Vec::new();
+        let Some(slot) = self.slot(center) else {
+            return found;
+        };
+        let level = &slot.level_db;
+        let from = center.saturating_sub(self.time_half as u32);
+        let to = center + self.time_half as u32;
+        // Prefix sums for the contrast measure.
+        prefix.clear();
+        prefix.push(0.0);
+        let mut acc = 0.0f32;
+        for &v in level {
+            acc += v;
+            prefix.push(acc);
+        }
+        let bins = level.len();
+        for bin in 0..bins {
+            let value = level[bin];
+            if value < self.floor_db || value < slot.freq_max_db[bin] {
+                continue;
+            }
+            // Plateaus along frequency: only the lowest bin of equal values counts.
+            if bin > 0 && level[bin - 1] >= value {
+                continue;
+            }
+            let mut is_max = true;
+            for frame in from..=to {
+                if frame == center {
+                    continue;
+                }
+                let Some(other) = self.slot(frame) else {
+                    continue;
+                };
+                let neighbour = other.freq_max_db[bin];
+                // Plateaus along time: the earliest frame wins.
+                if neighbour > value || (frame < center && neighbour >= value) {
+                    is_max = false;
+                    break;
+                }
+            }
+            if !is_max {
+                continue;
+            }
+            let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
+            let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
+            let mean = (prefix[hi] - prefix[lo]) / (hi - lo) as f32;
+            found.push(Candidate {
+                peak: Peak {
+                    frame: center,
+                    bin: bin as u16,
+                },
+                strength: value - mean,
+            });
+        }
+        found
+    }
+
+    fn trim_ring(&mut self) {
+        // Keep frames still needed as neighbours of centres not yet judged.
+        let keep_from = self.next_center.saturating_sub(self.time_half as u32);
+        while self.first_frame_in_ring < keep_from && !self.frames.is_empty() {
+            self.frames.pop_front();
+            self.first_frame_in_ring += 1;
+        }
+    }
+
+    fn release_candidates(&mut self, at_end: bool, out: &mut Vec<Peak>) {
+        let half = self.density_half_frames;
+        while let Some(&candidate) = self.candidates.get(self.released) {
+            let frame = candidate.peak.frame;
+            // Final only when every candidate within `half` frames after it is known.
+            if !at_end && frame + half >= self.next_center {
+                break;
+            }
+            let mut stronger = 0usize;
+            for other in &self.candidates {
+                if other.peak.frame + half < frame {
+                    continue;
+                }
+                if other.peak.frame > frame + half {
+                    break;
+                }
+                if other.strength > candidate.strength
+                    || (other.strength == candidate.strength && other.peak < candidate.peak)
+                {
+                    stronger += 1;
+                    if stronger >= self.max_per_window {
+                        break;
+                    }
+                }
+            }
+            if stronger < self.max_per_window {
+                out.push(candidate.peak);
+            }
+            self.released += 1;
+        }
+        // Forget released candidates that can no longer be a neighbour of an unreleased one.
+        let first_open_frame = self
+            .candidates
+            .get(self.released)
+            .map_or(self.next_center, |c| c.peak.frame);
+        while self.released > 0
+            && self
+                .candidates
+                .front()
+                .is_some_and(|c| c.peak.frame + half < first_open_frame)
+        {
+            self.candidates.pop_front();
+            self.released -= 1;
+        }
+    }
+}
+
+/// Maximum over `± half` for each position (van Herk-style in O(n) would be faster; the band
+/// is a few hundred bins, so a simple sliding window is plenty).
+fn sliding_max(values: &[f32], half: usize) -> Vec<f32> {
+    let n = values.len();
+    let mut out = vec![f32::NEG_INFINITY; n];
+    let mut deque: VecDeque<usize> = VecDeque::with_capacity(2 * half + 2);
+    // Monotonic deque over a window [i - half, i + half].
+    let mut next = 0usize;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let hi = (i + half).min(n - 1);
+        while next <= hi {
+            while deque.back().is_some_and(|&j| values[j] <= values[next]) {
+                deque.pop_back();
+            }
+            deque.push_back(next);
+            next += 1;
+        }
+        while deque.front().is_some_and(|&j| j + half < i) {
+            deque.pop_front();
+        }
+        if let Some(&j) = deque.front() {
+            *slot = values[j];
+        }
+    }
+    out
+}

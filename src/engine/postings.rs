@@ -1,0 +1,345 @@
+//! The in-memory inverted index: landmark key -> the global frames where it occurs.
+//!
+//! Every song gets a stretch of one global timeline (`base .. base + frames`, with a gap
+//! between songs), so a posting is a single `u32` and the time-offset difference of a hit,
+//! `posting - query_frame`, names the song and the offset in it at once.
+//!
+//! Layout: compressed sparse rows over the whole key space (`offsets[key] .. offsets[key + 1]`
+//! into `entries`), built with a counting sort. Songs added later go to a small sorted side list
+//! that is merged in once it grows; removed songs are filtered out at query time and dropped at
+//! the next merge. The index is derived data: it is rebuilt from the store's peaks at open.
+
+use std::collections::HashSet;
+
+use super::landmarks::{KEY_SPACE, Landmark};
+
+/// Frames left empty between two songs on the global timeline, so that a clip aligned slightly
+/// before a song's start still falls to that song.
+pub const SONG_GAP_FRAMES: u32 = 64;
+
+/// Where a song lives on the global timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SongSpan {
+    /// The song's id in the store.
+    pub song_id: i64,
+    /// First global frame of the song.
+    pub base: u32,
+    /// Number of frames.
+    pub num_frames: u32,
+}
+
+/// Errors of the inverted index.
+#[derive(Debug, thiserror::Error)]
+pub enum PostingsError {
+    /// The global timeline (u32 frames) is full.
+    #[error("the in-memory index is full: at most {max_hours:.0} hours of audio fit one index")]
+    Full {
+        /// Capacity in hours.
+        max_hours: f64,
+    },
+}
+
+/// Inverted index over landmark keys.
+pub struct InvertedIndex {
+    offsets: Vec<u32>,
+    entries: Vec<u32>,
+    /// Songs added since the last merge: (key, global frame), unsorted until queried.
+    pending: Vec<(u32, u32)>,
+    pending_sorted: bool,
+    spans: Vec<SongSpan>,
+    removed: HashSet<i64>,
+    next_base: u32,
+    frame_secs: f64,
+}
+
+impl InvertedIndex {
+    /// An empty index; `frame_secs` is only used to state capacity in errors.
+    pub fn new(frame_secs: f64) -> Self {
+        Self {
+            offsets: Vec::new(),
+            entries: Vec::new(),
+            pending: Vec::new(),
+            pending_sorted: true,
+            spans: Vec::new(),
+            removed: HashSet::new(),
+            next_base: 0,
+            frame_secs,
+        }
+    }
+
+    /// Builds the index in one go. `visit` is called twice and must present the same songs
+    /// in the same order both times: once to count keys, once to fill the postings.
+    pub fn build<F>(frame_secs: f64, mut visit: F) -> Result<Self, PostingsError>
+    where
+        F: FnMut(&mut dyn FnMut(i64, u32, &[Landmark])),
+    {
+        let mut index = Self::new(frame_secs);
+        let mut counts = vec![0u32; KEY_SPACE + 1];
+        let mut spans = Vec::new();
+        let mut next_base = 0u32;
+        let mut overflow = false;
+        visit(&mut |song_id, num_frames, landmarks| {
+            for landmark in landmarks {
+                counts[landmark.key as usize + 1] += 1;
+            }
+            spans.push(SongSpan {
+                song_id,
+                base: next_base,
+                num_frames,
+            });
+            match next_base
+                .checked_add(num_frames)
+                .and_then(|b| b.checked_add(SONG_GAP_FRAMES))
+            {
+                Some(base) => next_base = base,
+                None => overflow = true,
+            }
+        });
+        if overflow {
+            return Err(index.full());
+        }
+        for key in 0..KEY_SPACE {
+            counts[key + 1] += counts[key];
+        }
+        let total = counts[KEY_SPACE] as usize;
+        let mut entries = vec![0u32; total];
+        let mut cursor = counts.clone();
+        let mut song_index = 0usize;
+        visit(&mut |_song_id, _num_frames, landmarks| {
+            let base = spans.get(song_index).map_or(0, |s| s.base);
+            song_index += 1;
+            for landmark in landmarks {
+                let slot = &mut cursor[landmark.key as usize];
+                entries[*slot as usize] = base + landmark.frame;
+                *slot += 1;
+            }
+        });
+        index.offsets = counts;
+        index.entries = entries;
+        index.spans = spans;
+        index.next_base = next_base;
+        Ok(index)
+    }
+
+    fn full(&self) -> PostingsError {
+        PostingsError::Full {
+            max_hours: f64::from(u32::MAX) * self.frame_secs / 3600.0,
+        }
+    }
+
+    /// Adds one song's landmarks.
+    pub fn add_song(
+        &mut self,
+        song_id: i64,
+        num_frames: u32,
+        landmarks: &[Landmark],
+    ) -> Result<(), PostingsError> {
+        let base = self.next_base;
+        let next = base
+            .checked_add(num_frames)
+            .and_then(|b| b.checked_add(SONG_GAP_FRAMES))
+            .ok_or_else(|| self.full())?;
+        self.next_base = next;
+        self.spans.push(SongSpan {
+            song_id,
+            base,
+            num_frames,
+        });
+        self.pending
+            .extend(landmarks.iter().map(|l| (l.key, base + l.frame)));
+        self.pending_sorted = false;
+        if self.pending.len() > (self.entries.len() / 4).max(4_000_000) {
+            self.merge();
+        }
+        Ok(())
+    }
+
+    /// Removes a song: its postings are ignored from now on and dropped at the next merge.
+    pub fn remove_song(&mut self, song_id: i64) -> bool {
+        if self.spans.iter().any(|s| s.song_id == song_id) {
+            self.removed.insert(song_id)
+        } else {
+            false
+        }
+    }
+
+    /// Folds the side list into the main arrays and drops removed songs.
+    pub fn merge(&mut self) {
+        let removed_ranges: Vec<(u32, u32)> = self
+            .spans
+            .iter()
+            .filter(|s| self.removed.contains(&s.song_id))
+            .map(|s| (s.base, s.base + s.num_frames))
+            .collect();
+        let is_removed = |frame: u32| removed_ranges.iter().any(|&(a, b)| frame >= a && frame < b);
+        let mut counts = vec![0u32; KEY_SPACE + 1];
+        let old_key_count = self.offsets.len().saturating_sub(1);
+        for key in 0..old_key_count {
+            let (a, b) = (self.offsets[key] as usize, self.offsets[key + 1] as usize);
+            counts[key + 1] += self.entries[a..b]
+                .iter()
+                .filter(|&&f| !is_removed(f))
+                .count() as u32;
+        }
+        for &(key, frame) in &self.pending {
+            if !is_removed(frame) {
+                counts[key as usize + 1] += 1;
+            }
+        }
+        for key in 0..KEY_SPACE {
+            counts[key + 1] += counts[key];
+        }
+        let mut entries = vec![0u32; counts[KEY_SPACE] as usize];
+        let mut cursor = counts.clone();
+        for key in 0..old_key_count {
+            let (a, b) = (self.offsets[key] as usize, self.offsets[key + 1] as usize);
+            for &frame in &self.entries[a..b] {
+                if !is_removed(frame) {
+                    entries[cursor[key] as usize] = frame;
+                    cursor[key] += 1;
+                }
+            }
+        }
+        for &(key, frame) in &self.pending {
+            if !is_removed(frame) {
+                entries[cursor[key as usize] as usize] = frame;
+                cursor[key as usize] += 1;
+            }
+        }
+        self.offsets = counts;
+        self.entries = entries;
+        self.pending.clear();
+        self.pending_sorted = true;
+        self.spans.retain(|s| !self.removed.contains(&s.song_id));
+        self.removed.clear();
+    }
+
+    /// Sorts the side list so lookups can binary-search it (done before queries).
+    pub fn prepare(&mut self) {
+        if !self.pending_sorted {
+            self.pending.sort_unstable();
+            self.pending_sorted = true;
+        }
+    }
+
+    /// Calls `on_posting(global_frame)` for every occurrence of `key` (removed songs included;
+    /// callers filter by span). Call [`prepare`](Self::prepare) after adding songs.
+    #[inline]
+    pub fn for_each_posting(&self, key: u32, mut on_posting: impl FnMut(u32)) {
+        let key = key as usize;
+        if key + 1 < self.offsets.len() {
+            let (a, b) = (self.offsets[key] as usize, self.offsets[key + 1] as usize);
+            for &frame in &self.entries[a..b] {
+                on_posting(frame);
+            }
+        }
+        if !self.pending.is_empty() {
+            let key = key as u32;
+            let start = self.pending.partition_point(|&(k, _)| k < key);
+            for &(k, frame) in &self.pending[start..] {
+                if k != key {
+                    break;
+                }
+                on_posting(frame);
+            }
+        }
+    }
+
+    /// The song a global frame (or an alignment near a song's start) belongs to, unless removed.
+    pub fn song_at(&self, global_frame: u32) -> Option<&SongSpan> {
+        let probe = global_frame.saturating_add(SONG_GAP_FRAMES / 2);
+        let idx = self.spans.partition_point(|s| s.base <= probe);
+        let span = self.spans.get(idx.checked_sub(1)?)?;
+        if self.removed.contains(&span.song_id) {
+            return None;
+        }
+        Some(span)
+    }
+
+    /// All song spans (removed ones included), ordered by base frame.
+    pub fn spans(&self) -> &[SongSpan] {
+        &self.spans
+    }
+
+    /// Whether a song was removed since the last merge.
+    pub fn is_removed(&self, song_id: i64) -> bool {
+        !self.removed.is_empty() && self.removed.contains(&song_id)
+    }
+
+    /// The span of a song by id.
+    pub fn span_of(&self, song_id: i64) -> Option<&SongSpan> {
+        self.spans
+            .iter()
+            .find(|s| s.song_id == song_id && !self.removed.contains(&s.song_id))
+    }
+
+    /// Number of live songs.
+    pub fn song_count(&self) -> usize {
+        self.spans.len() - self.removed.len()
+    }
+
+    /// Total frames of live songs (the size of the search space).
+    pub fn live_frames(&self) -> u64 {
+        self.spans
+            .iter()
+            .filter(|s| !self.removed.contains(&s.song_id))
+            .map(|s| u64::from(s.num_frames))
+            .sum()
+    }
+
+    /// Number of postings held (including the side list).
+    pub fn posting_count(&self) -> usize {
+        self.entries.len() + self.pending.len()
+    }
+
+    /// Bytes of memory the index holds.
+    pub fn memory_bytes(&self) -> usize {
+        self.offsets.capacity() * 4
+            + self.entries.capacity() * 4
+            + self.pending.capacity() * 8
+            + self.spans.capacity() * std::mem::size_of::<SongSpan>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lm(key: u32, frame: u32) -> Landmark {
+        Landmark { key, frame }
+    }
+
+    #[test]
+    fn build_add_remove_and_merge_agree() {
+        let songs: Vec<(i64, u32, Vec<Landmark>)> = vec![
+            (7, 100, vec![lm(5, 0), lm(5, 10), lm(9, 3)]),
+            (8, 50, vec![lm(5, 1), lm(1, 2)]),
+        ];
+        let built = InvertedIndex::build(0.032, |visit| {
+            for (id, frames, lms) in &songs {
+                visit(*id, *frames, lms);
+            }
+        })
+        .unwrap();
+        let mut incremental = InvertedIndex::new(0.032);
+        for (id, frames, lms) in &songs {
+            incremental.add_song(*id, *frames, lms).unwrap();
+        }
+        incremental.prepare();
+        for index in [&built, &incremental] {
+            let mut got = Vec::new();
+            index.for_each_posting(5, |f| got.push(f));
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 10, 100 + SONG_GAP_FRAMES + 1]);
+            assert_eq!(index.song_at(100 + SONG_GAP_FRAMES + 1).unwrap().song_id, 8);
+            assert_eq!(index.song_at(3).unwrap().song_id, 7);
+        }
+        assert!(incremental.remove_song(7));
+        assert!(incremental.song_at(3).is_none());
+        incremental.merge();
+        let mut got = Vec::new();
+        incremental.for_each_posting(5, |f| got.push(f));
+        assert_eq!(got, vec![100 + SONG_GAP_FRAMES + 1]);
+        assert_eq!(incremental.song_count(), 1);
+    }
+}

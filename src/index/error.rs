@@ -1,0 +1,68 @@
+//! Errors of the fingerprint store.
+
+use std::path::PathBuf;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// An SQLite error, with the database path.
+    #[error("{}: database error: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The file exists but is not an audiofp index; it is left untouched.
+    #[error("{}: not an audiofp index ({reason}); refusing to use or modify it", path.display())]
+    NotAnIndex {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The index was written by a newer audiofp; it is left untouched.
+    #[error("{}: index schema version {found} is newer than this audiofp supports ({supported}); upgrade audiofp", path.display())]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Schema version in the file.
+        found: i64,
+        /// Newest schema this build knows.
+        supported: i64,
+    },
+    /// The index was built with other fingerprint parameters.
+    #[error("{}: the index was built with other fingerprint parameters ({}); use the same settings or build a new index", path.display(), differences.join(", "))]
+    ConfigMismatch {
+        /// The file.
+        path: PathBuf,
+        /// `parameter: index value vs requested value`.
+        differences: Vec<String>,
+    },
+    /// No index exists at the path (for commands that only read).
+    #[error("{}: no index here yet; run `audiofp index <files>` first (or pass --db)", path.display())]
+    Missing {
+        /// The expected file.
+        path: PathBuf,
+    },
+    /// Stored data could not be decoded.
+    #[error("{}: damaged index data: {reason}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A song id that does not exist.
+    #[error("no song with id {0}")]
+    UnknownSong(i64),
+    /// File system error.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,233 @@
+//! Versioned export/import of a whole index (`audiofp export` / `audiofp import`).
+//!
+//! File layout (all integers little-endian):
+//!
+//! ```text
+//! "AFPX"  u32 format version ([`EXPORT_VERSION`])
+//! u32 len, JSON header {fingerprint_config, songs, created_by}
+//! per song: u32 len, JSON song record  |  u32 len, peak blob (see index::codec)
+//! "AFPE"  u64 song count               (a missing trailer means a truncated file)
+//! ```
+//!
+//! Peaks are exported, not audio: the round trip is exact (same metadata, same peaks, same
+//! `added_at`), and an import into an index with other fingerprint parameters is refused.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{decode_peaks, encode_peaks};
+use super::{IndexError, NewSong, SongRecord, Store};
+use crate::config::FingerprintConfig;
+use crate::engine::Fingerprint;
+
+/// Magic at the start of an export.
+pub const EXPORT_MAGIC: &[u8; 4] = b"AFPX";
+const TRAILER_MAGIC: &[u8; 4] = b"AFPE";
+/// Current export format version.
+pub const EXPORT_VERSION: u32 = 1;
+/// Largest JSON record or blob accepted (guards against garbage lengths).
+const MAX_RECORD_BYTES: u32 = 256 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct ExportHeader {
+    fingerprint_config: FingerprintConfig,
+    songs: u64,
+    created_by: String,
+}
+
+/// Errors of export and import.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading or writing the export file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The export file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not an audiofp export or is damaged.
+    #[error("{path}: not a valid audiofp export: {reason}")]
+    Invalid {
+        /// The export file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The export's fingerprint parameters differ from the index's.
+    #[error("{path}: exported with other fingerprint parameters ({})", differences.join(", "))]
+    ConfigMismatch {
+        /// The export file.
+        path: String,
+        /// The differences.
+        differences: Vec<String>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Totals of an import.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Songs added.
+    pub imported: u64,
+    /// Songs already present (same content hash).
+    pub skipped: u64,
+}
+
+/// Writes every song of `store` to `path`. Returns the number of songs written.
+pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> {
+    let name = path.display().to_string();
+    let io = |source| ExportError::Io {
+        path: name.clone(),
+        source,
+    };
+    let songs = store.stats()?.songs;
+    // Write to a temporary file beside the target, then rename: never a half-written export.
+    let tmp = path.with_extension("partial");
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut out = BufWriter::new(file);
+    let header = ExportHeader {
+        fingerprint_config: store.fingerprint_config().clone(),
+        songs,
+        created_by: concat!("audiofp ", env!("CARGO_PKG_VERSION")).to_string(),
+    };
+    out.write_all(EXPORT_MAGIC).map_err(io)?;
+    out.write_all(&EXPORT_VERSION.to_le_bytes()).map_err(io)?;
+    write_record(&mut out, &serde_json::to_vec(&header).unwrap_or_default()).map_err(io)?;
+    let mut written = 0u64;
+    let mut failure = None;
+    store.for_each_fingerprint(&mut |record, peaks| {
+        if failure.is_some() {
+            return;
+        }
+        let result = write_record(&mut out, &serde_json::to_vec(record).unwrap_or_default())
+            .and_then(|()| write_record(&mut out, &encode_peaks(&peaks)));
+        match result {
+            Ok(()) => written += 1,
+            Err(err) => failure = Some(err),
+        }
+    })?;
+    if let Some(err) = failure {
+        return Err(io(err));
+    }
+    out.write_all(TRAILER_MAGIC).map_err(io)?;
+    out.write_all(&written.to_le_bytes()).map_err(io)?;
+    out.flush().map_err(io)?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(written)
+}
+
+/// Adds the songs of the export at `path` to `store` (skipping content already there), calling
+/// `on_song` after each with the record added (`None` when skipped).
+pub fn import_into(
+    store: &mut dyn Store,
+    path: &Path,
+    mut on_song: impl FnMut(Option<&SongRecord>),
+) -> Result<ImportSummary, ExportError> {
+    let name = path.display().to_string();
+    let invalid = |reason: &str| ExportError::Invalid {
+        path: name.clone(),
+        reason: reason.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(|source| ExportError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let mut input = BufReader::new(file);
+    let mut magic = [0u8; 4];
+    input
+        .read_exact(&mut magic)
+        .map_err(|_| invalid("file too short"))?;
+    if &magic != EXPORT_MAGIC {
+        return Err(invalid("missing AFPX magic"));
+    }
+    let mut version = [0u8; 4];
+    input
+        .read_exact(&mut version)
+        .map_err(|_| invalid("file too short"))?;
+    let version = u32::from_le_bytes(version);
+    if version > EXPORT_VERSION {
+        return Err(invalid(&format!(
+            "export format version {version} is newer than this audiofp supports ({EXPORT_VERSION})"
+        )));
+    }
+    let header: ExportHeader =
+        serde_json::from_slice(&read_record(&mut input).map_err(|r| invalid(&r))?)
+            .map_err(|e| invalid(&format!("header: {e}")))?;
+    let differences = header
+        .fingerprint_config
+        .differences(store.fingerprint_config());
+    if !differences.is_empty() {
+        return Err(ExportError::ConfigMismatch {
+            path: name.clone(),
+            differences,
+        });
+    }
+    let mut summary = ImportSummary::default();
+    for _ in 0..header.songs {
+        let record: SongRecord =
+            serde_json::from_slice(&read_record(&mut input).map_err(|r| invalid(&r))?)
+                .map_err(|e| invalid(&format!("song record: {e}")))?;
+        let peaks = decode_peaks(&read_record(&mut input).map_err(|r| invalid(&r))?)
+            .map_err(|r| invalid(&r))?;
+        if store.find_by_content_hash(&record.content_hash)?.is_some() {
+            summary.skipped += 1;
+            on_song(None);
+            continue;
+        }
+        let song = NewSong {
+            title: record.title,
+            artist: record.artist,
+            album: record.album,
+            duration_secs: record.duration_secs,
+            path: record.path,
+            file_size: record.file_size,
+            file_mtime: record.file_mtime,
+            content_hash: record.content_hash,
+            added_at: Some(record.added_at),
+        };
+        let fingerprint = Fingerprint {
+            peaks,
+            num_frames: record.num_frames,
+            duration_secs: record.duration_secs,
+        };
+        let added = store.add_song(&song, &fingerprint)?;
+        summary.imported += 1;
+        on_song(Some(&added));
+    }
+    let mut trailer = [0u8; 12];
+    input
+        .read_exact(&mut trailer)
+        .map_err(|_| invalid("truncated: the end marker is missing"))?;
+    if &trailer[..4] != TRAILER_MAGIC {
+        return Err(invalid("bad end marker"));
+    }
+    Ok(summary)
+}
+
+fn write_record(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("record too large"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+fn read_record(input: &mut impl Read) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    input
+        .read_exact(&mut len)
+        .map_err(|_| "truncated: a record is cut short".to_string())?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_RECORD_BYTES {
+        return Err(format!("record length {len} is implausible"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    input
+        .read_exact(&mut bytes)
+        .map_err(|_| "truncated: a record is cut short".to_string())?;
+    Ok(bytes)
+}

@@ -1,0 +1,125 @@
+//! In-memory [`Store`]: the same contract as SQLite, nothing on disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{IndexError, NewSong, SongRecord, Store, StoreStats, unix_now};
+use crate::config::FingerprintConfig;
+use crate::engine::{Fingerprint, Peak};
+
+/// Songs and peaks in a map.
+pub struct MemoryStore {
+    config: FingerprintConfig,
+    songs: BTreeMap<i64, (SongRecord, Vec<Peak>)>,
+    next_id: i64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(config: FingerprintConfig) -> Self {
+        Self {
+            config,
+            songs: BTreeMap::new(),
+            next_id: 1,
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn location(&self) -> PathBuf {
+        PathBuf::from("(memory)")
+    }
+
+    fn fingerprint_config(&self) -> &FingerprintConfig {
+        &self.config
+    }
+
+    fn add_song(
+        &mut self,
+        song: &NewSong,
+        fingerprint: &Fingerprint,
+    ) -> Result<SongRecord, IndexError> {
+        let record = SongRecord {
+            id: self.next_id,
+            title: song.title.clone(),
+            artist: song.artist.clone(),
+            album: song.album.clone(),
+            duration_secs: song.duration_secs,
+            path: song.path.clone(),
+            file_size: song.file_size,
+            file_mtime: song.file_mtime,
+            content_hash: song.content_hash.clone(),
+            added_at: song.added_at.unwrap_or_else(unix_now),
+            num_frames: fingerprint.num_frames,
+            num_peaks: fingerprint.peaks.len() as u32,
+        };
+        self.next_id += 1;
+        self.songs
+            .insert(record.id, (record.clone(), fingerprint.peaks.clone()));
+        Ok(record)
+    }
+
+    fn remove_song(&mut self, song_id: i64) -> Result<bool, IndexError> {
+        Ok(self.songs.remove(&song_id).is_some())
+    }
+
+    fn song(&self, song_id: i64) -> Result<Option<SongRecord>, IndexError> {
+        Ok(self.songs.get(&song_id).map(|(r, _)| r.clone()))
+    }
+
+    fn songs(&self) -> Result<Vec<SongRecord>, IndexError> {
+        Ok(self.songs.values().map(|(r, _)| r.clone()).collect())
+    }
+
+    fn find_by_content_hash(&self, content_hash: &str) -> Result<Option<SongRecord>, IndexError> {
+        Ok(self
+            .songs
+            .values()
+            .find(|(r, _)| r.content_hash == content_hash)
+            .map(|(r, _)| r.clone()))
+    }
+
+    fn find_by_file(
+        &self,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Option<SongRecord>, IndexError> {
+        Ok(self
+            .songs
+            .values()
+            .find(|(r, _)| {
+                r.path.as_deref() == Some(path)
+                    && r.file_size == Some(size)
+                    && r.file_mtime == Some(mtime)
+            })
+            .map(|(r, _)| r.clone()))
+    }
+
+    fn peaks(&self, song_id: i64) -> Result<Option<Vec<Peak>>, IndexError> {
+        Ok(self.songs.get(&song_id).map(|(_, p)| p.clone()))
+    }
+
+    fn for_each_fingerprint(
+        &self,
+        visit: &mut dyn FnMut(&SongRecord, Vec<Peak>),
+    ) -> Result<(), IndexError> {
+        for (record, peaks) in self.songs.values() {
+            visit(record, peaks.clone());
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats, IndexError> {
+        Ok(StoreStats {
+            songs: self.songs.len() as u64,
+            total_secs: self.songs.values().map(|(r, _)| r.duration_secs).sum(),
+            peaks: self.songs.values().map(|(_, p)| p.len() as u64).sum(),
+            bytes_on_disk: 0,
+        })
+    }
+}

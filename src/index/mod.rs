@@ -1,0 +1,166 @@
+//! The fingerprint store: songs and their peaks, behind one [`Store`] trait.
+//!
+//! - [`sqlite::SqliteStore`]: the default and the store of record (one file, WAL, one
+//!   transaction per song, append-only migrations, refuses foreign or newer files).
+//! - [`memory::MemoryStore`]: the same contract in memory, for tests and benchmarks
+//!   (`STORAGE_TYPE=memory`).
+//!
+//! The store keeps peaks, not hashes: the search structure ([`crate::engine::postings`]) is
+//! derived from them when a library is opened.
+
+pub mod codec;
+pub mod error;
+pub mod export;
+pub mod memory;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::IndexError;
+
+use crate::config::FingerprintConfig;
+use crate::engine::{Fingerprint, Peak};
+
+/// Metadata of a song about to be stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewSong {
+    /// Title (from tags, else the file name).
+    pub title: String,
+    /// Artist, when known.
+    pub artist: Option<String>,
+    /// Album, when known.
+    pub album: Option<String>,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Where the file was when indexed.
+    pub path: Option<String>,
+    /// File size in bytes (with `file_mtime`, lets a re-run skip unchanged files unread).
+    pub file_size: Option<u64>,
+    /// File modification time, seconds since the epoch.
+    pub file_mtime: Option<i64>,
+    /// BLAKE3 of the file's bytes (hex): the same content is indexed once.
+    pub content_hash: String,
+    /// When the song was first indexed (kept by import); `None` means now.
+    pub added_at: Option<i64>,
+}
+
+/// A stored song.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SongRecord {
+    /// Song id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Path at indexing time.
+    pub path: Option<String>,
+    /// File size at indexing time.
+    pub file_size: Option<u64>,
+    /// File mtime at indexing time.
+    pub file_mtime: Option<i64>,
+    /// BLAKE3 of the file (hex).
+    pub content_hash: String,
+    /// When it was indexed, seconds since the epoch.
+    pub added_at: i64,
+    /// STFT frames analysed.
+    pub num_frames: u32,
+    /// Peaks stored.
+    pub num_peaks: u32,
+}
+
+/// Totals for `audiofp stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Songs stored.
+    pub songs: u64,
+    /// Total audio, seconds.
+    pub total_secs: f64,
+    /// Peaks stored.
+    pub peaks: u64,
+    /// Bytes on disk (database + WAL), 0 for memory.
+    pub bytes_on_disk: u64,
+}
+
+/// A fingerprint store.
+pub trait Store: Send {
+    /// "sqlite" or "memory".
+    fn kind(&self) -> &'static str;
+    /// Where the store lives ("(memory)" for the memory store).
+    fn location(&self) -> PathBuf;
+    /// The fingerprint parameters the store was created with.
+    fn fingerprint_config(&self) -> &FingerprintConfig;
+    /// Stores a song and its peaks atomically: afterwards it is there whole, or not at all.
+    fn add_song(
+        &mut self,
+        song: &NewSong,
+        fingerprint: &Fingerprint,
+    ) -> Result<SongRecord, IndexError>;
+    /// Removes a song; `false` if there was none with that id.
+    fn remove_song(&mut self, song_id: i64) -> Result<bool, IndexError>;
+    /// One song.
+    fn song(&self, song_id: i64) -> Result<Option<SongRecord>, IndexError>;
+    /// All songs, by id.
+    fn songs(&self) -> Result<Vec<SongRecord>, IndexError>;
+    /// The song with this content hash.
+    fn find_by_content_hash(&self, content_hash: &str) -> Result<Option<SongRecord>, IndexError>;
+    /// The song indexed from this path with this size and mtime.
+    fn find_by_file(
+        &self,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Option<SongRecord>, IndexError>;
+    /// A song's peaks.
+    fn peaks(&self, song_id: i64) -> Result<Option<Vec<Peak>>, IndexError>;
+    /// Visits every song with its peaks, by id.
+    fn for_each_fingerprint(
+        &self,
+        visit: &mut dyn FnMut(&SongRecord, Vec<Peak>),
+    ) -> Result<(), IndexError>;
+    /// Totals.
+    fn stats(&self) -> Result<StoreStats, IndexError>;
+}
+
+/// Which store to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageKind {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// Memory only.
+    Memory,
+}
+
+/// Whether opening may create a new index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the index if there is none (indexing, import).
+    CreateIfMissing,
+    /// The index must exist (identify, list, ...).
+    MustExist,
+}
+
+/// Opens (or creates) a store.
+pub fn open_store(
+    kind: &StorageKind,
+    config: &FingerprintConfig,
+    mode: OpenMode,
+) -> Result<Box<dyn Store>, IndexError> {
+    match kind {
+        StorageKind::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, config, mode)?)),
+        StorageKind::Memory => Ok(Box::new(memory::MemoryStore::new(config.clone()))),
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

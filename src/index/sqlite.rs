@@ -1,0 +1,472 @@
+//! SQLite store: the default and the store of record.
+//!
+//! ## Layout
+//! `songs` (metadata, one row per song), `fingerprints` (the song's peaks as one compact blob,
+//! see [`super::codec`]) and `meta` (the fingerprint parameters the index was built with).
+//!
+//! ## Safety
+//! - `application_id` marks the file as ours and `user_version` is the schema version. A file
+//!   that is not SQLite, carries another application id, has tables of its own, or comes from a
+//!   newer schema is refused *before* anything is written (no pragma, no WAL file).
+//! - Each song is written in one transaction: a crash or Ctrl-C leaves whole songs only, and a
+//!   re-run skips what is there and completes the rest.
+//! - WAL journal, `synchronous=NORMAL`: readers (the GUI, the server) never block on a writer.
+//!
+//! ## Migrations
+//! Append-only: never edit or reorder an entry of [`MIGRATIONS`]; add a new one.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::codec::{decode_peaks, encode_peaks};
+use super::{IndexError, NewSong, OpenMode, SongRecord, Store, StoreStats, unix_now};
+use crate::config::FingerprintConfig;
+use crate::engine::{Fingerprint, Peak};
+
+/// `PRAGMA application_id` of an audiofp index ("AFP1").
+pub const APPLICATION_ID: i32 = 0x4146_5031;
+
+/// Schema migrations, applied in order past `PRAGMA user_version`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: songs, their fingerprints, and index-wide settings.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE songs (
+        id            INTEGER PRIMARY KEY,
+        title         TEXT NOT NULL,
+        artist        TEXT,
+        album         TEXT,
+        duration_secs REAL NOT NULL,
+        path          TEXT,
+        file_size     INTEGER,
+        file_mtime    INTEGER,
+        content_hash  TEXT NOT NULL UNIQUE,
+        added_at      INTEGER NOT NULL,
+        num_frames    INTEGER NOT NULL,
+        num_peaks     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX songs_by_path ON songs(path);
+    CREATE TABLE fingerprints (
+        song_id INTEGER PRIMARY KEY REFERENCES songs(id) ON DELETE CASCADE,
+        peaks   BLOB NOT NULL
+    ) STRICT;",
+];
+
+/// Newest schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const SONG_COLUMNS: &str = "id, title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks";
+
+/// An SQLite-backed store.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    config: FingerprintConfig,
+}
+
+impl SqliteStore {
+    /// Opens the index at `path`, creating it when `mode` allows. Refuses foreign files, newer
+    /// schemas and indexes built with other fingerprint parameters, without modifying them.
+    pub fn open(
+        path: &Path,
+        config: &FingerprintConfig,
+        mode: OpenMode,
+    ) -> Result<Self, IndexError> {
+        let sqlite_err = |source| IndexError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let existing_len = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(IndexError::NotAnIndex {
+                    path: path.to_path_buf(),
+                    reason: "it is a directory".to_string(),
+                });
+            }
+            Ok(meta) => Some(meta.len()),
+            Err(_) => None,
+        };
+        if existing_len.is_none() {
+            if mode == OpenMode::MustExist {
+                return Err(IndexError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| IndexError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        if existing_len.is_some_and(|len| len > 0) {
+            check_sqlite_header(path)?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite_err)?;
+
+        // Inspect before touching anything.
+        let application_id: i32 = conn
+            .pragma_query_value(None, "application_id", |row| row.get(0))
+            .map_err(|source| not_an_index(path, source))?;
+        let user_version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|source| not_an_index(path, source))?;
+        let tables: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .map_err(|source| not_an_index(path, source))?;
+            let names = stmt
+                .query_map([], |row| row.get(0))
+                .map_err(sqlite_err)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(sqlite_err)?;
+            names
+        };
+        let fresh = application_id == 0 && user_version == 0 && tables.is_empty();
+        if !fresh && application_id != APPLICATION_ID {
+            return Err(IndexError::NotAnIndex {
+                path: path.to_path_buf(),
+                reason: if tables.is_empty() {
+                    format!("SQLite database with application id {application_id:#x}")
+                } else {
+                    format!("SQLite database with other tables: {}", tables.join(", "))
+                },
+            });
+        }
+        if user_version > SCHEMA_VERSION {
+            return Err(IndexError::NewerSchema {
+                path: path.to_path_buf(),
+                found: user_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(sqlite_err)?;
+        migrate(&mut conn, user_version).map_err(sqlite_err)?;
+
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'fingerprint_config'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err)?;
+        match stored {
+            None => {
+                let json = serde_json::to_string(config).unwrap_or_default();
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('fingerprint_config', ?1), ('created_by', ?2)",
+                    params![json, concat!("audiofp ", env!("CARGO_PKG_VERSION"))],
+                )
+                .map_err(sqlite_err)?;
+            }
+            Some(json) => {
+                let stored: FingerprintConfig =
+                    serde_json::from_str(&json).map_err(|err| IndexError::Damaged {
+                        path: path.to_path_buf(),
+                        reason: format!("fingerprint parameters unreadable: {err}"),
+                    })?;
+                let differences = stored.differences(config);
+                if !differences.is_empty() {
+                    return Err(IndexError::ConfigMismatch {
+                        path: path.to_path_buf(),
+                        differences,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            config: config.clone(),
+        })
+    }
+
+    /// Reads the fingerprint parameters stored in an index without opening it for use.
+    pub fn stored_config(path: &Path) -> Result<Option<FingerprintConfig>, IndexError> {
+        check_sqlite_header(path)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+            |source| IndexError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'fingerprint_config'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| not_an_index(path, source))?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    fn err(&self, source: rusqlite::Error) -> IndexError {
+        IndexError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn query_songs(
+        &self,
+        where_clause: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<SongRecord>, IndexError> {
+        let sql = format!("SELECT {SONG_COLUMNS} FROM songs {where_clause} ORDER BY id");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, song_from_row)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+}
+
+fn not_an_index(path: &Path, source: rusqlite::Error) -> IndexError {
+    IndexError::NotAnIndex {
+        path: path.to_path_buf(),
+        reason: source.to_string(),
+    }
+}
+
+fn check_sqlite_header(path: &Path) -> Result<(), IndexError> {
+    let mut header = [0u8; 16];
+    let mut file = std::fs::File::open(path).map_err(|source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let read = file.read(&mut header).map_err(|source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if read > 0 && (read < 16 || &header != b"SQLite format 3\0") {
+        return Err(IndexError::NotAnIndex {
+            path: path.to_path_buf(),
+            reason: "not an SQLite database".to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, from_version: i64) -> rusqlite::Result<()> {
+    if from_version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    for sql in MIGRATIONS.iter().skip(from_version.max(0) as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+fn song_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SongRecord> {
+    Ok(SongRecord {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        artist: row.get(2)?,
+        album: row.get(3)?,
+        duration_secs: row.get(4)?,
+        path: row.get(5)?,
+        file_size: row.get::<_, Option<i64>>(6)?.map(|v| v.max(0) as u64),
+        file_mtime: row.get(7)?,
+        content_hash: row.get(8)?,
+        added_at: row.get(9)?,
+        num_frames: row.get::<_, i64>(10)?.clamp(0, i64::from(u32::MAX)) as u32,
+        num_peaks: row.get::<_, i64>(11)?.clamp(0, i64::from(u32::MAX)) as u32,
+    })
+}
+
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn fingerprint_config(&self) -> &FingerprintConfig {
+        &self.config
+    }
+
+    fn add_song(
+        &mut self,
+        song: &NewSong,
+        fingerprint: &Fingerprint,
+    ) -> Result<SongRecord, IndexError> {
+        let blob = encode_peaks(&fingerprint.peaks);
+        let added_at = song.added_at.unwrap_or_else(unix_now);
+        let path = self.path.clone();
+        let err = |source| IndexError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO songs (title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                song.title,
+                song.artist,
+                song.album,
+                song.duration_secs,
+                song.path,
+                song.file_size.map(|v| v as i64),
+                song.file_mtime,
+                song.content_hash,
+                added_at,
+                i64::from(fingerprint.num_frames),
+                fingerprint.peaks.len() as i64,
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO fingerprints (song_id, peaks) VALUES (?1, ?2)",
+            params![id, blob],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(SongRecord {
+            id,
+            title: song.title.clone(),
+            artist: song.artist.clone(),
+            album: song.album.clone(),
+            duration_secs: song.duration_secs,
+            path: song.path.clone(),
+            file_size: song.file_size,
+            file_mtime: song.file_mtime,
+            content_hash: song.content_hash.clone(),
+            added_at,
+            num_frames: fingerprint.num_frames,
+            num_peaks: fingerprint.peaks.len() as u32,
+        })
+    }
+
+    fn remove_song(&mut self, song_id: i64) -> Result<bool, IndexError> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM songs WHERE id = ?1", params![song_id])
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
+    }
+
+    fn song(&self, song_id: i64) -> Result<Option<SongRecord>, IndexError> {
+        Ok(self
+            .query_songs("WHERE id = ?1", &[&song_id])?
+            .into_iter()
+            .next())
+    }
+
+    fn songs(&self) -> Result<Vec<SongRecord>, IndexError> {
+        self.query_songs("", &[])
+    }
+
+    fn find_by_content_hash(&self, content_hash: &str) -> Result<Option<SongRecord>, IndexError> {
+        Ok(self
+            .query_songs("WHERE content_hash = ?1", &[&content_hash])?
+            .into_iter()
+            .next())
+    }
+
+    fn find_by_file(
+        &self,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Option<SongRecord>, IndexError> {
+        let size = size as i64;
+        Ok(self
+            .query_songs(
+                "WHERE path = ?1 AND file_size = ?2 AND file_mtime = ?3",
+                &[&path, &size, &mtime],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    fn peaks(&self, song_id: i64) -> Result<Option<Vec<Peak>>, IndexError> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT peaks FROM fingerprints WHERE song_id = ?1",
+                params![song_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        blob.map(|b| {
+            decode_peaks(&b).map_err(|reason| IndexError::Damaged {
+                path: self.path.clone(),
+                reason: format!("song {song_id}: {reason}"),
+            })
+        })
+        .transpose()
+    }
+
+    fn for_each_fingerprint(
+        &self,
+        visit: &mut dyn FnMut(&SongRecord, Vec<Peak>),
+    ) -> Result<(), IndexError> {
+        let sql = format!(
+            "SELECT {}, f.peaks FROM songs s JOIN fingerprints f ON f.song_id = s.id ORDER BY s.id",
+            SONG_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let record = song_from_row(row).map_err(|e| self.err(e))?;
+            let blob: Vec<u8> = row.get(12).map_err(|e| self.err(e))?;
+            let peaks = decode_peaks(&blob).map_err(|reason| IndexError::Damaged {
+                path: self.path.clone(),
+                reason: format!("song {}: {reason}", record.id),
+            })?;
+            visit(&record, peaks);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats, IndexError> {
+        let (songs, total_secs, peaks): (i64, f64, i64) = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(duration_secs), 0.0), COALESCE(SUM(num_peaks), 0) FROM songs",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let file_len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(StoreStats {
+            songs: songs as u64,
+            total_secs,
+            peaks: peaks as u64,
+            bytes_on_disk: file_len(&self.path) + file_len(Path::new(&wal)),
+        })
+    }
+}

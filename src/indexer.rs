@@ -1,0 +1,335 @@
+//! Indexing many files: parallel analysis, one writer.
+//!
+//! ```text
+//! paths -> collect_audio_files -> skip unchanged (path + size + mtime already stored)
+//!       -> N analysis threads (hash the bytes, decode, fingerprint)
+//!       -> this thread: skip duplicate content, store each song in its own transaction
+//! ```
+//!
+//! A bad file is reported and skipped; the run goes on. Cancelling stops the analysis threads
+//! between packets; songs already written stay, and a re-run completes the job.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, unbounded};
+use serde::Serialize;
+
+use crate::cancel::CancelToken;
+use crate::config::{FingerprintConfig, MatchConfig};
+use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
+use crate::index::{NewSong, SongRecord};
+use crate::library::{Library, LibraryError};
+
+/// File extensions picked up when walking a folder (explicitly named files are always tried).
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "m4b", "aac", "mkv", "mka", "webm",
+    "aif", "aiff", "caf",
+];
+
+/// Why a file was not indexed although nothing is wrong with it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Same path, size and modification time as an indexed song.
+    Unchanged {
+        /// The song.
+        song_id: i64,
+    },
+    /// The same content is already indexed (maybe from another path).
+    Duplicate {
+        /// The song.
+        song_id: i64,
+    },
+}
+
+/// Progress reports of an indexing run.
+#[derive(Clone, Debug)]
+pub enum IndexEvent {
+    /// The work list is known.
+    Started {
+        /// Files to look at.
+        total: usize,
+    },
+    /// A file was stored.
+    Indexed {
+        /// The file.
+        path: PathBuf,
+        /// The stored song.
+        song: SongRecord,
+    },
+    /// A file needed no work.
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: SkipReason,
+    },
+    /// A file could not be indexed.
+    Failed {
+        /// The file.
+        path: PathBuf,
+        /// Machine-readable code.
+        code: String,
+        /// Human-readable reason (names the file).
+        message: String,
+    },
+}
+
+/// Totals of an indexing run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IndexSummary {
+    /// Files looked at.
+    pub total: usize,
+    /// Songs stored.
+    pub indexed: usize,
+    /// Files skipped (unchanged or duplicate).
+    pub skipped: usize,
+    /// Files that failed, with reasons.
+    pub failed: Vec<FailedFile>,
+    /// Seconds of audio stored.
+    pub audio_secs: f64,
+    /// Wall time, seconds.
+    pub elapsed_secs: f64,
+    /// Whether the run was cancelled before the end.
+    pub cancelled: bool,
+}
+
+/// A file that could not be indexed.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Machine-readable code.
+    pub code: String,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// Expands folders (recursively, audio extensions only, sorted) and keeps files as given.
+/// Paths that do not exist are returned in the second list.
+pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut files);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            missing.push(path.clone());
+        }
+    }
+    (files, missing)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out);
+        } else if has_audio_extension(&path) {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether the file name ends in a known audio extension.
+pub fn has_audio_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Analysis of one file, done off the writer thread.
+struct Analysed {
+    path: PathBuf,
+    result: Result<(NewSong, Fingerprint), EngineError>,
+}
+
+/// Indexes `files` into `library` with `workers` analysis threads, reporting through `on_event`.
+pub fn index_files(
+    library: &mut Library,
+    files: Vec<PathBuf>,
+    workers: usize,
+    cancel: &CancelToken,
+    mut on_event: impl FnMut(&IndexEvent),
+) -> Result<IndexSummary, LibraryError> {
+    let started = Instant::now();
+    let mut summary = IndexSummary {
+        total: files.len(),
+        ..IndexSummary::default()
+    };
+    on_event(&IndexEvent::Started { total: files.len() });
+
+    // Unchanged files are skipped without reading them.
+    let mut todo = Vec::with_capacity(files.len());
+    for path in files {
+        let stamp = file_stamp(&path);
+        let path_text = path.to_string_lossy().to_string();
+        if let Some((size, mtime)) = stamp
+            && let Some(song) = library.store().find_by_file(&path_text, size, mtime)?
+        {
+            summary.skipped += 1;
+            on_event(&IndexEvent::Skipped {
+                path,
+                reason: SkipReason::Unchanged { song_id: song.id },
+            });
+            continue;
+        }
+        todo.push(path);
+    }
+
+    let config = library.config().clone();
+    let match_config = library.match_config().clone();
+    let (job_tx, job_rx) = unbounded::<PathBuf>();
+    for path in todo {
+        job_tx.send(path).ok(); // The receiver lives until the scope ends.
+    }
+    drop(job_tx);
+    let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * 2);
+    let mut store_error = None;
+    std::thread::scope(|scope| {
+        for worker in 0..workers.max(1) {
+            let job_rx = job_rx.clone();
+            let result_tx = result_tx.clone();
+            let (config, match_config, cancel) = (&config, &match_config, cancel);
+            let spawned = std::thread::Builder::new()
+                .name(format!("audiofp-analyse-{worker}"))
+                .spawn_scoped(scope, move || {
+                    for path in job_rx.iter() {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        let result = analyse_file(&path, config, match_config, cancel);
+                        if result_tx.send(Analysed { path, result }).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!("cannot start an analysis thread: {err}");
+            }
+        }
+        drop(result_tx);
+        for analysed in result_rx.iter() {
+            if store_error.is_some() {
+                cancel.cancel();
+                continue;
+            }
+            match analysed.result {
+                Err(EngineError::Cancelled) => {}
+                Err(err) => {
+                    let failed = FailedFile {
+                        path: analysed.path.clone(),
+                        code: err.code().to_string(),
+                        message: err.to_string(),
+                    };
+                    on_event(&IndexEvent::Failed {
+                        path: analysed.path,
+                        code: failed.code.clone(),
+                        message: failed.message.clone(),
+                    });
+                    summary.failed.push(failed);
+                }
+                Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
+                    Ok(Ok(record)) => {
+                        summary.indexed += 1;
+                        summary.audio_secs += record.duration_secs;
+                        on_event(&IndexEvent::Indexed {
+                            path: analysed.path,
+                            song: record,
+                        });
+                    }
+                    Ok(Err(reason)) => {
+                        summary.skipped += 1;
+                        on_event(&IndexEvent::Skipped {
+                            path: analysed.path,
+                            reason,
+                        });
+                    }
+                    Err(err) => store_error = Some(err),
+                },
+            }
+        }
+    });
+    if let Some(err) = store_error {
+        return Err(err);
+    }
+    summary.cancelled = cancel.is_cancelled();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn store_song(
+    library: &mut Library,
+    song: &NewSong,
+    fingerprint: &Fingerprint,
+) -> Result<Result<SongRecord, SkipReason>, LibraryError> {
+    if let Some(existing) = library.store().find_by_content_hash(&song.content_hash)? {
+        return Ok(Err(SkipReason::Duplicate {
+            song_id: existing.id,
+        }));
+    }
+    Ok(Ok(library.add(song, fingerprint)?))
+}
+
+fn file_stamp(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    Some((meta.len(), mtime))
+}
+
+/// Hashes, decodes and fingerprints one file for the index.
+pub fn analyse_file(
+    path: &Path,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    cancel: &CancelToken,
+) -> Result<(NewSong, Fingerprint), EngineError> {
+    let content_hash = hash_file(path)?;
+    let (fingerprint, decoded) = engine::fingerprint_source(
+        AudioSource::File(path),
+        config,
+        match_config,
+        Side::Reference,
+        cancel,
+    )?;
+    let stamp = file_stamp(path);
+    let file_title = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string());
+    let song = NewSong {
+        title: decoded.tags.title.unwrap_or(file_title),
+        artist: decoded.tags.artist,
+        album: decoded.tags.album,
+        duration_secs: fingerprint.duration_secs,
+        path: Some(path.to_string_lossy().to_string()),
+        file_size: stamp.map(|s| s.0),
+        file_mtime: stamp.map(|s| s.1),
+        content_hash,
+        added_at: None,
+    };
+    Ok((song, fingerprint))
+}
+
+fn hash_file(path: &Path) -> Result<String, EngineError> {
+    let io = |source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(io)?;
+    hasher.update_reader(file).map_err(io)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}

@@ -1,0 +1,352 @@
+//! A [`Library`] is an open index ready to answer queries: the store of record plus the
+//! in-memory inverted index derived from it, with the analysis settings. It is the one type the
+//! CLI, the GUI worker and the server talk to.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cancel::CancelToken;
+use crate::config::{FingerprintConfig, MatchConfig};
+use crate::engine::matcher::{self, ScoreOutcome};
+use crate::engine::postings::{InvertedIndex, PostingsError};
+use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
+use crate::index::{IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, open_store};
+
+/// Errors of library operations.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// The store failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Analysis of a file or clip failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The in-memory index is full.
+    #[error(transparent)]
+    Postings(#[from] PostingsError),
+}
+
+/// One identified song.
+#[derive(Clone, Debug, Serialize)]
+pub struct Match {
+    /// The song.
+    pub song: SongRecord,
+    /// Calibrated confidence in [0, 1].
+    pub confidence: f64,
+    /// Where the clip starts in the song, seconds.
+    pub offset_secs: f64,
+    /// Landmarks that agree on that offset.
+    pub aligned: usize,
+    /// Distinct clip frames among them.
+    pub aligned_frames: usize,
+    /// Seconds of the clip the aligned landmarks span.
+    pub aligned_span_secs: f64,
+    /// Hits of the clip anywhere in the song.
+    pub song_hits: usize,
+}
+
+/// The answer to one query.
+#[derive(Clone, Debug, Serialize)]
+pub struct Identification {
+    /// Matches at or above the threshold, best first. Empty means *no match*.
+    pub matches: Vec<Match>,
+    /// Length of the clip, seconds.
+    pub clip_secs: f64,
+    /// Landmarks of the clip that were looked up.
+    pub query_landmarks: usize,
+    /// Postings the clip's landmarks hit.
+    pub hits: usize,
+    /// Time spent analysing the clip, milliseconds.
+    pub analysis_ms: f64,
+    /// Time spent matching, milliseconds.
+    pub match_ms: f64,
+    /// The best candidate when it missed the threshold (diagnostics).
+    pub best_rejected: Option<Match>,
+}
+
+impl Identification {
+    /// Whether anything matched.
+    pub fn found(&self) -> bool {
+        !self.matches.is_empty()
+    }
+
+    /// Total processing time, milliseconds.
+    pub fn processing_ms(&self) -> f64 {
+        self.analysis_ms + self.match_ms
+    }
+}
+
+/// The pairs of (query frame, song frame) behind a match, for the match visualisation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MatchEvidence {
+    /// Every hit of the query in this song: (seconds in the clip, seconds in the song).
+    pub hits: Vec<(f64, f64)>,
+    /// Whether each hit lies on the winning diagonal.
+    pub aligned: Vec<bool>,
+}
+
+/// An open index.
+pub struct Library {
+    store: Box<dyn Store>,
+    index: InvertedIndex,
+    config: FingerprintConfig,
+    match_config: MatchConfig,
+}
+
+impl Library {
+    /// Opens the store and builds the inverted index from its peaks.
+    pub fn open(
+        storage: &StorageKind,
+        config: &FingerprintConfig,
+        match_config: &MatchConfig,
+        mode: OpenMode,
+    ) -> Result<Self, LibraryError> {
+        let store = open_store(storage, config, mode)?;
+        Self::from_store(store, match_config)
+    }
+
+    /// Wraps an already open store.
+    pub fn from_store(
+        store: Box<dyn Store>,
+        match_config: &MatchConfig,
+    ) -> Result<Self, LibraryError> {
+        let config = store.fingerprint_config().clone();
+        let index = build_index(store.as_ref(), &config, match_config)?;
+        Ok(Self {
+            store,
+            index,
+            config,
+            match_config: match_config.clone(),
+        })
+    }
+
+    /// The store of record.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The store, mutably (import).
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    /// Rebuilds the in-memory index from the store (after an import).
+    pub fn reload(&mut self) -> Result<(), LibraryError> {
+        self.index = build_index(self.store.as_ref(), &self.config, &self.match_config)?;
+        Ok(())
+    }
+
+    /// Fingerprint parameters.
+    pub fn config(&self) -> &FingerprintConfig {
+        &self.config
+    }
+
+    /// Query settings.
+    pub fn match_config(&self) -> &MatchConfig {
+        &self.match_config
+    }
+
+    /// Changes query settings (threshold, top N).
+    pub fn set_match_config(&mut self, match_config: MatchConfig) {
+        self.match_config = match_config;
+    }
+
+    /// The in-memory inverted index.
+    pub fn inverted_index(&self) -> &InvertedIndex {
+        &self.index
+    }
+
+    /// Stores a fingerprinted song and makes it searchable.
+    pub fn add(
+        &mut self,
+        song: &NewSong,
+        fingerprint: &Fingerprint,
+    ) -> Result<SongRecord, LibraryError> {
+        let record = self.store.add_song(song, fingerprint)?;
+        let landmarks = engine::landmarks_of(
+            &fingerprint.peaks,
+            &self.config,
+            &self.match_config,
+            Side::Reference,
+        );
+        self.index
+            .add_song(record.id, fingerprint.num_frames, &landmarks)?;
+        Ok(record)
+    }
+
+    /// Removes a song; `false` if there is none with that id.
+    pub fn remove(&mut self, song_id: i64) -> Result<bool, LibraryError> {
+        let removed = self.store.remove_song(song_id)?;
+        self.index.remove_song(song_id);
+        Ok(removed)
+    }
+
+    /// Identifies an audio file.
+    pub fn identify_file(
+        &mut self,
+        path: &Path,
+        cancel: &CancelToken,
+    ) -> Result<Identification, LibraryError> {
+        let started = Instant::now();
+        let (fingerprint, _) = engine::fingerprint_source(
+            AudioSource::File(path),
+            &self.config,
+            &self.match_config,
+            Side::Query,
+            cancel,
+        )?;
+        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+    }
+
+    /// Identifies encoded audio held in memory (an upload).
+    pub fn identify_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> Result<Identification, LibraryError> {
+        let started = Instant::now();
+        let (fingerprint, _) = engine::fingerprint_source(
+            AudioSource::Bytes { bytes, name },
+            &self.config,
+            &self.match_config,
+            Side::Query,
+            &CancelToken::new(),
+        )?;
+        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+    }
+
+    /// Identifies mono samples (a microphone recording).
+    pub fn identify_samples(
+        &mut self,
+        samples: &[f32],
+        sample_rate_hz: u32,
+    ) -> Result<Identification, LibraryError> {
+        let started = Instant::now();
+        let fingerprint = engine::fingerprint_samples(
+            samples,
+            sample_rate_hz,
+            &self.config,
+            &self.match_config,
+            Side::Query,
+        )?;
+        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+    }
+
+    /// Matches an already analysed clip (analysed with [`Side::Query`]).
+    pub fn identify_fingerprint(
+        &mut self,
+        fingerprint: &Fingerprint,
+        analysis_ms: f64,
+    ) -> Identification {
+        let started = Instant::now();
+        let landmarks = self.query_landmarks(fingerprint);
+        self.index.prepare();
+        let outcome = matcher::score(&self.index, &landmarks, &self.match_config);
+        let match_ms = elapsed_ms(started);
+        self.to_identification(outcome, fingerprint.duration_secs, analysis_ms, match_ms)
+    }
+
+    fn query_landmarks(&self, fingerprint: &Fingerprint) -> Vec<Landmark> {
+        engine::landmarks_of(
+            &fingerprint.peaks,
+            &self.config,
+            &self.match_config,
+            Side::Query,
+        )
+    }
+
+    fn to_identification(
+        &self,
+        outcome: ScoreOutcome,
+        clip_secs: f64,
+        analysis_ms: f64,
+        match_ms: f64,
+    ) -> Identification {
+        let frame_secs = self.config.frame_secs();
+        let to_match = |scored: &matcher::ScoredSong| -> Option<Match> {
+            let song = self.store.song(scored.song_id).ok().flatten()?;
+            Some(Match {
+                song,
+                confidence: scored.confidence,
+                offset_secs: (scored.offset_frames * frame_secs).max(0.0),
+                aligned: scored.aligned,
+                aligned_frames: scored.aligned_frames,
+                aligned_span_secs: f64::from(scored.spread_frames) * frame_secs,
+                song_hits: scored.song_hits,
+            })
+        };
+        Identification {
+            matches: outcome.matches.iter().filter_map(to_match).collect(),
+            clip_secs,
+            query_landmarks: outcome.query_landmarks,
+            hits: outcome.hits,
+            analysis_ms,
+            match_ms,
+            best_rejected: outcome.best_rejected.as_ref().and_then(to_match),
+        }
+    }
+
+    /// The hits of a clip in one song, for the match plot.
+    pub fn evidence(
+        &mut self,
+        fingerprint: &Fingerprint,
+        song_id: i64,
+        offset_secs: f64,
+    ) -> MatchEvidence {
+        let landmarks = self.query_landmarks(fingerprint);
+        self.index.prepare();
+        let Some(span) = self.index.span_of(song_id).copied() else {
+            return MatchEvidence::default();
+        };
+        let frame_secs = self.config.frame_secs();
+        let offset_frames = offset_secs / frame_secs;
+        let mut evidence = MatchEvidence::default();
+        for landmark in &landmarks {
+            self.index.for_each_posting(landmark.key, |global| {
+                if global >= span.base && global < span.base + span.num_frames {
+                    let song_frame = f64::from(global - span.base);
+                    let query_frame = f64::from(landmark.frame);
+                    evidence
+                        .hits
+                        .push((query_frame * frame_secs, song_frame * frame_secs));
+                    evidence
+                        .aligned
+                        .push((song_frame - query_frame - offset_frames).abs() <= 1.5);
+                }
+            });
+        }
+        evidence
+    }
+}
+
+fn build_index(
+    store: &dyn Store,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+) -> Result<InvertedIndex, LibraryError> {
+    // Two passes (count, fill) over the stored peaks; landmarks are regenerated each pass,
+    // which costs less than holding them all.
+    let mut store_error = None;
+    let index = InvertedIndex::build(config.frame_secs(), |visit| {
+        let mut landmarks = Vec::new();
+        let result = store.for_each_fingerprint(&mut |record, peaks| {
+            landmarks.clear();
+            let rule = engine::pairing_rule(config, match_config, Side::Reference);
+            engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
+            visit(record.id, record.num_frames, &landmarks);
+        });
+        if let Err(err) = result {
+            store_error = Some(err);
+        }
+    })?;
+    if let Some(err) = store_error {
+        return Err(err.into());
+    }
+    Ok(index)
+}
+
+fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
