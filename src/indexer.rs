@@ -260,6 +260,7 @@ pub fn index_files(
     if let Some(err) = store_error {
         return Err(err);
     }
+    library.store_mut().flush()?;
     summary.cancelled = cancel.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)

@@ -234,6 +234,7 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<u8> {
     let mut store = store(cli, OpenMode::CreateIfMissing)?;
     let bar = progress_bar(0, "songs");
     let summary = import_into(store.as_mut(), &args.file, |_| bar.inc(1))?;
+    store.flush()?;
     bar.finish_and_clear();
     if args.json {
         print_json(&summary)?;

@@ -54,6 +54,10 @@ pub struct PeakPicker {
     candidates: VecDeque<Candidate>,
     /// Candidates before this index in `candidates` were already judged for density.
     released: usize,
+    /// Frame buffers ready for reuse.
+    spare: Vec<FrameSlot>,
+    /// Scratch space of the sliding maximum.
+    scratch: Vec<f32>,
     prefix: Vec<f32>,
 }
 
@@ -76,6 +80,8 @@ impl PeakPicker {
             next_center: 0,
             candidates: VecDeque::new(),
             released: 0,
+            spare: Vec::new(),
+            scratch: Vec::new(),
             prefix: Vec::new(),
         }
     }
@@ -87,11 +93,20 @@ impl PeakPicker {
 
     /// Adds the next frame; appends peaks that became final to `out`.
     pub fn push_frame(&mut self, level_db: &[f32], out: &mut Vec<Peak>) {
-        let freq_max_db = sliding_max(level_db, self.freq_half);
-        self.frames.push_back(FrameSlot {
-            level_db: level_db.to_vec(),
-            freq_max_db,
+        // Reuse the buffers of frames that left the ring.
+        let mut slot = self.spare.pop().unwrap_or_else(|| FrameSlot {
+            level_db: Vec::new(),
+            freq_max_db: Vec::new(),
         });
+        slot.level_db.clear();
+        slot.level_db.extend_from_slice(level_db);
+        sliding_max(
+            level_db,
+            self.freq_half,
+            &mut slot.freq_max_db,
+            &mut self.scratch,
+        );
+        self.frames.push_back(slot);
         self.frames_seen += 1;
         // Frame `c` can be judged once frames up to c + time_half exist.
         while self.next_center + (self.time_half as u32) < self.frames_seen {
@@ -185,8 +200,11 @@ impl PeakPicker {
     fn trim_ring(&mut self) {
         // Keep frames still needed as neighbours of centres not yet judged.
         let keep_from = self.next_center.saturating_sub(self.time_half as u32);
-        while self.first_frame_in_ring < keep_from && !self.frames.is_empty() {
-            self.frames.pop_front();
+        while self.first_frame_in_ring < keep_from {
+            let Some(slot) = self.frames.pop_front() else {
+                break;
+            };
+            self.spare.push(slot);
             self.first_frame_in_ring += 1;
         }
     }
@@ -238,29 +256,112 @@ impl PeakPicker {
     }
 }
 
-/// Maximum over `± half` for each position (van Herk-style in O(n) would be faster; the band
-/// is a few hundred bins, so a simple sliding window is plenty).
-fn sliding_max(values: &[f32], half: usize) -> Vec<f32> {
+/// Maximum over `± half` around each position (van Herk / Gil-Werman: three passes, O(n)
+/// whatever the width). `out` receives one value per input; `scratch` is reused.
+fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
     let n = values.len();
-    let mut out = vec![f32::NEG_INFINITY; n];
-    let mut deque: VecDeque<usize> = VecDeque::with_capacity(2 * half + 2);
-    // Monotonic deque over a window [i - half, i + half].
-    let mut next = 0usize;
-    for (i, slot) in out.iter_mut().enumerate() {
-        let hi = (i + half).min(n - 1);
-        while next <= hi {
-            while deque.back().is_some_and(|&j| values[j] <= values[next]) {
-                deque.pop_back();
-            }
-            deque.push_back(next);
-            next += 1;
+    let width = 2 * half + 1;
+    // Pad by `half` on both sides so every window is complete.
+    let padded = n + 2 * half;
+    let blocks = padded.div_ceil(width);
+    let len = blocks * width;
+    scratch.clear();
+    scratch.resize(3 * len, f32::NEG_INFINITY);
+    let (input, rest) = scratch.split_at_mut(len);
+    let (prefix, suffix) = rest.split_at_mut(len);
+    input[half..half + n].copy_from_slice(values);
+    for block in 0..blocks {
+        let start = block * width;
+        let mut running = f32::NEG_INFINITY;
+        for i in start..start + width {
+            running = running.max(input[i]);
+            prefix[i] = running;
         }
-        while deque.front().is_some_and(|&j| j + half < i) {
-            deque.pop_front();
-        }
-        if let Some(&j) = deque.front() {
-            *slot = values[j];
+        let mut running = f32::NEG_INFINITY;
+        for i in (start..start + width).rev() {
+            running = running.max(input[i]);
+            suffix[i] = running;
         }
     }
-    out
+    out.clear();
+    // Window for output i covers padded positions i ..= i + 2 * half.
+    out.extend((0..n).map(|i| suffix[i].max(prefix[i + width - 1])));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_max_matches_naive() {
+        let values: Vec<f32> = (0..97)
+            .map(|i| ((i * 37 % 23) as f32).sin() * 10.0)
+            .collect();
+        for half in [0, 1, 3, 10, 60] {
+            let mut out = Vec::new();
+            let mut scratch = Vec::new();
+            sliding_max(&values, half, &mut out, &mut scratch);
+            for (i, got) in out.iter().enumerate() {
+                let lo = i.saturating_sub(half);
+                let hi = (i + half).min(values.len() - 1);
+                let want = values[lo..=hi]
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(*got, want, "half {half} at {i}");
+            }
+        }
+    }
+
+    fn tone_frames(frames: usize, bins: usize, peak_bin: usize) -> Vec<Vec<f32>> {
+        (0..frames)
+            .map(|t| {
+                (0..bins)
+                    .map(|b| {
+                        let onset = if t % 20 == 0 { 10.0 } else { 0.0 };
+                        if b == peak_bin {
+                            -20.0 + onset
+                        } else {
+                            -60.0 - (b % 7) as f32
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn picks_onsets_and_streams_like_a_whole() {
+        let config = FingerprintConfig::default();
+        let frames = tone_frames(200, config.band_bins(), 100);
+        let mut picker = PeakPicker::new(&config, 15.0);
+        let mut peaks = Vec::new();
+        for frame in &frames {
+            picker.push_frame(frame, &mut peaks);
+        }
+        picker.finish(&mut peaks);
+        // One peak per onset of the tone, at its bin, in time order.
+        let onsets: Vec<u32> = peaks
+            .iter()
+            .filter(|p| p.bin == 100)
+            .map(|p| p.frame)
+            .collect();
+        assert_eq!(
+            onsets,
+            (0..200).step_by(20).map(|f| f as u32).collect::<Vec<_>>()
+        );
+        assert!(peaks.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn silence_gives_no_peaks() {
+        let config = FingerprintConfig::default();
+        let mut picker = PeakPicker::new(&config, 15.0);
+        let mut peaks = Vec::new();
+        for _ in 0..100 {
+            picker.push_frame(&vec![-150.0; config.band_bins()], &mut peaks);
+        }
+        picker.finish(&mut peaks);
+        assert!(peaks.is_empty());
+    }
 }

@@ -126,6 +126,10 @@ pub trait Store: Send {
     ) -> Result<(), IndexError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, IndexError>;
+    /// Makes everything written so far compact on disk (folds the WAL into the database).
+    fn flush(&mut self) -> Result<(), IndexError> {
+        Ok(())
+    }
 }
 
 /// Which store to open.

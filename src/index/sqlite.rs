@@ -450,6 +450,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), IndexError> {
+        // Readers may hold the WAL open (GUI, server); then the truncate is simply partial.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
     fn stats(&self) -> Result<StoreStats, IndexError> {
         let (songs, total_secs, peaks): (i64, f64, i64) = self
             .conn
