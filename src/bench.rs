@@ -434,11 +434,14 @@ pub struct ScaleReport {
     pub correct: (usize, usize),
 }
 
+/// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
+pub type RealSong = (Vec<Peak>, u32, Vec<Vec<Peak>>);
+
 /// Builds an index of `songs` generated fingerprints (plus `real` songs' peaks, whose 10 s
 /// excerpts are then queried) and measures matching latency and memory.
 pub fn run_scale(
     songs: usize,
-    real: &[(Vec<Peak>, u32, Vec<Vec<Peak>>)],
+    real: &[RealSong],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     peaks_per_second: f64,

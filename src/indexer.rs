@@ -260,7 +260,8 @@ pub fn index_files(
     if let Some(err) = store_error {
         return Err(err);
     }
-    library.store_mut().flush()?;
+    library.prepare();
+    library.store().flush()?;
     summary.cancelled = cancel.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)

@@ -3,6 +3,7 @@
 //! CLI, the GUI worker and the server talk to.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -87,9 +88,10 @@ pub struct MatchEvidence {
     pub aligned: Vec<bool>,
 }
 
-/// An open index.
+/// An open index. Queries take `&self` and may run from several threads at once (the store
+/// sits behind a mutex, held only for metadata look-ups); changes take `&mut self`.
 pub struct Library {
-    store: Box<dyn Store>,
+    store: Mutex<Box<dyn Store>>,
     index: InvertedIndex,
     config: FingerprintConfig,
     match_config: MatchConfig,
@@ -115,27 +117,31 @@ impl Library {
         let config = store.fingerprint_config().clone();
         let index = build_index(store.as_ref(), &config, match_config)?;
         Ok(Self {
-            store,
+            store: Mutex::new(store),
             index,
             config,
             match_config: match_config.clone(),
         })
     }
 
-    /// The store of record.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    /// The store, mutably (import).
-    pub fn store_mut(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
+    /// The store of record (locked while the guard lives).
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
+        // A panic while holding the lock cannot leave the store half-written (SQLite rolls
+        // back), so a poisoned lock is still usable.
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Rebuilds the in-memory index from the store (after an import).
     pub fn reload(&mut self) -> Result<(), LibraryError> {
-        self.index = build_index(self.store.as_ref(), &self.config, &self.match_config)?;
+        let index = build_index(self.store().as_ref(), &self.config, &self.match_config)?;
+        self.index = index;
         Ok(())
+    }
+
+    /// Makes songs added since the last call fast to search (sorts the new postings). Songs
+    /// are searchable without it; call it after a batch of additions.
+    pub fn prepare(&mut self) {
+        self.index.prepare();
     }
 
     /// Fingerprint parameters.
@@ -164,7 +170,7 @@ impl Library {
         song: &NewSong,
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, LibraryError> {
-        let record = self.store.add_song(song, fingerprint)?;
+        let record = self.store().add_song(song, fingerprint)?;
         let landmarks = engine::landmarks_of(
             &fingerprint.peaks,
             &self.config,
@@ -178,7 +184,7 @@ impl Library {
 
     /// Removes a song; `false` if there is none with that id.
     pub fn remove(&mut self, song_id: i64) -> Result<bool, LibraryError> {
-        let removed = self.store.remove_song(song_id)?;
+        let removed = self.store().remove_song(song_id)?;
         self.index.remove_song(song_id);
         Ok(removed)
     }
@@ -242,7 +248,6 @@ impl Library {
     ) -> Identification {
         let started = Instant::now();
         let landmarks = self.query_landmarks(fingerprint);
-        self.index.prepare();
         let outcome = matcher::score(&self.index, &landmarks, &self.match_config);
         let match_ms = elapsed_ms(started);
         self.to_identification(outcome, fingerprint.duration_secs, analysis_ms, match_ms)
@@ -265,8 +270,9 @@ impl Library {
         match_ms: f64,
     ) -> Identification {
         let frame_secs = self.config.frame_secs();
+        let store = self.store();
         let to_match = |scored: &matcher::ScoredSong| -> Option<Match> {
-            let song = self.store.song(scored.song_id).ok().flatten()?;
+            let song = store.song(scored.song_id).ok().flatten()?;
             Some(Match {
                 song,
                 confidence: scored.confidence,
@@ -296,7 +302,6 @@ impl Library {
         offset_secs: f64,
     ) -> MatchEvidence {
         let landmarks = self.query_landmarks(fingerprint);
-        self.index.prepare();
         let Some(span) = self.index.span_of(song_id).copied() else {
             return MatchEvidence::default();
         };

@@ -96,8 +96,8 @@ pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     println!(
-        "{:>6}  {:>7}  {:<40}  {:<24}  {}",
-        "ID", "LENGTH", "TITLE", "ARTIST", "ALBUM"
+        "{:>6}  {:>7}  {:<40}  {:<24}  ALBUM",
+        "ID", "LENGTH", "TITLE", "ARTIST"
     );
     for song in &songs {
         println!(

@@ -5,6 +5,7 @@
 //! 0 = success, 1 = a clip had no match, 2 = an error (including files that failed to index).
 
 mod bench_cmd;
+mod demo_cmd;
 mod identify_cmd;
 mod index_cmd;
 mod library_cmds;
@@ -83,6 +84,8 @@ pub enum Command {
     Import(library_cmds::ImportArgs),
     /// Measure accuracy, speed, size and memory on a corpus (see docs/BENCHMARK.md).
     Bench(bench_cmd::BenchArgs),
+    /// Generate synthetic songs, index them in a temporary index and identify clips of them.
+    Demo(demo_cmd::DemoArgs),
 }
 
 impl Cli {
@@ -192,6 +195,7 @@ fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::R
         Some(Command::Export(args)) => library_cmds::export(cli, args),
         Some(Command::Import(args)) => library_cmds::import(cli, args),
         Some(Command::Bench(args)) => bench_cmd::run(cli, args),
+        Some(Command::Demo(args)) => demo_cmd::run(cli, args),
     }
 }
 

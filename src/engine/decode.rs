@@ -80,6 +80,9 @@ impl AudioSource<'_> {
     }
 }
 
+/// Receives each decoded chunk: mono samples and their sample rate.
+type ChunkSink<'a> = dyn FnMut(&[f32], u32) -> Result<(), EngineError> + 'a;
+
 /// Decodes `source` and calls `on_chunk(mono_samples, sample_rate_hz)` for each decoded packet.
 pub fn decode_mono(
     source: AudioSource<'_>,
@@ -145,7 +148,7 @@ fn decode_track(
     format: &mut dyn FormatReader,
     path: &Path,
     cancel: &CancelToken,
-    on_chunk: &mut dyn FnMut(&[f32], u32) -> Result<(), EngineError>,
+    on_chunk: &mut ChunkSink<'_>,
 ) -> Result<DecodeSummary, EngineError> {
     let mut tags = Tags::default();
     if let Some(revision) = format.metadata().skip_to_latest() {

@@ -13,8 +13,6 @@
 //! chance level (its hits away from the best bin) and the query size, fitted on the development
 //! corpus including its clips of unindexed songs ([`CONFIDENCE_WEIGHTS`]).
 
-use std::collections::HashMap;
-
 use super::landmarks::Landmark;
 use super::postings::{InvertedIndex, SONG_GAP_FRAMES};
 use crate::config::MatchConfig;
@@ -95,20 +93,18 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
     let floor = config.min_aligned.max(2) as u32 / 2;
     let spans = index.spans();
     let mut span_idx = 0usize;
-    let mut song_hits: HashMap<i64, u32> = HashMap::new();
-    let mut best: HashMap<i64, (u32, usize)> = HashMap::new();
+    // Per span: total hits, and the best window as (count, index into `values`).
+    let mut song_hits: Vec<u32> = vec![0; spans.len()];
+    let mut best: Vec<(u32, usize)> = vec![(0, 0); spans.len()];
     for i in 0..values.len() {
         let probe = values[i].saturating_add(SONG_GAP_FRAMES / 2);
         while spans.get(span_idx + 1).is_some_and(|s| s.base <= probe) {
             span_idx += 1;
         }
-        let Some(span) = spans
-            .get(span_idx)
-            .filter(|s| s.base <= probe && !index.is_removed(s.song_id))
-        else {
+        if spans.get(span_idx).is_none_or(|s| s.base > probe) {
             continue;
-        };
-        *song_hits.entry(span.song_id).or_insert(0) += counts[i];
+        }
+        song_hits[span_idx] += counts[i];
         let mut window = counts[i];
         if i > 0 && values[i - 1] + 1 == values[i] {
             window += counts[i - 1];
@@ -116,19 +112,22 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
         if i + 1 < values.len() && values[i + 1] == values[i] + 1 {
             window += counts[i + 1];
         }
-        if window < floor {
-            continue;
-        }
-        let entry = best.entry(span.song_id).or_insert((0, i));
-        if window > entry.0 {
-            *entry = (window, i);
+        if window >= floor && window > best[span_idx].0 {
+            best[span_idx] = (window, i);
         }
     }
+    let best: Vec<(usize, u32, usize)> = best
+        .iter()
+        .enumerate()
+        .filter(|(idx, (window, _))| *window >= floor && !index.is_removed(spans[*idx].song_id))
+        .map(|(idx, &(window, i))| (idx, window, i))
+        .collect();
 
     let mut scored: Vec<ScoredSong> = best
         .into_iter()
-        .filter_map(|(song_id, (window, i))| {
-            let span = index.span_of(song_id)?;
+        .filter_map(|(span_idx, window, i)| {
+            let span = spans.get(span_idx)?;
+            let song_id = span.song_id;
             let mut weight = 0.0;
             let mut sum = 0.0;
             for j in i.saturating_sub(1)..(i + 2).min(values.len()) {
@@ -157,11 +156,11 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
                 spread_frames,
                 aligned: window as usize,
                 offset_frames,
-                song_hits: song_hits.get(&song_id).copied().unwrap_or(window) as usize,
+                song_hits: song_hits[span_idx] as usize,
                 confidence: confidence(
                     window as usize,
                     aligned_frames,
-                    song_hits.get(&song_id).copied().unwrap_or(window) as usize,
+                    song_hits[span_idx] as usize,
                     f64::from(span.num_frames),
                     landmarks.len(),
                 ),

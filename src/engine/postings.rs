@@ -43,9 +43,11 @@ pub enum PostingsError {
 pub struct InvertedIndex {
     offsets: Vec<u32>,
     entries: Vec<u32>,
-    /// Songs added since the last merge: (key, global frame), unsorted until queried.
+    /// Songs added since the last merge: (key, global frame). The first `pending_sorted`
+    /// entries are sorted (binary-searched); the rest, added since the last
+    /// [`prepare`](InvertedIndex::prepare), are scanned.
     pending: Vec<(u32, u32)>,
-    pending_sorted: bool,
+    pending_sorted: usize,
     spans: Vec<SongSpan>,
     removed: HashSet<i64>,
     next_base: u32,
@@ -59,7 +61,7 @@ impl InvertedIndex {
             offsets: Vec::new(),
             entries: Vec::new(),
             pending: Vec::new(),
-            pending_sorted: true,
+            pending_sorted: 0,
             spans: Vec::new(),
             removed: HashSet::new(),
             next_base: 0,
@@ -147,7 +149,6 @@ impl InvertedIndex {
         });
         self.pending
             .extend(landmarks.iter().map(|l| (l.key, base + l.frame)));
-        self.pending_sorted = false;
         if self.pending.len() > (self.entries.len() / 4).max(4_000_000) {
             self.merge();
         }
@@ -209,21 +210,22 @@ impl InvertedIndex {
         self.offsets = counts;
         self.entries = entries;
         self.pending.clear();
-        self.pending_sorted = true;
+        self.pending_sorted = 0;
         self.spans.retain(|s| !self.removed.contains(&s.song_id));
         self.removed.clear();
     }
 
-    /// Sorts the side list so lookups can binary-search it (done before queries).
+    /// Sorts the side list so lookups can binary-search all of it. Lookups are correct without
+    /// it, only slower: call it after a batch of additions.
     pub fn prepare(&mut self) {
-        if !self.pending_sorted {
+        if self.pending_sorted < self.pending.len() {
             self.pending.sort_unstable();
-            self.pending_sorted = true;
+            self.pending_sorted = self.pending.len();
         }
     }
 
     /// Calls `on_posting(global_frame)` for every occurrence of `key` (removed songs included;
-    /// callers filter by span). Call [`prepare`](Self::prepare) after adding songs.
+    /// callers filter by span).
     #[inline]
     pub fn for_each_posting(&self, key: u32, mut on_posting: impl FnMut(u32)) {
         let key = key as usize;
@@ -235,12 +237,20 @@ impl InvertedIndex {
         }
         if !self.pending.is_empty() {
             let key = key as u32;
-            let start = self.pending.partition_point(|&(k, _)| k < key);
-            for &(k, frame) in &self.pending[start..] {
+            let (sorted, tail) = self
+                .pending
+                .split_at(self.pending_sorted.min(self.pending.len()));
+            let start = sorted.partition_point(|&(k, _)| k < key);
+            for &(k, frame) in &sorted[start..] {
                 if k != key {
                     break;
                 }
                 on_posting(frame);
+            }
+            for &(k, frame) in tail {
+                if k == key {
+                    on_posting(frame);
+                }
             }
         }
     }
@@ -325,7 +335,14 @@ mod tests {
         for (id, frames, lms) in &songs {
             incremental.add_song(*id, *frames, lms).unwrap();
         }
+        let unprepared_hits = {
+            let mut got = Vec::new();
+            incremental.for_each_posting(5, |f| got.push(f));
+            got.sort_unstable();
+            got
+        };
         incremental.prepare();
+        assert_eq!(unprepared_hits, vec![0, 10, 100 + SONG_GAP_FRAMES + 1]);
         for index in [&built, &incremental] {
             let mut got = Vec::new();
             index.for_each_posting(5, |f| got.push(f));

@@ -124,12 +124,10 @@ impl SqliteStore {
             let mut stmt = conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
                 .map_err(|source| not_an_index(path, source))?;
-            let names = stmt
-                .query_map([], |row| row.get(0))
+            stmt.query_map([], |row| row.get(0))
                 .map_err(sqlite_err)?
                 .collect::<Result<Vec<String>, _>>()
-                .map_err(sqlite_err)?;
-            names
+                .map_err(sqlite_err)?
         };
         let fresh = application_id == 0 && user_version == 0 && tables.is_empty();
         if !fresh && application_id != APPLICATION_ID {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: installs what is needed, builds audiofp in release mode, and
+#   - with no argument: runs `audiofp demo` (generated songs are indexed, then noisy clips of
+#     them are identified), so you can see it work without any music at hand;
+#   - with MUSIC_DIR [CLIP...]: indexes your music into the default index, then identifies
+#     each CLIP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo build --release --locked
+bin=target/release/audiofp
+if [ $# -eq 0 ]; then
+  exec "$bin" demo
+fi
+music=$1; shift
+"$bin" index "$music" || true
+for clip in "$@"; do
+  "$bin" identify "$clip" || true
+done
+"$bin" stats
