@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
-use crate::index::{NewSong, SongRecord};
+use crate::index::{IndexError, NewSong, SongRecord};
 use crate::library::{Library, LibraryError};
 
 /// File extensions picked up when walking a folder (explicitly named files are always tried).
@@ -277,7 +277,13 @@ fn store_song(
             song_id: existing.id,
         }));
     }
-    Ok(Ok(library.add(song, fingerprint)?))
+    match library.add(song, fingerprint) {
+        Ok(record) => Ok(Ok(record)),
+        Err(LibraryError::Index(IndexError::DuplicateContent { song_id })) => {
+            Ok(Err(SkipReason::Duplicate { song_id }))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn file_stamp(path: &Path) -> Option<(u64, i64)> {

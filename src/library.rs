@@ -331,25 +331,32 @@ fn build_index(
     config: &FingerprintConfig,
     match_config: &MatchConfig,
 ) -> Result<InvertedIndex, LibraryError> {
-    // Two passes (count, fill) over the stored peaks; landmarks are regenerated each pass,
-    // which costs less than holding them all.
+    // Two passes (count, fill) over the stored peaks, inside one snapshot so that a song
+    // committed meanwhile by another process cannot appear in one pass only. Landmarks are
+    // regenerated each pass, which costs less than holding them all.
+    let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let mut store_error = None;
-    let index = InvertedIndex::build(config.frame_secs(), |visit| {
-        let mut landmarks = Vec::new();
-        let result = store.for_each_fingerprint(&mut |record, peaks| {
-            landmarks.clear();
-            let rule = engine::pairing_rule(config, match_config, Side::Reference);
-            engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
-            visit(record.id, record.num_frames, &landmarks);
-        });
-        if let Err(err) = result {
-            store_error = Some(err);
-        }
+    let mut built = None;
+    store.with_snapshot(&mut || {
+        built = Some(InvertedIndex::build(config.frame_secs(), |visit| {
+            let mut landmarks = Vec::new();
+            let result = store.for_each_fingerprint(&mut |record, peaks| {
+                landmarks.clear();
+                engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
+                visit(record.id, record.num_frames, &landmarks);
+            });
+            if let Err(err) = result {
+                store_error = Some(err);
+            }
+        }));
     })?;
     if let Some(err) = store_error {
         return Err(err.into());
     }
-    Ok(index)
+    match built {
+        Some(index) => Ok(index?),
+        None => Ok(InvertedIndex::new(config.frame_secs())),
+    }
 }
 
 fn elapsed_ms(since: Instant) -> f64 {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::output::{bytes, clock, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
-use crate::index::export::{export_store, import_into};
+use crate::index::export::{export_store, import_into, validate_export};
 use crate::index::{OpenMode, Store, open_store};
 
 /// Just a `--json` flag.
@@ -231,6 +231,8 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
 }
 
 pub fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<u8> {
+    // Check the whole file before creating or touching the index.
+    validate_export(&args.file)?;
     let mut store = store(cli, OpenMode::CreateIfMissing)?;
     let bar = progress_bar(0, "songs");
     let summary = import_into(store.as_mut(), &args.file, |_| bar.inc(1))?;

@@ -273,6 +273,17 @@ fn decode_track(
         if expected > summary.frames_decoded + slack && summary.frames_decoded < expected * 98 / 100
         {
             let rate = f64::from(summary.sample_rate_hz.max(1));
+            if summary.bad_packets > 0 {
+                return Err(EngineError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{} damaged packets; decoded {:.1} s of the {:.1} s the header announces",
+                        summary.bad_packets,
+                        summary.frames_decoded as f64 / rate,
+                        expected as f64 / rate
+                    ),
+                });
+            }
             return Err(EngineError::Truncated {
                 path: path.to_path_buf(),
                 decoded_secs: summary.frames_decoded as f64 / rate,

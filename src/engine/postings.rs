@@ -107,13 +107,21 @@ impl InvertedIndex {
         let mut entries = vec![0u32; total];
         let mut cursor = counts.clone();
         let mut song_index = 0usize;
-        visit(&mut |_song_id, _num_frames, landmarks| {
-            let base = spans.get(song_index).map_or(0, |s| s.base);
+        visit(&mut |song_id, _num_frames, landmarks| {
+            // The second pass must present the songs of the first; anything else is skipped
+            // rather than written into another song's slots.
+            let Some(span) = spans.get(song_index).filter(|s| s.song_id == song_id) else {
+                return;
+            };
+            let base = span.base;
             song_index += 1;
             for landmark in landmarks {
-                let slot = &mut cursor[landmark.key as usize];
-                entries[*slot as usize] = base + landmark.frame;
-                *slot += 1;
+                let key = landmark.key as usize;
+                let slot = &mut cursor[key];
+                if *slot < counts[key + 1] {
+                    entries[*slot as usize] = base + landmark.frame;
+                    *slot += 1;
+                }
             }
         });
         index.offsets = counts;

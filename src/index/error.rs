@@ -54,6 +54,12 @@ pub enum IndexError {
         /// What is wrong.
         reason: String,
     },
+    /// The same audio content is already stored.
+    #[error("the same audio is already indexed as song {song_id}")]
+    DuplicateContent {
+        /// The song holding that content.
+        song_id: i64,
+    },
     /// A song id that does not exist.
     #[error("no song with id {0}")]
     UnknownSong(i64),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{decode_peaks, encode_peaks};
 use super::{IndexError, NewSong, SongRecord, Store};
 use crate::config::FingerprintConfig;
-use crate::engine::Fingerprint;
+use crate::engine::{Fingerprint, Peak};
 
 /// Magic at the start of an export.
 pub const EXPORT_MAGIC: &[u8; 4] = b"AFPX";
@@ -122,13 +122,73 @@ pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> 
     Ok(written)
 }
 
+/// What a valid export holds.
+#[derive(Clone, Debug)]
+pub struct ExportInfo {
+    /// Fingerprint parameters of the exported index.
+    pub fingerprint_config: FingerprintConfig,
+    /// Songs in the file.
+    pub songs: u64,
+}
+
+/// Reads the whole export, checking every record and the end marker, without writing
+/// anything. Import runs this first, so a damaged file adds nothing.
+pub fn validate_export(path: &Path) -> Result<ExportInfo, ExportError> {
+    read_export(path, &mut |_, _| Ok(()))
+}
+
 /// Adds the songs of the export at `path` to `store` (skipping content already there), calling
-/// `on_song` after each with the record added (`None` when skipped).
+/// `on_song` after each with the record added (`None` when skipped). The file is validated
+/// whole before the first song is written.
 pub fn import_into(
     store: &mut dyn Store,
     path: &Path,
     mut on_song: impl FnMut(Option<&SongRecord>),
 ) -> Result<ImportSummary, ExportError> {
+    let info = validate_export(path)?;
+    let differences = info
+        .fingerprint_config
+        .differences(store.fingerprint_config());
+    if !differences.is_empty() {
+        return Err(ExportError::ConfigMismatch {
+            path: path.display().to_string(),
+            differences,
+        });
+    }
+    let mut summary = ImportSummary::default();
+    read_export(path, &mut |record, peaks| {
+        if store.find_by_content_hash(&record.content_hash)?.is_some() {
+            summary.skipped += 1;
+            on_song(None);
+            return Ok(());
+        }
+        let song = NewSong {
+            title: record.title,
+            artist: record.artist,
+            album: record.album,
+            duration_secs: record.duration_secs,
+            path: record.path,
+            file_size: record.file_size,
+            file_mtime: record.file_mtime,
+            content_hash: record.content_hash,
+            added_at: Some(record.added_at),
+        };
+        let fingerprint = Fingerprint {
+            peaks,
+            num_frames: record.num_frames,
+            duration_secs: record.duration_secs,
+        };
+        let added = store.add_song(&song, &fingerprint)?;
+        summary.imported += 1;
+        on_song(Some(&added));
+        Ok(())
+    })?;
+    Ok(summary)
+}
+
+type SongVisitor<'a> = dyn FnMut(SongRecord, Vec<Peak>) -> Result<(), IndexError> + 'a;
+
+fn read_export(path: &Path, visit: &mut SongVisitor<'_>) -> Result<ExportInfo, ExportError> {
     let name = path.display().to_string();
     let invalid = |reason: &str| ExportError::Invalid {
         path: name.clone(),
@@ -159,46 +219,13 @@ pub fn import_into(
     let header: ExportHeader =
         serde_json::from_slice(&read_record(&mut input).map_err(|r| invalid(&r))?)
             .map_err(|e| invalid(&format!("header: {e}")))?;
-    let differences = header
-        .fingerprint_config
-        .differences(store.fingerprint_config());
-    if !differences.is_empty() {
-        return Err(ExportError::ConfigMismatch {
-            path: name.clone(),
-            differences,
-        });
-    }
-    let mut summary = ImportSummary::default();
     for _ in 0..header.songs {
         let record: SongRecord =
             serde_json::from_slice(&read_record(&mut input).map_err(|r| invalid(&r))?)
                 .map_err(|e| invalid(&format!("song record: {e}")))?;
         let peaks = decode_peaks(&read_record(&mut input).map_err(|r| invalid(&r))?)
             .map_err(|r| invalid(&r))?;
-        if store.find_by_content_hash(&record.content_hash)?.is_some() {
-            summary.skipped += 1;
-            on_song(None);
-            continue;
-        }
-        let song = NewSong {
-            title: record.title,
-            artist: record.artist,
-            album: record.album,
-            duration_secs: record.duration_secs,
-            path: record.path,
-            file_size: record.file_size,
-            file_mtime: record.file_mtime,
-            content_hash: record.content_hash,
-            added_at: Some(record.added_at),
-        };
-        let fingerprint = Fingerprint {
-            peaks,
-            num_frames: record.num_frames,
-            duration_secs: record.duration_secs,
-        };
-        let added = store.add_song(&song, &fingerprint)?;
-        summary.imported += 1;
-        on_song(Some(&added));
+        visit(record, peaks)?;
     }
     let mut trailer = [0u8; 12];
     input
@@ -207,7 +234,17 @@ pub fn import_into(
     if &trailer[..4] != TRAILER_MAGIC {
         return Err(invalid("bad end marker"));
     }
-    Ok(summary)
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&trailer[4..]);
+    if u64::from_le_bytes(count) != header.songs {
+        return Err(invalid(
+            "the end marker's song count differs from the header's",
+        ));
+    }
+    Ok(ExportInfo {
+        fingerprint_config: header.fingerprint_config,
+        songs: header.songs,
+    })
 }
 
 fn write_record(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {

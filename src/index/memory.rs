@@ -43,6 +43,15 @@ impl Store for MemoryStore {
         song: &NewSong,
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, IndexError> {
+        if let Some((existing, _)) = self
+            .songs
+            .values()
+            .find(|(r, _)| r.content_hash == song.content_hash)
+        {
+            return Err(IndexError::DuplicateContent {
+                song_id: existing.id,
+            });
+        }
         let record = SongRecord {
             id: self.next_id,
             title: song.title.clone(),

@@ -126,6 +126,12 @@ pub trait Store: Send {
     ) -> Result<(), IndexError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, IndexError>;
+    /// Runs `read` on one consistent snapshot of the store: songs committed by other processes
+    /// meanwhile are not seen half-way (two passes over the fingerprints agree).
+    fn with_snapshot(&self, read: &mut dyn FnMut()) -> Result<(), IndexError> {
+        read();
+        Ok(())
+    }
     /// Makes everything written so far compact on disk (folds the WAL into the database).
     fn flush(&mut self) -> Result<(), IndexError> {
         Ok(())

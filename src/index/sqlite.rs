@@ -113,48 +113,55 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sqlite_err)?;
 
-        // Inspect before touching anything.
-        let application_id: i32 = conn
-            .pragma_query_value(None, "application_id", |row| row.get(0))
-            .map_err(|source| not_an_index(path, source))?;
-        let user_version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|source| not_an_index(path, source))?;
-        let tables: Vec<String> = {
-            let mut stmt = conn
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .map_err(|source| not_an_index(path, source))?;
-            stmt.query_map([], |row| row.get(0))
-                .map_err(sqlite_err)?
-                .collect::<Result<Vec<String>, _>>()
-                .map_err(sqlite_err)?
+        // Inspect before touching anything: a foreign or newer file is refused unmodified.
+        let found = {
+            // One read transaction, so a concurrent creator is seen before or after, never
+            // half-way (tables without the application id).
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+                .map_err(sqlite_err)?;
+            let found = inspect(&tx).map_err(|source| not_an_index(path, source))?;
+            tx.commit().map_err(sqlite_err)?;
+            found
         };
-        let fresh = application_id == 0 && user_version == 0 && tables.is_empty();
-        if !fresh && application_id != APPLICATION_ID {
-            return Err(IndexError::NotAnIndex {
+        found.check(path)?;
+        if found.is_fresh() && mode == OpenMode::MustExist {
+            // An empty file (or an empty SQLite database) is not an index yet.
+            return Err(IndexError::Missing {
                 path: path.to_path_buf(),
-                reason: if tables.is_empty() {
-                    format!("SQLite database with application id {application_id:#x}")
-                } else {
-                    format!("SQLite database with other tables: {}", tables.join(", "))
-                },
             });
         }
-        if user_version > SCHEMA_VERSION {
-            return Err(IndexError::NewerSchema {
-                path: path.to_path_buf(),
-                found: user_version,
-                supported: SCHEMA_VERSION,
-            });
+        if found.user_version < SCHEMA_VERSION {
+            // Another process may be creating or migrating the same file right now: decide
+            // again under an exclusive lock.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+                .map_err(sqlite_err)?;
+            let locked = inspect(&tx).map_err(|source| not_an_index(path, source))?;
+            locked.check(path)?;
+            for sql in MIGRATIONS.iter().skip(locked.user_version.max(0) as usize) {
+                tx.execute_batch(sql).map_err(sqlite_err)?;
+            }
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(sqlite_err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sqlite_err)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('fingerprint_config', ?1), ('created_by', ?2)",
+                params![
+                    serde_json::to_string(config).unwrap_or_default(),
+                    concat!("audiofp ", env!("CARGO_PKG_VERSION"))
+                ],
+            )
+            .map_err(sqlite_err)?;
+            tx.commit().map_err(sqlite_err)?;
         }
-
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(sqlite_err)?;
-        migrate(&mut conn, user_version).map_err(sqlite_err)?;
 
         let stored: Option<String> = conn
             .query_row(
@@ -264,17 +271,60 @@ fn check_sqlite_header(path: &Path) -> Result<(), IndexError> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection, from_version: i64) -> rusqlite::Result<()> {
-    if from_version >= SCHEMA_VERSION {
-        return Ok(());
+/// What an existing file holds, read without modifying it.
+struct Inspection {
+    application_id: i32,
+    user_version: i64,
+    tables: Vec<String>,
+}
+
+impl Inspection {
+    fn is_fresh(&self) -> bool {
+        self.application_id == 0 && self.user_version == 0 && self.tables.is_empty()
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
-    for sql in MIGRATIONS.iter().skip(from_version.max(0) as usize) {
-        tx.execute_batch(sql)?;
+
+    /// Refuses files of other applications and newer schemas.
+    fn check(&self, path: &Path) -> Result<(), IndexError> {
+        if !self.is_fresh() && self.application_id != APPLICATION_ID {
+            return Err(IndexError::NotAnIndex {
+                path: path.to_path_buf(),
+                reason: if self.tables.is_empty() {
+                    format!(
+                        "SQLite database with application id {:#x}",
+                        self.application_id
+                    )
+                } else {
+                    format!(
+                        "SQLite database with other tables: {}",
+                        self.tables.join(", ")
+                    )
+                },
+            });
+        }
+        if self.user_version > SCHEMA_VERSION {
+            return Err(IndexError::NewerSchema {
+                path: path.to_path_buf(),
+                found: self.user_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
     }
-    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
+}
+
+fn inspect(conn: &Connection) -> rusqlite::Result<Inspection> {
+    let application_id = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let user_version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let tables = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(Inspection {
+        application_id,
+        user_version,
+        tables,
+    })
 }
 
 fn song_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SongRecord> {
@@ -319,7 +369,24 @@ impl Store for SqliteStore {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        // IMMEDIATE: take the write lock up front (waiting out other writers), so the check
+        // below and the inserts see one state of the database.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM songs WHERE content_hash = ?1",
+                params![song.content_hash],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some(song_id) = existing {
+            // Another process indexed the same audio since the caller last looked.
+            return Err(IndexError::DuplicateContent { song_id });
+        }
         tx.execute(
             "INSERT INTO songs (title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -446,6 +513,15 @@ impl Store for SqliteStore {
             visit(&record, peaks);
         }
         Ok(())
+    }
+
+    fn with_snapshot(&self, read: &mut dyn FnMut()) -> Result<(), IndexError> {
+        // In WAL mode a read transaction sees one snapshot until it ends.
+        self.conn
+            .execute_batch("BEGIN DEFERRED; SELECT COUNT(*) FROM songs;")
+            .map_err(|e| self.err(e))?;
+        read();
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 
     fn flush(&mut self) -> Result<(), IndexError> {

@@ -1,0 +1,259 @@
+//! Bad input: broken files among good songs are reported (path, code, message) while the good
+//! songs are indexed, and clips that are too short or silent are errors, not "no match".
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use common::{Sandbox, Song, argv, require_tool, run_tool, write_clip, write_song};
+use serde_json::Value;
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A bad file and the error codes that correctly describe it.
+struct BadFile {
+    path: PathBuf,
+    codes: &'static [&'static str],
+}
+
+/// Writes the bad files into `folder` (a scratch dir `work` is used for the MP3 encode).
+fn write_bad_files(folder: &Path, work: &Path) -> Vec<BadFile> {
+    let mut bad = Vec::new();
+
+    let empty = folder.join("empty.wav");
+    std::fs::write(&empty, b"").expect("writing empty.wav");
+    bad.push(BadFile {
+        path: empty,
+        codes: &["empty_file"],
+    });
+
+    let text = folder.join("notes.mp3");
+    std::fs::write(
+        &text,
+        "Shopping list\n- milk\n- eggs\nThis is a text file, not an MP3.\n".repeat(40),
+    )
+    .expect("writing notes.mp3");
+    bad.push(BadFile {
+        path: text,
+        codes: &["unsupported_format"],
+    });
+
+    let noise = folder.join("noise.flac");
+    std::fs::write(&noise, random_bytes(200_000, 0x5EED_F1AC)).expect("writing noise.flac");
+    bad.push(BadFile {
+        path: noise,
+        codes: &["unsupported_format", "corrupt_audio"],
+    });
+
+    // A valid 20 s WAV cut in half at the byte level: the header still announces 20 s.
+    let whole = write_song(work, "whole-for-truncation", 3131, 20.0);
+    let bytes = std::fs::read(&whole.path).expect("reading the whole WAV");
+    let truncated = folder.join("truncated.wav");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("writing truncated.wav");
+    bad.push(BadFile {
+        path: truncated,
+        codes: &["truncated"],
+    });
+
+    // A real MP3's first frames, then garbage for the rest of its length.
+    require_tool("lame", "--version");
+    let source = write_song(work, "mp3-source", 3232, 20.0);
+    let encoded = work.join("mp3-source.mp3");
+    run_tool(
+        "lame",
+        &argv(&[&"--quiet", &"-b", &"128", &source.path, &encoded]),
+    );
+    let mut mp3 = std::fs::read(&encoded).expect("reading the encoded MP3");
+    let keep = 2_000.min(mp3.len() / 4);
+    let garbage = random_bytes(mp3.len() - keep, 0xBAD_3B3);
+    mp3.truncate(keep);
+    mp3.extend_from_slice(&garbage);
+    let corrupt = folder.join("corrupt.mp3");
+    std::fs::write(&corrupt, &mp3).expect("writing corrupt.mp3");
+    bad.push(BadFile {
+        path: corrupt,
+        codes: &["corrupt_audio", "truncated"],
+    });
+
+    bad
+}
+
+#[test]
+fn index_reports_every_bad_file_with_path_and_reason_indexes_the_good_ones_and_exits_2() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("mixed");
+    let work = sandbox.subdir("work");
+    let good: Vec<Song> = (0..3)
+        .map(|i| write_song(&folder, &format!("good-{i}"), 4000 + i, 20.0))
+        .collect();
+    let bad = write_bad_files(&folder, &work);
+    let missing = sandbox.path("no-such-folder");
+
+    // --json summary.
+    let run = sandbox.run([
+        OsStr::new("index"),
+        OsStr::new("--json"),
+        folder.as_os_str(),
+        missing.as_os_str(),
+    ]);
+    run.expect_code(2, "index of a folder with bad files");
+    let summary = run.json();
+    eprintln!("index --json summary: {summary:#}");
+    assert_eq!(
+        summary["indexed"],
+        good.len(),
+        "good songs indexed: {summary}"
+    );
+    assert_eq!(summary["total"], good.len() + bad.len(), "{summary}");
+    assert_eq!(
+        summary["missing"],
+        Value::Array(vec![Value::String(missing.display().to_string())]),
+        "the missing path must be reported: {summary}"
+    );
+    let failed = summary["failed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no failed array: {summary}"));
+    let by_path: BTreeMap<String, &Value> = failed
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap_or_default().to_string(), f))
+        .collect();
+    let mut problems = Vec::new();
+    for file in &bad {
+        let path = file.path.display().to_string();
+        let name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let Some(entry) = by_path.get(&path) else {
+            problems.push(format!("{name}: not in the failed list"));
+            continue;
+        };
+        let code = entry["code"].as_str().unwrap_or_default();
+        let message = entry["message"].as_str().unwrap_or_default();
+        if !file.codes.contains(&code) {
+            problems.push(format!(
+                "{name}: code {code:?}, expected one of {:?} (message: {message})",
+                file.codes
+            ));
+        }
+        if !message.contains(&path) || message.trim_end() == path {
+            problems.push(format!(
+                "{name}: message {message:?} does not name the file and a reason"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "bad files in the index --json summary:\n  {}\nsummary: {summary}",
+        problems.join("\n  ")
+    );
+    assert_eq!(
+        failed.len(),
+        bad.len(),
+        "only the bad files may fail: {summary}"
+    );
+
+    let listed = sandbox.list();
+    let mut titles = common::titles(&listed);
+    titles.sort();
+    assert_eq!(
+        titles,
+        vec!["good-0", "good-1", "good-2"],
+        "exactly the good songs are listed"
+    );
+
+    // Human mode, into a fresh index: each bad file on stderr with its path and reason.
+    let human_db = sandbox.path("human.db");
+    let run = sandbox.run_with_db(&human_db, &[], [OsStr::new("index"), folder.as_os_str()]);
+    run.expect_code(2, "index (human output) of a folder with bad files");
+    for file in &bad {
+        let path = file.path.display().to_string();
+        let line = run.stderr.lines().find(|l| l.contains(&path));
+        match line {
+            Some(line) => assert!(
+                line.len() > path.len() + "error: : ".len(),
+                "stderr names {path} without a reason: {line:?}"
+            ),
+            None => panic!("stderr does not name {path}:\n{run}"),
+        }
+    }
+    assert!(
+        run.stdout.contains("3 indexed") && run.stdout.contains("5 failed"),
+        "human summary should say 3 indexed, 5 failed:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("empty file"),
+        "reason for empty.wav:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("truncated"),
+        "reason for truncated.wav:\n{run}"
+    );
+    assert_eq!(sandbox.list_db(&human_db).len(), good.len());
+}
+
+#[test]
+fn identify_of_a_half_second_clip_says_too_short_and_of_digital_silence_says_silent() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let song = write_song(&folder, "only-song", 4100, 20.0);
+    sandbox.index_json(&[&folder], 0);
+
+    let short = write_clip(
+        &sandbox.path("half-second.wav"),
+        &song.excerpt(4.0, 0.5),
+        common::SR,
+    );
+    let silent = write_clip(
+        &sandbox.path("silence.wav"),
+        &vec![0.0; 3 * common::SR as usize],
+        common::SR,
+    );
+    for (clip, code, words) in [
+        (&short, "too_short", "too short"),
+        (&silent, "silent", "silent"),
+    ] {
+        let (run, results) = sandbox.identify(&[clip]);
+        let result = &results[0];
+        assert_eq!(
+            result["error"]["code"],
+            code,
+            "{}: expected error code {code}\n{run}",
+            clip.display()
+        );
+        let message = result["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(words),
+            "{}: message {message:?} should say {words:?}",
+            clip.display()
+        );
+        assert_eq!(result["found"], false, "{}: {result}", clip.display());
+        assert_eq!(result["matches"], Value::Array(vec![]), "{result}");
+        run.expect_code(2, &format!("identify --json of {}", clip.display()));
+
+        let human = sandbox.run([OsStr::new("identify"), clip.as_os_str()]);
+        human.expect_code(2, &format!("identify of {}", clip.display()));
+        assert!(
+            human.stderr.contains(words),
+            "stderr should say {words:?}:\n{human}"
+        );
+        assert!(
+            !human.stdout.contains("only-song"),
+            "no song may be reported:\n{human}"
+        );
+    }
+}

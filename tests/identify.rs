@@ -1,0 +1,273 @@
+//! End to end: index a library of 20 synthetic songs with the real binary into an SQLite file,
+//! then identify excerpts (clean, noisy, resampled to 8 kHz, 1 s long, and of songs that are not
+//! in the index) with `identify --json --top 3`.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use audiofp::testkit::distort;
+use common::{
+    Expect, SR, Sandbox, Song, assert_all_match, find_song, write_clip, write_clip_f32, write_song,
+};
+use serde_json::Value;
+
+const NUM_SONGS: usize = 20;
+
+/// Seed, title and duration of library song `i`.
+fn library_entry(i: usize) -> (u64, String, f32) {
+    let seed = 1000 + 37 * i as u64;
+    let secs = [20.0, 25.0, 30.0][i % 3];
+    (seed, format!("Song {i:02} - seed {seed}"), secs)
+}
+
+/// A sandbox whose index holds the 20 library songs (indexed with `audiofp index <folder>`).
+fn indexed_library() -> (Sandbox, Vec<Song>) {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let songs: Vec<Song> = (0..NUM_SONGS)
+        .map(|i| {
+            let (seed, title, secs) = library_entry(i);
+            write_song(&folder, &title, seed, secs)
+        })
+        .collect();
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], NUM_SONGS, "index summary: {summary}");
+    assert_eq!(
+        summary["failed"],
+        Value::Array(vec![]),
+        "index summary: {summary}"
+    );
+    (sandbox, songs)
+}
+
+/// A start offset for a `len` s excerpt of song `i`, spread over the whole song (including the
+/// very start and the very end).
+fn offset_for(song: &Song, i: usize, len: f64) -> f64 {
+    let room = song.secs() - len - 0.05;
+    match i % 5 {
+        0 => 0.0,
+        4 => room,
+        k => (room * (k as f64 * 0.23 + (i as f64 * 0.071) % 0.2)).clamp(0.0, room),
+    }
+}
+
+fn clip_path(sandbox: &Sandbox, folder: &str, name: String) -> PathBuf {
+    sandbox.subdir(folder).join(name)
+}
+
+fn as_paths(clips: &[PathBuf]) -> Vec<&Path> {
+    clips.iter().map(PathBuf::as_path).collect()
+}
+
+#[test]
+fn index_folder_of_20_songs_lists_and_counts_them_all() {
+    let (sandbox, songs) = indexed_library();
+
+    let listed = sandbox.list();
+    assert_eq!(listed.len(), NUM_SONGS, "list --json: {listed:?}");
+    for song in &songs {
+        let entry = find_song(&listed, &song.title)
+            .unwrap_or_else(|| panic!("{:?} missing from list --json: {listed:?}", song.title));
+        let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (duration - song.secs()).abs() < 0.01,
+            "{}: listed duration {duration}, expected {}",
+            song.title,
+            song.secs()
+        );
+        assert!(
+            entry["num_peaks"].as_u64().unwrap_or(0) > 0,
+            "{}: no peaks stored: {entry}",
+            song.title
+        );
+        let path = entry["path"].as_str().unwrap_or_default();
+        assert_eq!(Path::new(path), song.path, "{}: stored path", song.title);
+    }
+    let mut ids: Vec<i64> = listed.iter().filter_map(|s| s["id"].as_i64()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), NUM_SONGS, "song ids are not unique: {listed:?}");
+
+    let stats = sandbox.run(["stats", "--json"]);
+    stats.expect_code(0, "stats");
+    let stats = stats.json();
+    assert_eq!(stats["songs"], NUM_SONGS, "stats --json: {stats}");
+    let total_secs: f64 = songs.iter().map(Song::secs).sum();
+    let hours = stats["hours"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (hours - total_secs / 3600.0).abs() < 1e-4,
+        "stats hours {hours}, expected {}",
+        total_secs / 3600.0
+    );
+    assert!(stats["hashes"].as_u64().unwrap_or(0) > 0, "stats: {stats}");
+    assert!(
+        stats["bytes_on_disk"].as_u64().unwrap_or(0) > 0,
+        "stats: {stats}"
+    );
+    assert_eq!(stats["storage"], "sqlite", "stats: {stats}");
+    assert!(
+        sandbox.db().metadata().is_ok_and(|m| m.len() > 0),
+        "the index file {} was not written",
+        sandbox.db().display()
+    );
+}
+
+#[test]
+fn clean_5s_excerpts_at_various_offsets_identify_with_the_right_offset() {
+    let (sandbox, songs) = indexed_library();
+    let mut clips = Vec::new();
+    let mut expected = Vec::new();
+    for (i, song) in songs.iter().enumerate() {
+        let offset = offset_for(song, i, 5.0);
+        let path = clip_path(&sandbox, "clean", format!("clean-{i:02}.wav"));
+        write_clip(&path, &song.excerpt(offset, 5.0), SR);
+        clips.push(path);
+        expected.push(Expect {
+            clip: format!("clean 5 s excerpt of {:?} at {offset:.2} s", song.title),
+            title: &song.title,
+            offset_secs: offset,
+        });
+    }
+    let (run, results) = sandbox.identify(&as_paths(&clips));
+    assert_all_match("clean 5 s excerpts", &run, &results, &expected);
+    for result in &results {
+        let confidence = result["matches"][0]["confidence"].as_f64().unwrap_or(0.0);
+        assert!(
+            (0.5..=1.0).contains(&confidence),
+            "confidence {confidence} outside [threshold 0.5, 1]: {result}"
+        );
+    }
+}
+
+#[test]
+fn a_1s_clean_clip_identifies() {
+    let (sandbox, songs) = indexed_library();
+    let song = &songs[7];
+    let offset = 12.34;
+    let path = clip_path(&sandbox, "short", "one-second.wav".to_string());
+    write_clip(&path, &song.excerpt(offset, 1.0), SR);
+    let (run, results) = sandbox.identify(&[&path]);
+    assert_all_match(
+        "1 s clean clip",
+        &run,
+        &results,
+        &[Expect {
+            clip: format!("clean 1 s clip of {:?} at {offset} s", song.title),
+            title: &song.title,
+            offset_secs: offset,
+        }],
+    );
+}
+
+#[test]
+fn noisy_5s_excerpts_at_5db_snr_identify_with_the_right_offset() {
+    let (sandbox, songs) = indexed_library();
+    let mut clips = Vec::new();
+    let mut expected = Vec::new();
+    for (i, song) in songs.iter().enumerate() {
+        let offset = offset_for(song, i + 2, 5.0);
+        let noisy = distort::add_white_noise(&song.excerpt(offset, 5.0), 5.0, 77 + i as u64);
+        let path = clip_path(&sandbox, "noisy", format!("noisy-{i:02}.wav"));
+        write_clip_f32(&path, &noisy, SR);
+        clips.push(path);
+        expected.push(Expect {
+            clip: format!(
+                "5 s excerpt of {:?} at {offset:.2} s + white noise at 5 dB SNR",
+                song.title
+            ),
+            title: &song.title,
+            offset_secs: offset,
+        });
+    }
+    let (run, results) = sandbox.identify(&as_paths(&clips));
+    assert_all_match("white noise 5 dB SNR excerpts", &run, &results, &expected);
+}
+
+#[test]
+fn excerpts_resampled_to_8khz_identify_with_the_right_offset() {
+    let (sandbox, songs) = indexed_library();
+    let mut clips = Vec::new();
+    let mut expected = Vec::new();
+    for (i, song) in songs.iter().enumerate() {
+        let offset = offset_for(song, i + 3, 5.0);
+        let narrow = distort::resample_linear(&song.excerpt(offset, 5.0), SR, 8000);
+        let path = clip_path(&sandbox, "8k", format!("8khz-{i:02}.wav"));
+        write_clip(&path, &narrow, 8000);
+        clips.push(path);
+        expected.push(Expect {
+            clip: format!(
+                "5 s excerpt of {:?} at {offset:.2} s resampled to 8 kHz",
+                song.title
+            ),
+            title: &song.title,
+            offset_secs: offset,
+        });
+    }
+    let (run, results) = sandbox.identify(&as_paths(&clips));
+    assert_all_match("8 kHz excerpts", &run, &results, &expected);
+}
+
+#[test]
+fn clips_of_songs_not_in_the_index_are_not_matched_and_exit_1() {
+    let (sandbox, _songs) = indexed_library();
+    let folder = sandbox.subdir("strangers");
+    let mut clips = Vec::new();
+    for (k, seed) in [9001u64, 9002, 9003, 9004, 9005, 424_242]
+        .into_iter()
+        .enumerate()
+    {
+        let stranger = audiofp::testkit::synth::song(seed, 30.0, SR);
+        let len = if k == 5 { 10.0 } else { 5.0 };
+        let start = 3.0 + 4.0 * k as f32;
+        let clip = distort::excerpt(&stranger, SR, start, len);
+        // Half clean, half noisy (noise must not make a false match either).
+        let clip = if k % 2 == 0 {
+            clip
+        } else {
+            distort::add_white_noise(&clip, 5.0, seed)
+        };
+        clips.push(write_clip_f32(
+            &folder.join(format!("stranger-seed{seed}-{len}s.wav")),
+            &clip,
+            SR,
+        ));
+    }
+    let (run, results) = sandbox.identify(&as_paths(&clips));
+    let false_matches: Vec<String> = results
+        .iter()
+        .filter(|r| r["found"] != Value::Bool(false) || r["matches"] != Value::Array(vec![]))
+        .map(|r| {
+            format!(
+                "{}: found={} matches={}",
+                r["clip"], r["found"], r["matches"]
+            )
+        })
+        .collect();
+    assert!(
+        false_matches.is_empty(),
+        "clips of songs that are not indexed were matched:\n  {}",
+        false_matches.join("\n  ")
+    );
+    for result in &results {
+        assert_eq!(
+            result["error"],
+            Value::Null,
+            "a valid clip must not be an error: {result}"
+        );
+        assert!(
+            result["query_hashes"].as_u64().unwrap_or(0) > 0,
+            "the clip was not analysed: {result}"
+        );
+    }
+    run.expect_code(1, "identify of clips with no match");
+
+    // Human output of a single miss says so, with the same exit code.
+    let human = sandbox.run([OsStr::new("identify"), clips[0].as_os_str()]);
+    human.expect_code(1, "identify (human) of a clip with no match");
+    assert!(
+        human.stdout.contains("no match"),
+        "human output should say `no match`:\n{human}"
+    );
+}

@@ -1,0 +1,300 @@
+//! Looking after the library: export/import round trip, remove, show, and re-running `index`.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use common::{Expect, SR, Sandbox, Song, assert_all_match, write_clip, write_song};
+use serde_json::Value;
+
+const NUM_SONGS: usize = 4;
+
+fn small_library(sandbox: &Sandbox) -> (PathBuf, Vec<Song>) {
+    let folder = sandbox.subdir("music");
+    let songs = (0..NUM_SONGS)
+        .map(|i| write_song(&folder, &format!("lib-{i}"), 7000 + 3 * i as u64, 20.0))
+        .collect();
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], NUM_SONGS, "{summary}");
+    (folder, songs)
+}
+
+/// Clips at 6.5 s of each song, with what they should identify as.
+fn clips_of<'a>(
+    sandbox: &Sandbox,
+    songs: &'a [Song],
+    tag: &str,
+) -> (Vec<PathBuf>, Vec<Expect<'a>>) {
+    let offset = 6.5;
+    songs
+        .iter()
+        .map(|song| {
+            let clip = write_clip(
+                &sandbox.path(&format!("{tag}-{}.wav", song.title)),
+                &song.excerpt(offset, 5.0),
+                SR,
+            );
+            let expect = Expect {
+                clip: format!("5 s excerpt of {:?} at {offset} s ({tag})", song.title),
+                title: &song.title,
+                offset_secs: offset,
+            };
+            (clip, expect)
+        })
+        .unzip()
+}
+
+fn paths(clips: &[PathBuf]) -> Vec<&Path> {
+    clips.iter().map(PathBuf::as_path).collect()
+}
+
+/// A `list --json` entry without its id, for comparing two indexes.
+fn without_id(song: &Value) -> Value {
+    let mut song = song.clone();
+    if let Some(fields) = song.as_object_mut() {
+        fields.remove("id");
+    }
+    song
+}
+
+#[test]
+fn export_then_import_into_a_fresh_index_round_trips_every_song_and_identifies() {
+    let sandbox = Sandbox::new();
+    let (_, songs) = small_library(&sandbox);
+    let export = sandbox.path("library.afpx");
+    let run = sandbox.run([OsStr::new("export"), export.as_os_str()]);
+    run.expect_code(0, "export");
+    assert!(
+        run.stdout.contains(&format!("exported {NUM_SONGS} songs")),
+        "{run}"
+    );
+    assert!(
+        export.metadata().is_ok_and(|m| m.len() > 100),
+        "no export written"
+    );
+
+    let imported_db = sandbox.path("imported.db");
+    let run = sandbox.run_with_db(
+        &imported_db,
+        &[],
+        [
+            OsStr::new("import"),
+            OsStr::new("--json"),
+            export.as_os_str(),
+        ],
+    );
+    run.expect_code(0, "import into a fresh index");
+    let summary = run.json();
+    assert_eq!(summary["imported"], NUM_SONGS, "{summary}");
+    assert_eq!(summary["skipped"], 0, "{summary}");
+
+    let original = sandbox.list();
+    let imported = sandbox.list_db(&imported_db);
+    assert_eq!(original.len(), NUM_SONGS);
+    let key = |s: &Value| s["content_hash"].as_str().unwrap_or_default().to_string();
+    let mut a: Vec<Value> = original.iter().map(without_id).collect();
+    let mut b: Vec<Value> = imported.iter().map(without_id).collect();
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    for field in [
+        "title",
+        "artist",
+        "album",
+        "duration_secs",
+        "content_hash",
+        "added_at",
+        "num_peaks",
+        "num_frames",
+        "path",
+    ] {
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                x[field], y[field],
+                "field {field} differs after export/import:\noriginal {x}\nimported {y}"
+            );
+        }
+    }
+    assert_eq!(
+        a, b,
+        "list --json differs (apart from ids) after export/import"
+    );
+
+    let (clips, expected) = clips_of(&sandbox, &songs, "imported");
+    let (run, results) = sandbox.identify_db(&imported_db, &paths(&clips));
+    assert_all_match(
+        "excerpts against the imported index",
+        &run,
+        &results,
+        &expected,
+    );
+
+    // Importing the same export again adds nothing.
+    let run = sandbox.run_with_db(
+        &imported_db,
+        &[],
+        [
+            OsStr::new("import"),
+            OsStr::new("--json"),
+            export.as_os_str(),
+        ],
+    );
+    run.expect_code(0, "second import of the same export");
+    let summary = run.json();
+    assert_eq!(summary["imported"], 0, "{summary}");
+    assert_eq!(summary["skipped"], NUM_SONGS, "{summary}");
+    assert_eq!(sandbox.list_db(&imported_db).len(), NUM_SONGS);
+}
+
+#[test]
+fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let (_, songs) = small_library(&sandbox);
+    let export = sandbox.path("library.afpx");
+    sandbox
+        .run([OsStr::new("export"), export.as_os_str()])
+        .expect_code(0, "export");
+    let bytes = std::fs::read(&export).expect("reading the export");
+
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        (
+            "cut-in-half.afpx",
+            bytes[..bytes.len() / 2].to_vec(),
+            &["truncated"],
+        ),
+        (
+            "cut-before-end-marker.afpx",
+            bytes[..bytes.len() - 6].to_vec(),
+            &["truncated"],
+        ),
+        (
+            "cut-in-header.afpx",
+            bytes[..10].to_vec(),
+            &["not a valid audiofp export"],
+        ),
+        ("empty.afpx", Vec::new(), &["not a valid audiofp export"]),
+        (
+            "a-song.afpx",
+            std::fs::read(&songs[0].path).expect("reading a WAV"),
+            &["not a valid audiofp export"],
+        ),
+    ];
+    for (i, (name, content, words)) in cases.iter().enumerate() {
+        let file = sandbox.path(name);
+        std::fs::write(&file, content).expect("writing a damaged export");
+        let db = sandbox.path(&format!("fresh-{i}.db"));
+        let run = sandbox.run_with_db(&db, &[], [OsStr::new("import"), file.as_os_str()]);
+        run.expect_code(2, &format!("import of {name}"));
+        let file_text = file.display().to_string();
+        for word in words.iter().chain([&file_text.as_str()]) {
+            assert!(
+                run.stderr.contains(word),
+                "import of {name}: stderr should contain {word:?}:\n{run}"
+            );
+        }
+        // Whatever got in before the damage is whole.
+        if db.exists() {
+            let left = sandbox.list_db(&db);
+            eprintln!(
+                "import of {name} failed and left {} song(s) in the index",
+                left.len()
+            );
+            for song in left {
+                assert!(
+                    song["num_peaks"].as_u64().unwrap_or(0) > 0,
+                    "import of {name} left a song without peaks: {song}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn remove_drops_the_song_from_list_and_matches_and_unknown_ids_exit_2() {
+    let sandbox = Sandbox::new();
+    let (folder, songs) = small_library(&sandbox);
+
+    // Re-running index on the same folder skips everything.
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["skipped"], NUM_SONGS, "re-run of index: {summary}");
+    assert_eq!(summary["indexed"], 0, "re-run of index: {summary}");
+    assert_eq!(sandbox.list().len(), NUM_SONGS);
+
+    let victim = &songs[1];
+    let listed = sandbox.list();
+    let id = common::find_song(&listed, &victim.title)
+        .and_then(|s| s["id"].as_i64())
+        .unwrap_or_else(|| panic!("{} not listed: {listed:?}", victim.title));
+    let show = sandbox.run(["show", "--json", &id.to_string()]);
+    show.expect_code(0, "show of an indexed song");
+    assert_eq!(show.json()["title"], victim.title.as_str(), "{show}");
+
+    let run = sandbox.run(["remove", "--json", &id.to_string()]);
+    run.expect_code(0, "remove of an indexed song");
+    assert_eq!(
+        run.json(),
+        serde_json::json!({ "removed": [id], "unknown": [] }),
+        "{run}"
+    );
+
+    let listed = sandbox.list();
+    assert_eq!(listed.len(), NUM_SONGS - 1, "{listed:?}");
+    assert!(
+        common::find_song(&listed, &victim.title).is_none(),
+        "removed song still listed: {listed:?}"
+    );
+    let show = sandbox.run(["show", &id.to_string()]);
+    show.expect_code(2, "show of a removed song");
+    let stats = sandbox.run(["stats", "--json"]);
+    stats.expect_code(0, "stats");
+    assert_eq!(stats.json()["songs"], NUM_SONGS - 1, "{stats}");
+
+    let (clips, expected) = clips_of(&sandbox, &songs, "after-remove");
+    let (run, results) = sandbox.identify(&paths(&clips));
+    assert_eq!(
+        results[1]["found"], false,
+        "an excerpt of the removed song still matches: {}",
+        results[1]
+    );
+    assert_eq!(
+        results[1]["matches"],
+        Value::Array(vec![]),
+        "{}",
+        results[1]
+    );
+    for (i, (result, expect)) in results.iter().zip(&expected).enumerate() {
+        if i != 1
+            && let Err(e) = common::check_match(result, expect)
+        {
+            panic!("after removing another song: {e}");
+        }
+    }
+    run.expect_code(1, "identify with one clip of the removed song");
+
+    // Unknown ids.
+    let run = sandbox.run(["remove", "9999"]);
+    run.expect_code(2, "remove 9999");
+    assert!(run.stderr.contains("no song with id 9999"), "{run}");
+    let run = sandbox.run(["remove", "--json", "9999"]);
+    run.expect_code(2, "remove --json 9999");
+    assert_eq!(run.json()["unknown"], serde_json::json!([9999]), "{run}");
+    let run = sandbox.run(["show", "9999"]);
+    run.expect_code(2, "show 9999");
+    assert!(run.stderr.contains("no song with id 9999"), "{run}");
+    let run = sandbox.run(["show", "--json", "9999"]);
+    run.expect_code(2, "show --json 9999");
+    assert!(run.stderr.contains("no song with id 9999"), "{run}");
+    assert_eq!(sandbox.list().len(), NUM_SONGS - 1);
+
+    // Indexing the folder again brings the removed song back, and only it.
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 1, "re-index after remove: {summary}");
+    assert_eq!(summary["skipped"], NUM_SONGS - 1, "{summary}");
+    let (run, results) = sandbox.identify(&[&clips[1]]);
+    assert_all_match(
+        "the removed song, indexed again",
+        &run,
+        &results,
+        &expected[1..2],
+    );
+}
