@@ -432,6 +432,8 @@ pub struct ScaleReport {
     pub match_10s_ms: (f64, f64),
     /// Queries answered with the right song / queries.
     pub correct: (usize, usize),
+    /// Median postings hit per 10 s query.
+    pub median_hits: usize,
 }
 
 /// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
@@ -498,9 +500,11 @@ pub fn run_scale(
             rss_bytes: current_rss_bytes(),
             match_10s_ms: (0.0, 0.0),
             correct: (0, 0),
+            median_hits: 0,
         };
     };
     let mut times = Vec::new();
+    let mut hit_counts = Vec::new();
     let mut correct = (0, 0);
     for (i, (_, _, queries)) in real.iter().enumerate() {
         for query_peaks in queries {
@@ -508,6 +512,7 @@ pub fn run_scale(
             let started = Instant::now();
             let outcome = matcher::score(&index, &landmarks, match_config);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
+            hit_counts.push(outcome.hits);
             correct.1 += 1;
             if outcome
                 .matches
@@ -526,5 +531,9 @@ pub fn run_scale(
         rss_bytes: current_rss_bytes(),
         match_10s_ms: median_p95(&mut times),
         correct,
+        median_hits: {
+            hit_counts.sort_unstable();
+            hit_counts.get(hit_counts.len() / 2).copied().unwrap_or(0)
+        },
     }
 }

@@ -205,6 +205,12 @@ pub struct MatchConfig {
     /// The query also looks up each pair with its frame distance one more and one less, since
     /// a clip's frame grid sits a fraction of a hop off the song's.
     pub query_dt_tolerance: bool,
+    /// Playback speeds tried, in order, when a clip matches nothing at its own speed
+    /// (1.02 = played 2 % fast). Empty disables the search (`SPEED_SEARCH=0`).
+    pub speed_search: Vec<f64>,
+    /// Pitch shifts tried, in semitones, when nothing matched at the clip's speed or at the
+    /// `speed_search` speeds (tempo kept, key changed). Empty disables it.
+    pub pitch_search_semitones: Vec<f64>,
     /// Matches with a confidence below this are not reported (`MATCH_THRESHOLD`).
     pub threshold: f64,
     /// Fewer aligned hashes than this is never a match, whatever the statistics say.
@@ -221,6 +227,8 @@ impl Default for MatchConfig {
             query_density_factor: 2.0,
             query_fan_factor: 3,
             query_dt_tolerance: true,
+            speed_search: vec![1.02, 0.98],
+            pitch_search_semitones: vec![1.0, -1.0],
             threshold: 0.8,
             min_aligned: 5,
             top_n: 5,
@@ -245,6 +253,21 @@ impl MatchConfig {
         read("MIN_ALIGNED", &mut self.min_aligned)?;
         read("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
         read("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
+        if let Ok(text) = std::env::var("SPEED_SEARCH") {
+            self.speed_search = text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && *t != "0")
+                .map(|t| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|v| (0.8..=1.25).contains(v))
+                        .ok_or_else(|| {
+                            format!("SPEED_SEARCH: {t:?} is not a speed within 0.8..=1.25")
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err("MATCH_THRESHOLD must be within 0..1".to_string());
         }

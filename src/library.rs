@@ -65,6 +65,11 @@ pub struct Identification {
     pub match_ms: f64,
     /// The best candidate when it missed the threshold (diagnostics).
     pub best_rejected: Option<Match>,
+    /// Playback speed at which the clip matched (1.0 unless the speed search found it, e.g.
+    /// 1.02 for a clip played 2 % fast).
+    pub speed: f64,
+    /// Pitch shift in semitones at which the clip matched (0 unless the pitch search found it).
+    pub pitch_semitones: f64,
 }
 
 impl Identification {
@@ -87,6 +92,9 @@ pub struct MatchEvidence {
     /// Whether each hit lies on the winning diagonal.
     pub aligned: Vec<bool>,
 }
+
+/// Clips up to this long are kept in memory after decoding, for the speed search.
+const MAX_SPEED_SEARCH_SECS: f64 = 60.0;
 
 /// An open index. Queries take `&self` and may run from several threads at once (the store
 /// sits behind a mutex, held only for metadata look-ups); changes take `&mut self`.
@@ -191,41 +199,45 @@ impl Library {
 
     /// Identifies an audio file.
     pub fn identify_file(
-        &mut self,
+        &self,
         path: &Path,
         cancel: &CancelToken,
     ) -> Result<Identification, LibraryError> {
-        let started = Instant::now();
-        let (fingerprint, _) = engine::fingerprint_source(
-            AudioSource::File(path),
-            &self.config,
-            &self.match_config,
-            Side::Query,
-            cancel,
-        )?;
-        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+        self.identify_source(AudioSource::File(path), cancel)
     }
 
     /// Identifies encoded audio held in memory (an upload).
     pub fn identify_bytes(
-        &mut self,
+        &self,
         bytes: Vec<u8>,
         name: &str,
     ) -> Result<Identification, LibraryError> {
+        self.identify_source(AudioSource::Bytes { bytes, name }, &CancelToken::new())
+    }
+
+    fn identify_source(
+        &self,
+        source: AudioSource<'_>,
+        cancel: &CancelToken,
+    ) -> Result<Identification, LibraryError> {
         let started = Instant::now();
-        let (fingerprint, _) = engine::fingerprint_source(
-            AudioSource::Bytes { bytes, name },
+        let (fingerprint, clip) = engine::fingerprint_query_source(
+            source,
             &self.config,
             &self.match_config,
-            Side::Query,
-            &CancelToken::new(),
+            cancel,
+            MAX_SPEED_SEARCH_SECS,
         )?;
-        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+        let first = self.identify_fingerprint(&fingerprint, elapsed_ms(started));
+        Ok(match clip {
+            Some(clip) => self.search_speeds(first, &clip, started),
+            None => first,
+        })
     }
 
     /// Identifies mono samples (a microphone recording).
     pub fn identify_samples(
-        &mut self,
+        &self,
         samples: &[f32],
         sample_rate_hz: u32,
     ) -> Result<Identification, LibraryError> {
@@ -237,12 +249,63 @@ impl Library {
             &self.match_config,
             Side::Query,
         )?;
-        Ok(self.identify_fingerprint(&fingerprint, elapsed_ms(started)))
+        let first = self.identify_fingerprint(&fingerprint, elapsed_ms(started));
+        if samples.len() as f64 > MAX_SPEED_SEARCH_SECS * f64::from(sample_rate_hz) {
+            return Ok(first);
+        }
+        let clip = engine::ClipAudio {
+            samples: samples.to_vec(),
+            sample_rate_hz,
+        };
+        Ok(self.search_speeds(first, &clip, started))
+    }
+
+    /// When nothing matched at the clip's own speed, tries the configured playback speeds and
+    /// keeps the first that matches.
+    fn search_speeds(
+        &self,
+        first: Identification,
+        clip: &engine::ClipAudio,
+        started: Instant,
+    ) -> Identification {
+        if first.found() {
+            return first;
+        }
+        for &speed in &self.match_config.speed_search {
+            let Ok(fingerprint) =
+                engine::fingerprint_at_speed(clip, speed, &self.config, &self.match_config)
+            else {
+                continue;
+            };
+            let mut attempt = self.identify_fingerprint(&fingerprint, 0.0);
+            if attempt.found() {
+                attempt.speed = speed;
+                attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
+                return attempt;
+            }
+        }
+        if let Ok(fingerprint) =
+            engine::fingerprint_at_speed(clip, 1.0, &self.config, &self.match_config)
+        {
+            for &semitones in &self.match_config.pitch_search_semitones {
+                let shifted =
+                    engine::shift_pitch(&fingerprint, 2f64.powf(semitones / 12.0), &self.config);
+                let mut attempt = self.identify_fingerprint(&shifted, 0.0);
+                if attempt.found() {
+                    attempt.pitch_semitones = semitones;
+                    attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
+                    return attempt;
+                }
+            }
+        }
+        let mut first = first;
+        first.analysis_ms = elapsed_ms(started) - first.match_ms;
+        first
     }
 
     /// Matches an already analysed clip (analysed with [`Side::Query`]).
     pub fn identify_fingerprint(
-        &mut self,
+        &self,
         fingerprint: &Fingerprint,
         analysis_ms: f64,
     ) -> Identification {
@@ -291,12 +354,14 @@ impl Library {
             analysis_ms,
             match_ms,
             best_rejected: outcome.best_rejected.as_ref().and_then(to_match),
+            speed: 1.0,
+            pitch_semitones: 0.0,
         }
     }
 
     /// The hits of a clip in one song, for the match plot.
     pub fn evidence(
-        &mut self,
+        &self,
         fingerprint: &Fingerprint,
         song_id: i64,
         offset_secs: f64,

@@ -250,7 +250,7 @@ fn run_scale(
         let report = bench::run_scale(songs, &real, config, match_config, density);
         if !args.json {
             println!(
-                "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; 10 s query matching: median {:.2} ms, p95 {:.2} ms; correct {}/{}",
+                "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; 10 s query matching: median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}",
                 report.songs,
                 report.postings,
                 report.build_secs,
@@ -258,6 +258,7 @@ fn run_scale(
                 bytes(report.rss_bytes),
                 report.match_10s_ms.0,
                 report.match_10s_ms.1,
+                report.median_hits,
                 report.correct.0,
                 report.correct.1
             );

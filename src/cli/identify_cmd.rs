@@ -43,6 +43,10 @@ pub struct ClipJson {
     pub processing_time_ms: f64,
     /// Landmark hashes of the clip.
     pub query_hashes: usize,
+    /// Playback speed at which it matched (1.02 = the clip plays 2 % fast).
+    pub speed: f64,
+    /// Pitch shift at which it matched, semitones.
+    pub pitch_semitones: f64,
     /// Error, when the clip could not be analysed.
     pub error: Option<ErrorJson>,
 }
@@ -87,7 +91,7 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
         );
         match_config.threshold = threshold;
     }
-    let mut library = cli.open_library(OpenMode::MustExist, &match_config)?;
+    let library = cli.open_library(OpenMode::MustExist, &match_config)?;
     let mut results = Vec::new();
     let mut any_error = false;
     let mut any_miss = false;
@@ -124,6 +128,8 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
             clip_seconds: id.clip_secs,
             processing_time_ms: id.processing_ms(),
             query_hashes: id.query_landmarks,
+            speed: id.speed,
+            pitch_semitones: id.pitch_semitones,
             matches: id
                 .matches
                 .into_iter()
@@ -147,6 +153,8 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
             clip_seconds: 0.0,
             processing_time_ms: 0.0,
             query_hashes: 0,
+            speed: 1.0,
+            pitch_semitones: 0.0,
             error: Some(ErrorJson {
                 code: error_code(&err).to_string(),
                 message: err.to_string(),
@@ -183,6 +191,13 @@ fn print_human(
             id.processing_ms()
         ),
         Ok(id) => {
+            let altered = if id.speed != 1.0 {
+                format!("  (played {:+.0} % fast)", (id.speed - 1.0) * 100.0)
+            } else if id.pitch_semitones != 0.0 {
+                format!("  (pitch shifted {:+.0} semitone)", id.pitch_semitones)
+            } else {
+                String::new()
+            };
             for (rank, m) in id.matches.iter().enumerate() {
                 let artist = m
                     .song
@@ -196,7 +211,7 @@ fn print_human(
                     String::new()
                 };
                 println!(
-                    "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]",
+                    "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]{altered}",
                     m.song.title,
                     clock(m.offset_secs),
                     m.offset_secs,

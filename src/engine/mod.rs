@@ -233,6 +233,94 @@ pub fn fingerprint_source(
     Ok((fingerprint, summary))
 }
 
+/// A clip's decoded mono audio, kept to re-analyse it (e.g. at other playback speeds).
+#[derive(Clone, Debug)]
+pub struct ClipAudio {
+    /// Mono samples.
+    pub samples: Vec<f32>,
+    /// Their sample rate.
+    pub sample_rate_hz: u32,
+}
+
+/// Decodes and fingerprints a clip for a query, also keeping its audio when it is at most
+/// `keep_secs` long (and at one sample rate), so it can be analysed again without decoding.
+pub fn fingerprint_query_source(
+    source: AudioSource<'_>,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    cancel: &CancelToken,
+    keep_secs: f64,
+) -> Result<(Fingerprint, Option<ClipAudio>), EngineError> {
+    let name = match &source {
+        AudioSource::File(path) => path.display().to_string(),
+        AudioSource::Bytes { name, .. } => (*name).to_string(),
+    };
+    let mut analyzer = Analyzer::new(config, match_config, Side::Query);
+    let mut kept: Option<ClipAudio> = Some(ClipAudio {
+        samples: Vec::new(),
+        sample_rate_hz: 0,
+    });
+    decode::decode_mono(source, cancel, |chunk, rate| {
+        if let Some(clip) = kept.as_mut() {
+            if clip.sample_rate_hz == 0 {
+                clip.sample_rate_hz = rate;
+            }
+            let too_long = (clip.samples.len() + chunk.len()) as f64 > keep_secs * f64::from(rate);
+            if clip.sample_rate_hz != rate || too_long {
+                kept = None;
+            } else {
+                clip.samples.extend_from_slice(chunk);
+            }
+        }
+        analyzer.push(chunk, rate, &name)
+    })?;
+    let fingerprint = analyzer.finish(&name, match_config.min_clip_secs)?;
+    Ok((fingerprint, kept.filter(|c| !c.samples.is_empty())))
+}
+
+/// Fingerprints a clip as if it had been played `speed` times faster than the original
+/// (radio, vinyl and DJ pitch changes move time and pitch together): analysing its samples at
+/// `rate / speed` undoes the change.
+pub fn fingerprint_at_speed(
+    clip: &ClipAudio,
+    speed: f64,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+) -> Result<Fingerprint, EngineError> {
+    let rate = (f64::from(clip.sample_rate_hz) / speed).round().max(1.0) as u32;
+    fingerprint_samples(&clip.samples, rate, config, match_config, Side::Query)
+}
+
+/// The clip's peaks moved as if its pitch were scaled by `1 / pitch_factor` with the timing
+/// kept (a key change by a DJ's pitch shifter: `pitch_factor = 2^(1/12)` for one semitone up).
+pub fn shift_pitch(
+    fingerprint: &Fingerprint,
+    pitch_factor: f64,
+    config: &FingerprintConfig,
+) -> Fingerprint {
+    let first_bin = config.first_bin() as f64;
+    let band = config.band_bins() as f64;
+    let mut peaks: Vec<Peak> = fingerprint
+        .peaks
+        .iter()
+        .filter_map(|peak| {
+            let absolute = (f64::from(peak.bin) + first_bin) / pitch_factor;
+            let bin = (absolute - first_bin).round();
+            (bin >= 0.0 && bin < band).then_some(Peak {
+                frame: peak.frame,
+                bin: bin as u16,
+            })
+        })
+        .collect();
+    peaks.sort_unstable();
+    peaks.dedup();
+    Fingerprint {
+        peaks,
+        num_frames: fingerprint.num_frames,
+        duration_secs: fingerprint.duration_secs,
+    }
+}
+
 /// The pairing rule for `side`.
 pub fn pairing_rule(
     config: &FingerprintConfig,
@@ -262,4 +350,37 @@ pub fn landmarks_of(
     let mut out = Vec::with_capacity(fingerprint_peaks.len() * rule.fan_value);
     landmarks::landmarks(fingerprint_peaks, rule, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_pitch_scales_frequencies_and_keeps_time() {
+        let config = FingerprintConfig::default();
+        let first = config.first_bin() as u16;
+        let fingerprint = Fingerprint {
+            peaks: vec![
+                Peak {
+                    frame: 3,
+                    bin: 200 - first,
+                },
+                Peak { frame: 9, bin: 0 },
+            ],
+            num_frames: 20,
+            duration_secs: 1.0,
+        };
+        let semitone_up = 2f64.powf(1.0 / 12.0);
+        let shifted = shift_pitch(&fingerprint, semitone_up, &config);
+        // 200 / 1.0595 = 188.8 -> bin 189; the lowest bin falls out of the band.
+        assert_eq!(
+            shifted.peaks,
+            vec![Peak {
+                frame: 3,
+                bin: 189 - first
+            }]
+        );
+        assert_eq!(shifted.num_frames, 20);
+    }
 }
