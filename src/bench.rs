@@ -510,7 +510,8 @@ pub fn run_scale(
         for query_peaks in queries {
             let landmarks = engine::landmarks_of(query_peaks, config, match_config, Side::Query);
             let started = Instant::now();
-            let outcome = matcher::score(&index, &landmarks, match_config);
+            let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
+            let outcome = matcher::score_early(&index, &landmarks, match_config, opening_frames);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             hit_counts.push(outcome.hits);
             correct.1 += 1;

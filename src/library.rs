@@ -311,7 +311,9 @@ impl Library {
     ) -> Identification {
         let started = Instant::now();
         let landmarks = self.query_landmarks(fingerprint);
-        let outcome = matcher::score(&self.index, &landmarks, &self.match_config);
+        let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
+        let outcome =
+            matcher::score_early(&self.index, &landmarks, &self.match_config, opening_frames);
         let match_ms = elapsed_ms(started);
         self.to_identification(outcome, fingerprint.duration_secs, analysis_ms, match_ms)
     }
