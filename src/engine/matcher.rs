@@ -235,7 +235,7 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
 /// ln(song background + 0.01), ln(query landmarks + 1), intercept. Fitted on the development
 /// corpus (see docs/BENCHMARK.md, "Confidence calibration"): the output is the estimated
 /// probability that the top answer is the right song.
-pub const CONFIDENCE_WEIGHTS: [f64; 5] = [3.313, 1.282, -0.907, -1.148, -3.164];
+pub const CONFIDENCE_WEIGHTS: [f64; 5] = [3.343, 1.270, -0.924, -1.136, -3.332];
 
 /// Probability that a candidate with these figures is the right song.
 ///
