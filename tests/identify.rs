@@ -107,6 +107,13 @@ fn index_folder_of_20_songs_lists_and_counts_them_all() {
         "stats: {stats}"
     );
     assert_eq!(stats["storage"], "sqlite", "stats: {stats}");
+    let human = sandbox.run(["stats"]);
+    human.expect_code(0, "stats");
+    assert!(
+        human.stdout.contains(&format!("songs:     {NUM_SONGS}")),
+        "human stats output: {}",
+        human.stdout
+    );
     assert!(
         sandbox.db().metadata().is_ok_and(|m| m.len() > 0),
         "the index file {} was not written",

@@ -26,7 +26,7 @@ pub struct BenchArgs {
     pub workers: Option<usize>,
     /// Instead of the accuracy run: measure query latency and memory with this many songs
     /// (generated fingerprints at the density real songs produce, plus the corpus songs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_delimiter = ',')]
     pub scale: Vec<usize>,
     /// Only clips with these distortions (comma-separated).
     #[arg(long, value_delimiter = ',')]

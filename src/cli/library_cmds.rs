@@ -181,7 +181,9 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<u8> {
 
 pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     let library = cli.open_library(OpenMode::MustExist, &match_config()?)?;
-    let stats = library.store().stats()?;
+    // One guard for the whole command: the store's lock is not re-entrant.
+    let store = library.store();
+    let stats = store.stats()?;
     let hashes = library.inverted_index().posting_count();
     let hours = stats.total_secs / 3600.0;
     if args.json {
@@ -193,15 +195,15 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
             "bytes_on_disk": stats.bytes_on_disk,
             "bytes_per_hour": if hours > 0.0 { stats.bytes_on_disk as f64 / hours } else { 0.0 },
             "memory_index_bytes": library.inverted_index().memory_bytes(),
-            "storage": library.store().kind(),
-            "location": library.store().location(),
+            "storage": store.kind(),
+            "location": store.location(),
         }))?;
         return Ok(EXIT_OK);
     }
     println!(
         "index:     {} ({})",
-        library.store().location().display(),
-        library.store().kind()
+        store.location().display(),
+        store.kind()
     );
     println!("songs:     {}", stats.songs);
     println!("audio:     {:.2} hours", hours);

@@ -80,6 +80,9 @@ impl AudioSource<'_> {
     }
 }
 
+/// A stream that breaks off mid-packet before this many seconds is refused as truncated.
+const MIN_SECS_OF_BROKEN_STREAM: f64 = 30.0;
+
 /// Receives each decoded chunk: mono samples and their sample rate.
 type ChunkSink<'a> = dyn FnMut(&[f32], u32) -> Result<(), EngineError> + 'a;
 
@@ -291,9 +294,20 @@ fn decode_track(
             });
         }
     } else if let Some(reason) = hit_end_early {
+        // The stream breaks off mid-packet and no header says how long it should be. A damaged
+        // tail on a full-length song is common and the song is still worth indexing; a short
+        // fragment is most likely a cut copy and is refused.
+        if summary.duration_secs() < MIN_SECS_OF_BROKEN_STREAM {
+            return Err(EngineError::CutShort {
+                path: path.to_path_buf(),
+                decoded_secs: summary.duration_secs(),
+                reason,
+            });
+        }
         tracing::warn!(
-            "{}: stream ended early ({reason}); using what decoded",
-            path.display()
+            "{}: the stream breaks off after {:.1} s ({reason}); indexing what decoded",
+            path.display(),
+            summary.duration_secs()
         );
     }
     Ok(summary)

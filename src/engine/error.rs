@@ -52,6 +52,16 @@ pub enum EngineError {
         /// Seconds the header announced.
         expected_secs: f64,
     },
+    /// The stream stops in the middle (no length in the header to compare with).
+    #[error("{}: truncated: the stream breaks off after {decoded_secs:.1} s ({reason})", path.display())]
+    CutShort {
+        /// The file.
+        path: PathBuf,
+        /// Seconds that could be decoded.
+        decoded_secs: f64,
+        /// What the demuxer reported.
+        reason: String,
+    },
     /// The audio is shorter than the minimum.
     #[error("{source_name}: too short: {secs:.2} s of audio, at least {min_secs:.1} s needed")]
     TooShort {
@@ -90,7 +100,7 @@ impl EngineError {
             EngineError::Unsupported { .. } => "unsupported_format",
             EngineError::NoAudioTrack { .. } => "no_audio_track",
             EngineError::Corrupt { .. } => "corrupt_audio",
-            EngineError::Truncated { .. } => "truncated",
+            EngineError::Truncated { .. } | EngineError::CutShort { .. } => "truncated",
             EngineError::TooShort { .. } => "too_short",
             EngineError::Silent { .. } => "silent",
             EngineError::BadFormat { .. } => "bad_format",
