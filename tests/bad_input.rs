@@ -93,7 +93,10 @@ fn write_bad_files(folder: &Path, work: &Path) -> Vec<BadFile> {
     require_tool("oggenc", "--version");
     let source = write_song(work, "ogg-source", 3233, 20.0);
     let encoded = work.join("ogg-source.ogg");
-    run_tool("oggenc", &argv(&[&"--quiet", &"-o", &encoded, &source.path]));
+    run_tool(
+        "oggenc",
+        &argv(&[&"--quiet", &"-o", &encoded, &source.path]),
+    );
     let ogg = std::fs::read(&encoded).expect("reading the encoded Ogg");
     let cut = folder.join("cut.ogg");
     std::fs::write(&cut, &ogg[..ogg.len() / 4]).expect("writing cut.ogg");
