@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+# The tests run with a fake microphone (a PulseAudio null sink) so the desktop app's capture
+# path is tested for real.
+bash scripts/fake-mic.sh run cargo test --locked

@@ -86,6 +86,11 @@ pub enum Command {
     Bench(bench_cmd::BenchArgs),
     /// Generate synthetic songs, index them in a temporary index and identify clips of them.
     Demo(demo_cmd::DemoArgs),
+    /// Open the desktop app (the same as giving no command); given paths are added to the
+    /// library, or identified when it is a single file.
+    Gui(crate::gui::GuiArgs),
+    /// Serve the REST API over the index (see docs/API.md).
+    Serve(crate::server::ServeArgs),
 }
 
 impl Cli {
@@ -185,7 +190,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::Result<u8> {
     init_logging(cli)?;
     match &cli.command {
-        None => run_gui(cli).map(|()| EXIT_OK),
+        None | Some(Command::Gui(_)) => run_gui(cli).map(|()| EXIT_OK),
         Some(Command::Index(args)) => index_cmd::run(cli, args),
         Some(Command::Identify(args)) => identify_cmd::run(cli, args),
         Some(Command::List(args)) => library_cmds::list(cli, args),
@@ -196,6 +201,7 @@ fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::R
         Some(Command::Import(args)) => library_cmds::import(cli, args),
         Some(Command::Bench(args)) => bench_cmd::run(cli, args),
         Some(Command::Demo(args)) => demo_cmd::run(cli, args),
+        Some(Command::Serve(args)) => crate::server::run(cli, args),
     }
 }
 

@@ -1,0 +1,541 @@
+//! Microphone capture with cpal, on its own named thread.
+//!
+//! ```text
+//! cpal audio callback ──(mono f32 buffers, try_send, no allocation once warm)──►
+//!   thread "audiofp-capture" (owns the cpal Stream: !Send on some hosts)
+//!     ├─► AudioChunk ──try_send──► the worker's Listen job
+//!     └─► CaptureEvent::{Started, Level (+ live spectrogram columns), Error, Stopped} ──► GUI
+//! ```
+//!
+//! Every failure (no input device, permission denied, the device disappearing, an
+//! unsupported format) becomes a [`CaptureEvent::Error`] with a message meant for the user; the
+//! thread then ends and drops its chunk sender, which ends the listening job. Nothing panics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
+
+use crate::config::FingerprintConfig;
+use crate::engine::stft::Stft;
+use crate::worker::{AudioChunk, Waker};
+
+/// Buffers in flight between the audio callback and the capture thread.
+const RAW_QUEUE_LEN: usize = 64;
+/// Level and spectrogram updates sent to the GUI at most this often.
+const LEVEL_INTERVAL: Duration = Duration::from_millis(40);
+/// Columns of the live spectrogram per second.
+pub const LIVE_COLUMNS_PER_SEC: u32 = 40;
+/// Highest frequency of the live spectrogram.
+const LIVE_MAX_FREQ_HZ: f32 = 5000.0;
+/// Lowest frequency of the live spectrogram.
+const LIVE_MIN_FREQ_HZ: f32 = 60.0;
+/// Live spectrogram levels map this dB range onto 0..=255.
+const LIVE_FLOOR_DB: f32 = -100.0;
+/// Top of the live spectrogram's range.
+const LIVE_TOP_DB: f32 = -25.0;
+
+/// An input device the user can choose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputDevice {
+    /// Stable id (`host:device`), what the settings store.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Whether it is the system's default input.
+    pub is_default: bool,
+}
+
+/// What the capture thread reports.
+#[derive(Clone, Debug)]
+pub enum CaptureEvent {
+    /// The stream runs.
+    Started {
+        /// The device's name.
+        device_name: String,
+        /// Its sample rate.
+        sample_rate_hz: u32,
+        /// Its channel count (mixed down to mono).
+        channels: u16,
+    },
+    /// Loudness and live spectrogram since the last such event.
+    Level {
+        /// RMS level, dB relative to full scale.
+        rms_dbfs: f32,
+        /// Peak level, 0..=1.
+        peak: f32,
+        /// New spectrogram columns, oldest first; each has [`CaptureEvent::Level::bins`] levels
+        /// (0..=255, low frequencies first).
+        columns: Vec<Vec<u8>>,
+        /// Bins per column.
+        bins: usize,
+    },
+    /// Capture failed or stopped working; the thread ends.
+    Error {
+        /// What happened and what to do, for the user.
+        message: String,
+    },
+    /// The stream is closed.
+    Stopped {
+        /// Buffers lost because a consumer fell behind.
+        dropped_buffers: usize,
+    },
+}
+
+/// A running capture; dropping it stops the capture (without waiting).
+pub struct CaptureHandle {
+    stop: Option<Sender<()>>,
+    events: Receiver<CaptureEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CaptureHandle {
+    /// Events so far, without waiting.
+    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, CaptureEvent> {
+        self.events.try_iter()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<CaptureEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Asks the thread to stop (it closes the stream and reports [`CaptureEvent::Stopped`]).
+    pub fn stop(&mut self) {
+        self.stop = None;
+    }
+
+    /// Stops and waits for the thread to end.
+    pub fn join(mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the capture thread panicked");
+        }
+    }
+}
+
+impl Drop for CaptureHandle {
+    fn drop(&mut self) {
+        // Not joined: closing a stream can block on some hosts, and the GUI must not wait.
+        self.stop();
+    }
+}
+
+/// Starts capturing from `device_id` (or the default input) into `chunks`.
+///
+/// Returns at once; opening the device happens on the capture thread, which reports
+/// [`CaptureEvent::Started`] or [`CaptureEvent::Error`].
+pub fn start(
+    device_id: Option<String>,
+    chunks: Sender<AudioChunk>,
+    waker: Waker,
+) -> std::io::Result<CaptureHandle> {
+    let (stop_tx, stop_rx) = bounded::<()>(1);
+    let (event_tx, event_rx) = unbounded();
+    let thread = std::thread::Builder::new()
+        .name("audiofp-capture".to_string())
+        .spawn(move || {
+            let events = EventOut {
+                tx: event_tx,
+                waker,
+            };
+            capture_main(device_id.as_deref(), &chunks, &stop_rx, &events);
+        })?;
+    Ok(CaptureHandle {
+        stop: Some(stop_tx),
+        events: event_rx,
+        thread: Some(thread),
+    })
+}
+
+/// Lists input devices on a short-lived thread (enumeration can take a while on ALSA); the
+/// answer arrives on the returned channel, and `waker` is called.
+pub fn list_input_devices_in_background(
+    waker: Waker,
+) -> std::io::Result<Receiver<Result<Vec<InputDevice>, String>>> {
+    let (tx, rx) = bounded(1);
+    std::thread::Builder::new()
+        .name("audiofp-devices".to_string())
+        .spawn(move || {
+            // The GUI may have closed meanwhile.
+            tx.send(list_input_devices()).ok();
+            waker.wake();
+        })?;
+    Ok(rx)
+}
+
+/// The input devices of the default host.
+pub fn list_input_devices() -> Result<Vec<InputDevice>, String> {
+    let host = cpal::default_host();
+    let default_id = host
+        .default_input_device()
+        .and_then(|device| device.id().ok())
+        .map(|id| id.to_string());
+    let devices = host.input_devices().map_err(|err| describe(&err))?;
+    let mut list: Vec<InputDevice> = devices
+        .filter_map(|device| {
+            let id = device.id().ok()?.to_string();
+            let name = device
+                .description()
+                .map_or_else(|_| id.clone(), |d| d.name().to_string());
+            Some(InputDevice {
+                is_default: default_id.as_deref() == Some(id.as_str()),
+                id,
+                name,
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| b.is_default.cmp(&a.is_default).then(a.name.cmp(&b.name)));
+    list.dedup_by(|a, b| a.id == b.id);
+    Ok(list)
+}
+
+/// A message for the user about a cpal error.
+fn describe(err: &cpal::Error) -> String {
+    use cpal::ErrorKind;
+    match err.kind() {
+        ErrorKind::PermissionDenied => "Permission to use the microphone was denied. Allow \
+             audiofp to record audio in your system settings, then try again."
+            .to_string(),
+        ErrorKind::DeviceNotAvailable => {
+            "The microphone is not available any more (was it unplugged?).".to_string()
+        }
+        ErrorKind::HostUnavailable => {
+            "No audio system is running, so there is no microphone to listen with.".to_string()
+        }
+        ErrorKind::DeviceBusy => {
+            "The microphone is busy in another application. Close it and try again.".to_string()
+        }
+        ErrorKind::UnsupportedConfig | ErrorKind::UnsupportedOperation => {
+            format!("This device cannot record audio in a usable format ({err}).")
+        }
+        _ => format!("The microphone failed: {err}"),
+    }
+}
+
+struct EventOut {
+    tx: Sender<CaptureEvent>,
+    waker: Waker,
+}
+
+impl EventOut {
+    fn send(&self, event: CaptureEvent) {
+        // The GUI may be gone; then nobody needs the event.
+        self.tx.send(event).ok();
+        self.waker.wake();
+    }
+}
+
+/// The callback's side: where buffers go, and spare buffers to reuse.
+struct CallbackIo {
+    raw_tx: Sender<Vec<f32>>,
+    spare_rx: Receiver<Vec<f32>>,
+    dropped: Arc<AtomicUsize>,
+    channels: usize,
+}
+
+impl CallbackIo {
+    fn push<T>(&self, data: &[T])
+    where
+        T: cpal::Sample,
+        f32: cpal::FromSample<T>,
+    {
+        let mut buffer = self.spare_rx.try_recv().unwrap_or_default();
+        buffer.clear();
+        let channels = self.channels.max(1);
+        let scale = 1.0 / channels as f32;
+        buffer.extend(data.chunks(channels).map(|frame| {
+            frame
+                .iter()
+                .map(|&sample| sample.to_sample::<f32>())
+                .sum::<f32>()
+                * scale
+        }));
+        if self.raw_tx.try_send(buffer).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct OpenStream {
+    stream: cpal::Stream,
+    device_name: String,
+    sample_rate_hz: u32,
+    channels: u16,
+}
+
+fn open_stream(
+    device_id: Option<&str>,
+    io: CallbackIo,
+    error_tx: Sender<cpal::Error>,
+) -> Result<OpenStream, String> {
+    let host = cpal::default_host();
+    let device = match device_id {
+        Some(id) => {
+            let wanted = id.parse::<cpal::DeviceId>().ok();
+            wanted
+                .and_then(|wanted| host.device_by_id(&wanted))
+                .ok_or_else(|| {
+                    format!(
+                        "The input device \u{201c}{id}\u{201d} is not connected. Choose another one in Settings."
+                    )
+                })?
+        }
+        None => host.default_input_device().ok_or_else(|| {
+            "No microphone found. Connect one (or choose an input in Settings) and try again."
+                .to_string()
+        })?,
+    };
+    let device_name = device
+        .description()
+        .map(|d| d.name().to_string())
+        .or_else(|_| device.id().map(|id| id.to_string()))
+        .unwrap_or_else(|_| "microphone".to_string());
+    let supported = device
+        .default_input_config()
+        .map_err(|err| describe(&err))?;
+    let sample_rate_hz = supported.sample_rate();
+    let channels = supported.channels();
+    let config = supported.config();
+    let io = CallbackIo {
+        channels: usize::from(channels),
+        ..io
+    };
+    let on_error = move |err: cpal::Error| {
+        // A full queue means the thread already has errors to report.
+        error_tx.try_send(err).ok();
+    };
+    use cpal::SampleFormat as F;
+    let built = match supported.sample_format() {
+        F::F32 => device.build_input_stream(
+            config,
+            move |data: &[f32], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::I16 => device.build_input_stream(
+            config,
+            move |data: &[i16], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::I32 => device.build_input_stream(
+            config,
+            move |data: &[i32], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::U16 => device.build_input_stream(
+            config,
+            move |data: &[u16], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::U8 => device.build_input_stream(
+            config,
+            move |data: &[u8], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::I8 => device.build_input_stream(
+            config,
+            move |data: &[i8], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        F::F64 => device.build_input_stream(
+            config,
+            move |data: &[f64], _: &_| io.push(data),
+            on_error,
+            None,
+        ),
+        other => {
+            return Err(format!(
+                "The microphone delivers {other} samples, which audiofp cannot read."
+            ));
+        }
+    };
+    let stream = built.map_err(|err| describe(&err))?;
+    stream.play().map_err(|err| describe(&err))?;
+    Ok(OpenStream {
+        stream,
+        device_name,
+        sample_rate_hz,
+        channels,
+    })
+}
+
+fn capture_main(
+    device_id: Option<&str>,
+    chunks: &Sender<AudioChunk>,
+    stop_rx: &Receiver<()>,
+    events: &EventOut,
+) {
+    let (raw_tx, raw_rx) = bounded::<Vec<f32>>(RAW_QUEUE_LEN);
+    let (spare_tx, spare_rx) = bounded::<Vec<f32>>(RAW_QUEUE_LEN);
+    let (error_tx, error_rx) = bounded::<cpal::Error>(16);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let io = CallbackIo {
+        raw_tx,
+        spare_rx,
+        dropped: Arc::clone(&dropped),
+        channels: 1,
+    };
+    let opened = match open_stream(device_id, io, error_tx) {
+        Ok(opened) => opened,
+        Err(message) => {
+            events.send(CaptureEvent::Error { message });
+            events.send(CaptureEvent::Stopped { dropped_buffers: 0 });
+            return;
+        }
+    };
+    let sample_rate_hz = opened.sample_rate_hz;
+    events.send(CaptureEvent::Started {
+        device_name: opened.device_name.clone(),
+        sample_rate_hz,
+        channels: opened.channels,
+    });
+    let mut live = LiveSpectrum::new(sample_rate_hz);
+    let mut meter = LevelMeter::default();
+    let mut last_sent = Instant::now();
+    loop {
+        select! {
+            recv(stop_rx) -> _ => break,
+            recv(raw_rx) -> buffer => {
+                let Ok(buffer) = buffer else { break };
+                meter.push(&buffer);
+                live.push(&buffer);
+                let chunk = AudioChunk { samples: buffer.clone(), sample_rate_hz };
+                match chunks.try_send(chunk) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The listening job ended: nobody needs more audio.
+                    Err(TrySendError::Disconnected(_)) => break,
+                }
+                // The callback allocates a new buffer if this one is not back in time.
+                spare_tx.try_send(buffer).ok();
+            },
+            recv(error_rx) -> err => {
+                let Ok(err) = err else { break };
+                use cpal::ErrorKind;
+                match err.kind() {
+                    ErrorKind::Xrun | ErrorKind::RealtimeDenied | ErrorKind::DeviceChanged => {
+                        tracing::debug!("capture: {err}");
+                    }
+                    _ => {
+                        events.send(CaptureEvent::Error { message: describe(&err) });
+                        break;
+                    }
+                }
+            },
+            default(LEVEL_INTERVAL) => {},
+        }
+        if last_sent.elapsed() >= LEVEL_INTERVAL {
+            last_sent = Instant::now();
+            let columns = live.take_columns();
+            if let Some((rms_dbfs, peak)) = meter.take() {
+                events.send(CaptureEvent::Level {
+                    rms_dbfs,
+                    peak,
+                    columns,
+                    bins: live.bins(),
+                });
+            }
+        }
+    }
+    drop(opened.stream);
+    events.send(CaptureEvent::Stopped {
+        dropped_buffers: dropped.load(Ordering::Relaxed),
+    });
+}
+
+/// RMS and peak since the last report.
+#[derive(Default)]
+struct LevelMeter {
+    sum_squares: f64,
+    count: usize,
+    peak: f32,
+}
+
+impl LevelMeter {
+    fn push(&mut self, samples: &[f32]) {
+        for &sample in samples {
+            self.sum_squares += f64::from(sample) * f64::from(sample);
+            self.peak = self.peak.max(sample.abs());
+        }
+        self.count += samples.len();
+    }
+
+    fn take(&mut self) -> Option<(f32, f32)> {
+        if self.count == 0 {
+            return None;
+        }
+        let rms = (self.sum_squares / self.count as f64).sqrt();
+        let rms_dbfs = (20.0 * rms.max(1e-7).log10()) as f32;
+        let peak = self.peak.min(1.0);
+        *self = Self::default();
+        Some((rms_dbfs, peak))
+    }
+}
+
+/// The scrolling spectrogram of what is heard: an STFT at the device's rate.
+pub struct LiveSpectrum {
+    stft: Stft,
+    bins: usize,
+    columns: Vec<Vec<u8>>,
+}
+
+impl LiveSpectrum {
+    /// A spectrogram for audio at `sample_rate_hz` ([`LIVE_COLUMNS_PER_SEC`] columns a second,
+    /// 60 Hz to 5 kHz).
+    pub fn new(sample_rate_hz: u32) -> Self {
+        let rate = sample_rate_hz.max(8000);
+        let n_fft = ((rate / 24) as usize).next_power_of_two().clamp(256, 4096);
+        let config = FingerprintConfig {
+            sample_rate_hz: rate,
+            n_fft,
+            hop_length: ((rate / LIVE_COLUMNS_PER_SEC) as usize).clamp(1, n_fft),
+            min_freq_hz: LIVE_MIN_FREQ_HZ,
+            max_freq_hz: LIVE_MAX_FREQ_HZ.min(rate as f32 / 2.0 - 1.0),
+            ..FingerprintConfig::default()
+        };
+        Self {
+            stft: Stft::new(&config),
+            bins: config.band_bins(),
+            columns: Vec::new(),
+        }
+    }
+
+    /// Bins per column.
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Feeds mono samples.
+    pub fn push(&mut self, samples: &[f32]) {
+        let columns = &mut self.columns;
+        self.stft.push(samples, |frame| {
+            columns.push(
+                frame
+                    .iter()
+                    .map(|&db| {
+                        ((db - LIVE_FLOOR_DB) / (LIVE_TOP_DB - LIVE_FLOOR_DB) * 255.0)
+                            .clamp(0.0, 255.0) as u8
+                    })
+                    .collect(),
+            );
+        });
+    }
+
+    /// The columns completed since the last call.
+    pub fn take_columns(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.columns)
+    }
+}

@@ -1,0 +1,226 @@
+//! The Song page: one song's spectrogram (textures made on the worker, shown as
+//! `egui_plot::PlotImage` tiles) with its fingerprint peaks overlaid as points, zoomable and
+//! pannable in time. When the audio file has moved, the stored peaks are shown alone with a
+//! note.
+
+use egui::{RichText, TextureHandle, TextureOptions};
+use egui_plot::{Plot, PlotImage, PlotPoint, Points};
+
+use crate::gui::app::Action;
+use crate::gui::{ACCENT, WARM, clock, date};
+use crate::worker::{SongDetail, SongRow};
+
+/// State of the Song page.
+#[derive(Default)]
+pub struct DetailState {
+    /// The song shown (or being loaded).
+    pub song_id: Option<i64>,
+    /// The loaded detail.
+    detail: Option<Box<SongDetail>>,
+    /// Textures of the spectrogram tiles (uploaded on the first frame that shows them).
+    textures: Vec<TextureHandle>,
+    /// Whether the peaks are drawn.
+    show_peaks: bool,
+    /// Whether a request is on its way.
+    pub loading: bool,
+    /// Set when the plot should reset its view.
+    reset_view: bool,
+}
+
+impl DetailState {
+    /// Starts showing `song_id` (the caller requests the detail from the worker).
+    pub fn begin(&mut self, song_id: i64) {
+        if self.song_id != Some(song_id) {
+            self.detail = None;
+            self.textures.clear();
+            self.reset_view = true;
+        }
+        self.song_id = Some(song_id);
+        self.loading = true;
+        self.show_peaks = true;
+    }
+
+    /// The worker's answer.
+    pub fn set_detail(&mut self, detail: Box<SongDetail>) {
+        if Some(detail.song.song_id) != self.song_id {
+            return;
+        }
+        self.textures.clear();
+        self.detail = Some(detail);
+        self.loading = false;
+        self.reset_view = true;
+    }
+
+    /// Forgets the song (it was removed).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Whether a detail (spectrogram or peaks) is loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.detail.is_some()
+    }
+
+    /// Number of spectrogram tiles loaded (0 when only the peaks are shown).
+    pub fn tile_count(&self) -> usize {
+        self.detail.as_ref().map_or(0, |d| d.tiles.len())
+    }
+}
+
+/// The Song page.
+pub fn detail_ui(
+    ui: &mut egui::Ui,
+    state: &mut DetailState,
+    row: Option<&SongRow>,
+    actions: &mut Vec<Action>,
+) {
+    let Some(song_id) = state.song_id else {
+        ui.add_space(60.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new("No song selected").size(18.0).strong());
+            ui.label(RichText::new("Pick a song in the library to see its spectrogram.").weak());
+        });
+        return;
+    };
+    let song = row
+        .cloned()
+        .or_else(|| state.detail.as_ref().map(|d| d.song.clone()));
+    ui.horizontal(|ui| {
+        if ui.button("\u{2B05} Library").clicked() {
+            actions.push(Action::GoToLibrary);
+        }
+        ui.add_space(6.0);
+        if let Some(song) = &song {
+            ui.vertical(|ui| {
+                ui.label(RichText::new(&song.title).size(22.0).strong());
+                let mut parts = Vec::new();
+                if !song.artist.is_empty() {
+                    parts.push(song.artist.clone());
+                }
+                if !song.album.is_empty() {
+                    parts.push(song.album.clone());
+                }
+                parts.push(clock(song.duration_secs));
+                parts.push(format!("added {}", date(song.added_at_unix_secs)));
+                ui.label(RichText::new(parts.join(" \u{00B7} ")).weak());
+            });
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button("Remove from library\u{2026}").clicked() {
+                actions.push(Action::AskRemove(song_id));
+            }
+            ui.checkbox(&mut state.show_peaks, "Fingerprint peaks");
+            if ui.button("Reset zoom").clicked() {
+                state.reset_view = true;
+            }
+        });
+    });
+    ui.add_space(6.0);
+
+    let Some(detail) = &state.detail else {
+        ui.add_space(40.0);
+        ui.vertical_centered(|ui| {
+            ui.spinner();
+            ui.label("Decoding the song and computing its spectrogram\u{2026}");
+        });
+        return;
+    };
+    if let Some(note) = &detail.note {
+        ui.colored_label(WARM, format!("\u{26A0} {note}"));
+    }
+    if state.textures.len() != detail.tiles.len() {
+        state.textures = detail
+            .tiles
+            .iter()
+            .enumerate()
+            .map(|(i, tile)| {
+                ui.ctx().load_texture(
+                    format!("spectrogram-{}-{i}", detail.song.song_id),
+                    tile.clone(),
+                    TextureOptions::LINEAR,
+                )
+            })
+            .collect();
+    }
+    ui.label(
+        RichText::new(format!(
+            "{} fingerprint peaks \u{00B7} scroll or pinch to zoom in time, drag to pan, double-click to reset",
+            detail.peaks.len()
+        ))
+        .small()
+        .weak(),
+    );
+
+    let total_secs = (detail.num_frames.max(1) as f64) * detail.frame_secs;
+    let peak_frame_secs = detail.peak_frame_secs;
+    let top_hz = detail.band_start_hz + detail.band_bins as f64 * detail.bin_hz;
+    let mut plot = Plot::new(("song-spectrogram", song_id))
+        .allow_zoom(egui::Vec2b::new(true, false))
+        .allow_drag(egui::Vec2b::new(true, false))
+        .allow_scroll(egui::Vec2b::new(true, false))
+        .allow_boxed_zoom(false)
+        .show_grid(false)
+        .x_axis_label("time")
+        .y_axis_label("frequency (Hz)")
+        .x_axis_formatter(|mark, _| clock(mark.value))
+        .default_x_bounds(0.0, total_secs.max(detail.song.duration_secs))
+        .default_y_bounds(detail.band_start_hz, top_hz)
+        .label_formatter(|hover| {
+            let point = match hover {
+                egui_plot::HoverPosition::NearDataPoint { position, .. }
+                | egui_plot::HoverPosition::Elsewhere { position } => position,
+            };
+            Some(format!("{} \u{00B7} {:.0} Hz", clock(point.x), point.y))
+        });
+    if state.reset_view {
+        plot = plot.reset();
+        state.reset_view = false;
+    }
+    let textures = &state.textures;
+    let show_peaks = state.show_peaks;
+    let tile_secs = detail.tile_frames as f64 * detail.frame_secs;
+    let band_hz = top_hz - detail.band_start_hz;
+    plot.show(ui, |plot_ui| {
+        for (i, (texture, tile)) in textures.iter().zip(&detail.tiles).enumerate() {
+            let width_secs = tile.size[0] as f64 * detail.frame_secs;
+            let start_secs = i as f64 * tile_secs;
+            let centre = PlotPoint::new(
+                start_secs + width_secs / 2.0,
+                detail.band_start_hz + band_hz / 2.0,
+            );
+            plot_ui.image(
+                PlotImage::new(
+                    format!("spectrogram {i}"),
+                    texture.id(),
+                    centre,
+                    egui::vec2(width_secs as f32, band_hz as f32),
+                )
+                .allow_hover(false),
+            );
+        }
+        if show_peaks && !detail.peaks.is_empty() {
+            let points: Vec<[f64; 2]> = detail
+                .peaks
+                .iter()
+                .map(|peak| {
+                    [
+                        f64::from(peak.frame) * peak_frame_secs,
+                        detail.band_start_hz + (f64::from(peak.bin) + 0.5) * detail.bin_hz,
+                    ]
+                })
+                .collect();
+            let colour = if textures.is_empty() {
+                ACCENT
+            } else {
+                egui::Color32::WHITE
+            };
+            plot_ui.points(
+                Points::new("peaks", points)
+                    .radius(1.8)
+                    .color(colour)
+                    .shape(egui_plot::MarkerShape::Circle)
+                    .filled(true),
+            );
+        }
+    });
+}

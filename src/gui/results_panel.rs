@@ -1,0 +1,434 @@
+//! The Results page: the best matches of the last identification (title, artist, confidence,
+//! where in the song, time taken), the match visualisation (clip time vs song time of every
+//! hit with the aligned diagonal highlighted, and the histogram of offsets), and the history
+//! of recent identifications.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use egui::{Color32, RichText};
+use egui_plot::{Bar, BarChart, Line, Plot, Points};
+
+use crate::cancel::CancelToken;
+use crate::gui::app::Action;
+use crate::gui::settings::HistoryEntry;
+use crate::gui::{ACCENT, ERROR, WARM, ago, clock};
+use crate::index::unix_now;
+use crate::worker::{JobId, MatchReport};
+
+/// Full reports kept for the plots (the history keeps summaries only).
+const REPORTS_KEPT: usize = 20;
+
+/// An identification on its way.
+#[derive(Clone, Debug)]
+pub struct PendingIdentify {
+    /// The job.
+    pub job: JobId,
+    /// What is identified.
+    pub label: String,
+    /// When it was requested.
+    pub started: Instant,
+    /// Cancels it.
+    pub cancel: CancelToken,
+    /// Whether the worker is busy with an indexing job (the request waits).
+    pub queued_behind_indexing: bool,
+}
+
+/// State of the Results page.
+#[derive(Default)]
+pub struct ResultsState {
+    /// Recent full reports, newest first.
+    reports: VecDeque<Box<MatchReport>>,
+    /// Which report is shown (index into `reports`).
+    shown: usize,
+    /// The identification running now.
+    pub pending: Option<PendingIdentify>,
+    /// The last identification error.
+    pub error: Option<String>,
+}
+
+impl ResultsState {
+    /// Adds a report and shows it.
+    pub fn push(&mut self, report: Box<MatchReport>) {
+        self.reports.push_front(report);
+        self.reports.truncate(REPORTS_KEPT);
+        self.shown = 0;
+        self.error = None;
+    }
+
+    /// The report on screen.
+    pub fn shown(&self) -> Option<&MatchReport> {
+        self.reports.get(self.shown).map(AsRef::as_ref)
+    }
+
+    /// The newest report.
+    pub fn latest(&self) -> Option<&MatchReport> {
+        self.reports.front().map(AsRef::as_ref)
+    }
+
+    fn show_report_of(&mut self, entry: &HistoryEntry) {
+        if let Some(index) = self
+            .reports
+            .iter()
+            .position(|r| r.finished_at_unix_secs == entry.at_unix_secs && r.label == entry.source)
+        {
+            self.shown = index;
+        }
+    }
+}
+
+/// A history entry for a report.
+pub fn history_entry(report: &MatchReport) -> HistoryEntry {
+    let best = report.identification.matches.first();
+    HistoryEntry {
+        at_unix_secs: report.finished_at_unix_secs,
+        source: report.label.clone(),
+        title: best.map(|m| m.song.title.clone()),
+        artist: best.and_then(|m| m.song.artist.clone()),
+        song_id: best.map(|m| m.song.id),
+        confidence: best.map_or(0.0, |m| m.confidence),
+        offset_secs: best.map_or(0.0, |m| m.offset_secs),
+    }
+}
+
+/// The Results page.
+pub fn results_ui(
+    ui: &mut egui::Ui,
+    state: &mut ResultsState,
+    history: &[HistoryEntry],
+    actions: &mut Vec<Action>,
+) {
+    egui::Panel::right("history")
+        .resizable(true)
+        .default_size(280.0)
+        .show(ui, |ui| {
+            history_ui(ui, state, history);
+        });
+
+    ui.heading("Identification");
+    ui.add_space(6.0);
+    if let Some(pending) = &state.pending {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                let waiting = if pending.queued_behind_indexing {
+                    " (waiting for indexing to finish)"
+                } else {
+                    ""
+                };
+                ui.label(format!(
+                    "Identifying {}{waiting}\u{2026} {:.1} s",
+                    pending.label,
+                    pending.started.elapsed().as_secs_f64()
+                ));
+                if ui.button("Cancel").clicked() {
+                    actions.push(Action::CancelIdentify);
+                }
+            });
+        });
+        ui.add_space(6.0);
+    }
+    if let Some(error) = &state.error {
+        ui.colored_label(ERROR, format!("\u{26A0} {error}"));
+        ui.add_space(6.0);
+    }
+    let Some(report) = state.shown() else {
+        ui.add_space(50.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new("\u{1F50D}").size(44.0).color(ACCENT));
+            ui.label(RichText::new("Nothing identified yet").size(20.0).strong());
+            ui.label(
+                RichText::new("Press Listen, or drop an audio clip anywhere on this window.")
+                    .weak(),
+            );
+        });
+        return;
+    };
+    report_card_ui(ui, report, actions);
+    ui.add_space(10.0);
+    plots_ui(ui, report);
+}
+
+fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Action>) {
+    let identification = &report.identification;
+    let footer = format!(
+        "{:.1} s of {} \u{00B7} answered in {:.0} ms \u{00B7} {}",
+        report.clip_secs,
+        report.label,
+        report.elapsed_ms,
+        ago(report.finished_at_unix_secs, unix_now())
+    );
+    egui::Frame::group(ui.style())
+        .inner_margin(egui::Margin::same(16))
+        .corner_radius(egui::CornerRadius::same(12))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            match identification.matches.first() {
+                Some(best) => {
+                    ui.horizontal(|ui| {
+                        ui.vertical(|ui| {
+                            ui.label(RichText::new("\u{2714} It's").color(ACCENT));
+                            ui.label(RichText::new(&best.song.title).size(30.0).strong());
+                            if let Some(artist) = &best.song.artist {
+                                ui.label(RichText::new(artist).size(18.0));
+                            }
+                            ui.add_space(4.0);
+                            ui.label(
+                                RichText::new(format!(
+                                    "at {} of {}",
+                                    clock(best.offset_secs),
+                                    clock(best.song.duration_secs)
+                                ))
+                                .size(16.0),
+                            );
+                        });
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::TOP), |ui| {
+                            confidence_badge_ui(ui, best.confidence);
+                        });
+                    });
+                    ui.add_space(6.0);
+                    ui.horizontal(|ui| {
+                        if ui.button("Show song").clicked() {
+                            actions.push(Action::OpenSong(best.song.id));
+                        }
+                        ui.label(RichText::new(footer.clone()).weak());
+                    });
+                    if identification.matches.len() > 1 {
+                        ui.add_space(6.0);
+                        ui.label(RichText::new("Also possible").strong());
+                        for other in identification.matches.iter().skip(1) {
+                            ui.label(format!(
+                                "{}{} \u{00B7} {:.0}% \u{00B7} at {}",
+                                other.song.title,
+                                other
+                                    .song
+                                    .artist
+                                    .as_ref()
+                                    .map(|a| format!(" \u{2014} {a}"))
+                                    .unwrap_or_default(),
+                                other.confidence * 100.0,
+                                clock(other.offset_secs)
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    ui.label(RichText::new("No match").size(28.0).strong().color(WARM));
+                    let hint = match &identification.best_rejected {
+                        Some(best) => format!(
+                            "Closest: {} ({:.0}% confidence, below the threshold). \
+                             Try a longer or cleaner clip.",
+                            best.song.title,
+                            best.confidence * 100.0
+                        ),
+                        None => "Nothing in your library sounds like this clip.".to_string(),
+                    };
+                    ui.label(hint);
+                    ui.label(RichText::new(footer).weak());
+                }
+            }
+        });
+}
+
+fn confidence_badge_ui(ui: &mut egui::Ui, confidence: f64) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(96.0, 96.0), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    let centre = rect.center();
+    let radius = 40.0;
+    painter.circle_stroke(
+        centre,
+        radius,
+        egui::Stroke::new(8.0, ui.visuals().faint_bg_color),
+    );
+    let steps = 64;
+    let sweep = std::f32::consts::TAU * confidence.clamp(0.0, 1.0) as f32;
+    let points: Vec<egui::Pos2> = (0..=steps)
+        .map(|i| {
+            let angle = -std::f32::consts::FRAC_PI_2 + sweep * i as f32 / steps as f32;
+            centre + radius * egui::vec2(angle.cos(), angle.sin())
+        })
+        .collect();
+    painter.add(egui::Shape::line(points, egui::Stroke::new(8.0, ACCENT)));
+    painter.text(
+        centre,
+        egui::Align2::CENTER_CENTER,
+        format!("{:.0}%", confidence * 100.0),
+        egui::FontId::proportional(20.0),
+        ui.visuals().strong_text_color(),
+    );
+}
+
+fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
+    let evidence = &report.evidence;
+    if evidence.hits.is_empty() {
+        ui.label(RichText::new("No fingerprint hits to plot.").weak());
+        return;
+    }
+    let best = report
+        .identification
+        .matches
+        .first()
+        .or(report.identification.best_rejected.as_ref());
+    let offset_secs = best.map_or(0.0, |m| m.offset_secs);
+    let title = best.map_or_else(String::new, |m| m.song.title.clone());
+    let height = (ui.available_height() - 30.0).clamp(180.0, 420.0);
+    ui.columns(2, |columns| {
+        let [left, right] = columns else {
+            return;
+        };
+        left.label(RichText::new("Where the clip's fingerprints land in the song").strong());
+        left.label(
+            RichText::new(format!(
+                "Each dot is a hit in \u{201c}{title}\u{201d}; the diagonal is the match."
+            ))
+            .small()
+            .weak(),
+        );
+        let (mut aligned, mut scattered) = (Vec::new(), Vec::new());
+        for (&(clip_secs, song_secs), &on_diagonal) in evidence.hits.iter().zip(&evidence.aligned) {
+            if on_diagonal {
+                aligned.push([clip_secs, song_secs]);
+            } else {
+                scattered.push([clip_secs, song_secs]);
+            }
+        }
+        let clip_end = report.clip_secs.max(1.0);
+        let aligned_count = aligned.len();
+        Plot::new(("match-scatter", report.job, report.finished_at_unix_secs))
+            .height(height)
+            .x_axis_label("clip time (s)")
+            .y_axis_label("song time")
+            .y_axis_formatter(|mark, _| clock(mark.value))
+            .legend(egui_plot::Legend::default())
+            .show(left, |plot_ui| {
+                plot_ui.points(
+                    Points::new("other hits", scattered)
+                        .radius(1.6)
+                        .color(Color32::from_gray(140)),
+                );
+                plot_ui.line(
+                    Line::new(
+                        "match diagonal",
+                        vec![[0.0, offset_secs], [clip_end, offset_secs + clip_end]],
+                    )
+                    .color(ACCENT.gamma_multiply(0.6))
+                    .width(6.0),
+                );
+                plot_ui.points(
+                    Points::new(format!("aligned hits ({aligned_count})"), aligned)
+                        .radius(3.0)
+                        .color(ACCENT)
+                        .filled(true),
+                );
+            });
+
+        right.label(RichText::new("Offsets of all hits").strong());
+        right.label(
+            RichText::new(format!(
+                "A true match is a spike: the clip starts at {} in the song.",
+                clock(offset_secs)
+            ))
+            .small()
+            .weak(),
+        );
+        let bin_secs = report
+            .offset_histogram
+            .windows(2)
+            .filter_map(|w| match w {
+                [a, b] => Some(b.0 - a.0),
+                _ => None,
+            })
+            .fold(f64::INFINITY, f64::min);
+        let width = if bin_secs.is_finite() {
+            bin_secs.max(0.01)
+        } else {
+            0.064
+        };
+        let bars: Vec<Bar> = report
+            .offset_histogram
+            .iter()
+            .map(|&(offset, count)| {
+                let near = (offset - offset_secs).abs() <= width;
+                Bar::new(offset, f64::from(count))
+                    .width(width)
+                    .fill(if near {
+                        ACCENT
+                    } else {
+                        Color32::from_gray(120)
+                    })
+                    .stroke(egui::Stroke::NONE)
+            })
+            .collect();
+        Plot::new(("offset-histogram", report.job, report.finished_at_unix_secs))
+            .height(height)
+            .x_axis_label("song time \u{2212} clip time")
+            .y_axis_label("hits")
+            .x_axis_formatter(|mark, _| clock(mark.value))
+            .show(right, |plot_ui| {
+                plot_ui.bar_chart(BarChart::new("offsets", bars));
+            });
+    });
+}
+
+fn history_ui(ui: &mut egui::Ui, state: &mut ResultsState, history: &[HistoryEntry]) {
+    ui.add_space(4.0);
+    ui.label(RichText::new("Recent").size(17.0).strong());
+    ui.add_space(4.0);
+    if history.is_empty() {
+        ui.label(RichText::new("Your identifications will appear here.").weak());
+        return;
+    }
+    let now = unix_now();
+    let mut clicked = None;
+    egui::ScrollArea::vertical()
+        .id_salt("history-list")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            for entry in history {
+                let (headline, colour) = match &entry.title {
+                    Some(title) => (title.clone(), ui.visuals().strong_text_color()),
+                    None => ("No match".to_string(), WARM),
+                };
+                let detail = match &entry.title {
+                    Some(_) => format!(
+                        "{}{:.0}% \u{00B7} at {} \u{00B7} {}",
+                        entry
+                            .artist
+                            .as_ref()
+                            .map(|a| format!("{a} \u{00B7} "))
+                            .unwrap_or_default(),
+                        entry.confidence * 100.0,
+                        clock(entry.offset_secs),
+                        ago(entry.at_unix_secs, now)
+                    ),
+                    None => format!("{} \u{00B7} {}", entry.source, ago(entry.at_unix_secs, now)),
+                };
+                let mut job = egui::text::LayoutJob::default();
+                RichText::new(format!("{headline}\n"))
+                    .strong()
+                    .color(colour)
+                    .append_to(
+                        &mut job,
+                        ui.style(),
+                        egui::FontSelection::Default,
+                        egui::Align::LEFT,
+                    );
+                RichText::new(detail).small().weak().append_to(
+                    &mut job,
+                    ui.style(),
+                    egui::FontSelection::Default,
+                    egui::Align::LEFT,
+                );
+                let button = egui::Button::new(job)
+                    .frame(false)
+                    .min_size(egui::vec2(ui.available_width(), 0.0));
+                if ui.add(button).clicked() {
+                    clicked = Some(entry.clone());
+                }
+                ui.separator();
+            }
+        });
+    if let Some(entry) = clicked {
+        state.show_report_of(&entry);
+    }
+}

@@ -1,0 +1,207 @@
+//! The API's error type: every failure becomes `{"error": {"code", "message"}}` with the
+//! status that fits it. Bad input is always a 4xx; 5xx means the server itself failed.
+
+use axum::Json;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::engine::EngineError;
+use crate::library::LibraryError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A required form field is absent.
+    #[error("missing form field `{0}` (send the audio as multipart/form-data field `{0}`)")]
+    MissingField(&'static str),
+    /// The request is malformed (not multipart, bad query string, bad id, field too long).
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The body is larger than `MAX_CONTENT_LENGTH`.
+    #[error("request body larger than the limit of {limit} bytes (MAX_CONTENT_LENGTH)")]
+    TooLarge {
+        /// The limit, bytes.
+        limit: u64,
+    },
+    /// No song has this id.
+    #[error("no song with id {0}")]
+    SongNotFound(i64),
+    /// The same content is already indexed.
+    #[error("this audio is already indexed as song {song_id}")]
+    Duplicate {
+        /// The song holding that content.
+        song_id: i64,
+    },
+    /// No route has this path.
+    #[error("no such endpoint: {0}")]
+    RouteNotFound(String),
+    /// The route exists but not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The audio could not be analysed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The index failed.
+    #[error(transparent)]
+    Library(LibraryError),
+    /// Something broke inside the server (a worker panicked, the runtime is shutting down).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(err: LibraryError) -> Self {
+        match err {
+            LibraryError::Engine(engine) => ApiError::Engine(engine),
+            other => ApiError::Library(other),
+        }
+    }
+}
+
+impl From<crate::index::IndexError> for ApiError {
+    fn from(err: crate::index::IndexError) -> Self {
+        ApiError::Library(LibraryError::Index(err))
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(err: MultipartRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_multipart",
+            message: format!("expected a multipart/form-data body: {}", err.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(err: QueryRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: err.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(err: PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_id",
+            message: format!("song ids are integers: {}", err.body_text()),
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a multipart read error, which is a 413 when the body limit was hit.
+    pub fn from_multipart(err: MultipartError, limit: u64) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::BadRequest {
+                code: "invalid_multipart",
+                message: format!("malformed multipart/form-data body: {}", err.body_text()),
+            }
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingField(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SongNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Duplicate { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Engine(err) => match err {
+                EngineError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                EngineError::EmptyFile { .. }
+                | EngineError::NoAudioTrack { .. }
+                | EngineError::Corrupt { .. }
+                | EngineError::Truncated { .. }
+                | EngineError::CutShort { .. }
+                | EngineError::TooShort { .. }
+                | EngineError::Silent { .. }
+                | EngineError::BadFormat { .. } => StatusCode::BAD_REQUEST,
+                EngineError::Io { .. } | EngineError::Cancelled => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+            ApiError::Library(LibraryError::Postings(_)) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Library(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingField(_) => "missing_field",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::SongNotFound(_) => "song_not_found",
+            ApiError::Duplicate { .. } => "duplicate",
+            ApiError::RouteNotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Engine(err) => err.code(),
+            ApiError::Library(LibraryError::Engine(err)) => err.code(),
+            ApiError::Library(LibraryError::Index(_)) => "index_error",
+            ApiError::Library(LibraryError::Postings(_)) => "index_full",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    song_id: Option<i64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!("{}: {self}", self.code());
+        } else {
+            tracing::debug!("{}: {self}", self.code());
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                song_id: match &self {
+                    ApiError::Duplicate { song_id } => Some(*song_id),
+                    _ => None,
+                },
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot be reused.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,683 @@
+//! The API's handlers. Anything that decodes audio or touches the index runs on tokio's
+//! blocking pool; analysis also holds an engine permit, so at most one search or upload per
+//! core is being analysed while further requests wait their turn.
+
+use std::path::Path as FsPath;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::metrics::{LatencySummary, resident_memory_bytes};
+use super::{AppState, Shared};
+use crate::cancel::CancelToken;
+use crate::config::MatchConfig;
+use crate::engine::{self, AudioSource, Side, matcher};
+use crate::index::{NewSong, SongRecord};
+
+/// The OpenAPI document, kept in the repository as `docs/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+/// Default page size of `GET /api/v1/songs`.
+pub const DEFAULT_PAGE: usize = 50;
+/// Largest page size of `GET /api/v1/songs`.
+pub const MAX_PAGE: usize = 1000;
+/// Most matches a search may ask for.
+pub const MAX_TOP: usize = 50;
+/// Longest title, artist or album accepted, in characters.
+const MAX_TEXT_CHARS: usize = 1000;
+
+// ------------------------------------------------------------------------------------------
+// Response bodies
+
+/// A song.
+#[derive(Clone, Debug, Serialize)]
+pub struct SongJson {
+    /// Song id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+    /// Length, seconds.
+    pub duration_seconds: f64,
+    /// When it was indexed, seconds since the Unix epoch.
+    pub added_at: i64,
+    /// Where the file was when indexed (`null` for uploads).
+    pub path: Option<String>,
+    /// BLAKE3 of the file's bytes (hex).
+    pub content_hash: String,
+    /// Spectral peaks stored.
+    pub num_peaks: u32,
+}
+
+impl From<SongRecord> for SongJson {
+    fn from(song: SongRecord) -> Self {
+        Self {
+            id: song.id,
+            title: song.title,
+            artist: song.artist,
+            album: song.album,
+            duration_seconds: song.duration_secs,
+            added_at: song.added_at,
+            path: song.path,
+            content_hash: song.content_hash,
+            num_peaks: song.num_peaks,
+        }
+    }
+}
+
+/// One match of a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct MatchJson {
+    /// Song id.
+    pub song_id: i64,
+    /// Title.
+    pub title: String,
+    /// Artist.
+    pub artist: Option<String>,
+    /// Album.
+    pub album: Option<String>,
+    /// Calibrated confidence in [0, 1].
+    pub confidence: f64,
+    /// Where the clip starts in the song, seconds.
+    pub offset_seconds: f64,
+    /// Landmark hashes that agree on that offset.
+    pub aligned_hashes: usize,
+    /// Length of the song, seconds.
+    pub duration_seconds: f64,
+}
+
+/// The answer to `POST /api/v1/search`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResponse {
+    /// Matches, best first; empty when nothing matched.
+    pub matches: Vec<MatchJson>,
+    /// Analysis plus matching time, milliseconds.
+    pub processing_time_ms: f64,
+    /// Whether anything matched.
+    pub found: bool,
+    /// Length of the clip, seconds.
+    pub clip_seconds: f64,
+    /// Landmark hashes of the clip that were looked up.
+    pub query_hashes: usize,
+}
+
+/// A page of songs.
+#[derive(Clone, Debug, Serialize)]
+pub struct SongPage {
+    /// The songs of this page, by id.
+    pub items: Vec<SongJson>,
+    /// Songs matching the filter, all pages.
+    pub total: usize,
+    /// Page size used.
+    pub limit: usize,
+    /// Songs skipped.
+    pub offset: usize,
+}
+
+/// `GET /api/v1/stats`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsJson {
+    /// Songs indexed.
+    pub songs: u64,
+    /// Hours of audio indexed.
+    pub hours: f64,
+    /// Spectral peaks stored.
+    pub peaks: u64,
+    /// Landmark hashes in the search index.
+    pub hashes: usize,
+    /// Bytes of the in-memory search index.
+    pub memory_index_bytes: usize,
+    /// Bytes of the index on disk (database + WAL; 0 for `STORAGE_TYPE=memory`).
+    pub bytes_on_disk: u64,
+    /// `sqlite` or `memory`.
+    pub storage: &'static str,
+    /// Searches answered since the server started.
+    pub queries_served: u64,
+    /// Percentiles of recent search latencies (server side, upload to answer).
+    pub search_latency: LatencySummary,
+    /// Seconds since the server started.
+    pub uptime_seconds: f64,
+    /// Resident memory of the server process, bytes (Linux).
+    pub resident_memory_bytes: Option<u64>,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthJson {
+    /// Always `ok` when the server answers.
+    pub status: &'static str,
+    /// Server version.
+    pub version: &'static str,
+    /// Songs indexed.
+    pub songs: usize,
+    /// Seconds since the server started.
+    pub uptime_seconds: f64,
+}
+
+// ------------------------------------------------------------------------------------------
+// Query strings
+
+/// Query of `POST /api/v1/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    /// Report at most this many matches (1..=50) [default: `MatchConfig::top_n`].
+    pub top: Option<usize>,
+}
+
+/// Query of `GET /api/v1/songs`.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    /// Page size (at most 1000) [default 50].
+    pub limit: Option<usize>,
+    /// Songs to skip [default 0].
+    pub offset: Option<usize>,
+    /// Case-insensitive text that the title, artist or album must contain.
+    pub q: Option<String>,
+}
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+
+/// The parts of a multipart upload the API knows.
+#[derive(Default)]
+struct UploadForm {
+    /// Bytes and (sanitised) file name of field `audio`.
+    audio: Option<(Vec<u8>, String)>,
+    title: Option<String>,
+    artist: Option<String>,
+    album: Option<String>,
+}
+
+/// Reads the form. `headers` give the announced body length, so the audio is received into
+/// one buffer of the right size instead of a chain of growing ones (less allocator churn).
+async fn read_form(
+    mut multipart: Multipart,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<UploadForm, ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut form = UploadForm::default();
+    let mp_err = |e| ApiError::from_multipart(e, limit);
+    while let Some(mut field) = multipart.next_field().await.map_err(mp_err)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "audio" => {
+                let file_name = upload_name(field.file_name());
+                let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+                while let Some(chunk) = field.chunk().await.map_err(mp_err)? {
+                    bytes.extend_from_slice(&chunk);
+                }
+                if form.audio.is_none() {
+                    form.audio = Some((bytes, file_name));
+                }
+            }
+            "title" | "artist" | "album" => {
+                let text = field.text().await.map_err(mp_err)?;
+                let text = text.trim();
+                if text.chars().count() > MAX_TEXT_CHARS {
+                    return Err(ApiError::BadRequest {
+                        code: "invalid_field",
+                        message: format!(
+                            "field `{name}` is longer than {MAX_TEXT_CHARS} characters"
+                        ),
+                    });
+                }
+                let value = (!text.is_empty()).then(|| text.to_string());
+                match name.as_str() {
+                    "title" => form.title = value,
+                    "artist" => form.artist = value,
+                    _ => form.album = value,
+                }
+            }
+            _ => {
+                // Unknown fields are read (they count towards the limit) and ignored.
+                field.bytes().await.map_err(mp_err)?;
+            }
+        }
+    }
+    Ok(form)
+}
+
+/// The upload's file name, reduced to its last component: it names the upload in messages
+/// and its extension is a format hint for the decoder.
+fn upload_name(file_name: Option<&str>) -> String {
+    let name = file_name
+        .and_then(|n| n.rsplit(['/', '\\']).next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .unwrap_or("upload");
+    name.chars().take(200).collect()
+}
+
+/// Runs blocking work (index access) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::Internal(format!("worker failed: {err}")))?
+}
+
+/// Runs audio analysis off the async threads, at most one per engine permit.
+async fn analysis<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let permit = Arc::clone(&state.shared.engine_permits)
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal("the server is shutting down".to_string()))?;
+    blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+}
+
+fn ms_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+fn uptime(shared: &Shared) -> f64 {
+    shared.started.elapsed().as_secs_f64()
+}
+
+// ------------------------------------------------------------------------------------------
+// Handlers
+
+/// `POST /api/v1/search`: identifies the clip in field `audio`.
+pub async fn search(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let started = Instant::now();
+    let Query(params) = params?;
+    let mut match_config = state.shared.match_config.clone();
+    if let Some(top) = params.top {
+        if !(1..=MAX_TOP).contains(&top) {
+            return Err(ApiError::BadRequest {
+                code: "invalid_query",
+                message: format!("top must be within 1..={MAX_TOP}"),
+            });
+        }
+        match_config.top_n = top;
+    }
+    let form = read_form(
+        multipart?,
+        &headers,
+        state.shared.settings.max_content_length,
+    )
+    .await?;
+    let (bytes, name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
+    let shared = Arc::clone(&state.shared);
+    let answer = analysis(&state, move || {
+        identify(&shared, bytes, &name, &match_config)
+    })
+    .await?;
+    state
+        .shared
+        .metrics
+        .record_search(started.elapsed().as_secs_f64(), answer.found);
+    Ok(Json(answer))
+}
+
+/// Analyses a clip (no lock held), then matches it under the read lock.
+fn identify(
+    shared: &Shared,
+    bytes: Vec<u8>,
+    name: &str,
+    match_config: &MatchConfig,
+) -> Result<SearchResponse, ApiError> {
+    let analysis_started = Instant::now();
+    let config = &shared.fingerprint_config;
+    let (fingerprint, _) = engine::fingerprint_source(
+        AudioSource::Bytes { bytes, name },
+        config,
+        match_config,
+        Side::Query,
+        &CancelToken::new(),
+    )?;
+    let landmarks = engine::landmarks_of(&fingerprint.peaks, config, match_config, Side::Query);
+    let analysis_ms = ms_since(analysis_started);
+
+    let match_started = Instant::now();
+    let frame_secs = config.frame_secs();
+    let library = shared
+        .library
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    let outcome = matcher::score(library.inverted_index(), &landmarks, match_config);
+    let mut matches = Vec::with_capacity(outcome.matches.len());
+    {
+        let store = library.store();
+        for scored in &outcome.matches {
+            // A song removed from the store but still in the index is skipped.
+            let Some(song) = store.song(scored.song_id)? else {
+                continue;
+            };
+            matches.push(MatchJson {
+                song_id: song.id,
+                title: song.title,
+                artist: song.artist,
+                album: song.album,
+                confidence: scored.confidence,
+                offset_seconds: (scored.offset_frames * frame_secs).max(0.0),
+                aligned_hashes: scored.aligned,
+                duration_seconds: song.duration_secs,
+            });
+        }
+    }
+    drop(library);
+    Ok(SearchResponse {
+        found: !matches.is_empty(),
+        matches,
+        processing_time_ms: analysis_ms + ms_since(match_started),
+        clip_seconds: fingerprint.duration_secs,
+        query_hashes: outcome.query_landmarks,
+    })
+}
+
+/// `GET /api/v1/songs`: a page of songs, optionally filtered.
+pub async fn list_songs(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<SongPage>, ApiError> {
+    let Query(params) = params?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+    let offset = params.offset.unwrap_or(0);
+    let needle = params
+        .q
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
+    let library = state.library();
+    blocking(move || {
+        let mut songs = {
+            let library = library.read().unwrap_or_else(PoisonError::into_inner);
+            library.store().songs()?
+        };
+        if let Some(needle) = &needle {
+            songs.retain(|s| {
+                [Some(&s.title), s.artist.as_ref(), s.album.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|field| field.to_lowercase().contains(needle))
+            });
+        }
+        let total = songs.len();
+        let items = songs
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(SongJson::from)
+            .collect();
+        Ok(Json(SongPage {
+            items,
+            total,
+            limit,
+            offset,
+        }))
+    })
+    .await
+}
+
+/// `GET /api/v1/songs/{id}`.
+pub async fn get_song(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<SongJson>, ApiError> {
+    let Path(id) = id?;
+    let library = state.library();
+    blocking(move || {
+        let library = library.read().unwrap_or_else(PoisonError::into_inner);
+        let song = library.store().song(id)?;
+        song.map(|s| Json(SongJson::from(s)))
+            .ok_or(ApiError::SongNotFound(id))
+    })
+    .await
+}
+
+/// `POST /api/v1/songs`: indexes the song in field `audio`.
+pub async fn add_song(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = read_form(
+        multipart?,
+        &headers,
+        state.shared.settings.max_content_length,
+    )
+    .await?;
+    let (bytes, file_name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
+
+    // Duplicates are refused before the expensive analysis (and again under the write lock).
+    let library = state.library();
+    let (bytes, content_hash) = blocking(move || {
+        let content_hash = blake3::hash(&bytes).to_hex().to_string();
+        let library = library.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = library.store().find_by_content_hash(&content_hash)? {
+            return Err(ApiError::Duplicate {
+                song_id: existing.id,
+            });
+        }
+        Ok((bytes, content_hash))
+    })
+    .await?;
+
+    // Decode and fingerprint without any lock.
+    let shared = Arc::clone(&state.shared);
+    let size = bytes.len() as u64;
+    let name = file_name.clone();
+    let (fingerprint, decoded) = analysis(&state, move || {
+        Ok(engine::fingerprint_source(
+            AudioSource::Bytes { bytes, name: &name },
+            &shared.fingerprint_config,
+            &shared.match_config,
+            Side::Reference,
+            &CancelToken::new(),
+        )?)
+    })
+    .await?;
+    let file_title = (file_name != "upload").then(|| {
+        FsPath::new(&file_name)
+            .file_stem()
+            .map_or_else(|| file_name.clone(), |s| s.to_string_lossy().to_string())
+    });
+    let song = NewSong {
+        title: form
+            .title
+            .or(decoded.tags.title)
+            .or(file_title)
+            .unwrap_or_else(|| "Untitled".to_string()),
+        artist: form.artist.or(decoded.tags.artist),
+        album: form.album.or(decoded.tags.album),
+        duration_secs: fingerprint.duration_secs,
+        path: None,
+        file_size: Some(size),
+        file_mtime: None,
+        content_hash,
+        added_at: None,
+    };
+
+    // The write lock only for the store write and the index update.
+    let library = state.library();
+    let record = blocking(move || {
+        let mut library = library.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = library.store().find_by_content_hash(&song.content_hash)? {
+            return Err(ApiError::Duplicate {
+                song_id: existing.id,
+            });
+        }
+        let record = library.add(&song, &fingerprint)?;
+        library.prepare();
+        Ok(record)
+    })
+    .await?;
+    state.shared.metrics.record_added();
+    tracing::info!("indexed song {} ({:?})", record.id, record.title);
+    let location = format!("/api/v1/songs/{}", record.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(SongJson::from(record)),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/v1/songs/{id}`.
+pub async fn delete_song(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    let library = state.library();
+    let removed = blocking(move || {
+        let mut library = library.write().unwrap_or_else(PoisonError::into_inner);
+        Ok(library.remove(id)?)
+    })
+    .await?;
+    if !removed {
+        return Err(ApiError::SongNotFound(id));
+    }
+    state.shared.metrics.record_removed();
+    tracing::info!("removed song {id}");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/stats`.
+pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
+    let shared = Arc::clone(&state.shared);
+    blocking(move || {
+        let library = shared
+            .library
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (stats, storage) = {
+            let store = library.store();
+            (store.stats()?, store.kind())
+        };
+        let index = library.inverted_index();
+        Ok(Json(StatsJson {
+            songs: stats.songs,
+            hours: stats.total_secs / 3600.0,
+            peaks: stats.peaks,
+            hashes: index.posting_count(),
+            memory_index_bytes: index.memory_bytes(),
+            bytes_on_disk: stats.bytes_on_disk,
+            storage,
+            queries_served: shared.metrics.searches(),
+            search_latency: shared.metrics.latency_summary(),
+            uptime_seconds: uptime(&shared),
+            resident_memory_bytes: resident_memory_bytes(),
+        }))
+    })
+    .await
+}
+
+/// `GET /api/v1/health`.
+pub async fn health(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
+    let shared = Arc::clone(&state.shared);
+    blocking(move || {
+        let songs = shared
+            .library
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .inverted_index()
+            .song_count();
+        Ok(Json(HealthJson {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            songs,
+            uptime_seconds: uptime(&shared),
+        }))
+    })
+    .await
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let shared = Arc::clone(&state.shared);
+    let text = blocking(move || {
+        let (songs, postings, memory) = {
+            let library = shared
+                .library
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let index = library.inverted_index();
+            (
+                index.song_count(),
+                index.posting_count(),
+                index.memory_bytes(),
+            )
+        };
+        let rss = resident_memory_bytes().unwrap_or(0);
+        Ok(shared.metrics.render(&[
+            ("audiofp_songs_indexed", "Songs in the index.", songs as f64),
+            (
+                "audiofp_index_hashes",
+                "Landmark hashes in the in-memory search index.",
+                postings as f64,
+            ),
+            (
+                "audiofp_index_memory_bytes",
+                "Bytes of the in-memory search index.",
+                memory as f64,
+            ),
+            (
+                "audiofp_process_resident_memory_bytes",
+                "Resident memory of the server process.",
+                rss as f64,
+            ),
+            (
+                "audiofp_uptime_seconds",
+                "Seconds since the server started.",
+                uptime(&shared),
+            ),
+        ]))
+    })
+    .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// Any path without a route.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().to_string())
+}
+
+/// A route called with a method it does not have.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}

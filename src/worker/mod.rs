@@ -1,0 +1,1047 @@
+//! The background worker: one named thread that owns the [`Library`] (engine + index) and
+//! answers [`Request`]s with [`Event`]s.
+//!
+//! ```text
+//! WorkerHandle::spawn(config) ──► thread "audiofp-worker": open the library, then
+//!     for each Request: index / identify / listen / remove / load detail ──► Events
+//! ```
+//!
+//! The GUI never touches the index: it sends requests (never blocking) and drains events in
+//! its frame loop; after each event the worker calls the [`Waker`] (the GUI sets it to
+//! `ctx.request_repaint()`). The worker is usable without any GUI: the tests drive it
+//! directly with [`WorkerHandle::send`] and [`WorkerHandle::recv_timeout`].
+//!
+//! Long jobs (indexing, listening) look at the request queue between steps, so a
+//! [`Request::Cancel`] reaches them; the [`CancelToken`] inside the request works instantly.
+//! Other requests that arrive meanwhile wait their turn. Dropping the handle cancels the
+//! running job and joins the thread.
+
+pub mod protocol;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+
+pub use protocol::{
+    AudioChunk, Event, JobId, ListenOutcome, MatchReport, Request, SPECTROGRAM_TILE_FRAMES,
+    SongDetail, SongRow,
+};
+
+use crate::cancel::CancelToken;
+use crate::config::{FingerprintConfig, MatchConfig};
+use crate::engine::resample::StreamResampler;
+use crate::engine::stft::Stft;
+use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
+use crate::index::{OpenMode, StorageKind, unix_now};
+use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary};
+use crate::library::{Library, MatchEvidence};
+
+/// How often progress and new rows are reported while indexing.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How much new audio a listening session collects between two attempts.
+const LISTEN_ATTEMPT_EVERY_SECS: f64 = 1.0;
+/// The first attempt of a listening session waits for this much audio.
+const LISTEN_FIRST_ATTEMPT_SECS: f64 = 2.0;
+/// A listening session also gives up when the source has been silent (no chunks) this long
+/// beyond its timeout.
+const LISTEN_STALL_GRACE: Duration = Duration::from_secs(5);
+/// Width of the offset histogram's bins (about 8 frames: a clear spike, visible bars).
+const HISTOGRAM_BIN_SECS: f64 = 0.25;
+/// A listening session reports how much it heard at least this often (in audio seconds).
+const LISTEN_HEARTBEAT_SECS: f64 = 0.25;
+/// The song-detail spectrogram is pooled in time beyond this many frames (about 9 minutes).
+const MAX_DETAIL_FRAMES: usize = 8 * SPECTROGRAM_TILE_FRAMES;
+/// Spectrogram levels are stored as u8 steps of this many dB, from [`LEVEL_FLOOR_DB`].
+const LEVEL_STEP_DB: f32 = 0.5;
+/// The lowest level the song-detail spectrogram keeps.
+const LEVEL_FLOOR_DB: f32 = -127.0;
+/// Dynamic range shown in the song-detail spectrogram.
+const DISPLAY_RANGE_DB: f32 = 60.0;
+
+/// What the worker opens and how it works.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The index to open (created when missing).
+    pub storage: StorageKind,
+    /// Fingerprint parameters for a new index (an existing one keeps its own).
+    pub fingerprint_config: FingerprintConfig,
+    /// Query settings.
+    pub match_config: MatchConfig,
+    /// Analysis threads while indexing.
+    pub index_threads: usize,
+}
+
+impl WorkerConfig {
+    /// Defaults for `storage`: default parameters, one analysis thread per core but one.
+    pub fn new(storage: StorageKind) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self {
+            storage,
+            fingerprint_config: FingerprintConfig::default(),
+            match_config: MatchConfig::default(),
+            index_threads: cores.saturating_sub(1).max(1),
+        }
+    }
+}
+
+/// Called by the worker after each event (the GUI wakes its frame loop with it).
+#[derive(Clone, Default)]
+pub struct Waker(Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>);
+
+impl Waker {
+    /// Installs the wake-up function; only the first call has an effect.
+    pub fn set(&self, wake: impl Fn() + Send + Sync + 'static) {
+        // A second installation is ignored on purpose: the first context stays valid.
+        self.0.set(Box::new(wake)).ok();
+    }
+
+    /// Calls the wake-up function, if one is installed.
+    pub fn wake(&self) {
+        if let Some(wake) = self.0.get() {
+            wake();
+        }
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker")
+            .field("installed", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+/// The sending half of the event channel.
+#[derive(Clone, Debug)]
+struct EventSink {
+    tx: Sender<Event>,
+    waker: Waker,
+}
+
+impl EventSink {
+    fn send(&self, event: Event) {
+        // The receiver is gone only when the GUI is closing; nobody needs the event then.
+        self.tx.send(event).ok();
+        self.waker.wake();
+    }
+}
+
+/// The GUI's (or a test's) end of the worker.
+pub struct WorkerHandle {
+    requests: Option<Sender<Request>>,
+    events: Receiver<Event>,
+    waker: Waker,
+    shutdown: CancelToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Starts the worker thread; it opens the library first and reports
+    /// [`Event::Opened`] or [`Event::OpenFailed`].
+    pub fn spawn(config: WorkerConfig) -> std::io::Result<Self> {
+        let (request_tx, request_rx) = unbounded();
+        let (event_tx, event_rx) = unbounded();
+        let waker = Waker::default();
+        let shutdown = CancelToken::new();
+        let sink = EventSink {
+            tx: event_tx,
+            waker: waker.clone(),
+        };
+        let thread_shutdown = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name("audiofp-worker".to_string())
+            .spawn(move || {
+                let mut worker = Worker::open(config, request_rx, sink, thread_shutdown);
+                worker.run();
+            })?;
+        Ok(Self {
+            requests: Some(request_tx),
+            events: event_rx,
+            waker,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a request (never blocks).
+    pub fn send(&self, request: Request) {
+        if let Some(tx) = &self.requests {
+            // Fails only if the worker thread died; its events already said why.
+            tx.send(request).ok();
+        }
+    }
+
+    /// Events received so far, without waiting.
+    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, Event> {
+        self.events.try_iter()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The function the worker calls after each event.
+    pub fn waker(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.requests = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the worker thread panicked");
+        }
+    }
+}
+
+/// Requests that arrived while a long job ran, and cancellations of queued jobs.
+struct Inbox {
+    rx: Receiver<Request>,
+    pending: VecDeque<Request>,
+    cancelled: HashSet<JobId>,
+}
+
+impl Inbox {
+    /// The next request to handle, waiting for one; `None` when the sender is gone.
+    fn next(&mut self) -> Option<Request> {
+        if let Some(request) = self.pending.pop_front() {
+            return Some(request);
+        }
+        self.rx.recv().ok()
+    }
+
+    /// Takes the requests that arrived, applying cancellations for `job` to `cancel`.
+    fn poll(&mut self, job: JobId, cancel: &CancelToken) {
+        while let Ok(request) = self.rx.try_recv() {
+            match request {
+                Request::Cancel { job: target } if target == job => cancel.cancel(),
+                Request::Cancel { job: target } => {
+                    self.cancelled.insert(target);
+                }
+                other => self.pending.push_back(other),
+            }
+        }
+    }
+
+    /// Whether `job` was cancelled before it started (forgets it).
+    fn take_cancelled(&mut self, job: JobId) -> bool {
+        self.cancelled.remove(&job)
+    }
+}
+
+struct Worker {
+    library: Result<Library, String>,
+    inbox: Inbox,
+    sink: EventSink,
+    shutdown: CancelToken,
+    index_threads: usize,
+}
+
+impl Worker {
+    fn open(
+        config: WorkerConfig,
+        requests: Receiver<Request>,
+        sink: EventSink,
+        shutdown: CancelToken,
+    ) -> Self {
+        let location = match &config.storage {
+            StorageKind::Sqlite(path) => path.display().to_string(),
+            StorageKind::Memory => "(memory)".to_string(),
+        };
+        let library = Library::open(
+            &config.storage,
+            &config.fingerprint_config,
+            &config.match_config,
+            OpenMode::CreateIfMissing,
+        )
+        .map_err(|err| format!("cannot open the index at {location}: {err}"));
+        match &library {
+            Ok(library) => {
+                let songs = library.store().stats().map_or(0, |stats| {
+                    usize::try_from(stats.songs).unwrap_or(usize::MAX)
+                });
+                sink.send(Event::Opened { location, songs });
+            }
+            Err(reason) => sink.send(Event::OpenFailed {
+                reason: reason.clone(),
+            }),
+        }
+        Self {
+            library,
+            inbox: Inbox {
+                rx: requests,
+                pending: VecDeque::new(),
+                cancelled: HashSet::new(),
+            },
+            sink,
+            shutdown,
+            index_threads: config.index_threads.max(1),
+        }
+    }
+
+    fn run(&mut self) {
+        self.send_library();
+        while let Some(request) = self.inbox.next() {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            self.handle(request);
+        }
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::RefreshLibrary => self.send_library(),
+            Request::IndexPaths { job, paths, cancel } => {
+                if self.inbox.take_cancelled(job) {
+                    cancel.cancel();
+                }
+                self.index_paths(job, &paths, &cancel);
+            }
+            Request::IdentifyFile { job, path, cancel } => {
+                if self.inbox.take_cancelled(job) {
+                    cancel.cancel();
+                }
+                self.identify_file(job, &path, &cancel);
+            }
+            Request::IdentifyClip {
+                job,
+                samples,
+                sample_rate_hz,
+                label,
+            } => {
+                if self.inbox.take_cancelled(job) {
+                    return;
+                }
+                self.identify_clip(job, &samples, sample_rate_hz, label);
+            }
+            Request::Listen {
+                job,
+                chunks,
+                timeout_secs,
+                cancel,
+            } => {
+                if self.inbox.take_cancelled(job) {
+                    cancel.cancel();
+                }
+                self.listen(job, &chunks, timeout_secs, &cancel);
+            }
+            Request::Remove { song_id } => self.remove(song_id),
+            Request::LoadSongDetail { song_id } => self.load_detail(song_id),
+            Request::SetMatchThreshold { threshold } => {
+                if let Ok(library) = &mut self.library {
+                    let match_config = MatchConfig {
+                        threshold: threshold.clamp(0.0, 1.0),
+                        ..library.match_config().clone()
+                    };
+                    library.set_match_config(match_config);
+                }
+            }
+            Request::Cancel { job } => {
+                self.inbox.cancelled.insert(job);
+            }
+        }
+    }
+
+    fn library_error(&self) -> String {
+        match &self.library {
+            Ok(_) => String::new(),
+            Err(reason) => reason.clone(),
+        }
+    }
+
+    fn send_library(&self) {
+        let Ok(library) = &self.library else {
+            return;
+        };
+        let songs = library.store().songs();
+        match songs {
+            Ok(songs) => self.sink.send(Event::Library {
+                rows: songs.iter().map(SongRow::from).collect(),
+            }),
+            Err(err) => self.sink.send(Event::Error {
+                context: "listing the library".to_string(),
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    fn index_paths(&mut self, job: JobId, paths: &[PathBuf], cancel: &CancelToken) {
+        let open_error = self.library_error();
+        let Ok(library) = &mut self.library else {
+            self.sink.send(Event::Failed {
+                job,
+                path: PathBuf::new(),
+                reason: open_error,
+            });
+            self.sink.send(Event::IndexFinished {
+                job,
+                summary: IndexSummary::default(),
+            });
+            return;
+        };
+        let (files, missing) = indexer::collect_audio_files(paths);
+        let missing_failures: Vec<FailedFile> = missing
+            .iter()
+            .map(|path| FailedFile {
+                path: path.clone(),
+                code: "not_found".to_string(),
+                message: format!("{}: no such file or folder", path.display()),
+            })
+            .collect();
+        let sink = &self.sink;
+        let inbox = &mut self.inbox;
+        let shutdown = &self.shutdown;
+        let mut progress = IndexProgress {
+            job,
+            total: files.len() + missing.len(),
+            done: 0,
+            indexed: 0,
+            skipped: 0,
+            failed: 0,
+            current: None,
+            rows: Vec::new(),
+            last_sent: Instant::now(),
+        };
+        let result = indexer::index_files(library, files, self.index_threads, cancel, |event| {
+            inbox.poll(job, cancel);
+            if shutdown.is_cancelled() {
+                cancel.cancel();
+            }
+            match event {
+                IndexEvent::Started { total } => {
+                    progress.total = total + missing_failures.len();
+                    sink.send(Event::IndexStarted {
+                        job,
+                        total: progress.total,
+                    });
+                    for failure in &missing_failures {
+                        progress.failed += 1;
+                        progress.done += 1;
+                        sink.send(Event::Failed {
+                            job,
+                            path: failure.path.clone(),
+                            reason: failure.message.clone(),
+                        });
+                    }
+                }
+                IndexEvent::Indexed { path, song } => {
+                    progress.indexed += 1;
+                    progress.done += 1;
+                    progress.current = Some(path.clone());
+                    progress.rows.push(SongRow::from(song));
+                }
+                IndexEvent::Skipped { path, .. } => {
+                    progress.skipped += 1;
+                    progress.done += 1;
+                    progress.current = Some(path.clone());
+                }
+                IndexEvent::Failed { path, message, .. } => {
+                    progress.failed += 1;
+                    progress.done += 1;
+                    progress.current = Some(path.clone());
+                    sink.send(Event::Failed {
+                        job,
+                        path: path.clone(),
+                        reason: message.clone(),
+                    });
+                }
+            }
+            if progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
+                progress.flush(sink);
+            }
+        });
+        progress.flush(sink);
+        match result {
+            Ok(mut summary) => {
+                summary.total += missing_failures.len();
+                summary.failed.extend(missing_failures);
+                sink.send(Event::IndexFinished { job, summary });
+            }
+            Err(err) => {
+                sink.send(Event::Error {
+                    context: "indexing".to_string(),
+                    reason: err.to_string(),
+                });
+                sink.send(Event::IndexFinished {
+                    job,
+                    summary: IndexSummary {
+                        total: progress.total,
+                        indexed: progress.indexed,
+                        skipped: progress.skipped,
+                        cancelled: cancel.is_cancelled(),
+                        ..IndexSummary::default()
+                    },
+                });
+            }
+        }
+        self.send_library();
+    }
+
+    fn identify_file(&mut self, job: JobId, path: &Path, cancel: &CancelToken) {
+        let started = Instant::now();
+        let open_error = self.library_error();
+        let Ok(library) = &mut self.library else {
+            self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: open_error,
+            });
+            return;
+        };
+        let label = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().to_string(),
+        );
+        let analysed = engine::fingerprint_source(
+            AudioSource::File(path),
+            library.config(),
+            library.match_config(),
+            Side::Query,
+            cancel,
+        );
+        match analysed {
+            Ok((fingerprint, _)) => {
+                let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
+                self.sink.send(Event::Matches(Box::new(report)));
+            }
+            Err(EngineError::Cancelled) => self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: "cancelled".to_string(),
+            }),
+            Err(err) => self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    fn identify_clip(&mut self, job: JobId, samples: &[f32], sample_rate_hz: u32, label: String) {
+        let started = Instant::now();
+        let open_error = self.library_error();
+        let Ok(library) = &mut self.library else {
+            self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: open_error,
+            });
+            return;
+        };
+        match fingerprint_clip(library, samples, sample_rate_hz) {
+            Ok(fingerprint) => {
+                let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
+                self.sink.send(Event::Matches(Box::new(report)));
+            }
+            Err(err) => self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    fn listen(
+        &mut self,
+        job: JobId,
+        chunks: &Receiver<AudioChunk>,
+        timeout_secs: f64,
+        cancel: &CancelToken,
+    ) {
+        let open_error = self.library_error();
+        let Ok(library) = &mut self.library else {
+            self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: open_error,
+            });
+            self.sink.send(Event::ListenFinished {
+                job,
+                outcome: ListenOutcome::Cancelled,
+            });
+            return;
+        };
+        let started = Instant::now();
+        let mut recording: Vec<f32> = Vec::new();
+        let mut sample_rate_hz = 0_u32;
+        let mut attempted_secs = 0.0;
+        let mut attempts = 0_usize;
+        let mut reported_secs = 0.0;
+        let mut source_ended = false;
+        let heard = |samples: &[f32], rate: u32| {
+            if rate == 0 {
+                0.0
+            } else {
+                samples.len() as f64 / f64::from(rate)
+            }
+        };
+        let outcome = loop {
+            self.inbox.poll(job, cancel);
+            if cancel.is_cancelled() || self.shutdown.is_cancelled() {
+                break ListenOutcome::Cancelled;
+            }
+            match chunks.recv_timeout(Duration::from_millis(50)) {
+                Ok(chunk) => {
+                    let mut take = |chunk: AudioChunk| {
+                        if chunk.sample_rate_hz != sample_rate_hz {
+                            // A new device rate starts a new recording.
+                            recording.clear();
+                            attempted_secs = 0.0;
+                            sample_rate_hz = chunk.sample_rate_hz;
+                        }
+                        recording.extend_from_slice(&chunk.samples);
+                    };
+                    take(chunk);
+                    while let Ok(chunk) = chunks.try_recv() {
+                        take(chunk);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => source_ended = true,
+            }
+            let heard_secs = heard(&recording, sample_rate_hz);
+            let due = heard_secs >= LISTEN_FIRST_ATTEMPT_SECS
+                && heard_secs - attempted_secs >= LISTEN_ATTEMPT_EVERY_SECS;
+            let last_chance = (source_ended || heard_secs >= timeout_secs)
+                && heard_secs > attempted_secs
+                && heard_secs >= library.match_config().min_clip_secs;
+            if due || last_chance {
+                attempted_secs = heard_secs;
+                attempts += 1;
+                let attempt_started = Instant::now();
+                let limit = (timeout_secs * f64::from(sample_rate_hz)) as usize;
+                let clip = recording.get(..limit.min(recording.len())).unwrap_or(&[]);
+                match fingerprint_clip(library, clip, sample_rate_hz) {
+                    Ok(fingerprint) => {
+                        let analysis_ms = attempt_started.elapsed().as_secs_f64() * 1000.0;
+                        let report = make_report(
+                            library,
+                            job,
+                            "microphone".to_string(),
+                            &fingerprint,
+                            analysis_ms,
+                            attempt_started,
+                        );
+                        if report.found() {
+                            self.sink.send(Event::Matches(Box::new(report)));
+                            break ListenOutcome::Matched;
+                        }
+                        let best_guess = report
+                            .identification
+                            .best_rejected
+                            .as_ref()
+                            .map(|m| (m.song.title.clone(), m.confidence));
+                        self.sink.send(Event::ListenProgress {
+                            job,
+                            heard_secs,
+                            attempts,
+                            best_guess,
+                        });
+                    }
+                    Err(err) => {
+                        // Silence or a too-short clip: keep listening.
+                        tracing::debug!("listen attempt {attempts}: {err}");
+                        self.sink.send(Event::ListenProgress {
+                            job,
+                            heard_secs,
+                            attempts,
+                            best_guess: None,
+                        });
+                    }
+                }
+            }
+            if heard_secs - reported_secs >= LISTEN_HEARTBEAT_SECS {
+                reported_secs = heard_secs;
+                self.sink.send(Event::ListenProgress {
+                    job,
+                    heard_secs,
+                    attempts,
+                    best_guess: None,
+                });
+            }
+            if heard_secs >= timeout_secs {
+                break ListenOutcome::NoMatch { heard_secs };
+            }
+            if source_ended {
+                break if recording.is_empty() {
+                    ListenOutcome::NoAudio
+                } else {
+                    ListenOutcome::SourceEnded { heard_secs }
+                };
+            }
+            let stalled =
+                started.elapsed() >= Duration::from_secs_f64(timeout_secs) + LISTEN_STALL_GRACE;
+            if stalled {
+                break if recording.is_empty() {
+                    ListenOutcome::NoAudio
+                } else {
+                    ListenOutcome::NoMatch { heard_secs }
+                };
+            }
+        };
+        self.sink.send(Event::ListenFinished { job, outcome });
+    }
+
+    fn remove(&mut self, song_id: i64) {
+        let open_error = self.library_error();
+        let Ok(library) = &mut self.library else {
+            self.sink.send(Event::Error {
+                context: "removing a song".to_string(),
+                reason: open_error,
+            });
+            return;
+        };
+        match library.remove(song_id) {
+            Ok(true) => {
+                if let Err(err) = library.store().flush() {
+                    tracing::warn!("folding the WAL after a removal: {err}");
+                }
+                self.sink.send(Event::Removed { song_id });
+            }
+            Ok(false) => self.sink.send(Event::Error {
+                context: "removing a song".to_string(),
+                reason: format!("there is no song with id {song_id}"),
+            }),
+            Err(err) => self.sink.send(Event::Error {
+                context: "removing a song".to_string(),
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    fn load_detail(&mut self, song_id: i64) {
+        let Ok(library) = &self.library else {
+            self.sink.send(Event::Error {
+                context: "loading a song".to_string(),
+                reason: self.library_error(),
+            });
+            return;
+        };
+        let fetched = {
+            let store = library.store();
+            store
+                .song(song_id)
+                .and_then(|song| Ok((song, store.peaks(song_id)?)))
+        };
+        let (song, peaks) = match fetched {
+            Ok((Some(song), peaks)) => (song, peaks.unwrap_or_default()),
+            Ok((None, _)) => {
+                self.sink.send(Event::Error {
+                    context: "loading a song".to_string(),
+                    reason: format!("there is no song with id {song_id}"),
+                });
+                return;
+            }
+            Err(err) => {
+                self.sink.send(Event::Error {
+                    context: "loading a song".to_string(),
+                    reason: err.to_string(),
+                });
+                return;
+            }
+        };
+        let config = library.config();
+        let mut detail = SongDetail {
+            song: SongRow::from(&song),
+            tiles: Vec::new(),
+            tile_frames: SPECTROGRAM_TILE_FRAMES,
+            num_frames: song.num_frames as usize,
+            peaks,
+            frame_secs: config.frame_secs(),
+            peak_frame_secs: config.frame_secs(),
+            band_start_hz: config.first_bin() as f64 * f64::from(config.bin_hz()),
+            bin_hz: f64::from(config.bin_hz()),
+            band_bins: config.band_bins(),
+            note: None,
+        };
+        match song.path.as_deref().map(Path::new) {
+            Some(path) if path.is_file() => {
+                match spectrogram_levels(path, config, &self.shutdown) {
+                    Ok(levels) => {
+                        let pooled = pool_frames(&levels, config.band_bins());
+                        detail.frame_secs = config.frame_secs() * pooled.factor as f64;
+                        detail.num_frames = pooled.frames;
+                        detail.tiles = spectrogram_tiles(&pooled.levels, config.band_bins());
+                    }
+                    Err(err) => {
+                        detail.note = Some(format!(
+                            "The audio could not be decoded ({err}); showing the stored fingerprint peaks only."
+                        ));
+                    }
+                }
+            }
+            Some(path) => {
+                detail.note = Some(format!(
+                    "The audio file is no longer at {}; showing the stored fingerprint peaks only.",
+                    path.display()
+                ));
+            }
+            None => {
+                detail.note = Some(
+                    "This song was imported without its audio file; showing the stored fingerprint peaks only."
+                        .to_string(),
+                );
+            }
+        }
+        self.sink.send(Event::SongDetail(Box::new(detail)));
+    }
+}
+
+/// Counters of an indexing job, flushed to the GUI at most every [`PROGRESS_INTERVAL`].
+struct IndexProgress {
+    job: JobId,
+    total: usize,
+    done: usize,
+    indexed: usize,
+    skipped: usize,
+    failed: usize,
+    current: Option<PathBuf>,
+    rows: Vec<SongRow>,
+    last_sent: Instant,
+}
+
+impl IndexProgress {
+    fn flush(&mut self, sink: &EventSink) {
+        if !self.rows.is_empty() {
+            sink.send(Event::Indexed {
+                job: self.job,
+                rows: std::mem::take(&mut self.rows),
+            });
+        }
+        sink.send(Event::Progress {
+            job: self.job,
+            done: self.done,
+            total: self.total,
+            indexed: self.indexed,
+            skipped: self.skipped,
+            failed: self.failed,
+            current: self.current.clone(),
+        });
+        self.last_sent = Instant::now();
+    }
+}
+
+fn fingerprint_clip(
+    library: &Library,
+    samples: &[f32],
+    sample_rate_hz: u32,
+) -> Result<Fingerprint, EngineError> {
+    engine::fingerprint_samples(
+        samples,
+        sample_rate_hz,
+        library.config(),
+        library.match_config(),
+        Side::Query,
+    )
+}
+
+/// Matches an analysed clip and gathers the evidence for the plots.
+fn make_report(
+    library: &mut Library,
+    job: JobId,
+    label: String,
+    fingerprint: &Fingerprint,
+    analysis_ms: f64,
+    started: Instant,
+) -> MatchReport {
+    let identification = library.identify_fingerprint(fingerprint, analysis_ms);
+    let best = identification
+        .matches
+        .first()
+        .or(identification.best_rejected.as_ref())
+        .map(|best| (best.song.id, best.offset_secs));
+    let evidence = match best {
+        Some((song_id, offset_secs)) => library.evidence(fingerprint, song_id, offset_secs),
+        None => MatchEvidence::default(),
+    };
+    let offset_histogram = offset_histogram(&evidence, HISTOGRAM_BIN_SECS);
+    MatchReport {
+        job,
+        label,
+        clip_secs: fingerprint.duration_secs,
+        identification,
+        evidence,
+        offset_histogram,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        finished_at_unix_secs: unix_now(),
+    }
+}
+
+/// Counts (song time − clip time) of the hits in bins of `bin_secs`: (bin centre, count).
+pub fn offset_histogram(evidence: &MatchEvidence, bin_secs: f64) -> Vec<(f64, u32)> {
+    if bin_secs <= 0.0 {
+        return Vec::new();
+    }
+    let mut bins: std::collections::BTreeMap<i64, u32> = std::collections::BTreeMap::new();
+    for &(clip_secs, song_secs) in &evidence.hits {
+        let bin = ((song_secs - clip_secs) / bin_secs).round() as i64;
+        *bins.entry(bin).or_default() += 1;
+    }
+    bins.into_iter()
+        .map(|(bin, count)| (bin as f64 * bin_secs, count))
+        .collect()
+}
+
+/// Decodes a file through the analysis front end (mono, resampled, STFT) and keeps each
+/// frame's band levels as u8 steps of [`LEVEL_STEP_DB`] above [`LEVEL_FLOOR_DB`]; the frames
+/// line up with the stored peaks.
+fn spectrogram_levels(
+    path: &Path,
+    config: &FingerprintConfig,
+    cancel: &CancelToken,
+) -> Result<Vec<u8>, EngineError> {
+    let mut resampler: Option<(u32, StreamResampler)> = None;
+    let mut stft = Stft::new(config);
+    let mut resampled = Vec::new();
+    let mut levels = Vec::new();
+    let mut quantise = |frame: &[f32]| {
+        levels.extend(frame.iter().map(|&db| {
+            ((db - LEVEL_FLOOR_DB) / LEVEL_STEP_DB)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        }));
+    };
+    let bad_format = |reason: String| EngineError::BadFormat {
+        source_name: path.display().to_string(),
+        reason,
+    };
+    engine::decode::decode_mono(AudioSource::File(path), cancel, |chunk, rate| {
+        if resampler.as_ref().is_none_or(|(from, _)| *from != rate) {
+            let fresh = StreamResampler::new(rate, config.sample_rate_hz).map_err(bad_format)?;
+            resampler = Some((rate, fresh));
+        }
+        resampled.clear();
+        if let Some((_, resampler)) = resampler.as_mut() {
+            resampler.push(chunk, &mut resampled).map_err(bad_format)?;
+        }
+        stft.push(&resampled, &mut quantise);
+        Ok(())
+    })?;
+    if let Some((_, mut resampler)) = resampler.take() {
+        resampled.clear();
+        resampler.finish(&mut resampled).map_err(bad_format)?;
+        stft.push(&resampled, &mut quantise);
+    }
+    Ok(levels)
+}
+
+struct PooledLevels {
+    levels: Vec<u8>,
+    frames: usize,
+    factor: usize,
+}
+
+/// Keeps long songs displayable: takes the maximum over groups of frames so that at most
+/// [`MAX_DETAIL_FRAMES`] remain.
+fn pool_frames(levels: &[u8], band_bins: usize) -> PooledLevels {
+    let frames = levels.len() / band_bins.max(1);
+    let factor = frames.div_ceil(MAX_DETAIL_FRAMES).max(1);
+    if factor == 1 {
+        return PooledLevels {
+            levels: levels.to_vec(),
+            frames,
+            factor,
+        };
+    }
+    let pooled_frames = frames.div_ceil(factor);
+    let mut pooled = vec![0_u8; pooled_frames * band_bins];
+    for (frame, column) in levels.chunks_exact(band_bins).enumerate() {
+        let start = (frame / factor) * band_bins;
+        if let Some(target) = pooled.get_mut(start..start + band_bins) {
+            for (dst, &src) in target.iter_mut().zip(column) {
+                *dst = (*dst).max(src);
+            }
+        }
+    }
+    PooledLevels {
+        levels: pooled,
+        frames: pooled_frames,
+        factor,
+    }
+}
+
+/// Colours the levels (frame-major) into tiles of at most [`SPECTROGRAM_TILE_FRAMES`] frames,
+/// high frequencies at the top, contrast fitted to the song's loudest cells.
+fn spectrogram_tiles(levels: &[u8], band_bins: usize) -> Vec<egui::ColorImage> {
+    if band_bins == 0 || levels.is_empty() {
+        return Vec::new();
+    }
+    let frames = levels.len() / band_bins;
+    // The top of the scale is the 99.7th percentile, the bottom DISPLAY_RANGE_DB below it.
+    let mut histogram = [0_usize; 256];
+    for &level in levels {
+        histogram[usize::from(level)] += 1;
+    }
+    let mut above = 0;
+    let mut top = 255_usize;
+    for (level, &count) in histogram.iter().enumerate().rev() {
+        above += count;
+        if above * 1000 >= levels.len() * 3 {
+            top = level;
+            break;
+        }
+    }
+    let span_steps = DISPLAY_RANGE_DB / LEVEL_STEP_DB;
+    let bottom = top as f32 - span_steps;
+    let palette = spectrogram_palette();
+    let colour = |level: u8| {
+        let t = ((f32::from(level) - bottom) / span_steps).clamp(0.0, 1.0);
+        palette[(t * 255.0).round() as usize]
+    };
+    let mut tiles = Vec::new();
+    let mut start = 0;
+    while start < frames {
+        let width = (frames - start).min(SPECTROGRAM_TILE_FRAMES);
+        let mut pixels = vec![egui::Color32::BLACK; width * band_bins];
+        for x in 0..width {
+            let frame_start = (start + x) * band_bins;
+            let Some(column) = levels.get(frame_start..frame_start + band_bins) else {
+                break;
+            };
+            for (bin, &level) in column.iter().enumerate() {
+                let y = band_bins - 1 - bin;
+                if let Some(pixel) = pixels.get_mut(y * width + x) {
+                    *pixel = colour(level);
+                }
+            }
+        }
+        tiles.push(egui::ColorImage::new([width, band_bins], pixels));
+        start += width;
+    }
+    tiles
+}
+
+/// The spectrogram colour scale (dark violet → orange → pale yellow, "inferno"-like), 256
+/// steps from quiet to loud.
+pub fn spectrogram_palette() -> [egui::Color32; 256] {
+    const STOPS: [(f32, [u8; 3]); 8] = [
+        (0.0, [6, 4, 18]),
+        (0.15, [31, 12, 72]),
+        (0.3, [85, 15, 109]),
+        (0.45, [136, 34, 106]),
+        (0.6, [186, 54, 85]),
+        (0.75, [227, 89, 51]),
+        (0.88, [249, 142, 9]),
+        (1.0, [252, 255, 164]),
+    ];
+    let mut palette = [egui::Color32::BLACK; 256];
+    for (i, slot) in palette.iter_mut().enumerate() {
+        let t = i as f32 / 255.0;
+        let upper = STOPS
+            .iter()
+            .position(|(at, _)| *at >= t)
+            .unwrap_or(STOPS.len() - 1);
+        let lower = upper.saturating_sub(1);
+        let ((t0, c0), (t1, c1)) = (STOPS[lower], STOPS[upper]);
+        let f = if t1 > t0 { (t - t0) / (t1 - t0) } else { 0.0 };
+        let mix = |a: u8, b: u8| (f32::from(a) + (f32::from(b) - f32::from(a)) * f).round() as u8;
+        *slot = egui::Color32::from_rgb(mix(c0[0], c1[0]), mix(c0[1], c1[1]), mix(c0[2], c1[2]));
+    }
+    palette
+}

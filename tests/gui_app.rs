@@ -1,0 +1,285 @@
+//! The desktop app driven through egui_kittest (no display needed): the real app state with a
+//! real worker on a temporary index. Drop a folder, wait for the worker, drop a clip, read the
+//! result, listen to a sample stream, remove a song, reopen; and a 100,000-song library.
+
+// Helpers outside #[test] functions unwrap too: a panic is the failure report here.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audiofp::gui::AudiofpApp;
+use audiofp::gui::app::Page;
+use audiofp::gui::settings::Settings;
+use audiofp::index::StorageKind;
+use audiofp::testkit::{distort, synth, wav};
+use audiofp::worker::{AudioChunk, Event, SongRow, WorkerConfig};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+const SR: u32 = 22_050;
+const SONG_SECS: f32 = 15.0;
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A file "dropped" onto the window.
+#[derive(Debug)]
+struct TestFile(PathBuf);
+
+impl egui::DroppedFile for TestFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn harness(storage: StorageKind) -> Harness<'static, AudiofpApp> {
+    let mut config = WorkerConfig::new(storage);
+    config.index_threads = 2;
+    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
+    Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app)
+}
+
+/// Steps frames until `done` holds (the worker answers on its own thread).
+fn step_until(
+    harness: &mut Harness<'_, AudiofpApp>,
+    what: &str,
+    done: impl Fn(&AudiofpApp) -> bool,
+) {
+    let started = Instant::now();
+    while !done(harness.state()) {
+        assert!(started.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Lay out once more with the new state.
+    harness.step();
+    harness.step();
+}
+
+fn drop_file(harness: &mut Harness<'_, AudiofpApp>, path: &Path) {
+    harness
+        .input_mut()
+        .dropped_files
+        .push(Arc::new(TestFile(path.to_path_buf())));
+    harness.step();
+}
+
+#[test]
+fn drop_folder_identify_clip_listen_remove_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = dir.path().join("My music");
+    std::fs::create_dir(&songs).unwrap();
+    for (title, seed) in [
+        ("Blue Harbour", 21),
+        ("Copper Lanterns", 22),
+        ("Night Ferry", 23),
+    ] {
+        let samples = synth::song(seed, SONG_SECS, SR);
+        wav::write_wav_i16(&songs.join(format!("{title}.wav")), &samples, SR, 1).unwrap();
+    }
+    let db = dir.path().join("index.db");
+    let mut harness = harness(StorageKind::Sqlite(db.clone()));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.get_by_label("What's playing?");
+
+    // Dropping a folder indexes it and shows the library.
+    drop_file(&mut harness, &songs);
+    assert_eq!(harness.state().page(), Page::Library);
+    assert!(harness.state().is_indexing());
+    step_until(&mut harness, "indexing", |app| {
+        !app.is_indexing() && app.library().rows().len() == 3
+    });
+    harness.get_by_label("Your library");
+    harness.get_by_label("Copper Lanterns");
+    harness.get_by_label("Night Ferry");
+
+    // Dropping one clip identifies it; the result names the song and where in it.
+    let clip = distort::add_white_noise(
+        &distort::excerpt(&synth::song(22, SONG_SECS, SR), SR, 5.0, 5.0),
+        20.0,
+        4,
+    );
+    let clip_path = dir.path().join("clip.wav");
+    wav::write_wav_i16(&clip_path, &clip, SR, 1).unwrap();
+    drop_file(&mut harness, &clip_path);
+    assert_eq!(harness.state().page(), Page::Results);
+    step_until(&mut harness, "the identification", |app| {
+        app.results().latest().is_some()
+    });
+    assert!(harness.state().results().error.is_none());
+    harness.get_by_label("Copper Lanterns");
+    harness.get_by_label("at 0:05 of 0:15");
+    let report = harness.state().results().latest().unwrap();
+    assert!(report.found());
+    assert_eq!(harness.state().settings.history.len(), 1);
+
+    // Listening: the capture path minus the device, fed from a sample stream at 44.1 kHz.
+    let mic_rate = 44_100;
+    let heard = distort::resample_linear(
+        &distort::excerpt(&synth::song(23, SONG_SECS, SR), SR, 2.0, 10.0),
+        SR,
+        mic_rate,
+    );
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    std::thread::Builder::new()
+        .name("test-mic".to_string())
+        .spawn(move || {
+            for chunk in heard.chunks(mic_rate as usize / 50) {
+                let chunk = AudioChunk {
+                    samples: chunk.to_vec(),
+                    sample_rate_hz: mic_rate,
+                };
+                if tx.send(chunk).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .unwrap();
+    harness.state_mut().set_page(Page::Listen);
+    harness.state_mut().start_listening_from(rx, None);
+    harness.step();
+    harness.get_by_label("Listening\u{2026}");
+    step_until(&mut harness, "a match from the stream", |app| {
+        !app.listen().is_listening()
+            && app
+                .results()
+                .latest()
+                .is_some_and(|r| r.label == "microphone")
+    });
+    assert_eq!(harness.state().page(), Page::Results);
+    harness.get_by_label("Night Ferry");
+    assert_eq!(harness.state().settings.history.len(), 2);
+
+    // Select "Blue Harbour" in the table.
+    harness.get_by_label("Library").click();
+    harness.step();
+    harness.get_by_label("Blue Harbour").click();
+    harness.step();
+    harness.step();
+    let selected = harness.state().library().selected;
+    let harbour = harness
+        .state()
+        .library()
+        .rows()
+        .iter()
+        .find(|r| r.title == "Blue Harbour")
+        .map(|r| r.song_id);
+    assert_eq!(selected, harbour);
+
+    // Its page: the spectrogram (decoded on the worker) and the peaks.
+    harness.get_by_label("Show spectrogram").click();
+    harness.step();
+    assert_eq!(harness.state().page(), Page::Song);
+    step_until(&mut harness, "the song detail", |app| {
+        app.detail().is_loaded()
+    });
+    assert_eq!(harness.state().detail().tile_count(), 1);
+    harness.get_by_label("Fingerprint peaks");
+
+    // Remove it from there (with confirmation): back to the library, without it.
+    harness.get_by_label("Remove from library\u{2026}").click();
+    // The click, the dialog's sizing pass, the dialog.
+    harness.run_steps(3);
+    harness.get_by_label("Remove song").click();
+    step_until(&mut harness, "the removal", |app| {
+        app.library().rows().len() == 2
+    });
+    assert_eq!(harness.state().page(), Page::Library);
+    assert!(harness.query_by_label("Blue Harbour").is_none());
+
+    // The library persists: a new app on the same index file sees the two songs.
+    drop(harness);
+    let mut harness = self::harness(StorageKind::Sqlite(db));
+    step_until(&mut harness, "the reopened index", AudiofpApp::is_ready);
+    let mut titles: Vec<String> = harness
+        .state()
+        .library()
+        .rows()
+        .iter()
+        .map(|r| r.title.clone())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["Copper Lanterns", "Night Ferry"]);
+}
+
+#[test]
+fn a_library_of_100k_songs_stays_responsive() {
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    let rows: Vec<SongRow> = (0..100_000)
+        .map(|i| SongRow {
+            song_id: i,
+            title: format!("Track {i:06}"),
+            artist: format!("Artist {}", i % 997),
+            album: String::new(),
+            duration_secs: 120.0 + (i % 180) as f64,
+            added_at_unix_secs: 1_700_000_000 + i,
+            path: Some(format!("/music/{i}.mp3")),
+        })
+        .collect();
+    let started = Instant::now();
+    harness.state_mut().apply(Event::Library { rows });
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    let first_frame = started.elapsed();
+
+    // Newest first by default: the last rows are on screen, the first are not laid out.
+    harness.get_by_label("Track 099999");
+    assert!(harness.query_by_label("Track 000000").is_none());
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let frame = Instant::now();
+        harness.step();
+        worst = worst.max(frame.elapsed());
+    }
+
+    // Filter as you type.
+    let filter = || egui::Role::TextInput;
+    harness.get_by_role(filter()).focus();
+    harness.step();
+    harness.get_by_role(filter()).type_text("Track 04321");
+    let typed = Instant::now();
+    harness.step();
+    harness.step();
+    let filter_frames = typed.elapsed();
+    harness.get_by_label("Track 043210");
+    // "Track 004321" and "Track 043210" ..= "Track 043219".
+    assert_eq!(harness.state_mut().library_mut().visible_count(), 11);
+    println!(
+        "100k rows: first frame (incl. sorting) {first_frame:?}, steady frame max {worst:?}, \
+         filter (2 frames) {filter_frames:?}"
+    );
+}
+
+#[test]
+fn listening_without_the_chosen_device_explains_why() {
+    let mut config = WorkerConfig::new(StorageKind::Memory);
+    config.index_threads = 1;
+    let settings = Settings {
+        input_device: Some("alsa:no-such-microphone".to_string()),
+        ..Settings::default()
+    };
+    let app = AudiofpApp::with_settings(config, settings).unwrap();
+    let mut harness = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.get_by_label("Start listening").click();
+    harness.step();
+    assert!(harness.state().listen().is_listening());
+    step_until(&mut harness, "the capture error", |app| {
+        app.listen().error.is_some() && !app.listen().is_listening()
+    });
+    let error = harness.state().listen().error.clone().unwrap();
+    assert!(error.contains("not connected"), "{error}");
+    harness.get_by_label(&format!("\u{26A0} {error}"));
+    // The app keeps working: the button is there to try again.
+    harness.get_by_label("Start listening");
+}

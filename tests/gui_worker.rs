@@ -1,0 +1,454 @@
+//! The GUI's background worker without any GUI: request/event sequences, cancellation,
+//! errors, and the listening loop fed from a sample stream (the microphone path minus cpal).
+
+// Helpers outside #[test] functions unwrap too: a panic is the failure report here.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use audiofp::cancel::CancelToken;
+use audiofp::index::StorageKind;
+use audiofp::testkit::{distort, synth, wav};
+use audiofp::worker::{AudioChunk, Event, ListenOutcome, Request, WorkerConfig, WorkerHandle};
+use crossbeam_channel::bounded;
+
+const SR: u32 = 22_050;
+const SONG_SECS: f32 = 15.0;
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn write_song(dir: &Path, title: &str, seed: u64) -> PathBuf {
+    let path = dir.join(format!("{title}.wav"));
+    wav::write_wav_i16(&path, &synth::song(seed, SONG_SECS, SR), SR, 1).unwrap();
+    path
+}
+
+fn spawn(storage: StorageKind) -> WorkerHandle {
+    let mut config = WorkerConfig::new(storage);
+    config.index_threads = 2;
+    WorkerHandle::spawn(config).unwrap()
+}
+
+/// Receives events until `pick` returns `Some`; returns it and every event seen.
+fn wait_for<T>(
+    worker: &WorkerHandle,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> (T, Vec<Event>) {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while started.elapsed() < TIMEOUT {
+        if let Some(event) = worker.recv_timeout(Duration::from_millis(100)) {
+            let picked = pick(&event);
+            seen.push(event);
+            if let Some(value) = picked {
+                return (value, seen);
+            }
+        }
+    }
+    panic!("timed out waiting for {what}; events: {seen:#?}");
+}
+
+fn library_rows(worker: &WorkerHandle) -> Vec<String> {
+    worker.send(Request::RefreshLibrary);
+    wait_for(worker, "the song list", |event| match event {
+        Event::Library { rows } => Some(rows.iter().map(|r| r.title.clone()).collect()),
+        _ => None,
+    })
+    .0
+}
+
+fn index(
+    worker: &WorkerHandle,
+    job: u64,
+    paths: Vec<PathBuf>,
+) -> (audiofp::indexer::IndexSummary, Vec<Event>) {
+    worker.send(Request::IndexPaths {
+        job,
+        paths,
+        cancel: CancelToken::new(),
+    });
+    wait_for(worker, "the end of indexing", |event| match event {
+        Event::IndexFinished { job: done, summary } if *done == job => Some(summary.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn index_identify_detail_remove_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = dir.path().join("songs");
+    std::fs::create_dir(&songs).unwrap();
+    let harbour = write_song(&songs, "Blue Harbour", 11);
+    write_song(&songs, "Copper Lanterns", 12);
+    std::fs::write(
+        songs.join("broken.wav"),
+        b"RIFF\0\0\0\0WAVEnot really audio",
+    )
+    .unwrap();
+    let missing = dir.path().join("nowhere.mp3");
+
+    let worker = spawn(StorageKind::Memory);
+    let (location, _) = wait_for(&worker, "the index to open", |event| match event {
+        Event::Opened { location, .. } => Some(location.clone()),
+        _ => None,
+    });
+    assert_eq!(location, "(memory)");
+
+    // A folder (two songs and a broken file) and a path that does not exist.
+    let (summary, events) = index(&worker, 1, vec![songs.clone(), missing.clone()]);
+    assert_eq!(summary.indexed, 2, "{summary:?}");
+    assert_eq!(summary.failed.len(), 2, "{summary:?}");
+    assert!(!summary.cancelled);
+    let started = events.iter().find_map(|e| match e {
+        Event::IndexStarted { total, .. } => Some(*total),
+        _ => None,
+    });
+    assert_eq!(started, Some(4), "three files and one missing path");
+    let failures: Vec<(&PathBuf, &String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failed { path, reason, .. } => Some((path, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let broken = failures
+        .iter()
+        .find(|(path, _)| path.ends_with("broken.wav"))
+        .expect("broken.wav is reported");
+    assert!(!broken.1.is_empty());
+    let nowhere = failures
+        .iter()
+        .find(|(path, _)| **path == missing)
+        .expect("the missing path is reported");
+    assert!(nowhere.1.contains("no such file"), "{}", nowhere.1);
+    let new_rows: usize = events
+        .iter()
+        .map(|e| match e {
+            Event::Indexed { rows, .. } => rows.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(new_rows, 2, "each stored song is announced once");
+    let mut titles = library_rows(&worker);
+    titles.sort();
+    assert_eq!(titles, ["Blue Harbour", "Copper Lanterns"]);
+
+    // Identify a noisy excerpt of "Blue Harbour" from 6.0 s.
+    let clip = distort::add_white_noise(
+        &distort::excerpt(&synth::song(11, SONG_SECS, SR), SR, 6.0, 5.0),
+        20.0,
+        3,
+    );
+    let clip_path = dir.path().join("clip.wav");
+    wav::write_wav_i16(&clip_path, &clip, SR, 1).unwrap();
+    worker.send(Request::IdentifyFile {
+        job: 2,
+        path: clip_path,
+        cancel: CancelToken::new(),
+    });
+    let (report, _) = wait_for(&worker, "the identification", |event| match event {
+        Event::Matches(report) if report.job == 2 => Some(report.clone()),
+        Event::IdentifyFailed { reason, .. } => panic!("identification failed: {reason}"),
+        _ => None,
+    });
+    assert!(report.found(), "{report:#?}");
+    let best = &report.identification.matches[0];
+    assert_eq!(best.song.title, "Blue Harbour");
+    assert!(
+        (best.offset_secs - 6.0).abs() < 0.2,
+        "offset {}",
+        best.offset_secs
+    );
+    assert_eq!(report.label, "clip.wav");
+    assert!(report.evidence.aligned.iter().filter(|&&a| a).count() >= 5);
+    assert_eq!(report.evidence.hits.len(), report.evidence.aligned.len());
+    let (peak_offset, _) = report
+        .offset_histogram
+        .iter()
+        .max_by_key(|(_, count)| *count)
+        .copied()
+        .unwrap();
+    assert!(
+        (peak_offset - 6.0).abs() < 0.2,
+        "histogram peak at {peak_offset}"
+    );
+
+    // A file that is not there: a reason naming it.
+    worker.send(Request::IdentifyFile {
+        job: 3,
+        path: dir.path().join("gone.wav"),
+        cancel: CancelToken::new(),
+    });
+    let (reason, _) = wait_for(&worker, "the failure", |event| match event {
+        Event::IdentifyFailed { job: 3, reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.contains("gone.wav"), "{reason}");
+
+    // The song detail: spectrogram tiles and peaks; then with the file moved away.
+    let harbour_id = report.identification.matches[0].song.id;
+    worker.send(Request::LoadSongDetail {
+        song_id: harbour_id,
+    });
+    let (detail, _) = wait_for(&worker, "the song detail", |event| match event {
+        Event::SongDetail(detail) => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(detail.note.is_none(), "{:?}", detail.note);
+    assert_eq!(detail.tiles.len(), 1);
+    assert_eq!(detail.tiles[0].size[1], detail.band_bins);
+    let expected_frames = (SONG_SECS as f64 / detail.frame_secs) as usize;
+    assert!(
+        detail.num_frames.abs_diff(expected_frames) < 8,
+        "{} frames",
+        detail.num_frames
+    );
+    assert!(detail.peaks.len() > 100);
+    std::fs::rename(&harbour, dir.path().join("moved.wav")).unwrap();
+    worker.send(Request::LoadSongDetail {
+        song_id: harbour_id,
+    });
+    let (moved, _) = wait_for(&worker, "the song detail", |event| match event {
+        Event::SongDetail(detail) => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(moved.tiles.is_empty());
+    assert_eq!(moved.peaks, detail.peaks);
+    assert!(
+        moved
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no longer"),
+        "{:?}",
+        moved.note
+    );
+
+    // Remove it.
+    worker.send(Request::Remove {
+        song_id: harbour_id,
+    });
+    wait_for(&worker, "the removal", |event| match event {
+        Event::Removed { song_id } if *song_id == harbour_id => Some(()),
+        Event::Error { reason, .. } => panic!("{reason}"),
+        _ => None,
+    });
+    assert_eq!(library_rows(&worker), ["Copper Lanterns"]);
+}
+
+#[test]
+fn cancelling_indexing_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough that indexing takes a good fraction of a second.
+    for seed in 0..8 {
+        let path = dir.path().join(format!("song {seed}.wav"));
+        wav::write_wav_i16(&path, &synth::song(100 + seed, 90.0, SR), SR, 1).unwrap();
+    }
+    let worker = spawn(StorageKind::Memory);
+
+    // Cancelled before it starts (token): nothing is added.
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    worker.send(Request::IndexPaths {
+        job: 1,
+        paths: vec![dir.path().to_path_buf()],
+        cancel,
+    });
+    let (summary, _) = wait_for(&worker, "the cancelled job", |event| match event {
+        Event::IndexFinished { job: 1, summary } => Some(summary.clone()),
+        _ => None,
+    });
+    assert!(summary.cancelled);
+    assert_eq!(summary.indexed, 0);
+
+    // Cancelled through the request queue: the job sees it before analysing anything.
+    worker.send(Request::IndexPaths {
+        job: 2,
+        paths: vec![dir.path().to_path_buf()],
+        cancel: CancelToken::new(),
+    });
+    worker.send(Request::Cancel { job: 2 });
+    let (summary, _) = wait_for(&worker, "the end of job 2", |event| match event {
+        Event::IndexFinished { job: 2, summary } => Some(summary.clone()),
+        _ => None,
+    });
+    assert!(summary.cancelled, "{summary:?}");
+    assert_eq!(summary.indexed, 0, "{summary:?}");
+
+    // Cancelled with its token while it runs (the GUI's Cancel button).
+    let cancel = CancelToken::new();
+    worker.send(Request::IndexPaths {
+        job: 3,
+        paths: vec![dir.path().to_path_buf()],
+        cancel: cancel.clone(),
+    });
+    wait_for(&worker, "progress", |event| match event {
+        Event::Progress { job: 3, .. } => Some(()),
+        _ => None,
+    });
+    cancel.cancel();
+    let (summary, _) = wait_for(&worker, "the end of job 3", |event| match event {
+        Event::IndexFinished { job: 3, summary } => Some(summary.clone()),
+        _ => None,
+    });
+    assert!(summary.cancelled, "{summary:?}");
+    assert!(summary.indexed < 8, "{summary:?}");
+    // Songs stored before the cancel stay, whole; a re-run completes the job.
+    assert_eq!(library_rows(&worker).len(), summary.indexed);
+    let (summary, _) = index(&worker, 4, vec![dir.path().to_path_buf()]);
+    assert_eq!(library_rows(&worker).len(), 8, "{summary:?}");
+}
+
+/// Uniform white noise of `amplitude` (xorshift, seeded).
+fn noise(len: usize, seed: u64, amplitude: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * amplitude
+        })
+        .collect()
+}
+
+/// Sends `samples` (at `rate`) in 20 ms chunks, four times faster than real time.
+fn feed(samples: Vec<f32>, rate: u32) -> crossbeam_channel::Receiver<AudioChunk> {
+    let (tx, rx) = bounded(4096);
+    std::thread::Builder::new()
+        .name("test-feeder".to_string())
+        .spawn(move || {
+            for chunk in samples.chunks(rate as usize / 50) {
+                let sent = tx.send(AudioChunk {
+                    samples: chunk.to_vec(),
+                    sample_rate_hz: rate,
+                });
+                if sent.is_err() {
+                    return; // The listener is done.
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .unwrap();
+    rx
+}
+
+#[test]
+fn listening_to_a_sample_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    write_song(dir.path(), "Blue Harbour", 11);
+    write_song(dir.path(), "Copper Lanterns", 12);
+    write_song(dir.path(), "Night Ferry", 13);
+    let worker = spawn(StorageKind::Memory);
+    let (summary, _) = index(&worker, 1, vec![dir.path().to_path_buf()]);
+    assert_eq!(summary.indexed, 3);
+
+    // A "microphone" at 48 kHz: half a second of room noise, then "Night Ferry" from 4 s.
+    let mic_rate = 48_000;
+    let song = distort::excerpt(&synth::song(13, SONG_SECS, SR), SR, 4.0, 9.0);
+    let mut heard = noise((mic_rate / 2) as usize, 1, 0.001);
+    heard.extend(distort::add_white_noise(
+        &distort::resample_linear(&song, SR, mic_rate),
+        15.0,
+        2,
+    ));
+    worker.send(Request::Listen {
+        job: 2,
+        chunks: feed(heard, mic_rate),
+        timeout_secs: 15.0,
+        cancel: CancelToken::new(),
+    });
+    let (report, events) = wait_for(&worker, "a match", |event| match event {
+        Event::Matches(report) => Some(report.clone()),
+        Event::ListenFinished { outcome, .. } => {
+            panic!("listening ended without a match: {outcome:?}")
+        }
+        _ => None,
+    });
+    assert_eq!(report.label, "microphone");
+    assert_eq!(report.identification.matches[0].song.title, "Night Ferry");
+    assert!(
+        report.clip_secs < 9.0,
+        "stopped as soon as it was sure: {} s",
+        report.clip_secs
+    );
+    let attempts_before = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ListenProgress { attempts, .. } => Some(*attempts),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let heard_reports = events
+        .iter()
+        .filter(|e| matches!(e, Event::ListenProgress { .. }))
+        .count();
+    assert!(heard_reports >= 4, "the heard time is reported as it grows");
+    assert!(
+        attempts_before <= 6,
+        "{attempts_before} attempts before the match"
+    );
+    let (outcome, _) = wait_for(&worker, "the end of listening", |event| match event {
+        Event::ListenFinished { job: 2, outcome } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(outcome, ListenOutcome::Matched);
+
+    // Noise only: gives up after the timeout (in heard seconds) with "no match".
+    worker.send(Request::Listen {
+        job: 3,
+        chunks: feed(noise(mic_rate as usize * 5, 9, 0.1), mic_rate),
+        timeout_secs: 3.0,
+        cancel: CancelToken::new(),
+    });
+    let (outcome, events) = wait_for(&worker, "the end of listening", |event| match event {
+        Event::ListenFinished { job: 3, outcome } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(outcome, ListenOutcome::NoMatch { heard_secs } if heard_secs >= 3.0),
+        "{outcome:?}"
+    );
+    assert!(events.iter().all(|e| !matches!(e, Event::Matches(_))));
+
+    // A source that goes away at once: no audio.
+    let (tx, rx) = bounded::<AudioChunk>(1);
+    drop(tx);
+    worker.send(Request::Listen {
+        job: 4,
+        chunks: rx,
+        timeout_secs: 15.0,
+        cancel: CancelToken::new(),
+    });
+    let (outcome, _) = wait_for(&worker, "the end of listening", |event| match event {
+        Event::ListenFinished { job: 4, outcome } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(outcome, ListenOutcome::NoAudio);
+}
+
+#[test]
+fn an_unreadable_index_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    std::fs::write(&db, vec![0x5a_u8; 4096]).unwrap();
+    let worker = spawn(StorageKind::Sqlite(db));
+    let (reason, _) = wait_for(&worker, "the open failure", |event| match event {
+        Event::OpenFailed { reason } => Some(reason.clone()),
+        Event::Opened { .. } => panic!("a garbage file opened as an index"),
+        _ => None,
+    });
+    assert!(reason.contains("index.db"), "{reason}");
+    worker.send(Request::IdentifyFile {
+        job: 1,
+        path: dir.path().join("clip.wav"),
+        cancel: CancelToken::new(),
+    });
+    wait_for(&worker, "a failure answer", |event| match event {
+        Event::IdentifyFailed { job: 1, .. } => Some(()),
+        _ => None,
+    });
+}
