@@ -161,9 +161,14 @@ pub struct AppState {
 
 impl AppState {
     /// Wraps an open library.
-    pub fn new(library: Library, settings: ServerSettings) -> Self {
+    pub fn new(mut library: Library, settings: ServerSettings) -> Self {
         let fingerprint_config = library.config().clone();
         let match_config = library.match_config().clone();
+        // The library ranks up to `MAX_TOP` matches; each request keeps the `top` it asks for.
+        library.set_match_config(MatchConfig {
+            top_n: routes::MAX_TOP,
+            ..match_config.clone()
+        });
         Self {
             shared: Arc::new(Shared {
                 library: Arc::new(RwLock::new(library)),

@@ -19,7 +19,7 @@ use super::metrics::{LatencySummary, resident_memory_bytes};
 use super::{AppState, Shared};
 use crate::cancel::CancelToken;
 use crate::config::MatchConfig;
-use crate::engine::{self, AudioSource, Side, matcher};
+use crate::engine::{self, AudioSource, Side};
 use crate::index::{NewSong, SongRecord};
 
 /// The OpenAPI document, kept in the repository as `docs/openapi.json`.
@@ -290,10 +290,6 @@ async fn analysis<T: Send + 'static>(
     .await
 }
 
-fn ms_since(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1000.0
-}
-
 fn uptime(shared: &Shared) -> f64 {
     shared.started.elapsed().as_secs_f64()
 }
@@ -339,59 +335,41 @@ pub async fn search(
     Ok(Json(answer))
 }
 
-/// Analyses a clip (no lock held), then matches it under the read lock.
+/// Identifies a clip with the library's full query path (early answer, speed and pitch
+/// search) under the read lock: searches run side by side, writers wait for them.
 fn identify(
     shared: &Shared,
     bytes: Vec<u8>,
     name: &str,
     match_config: &MatchConfig,
 ) -> Result<SearchResponse, ApiError> {
-    let analysis_started = Instant::now();
-    let config = &shared.fingerprint_config;
-    let (fingerprint, _) = engine::fingerprint_source(
-        AudioSource::Bytes { bytes, name },
-        config,
-        match_config,
-        Side::Query,
-        &CancelToken::new(),
-    )?;
-    let landmarks = engine::landmarks_of(&fingerprint.peaks, config, match_config, Side::Query);
-    let analysis_ms = ms_since(analysis_started);
-
-    let match_started = Instant::now();
-    let frame_secs = config.frame_secs();
     let library = shared
         .library
         .read()
         .unwrap_or_else(PoisonError::into_inner);
-    let outcome = matcher::score(library.inverted_index(), &landmarks, match_config);
-    let mut matches = Vec::with_capacity(outcome.matches.len());
-    {
-        let store = library.store();
-        for scored in &outcome.matches {
-            // A song removed from the store but still in the index is skipped.
-            let Some(song) = store.song(scored.song_id)? else {
-                continue;
-            };
-            matches.push(MatchJson {
-                song_id: song.id,
-                title: song.title,
-                artist: song.artist,
-                album: song.album,
-                confidence: scored.confidence,
-                offset_seconds: (scored.offset_frames * frame_secs).max(0.0),
-                aligned_hashes: scored.aligned,
-                duration_seconds: song.duration_secs,
-            });
-        }
-    }
+    let answer = library.identify_bytes(bytes, name)?;
     drop(library);
+    let matches: Vec<MatchJson> = answer
+        .matches
+        .iter()
+        .take(match_config.top_n)
+        .map(|m| MatchJson {
+            song_id: m.song.id,
+            title: m.song.title.clone(),
+            artist: m.song.artist.clone(),
+            album: m.song.album.clone(),
+            confidence: m.confidence,
+            offset_seconds: m.offset_secs,
+            aligned_hashes: m.aligned,
+            duration_seconds: m.song.duration_secs,
+        })
+        .collect();
     Ok(SearchResponse {
         found: !matches.is_empty(),
         matches,
-        processing_time_ms: analysis_ms + ms_since(match_started),
-        clip_seconds: fingerprint.duration_secs,
-        query_hashes: outcome.query_landmarks,
+        processing_time_ms: answer.processing_ms(),
+        clip_seconds: answer.clip_secs,
+        query_hashes: answer.query_landmarks,
     })
 }
 
