@@ -251,6 +251,13 @@ fn decode_track(
         mono.clear();
         if channels == 1 {
             mono.extend_from_slice(&interleaved);
+        } else if channels == 2 {
+            // The common case, written so that it vectorises.
+            mono.extend(
+                interleaved
+                    .chunks_exact(2)
+                    .map(|frame| (frame[0] + frame[1]) * 0.5),
+            );
         } else {
             let scale = 1.0 / channels as f32;
             mono.extend(

@@ -58,7 +58,8 @@ pub struct PeakPicker {
     spare: Vec<FrameSlot>,
     /// Scratch space of the sliding maximum.
     scratch: Vec<f32>,
-    prefix: Vec<f32>,
+    /// Scratch list of one frame's candidates.
+    found: Vec<Candidate>,
 }
 
 impl PeakPicker {
@@ -82,7 +83,7 @@ impl PeakPicker {
             released: 0,
             spare: Vec::new(),
             scratch: Vec::new(),
-            prefix: Vec::new(),
+            found: Vec::new(),
         }
     }
 
@@ -133,28 +134,21 @@ impl PeakPicker {
     fn judge_center(&mut self) {
         let center = self.next_center;
         self.next_center += 1;
-        let mut prefix = std::mem::take(&mut self.prefix);
-        let found = self.candidates_at(center, &mut prefix);
-        self.prefix = prefix;
-        self.candidates.extend(found);
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        self.candidates_at(center, &mut found);
+        self.candidates.extend(found.iter().copied());
+        self.found = found;
     }
 
-    fn candidates_at(&self, center: u32, prefix: &mut Vec<f32>) -> Vec<Candidate> {
-        let mut found = Vec::new();
+    /// Appends the peak candidates of frame `center` to `found`.
+    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>) {
         let Some(slot) = self.slot(center) else {
-            return found;
+            return;
         };
         let level = &slot.level_db;
         let from = center.saturating_sub(self.time_half as u32);
         let to = center + self.time_half as u32;
-        // Prefix sums for the contrast measure.
-        prefix.clear();
-        prefix.push(0.0);
-        let mut acc = 0.0f32;
-        for &v in level {
-            acc += v;
-            prefix.push(acc);
-        }
         let bins = level.len();
         for bin in 0..bins {
             let value = level[bin];
@@ -183,9 +177,11 @@ impl PeakPicker {
             if !is_max {
                 continue;
             }
+            // Most frames have a few dozen candidates: summing their windows directly is
+            // cheaper than prefix sums over the whole frame.
             let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
             let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
-            let mean = (prefix[hi] - prefix[lo]) / (hi - lo) as f32;
+            let mean = level[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
             found.push(Candidate {
                 peak: Peak {
                     frame: center,
@@ -194,7 +190,6 @@ impl PeakPicker {
                 strength: value - mean,
             });
         }
-        found
     }
 
     fn trim_ring(&mut self) {

@@ -83,7 +83,7 @@ impl Stft {
                 let band = &self.spectrum[self.first_bin..self.first_bin + self.band_bins];
                 for (db, c) in self.band_db.iter_mut().zip(band) {
                     let power = c.norm_sqr() * self.power_norm + POWER_FLOOR;
-                    *db = 10.0 * power.log10();
+                    *db = power_db(power);
                 }
                 on_frame(&self.band_db);
             }
@@ -91,6 +91,22 @@ impl Stft {
         }
         self.pending.drain(..start);
     }
+}
+
+/// `10 * log10(power)` for a positive, normal `power`, within 1e-4 dB.
+///
+/// A polynomial on the mantissa instead of libm's `log10f`: the STFT takes the logarithm of
+/// every band bin of every frame, and this form is several times cheaper and vectorises.
+#[inline]
+pub fn power_db(power: f32) -> f32 {
+    // log2(1 + t) on t in [0, 1), least-squares fit on Chebyshev nodes (max error 1.7e-5).
+    const C: [f32; 5] = [1.441_88, -0.708_863_9, 0.415_241, -0.193_510_4, 0.045_265_5];
+    const DB_PER_OCTAVE: f32 = 3.010_3; // 10 * log10(2)
+    let bits = power.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    let t = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) - 1.0;
+    let log2_mantissa = t * (C[0] + t * (C[1] + t * (C[2] + t * (C[3] + t * C[4]))));
+    (exponent as f32 + log2_mantissa) * DB_PER_OCTAVE
 }
 
 /// The whole spectrogram of a clip (frames x band bins, dB), for display and tests.
@@ -124,5 +140,16 @@ mod tests {
         let expected_bin = (freq / config.bin_hz()).round() as usize - config.first_bin();
         assert_eq!(best, expected_bin);
         assert!((level + 20.0).abs() < 1.0, "level {level}");
+    }
+
+    #[test]
+    fn power_db_agrees_with_log10() {
+        let mut power = 1e-15f32;
+        while power < 1e6 {
+            let exact = 10.0 * f64::from(power).log10();
+            let fast = f64::from(super::power_db(power));
+            assert!((exact - fast).abs() < 1e-3, "{power}: {exact} vs {fast}");
+            power *= 1.013;
+        }
     }
 }
