@@ -89,8 +89,10 @@ pub struct CorpusReport {
     pub decode_x_realtime: f64,
     /// Indexing speed, x realtime (all workers).
     pub index_x_realtime: f64,
-    /// Indexing speed relative to decode-only.
+    /// Indexing speed relative to decode-only (the median of the rounds).
     pub index_vs_decode: f64,
+    /// Rounds of (decode-only, indexing) measured.
+    pub speed_rounds: usize,
     /// Songs per minute per core while indexing.
     pub songs_per_min_per_core: f64,
     /// Bytes of the SQLite index (+WAL) per hour of audio.
@@ -134,6 +136,9 @@ pub struct CorpusOptions {
     pub only: Vec<String>,
     /// Keep at most this many clips (0 = all), for quick runs.
     pub limit: usize,
+    /// Rounds of (decode-only pass, indexing run) whose speeds are compared; the median
+    /// round is reported, so that a burst of load on a shared machine skews one round only.
+    pub speed_rounds: usize,
 }
 
 /// Runs the corpus benchmark.
@@ -171,31 +176,51 @@ pub fn run_corpus(
             .collect();
     }
 
-    // 1. Decode-only speed of the reference files.
-    progress("decode-only pass over the reference files");
-    let (decode_secs, audio_secs) = decode_only(&ref_files, options.workers)?;
-
-    // 2. Index them into a real SQLite file.
-    progress("indexing the reference files");
-    if options.db_path.exists() {
-        std::fs::remove_file(&options.db_path).ok();
-    }
+    // 1-2. Decode-only speed of the reference files, and indexing them into a real SQLite
+    // file, in alternating rounds.
     let storage = StorageKind::Sqlite(options.db_path.clone());
-    let mut library = Library::open(&storage, config, match_config, OpenMode::CreateIfMissing)?;
-    let started = Instant::now();
-    let summary = indexer::index_files(
-        &mut library,
-        ref_files.clone(),
-        options.workers,
-        &CancelToken::new(),
-        |_| {},
-    )?;
-    let index_secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        summary.failed.is_empty(),
-        "some references failed: {:?}",
-        summary.failed
-    );
+    let mut rounds: Vec<(f64, f64)> = Vec::new();
+    let mut audio_secs = 0.0;
+    let mut built = None;
+    for round in 0..options.speed_rounds.max(1) {
+        progress(&format!(
+            "round {}: decode-only pass over the reference files",
+            round + 1
+        ));
+        let (decode_secs, decoded_secs) = decode_only(&ref_files, options.workers)?;
+        audio_secs = decoded_secs;
+        progress(&format!(
+            "round {}: indexing the reference files",
+            round + 1
+        ));
+        // Close the previous round's index before its file is replaced.
+        drop(built.take());
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = options.db_path.clone().into_os_string();
+            path.push(suffix);
+            std::fs::remove_file(&path).ok();
+        }
+        let mut library = Library::open(&storage, config, match_config, OpenMode::CreateIfMissing)?;
+        let started = Instant::now();
+        let summary = indexer::index_files(
+            &mut library,
+            ref_files.clone(),
+            options.workers,
+            &CancelToken::new(),
+            |_| {},
+        )?;
+        let index_secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            summary.failed.is_empty(),
+            "some references failed: {:?}",
+            summary.failed
+        );
+        rounds.push((decode_secs, index_secs));
+        built = Some(library);
+    }
+    let library = built.context("no indexing round ran")?;
+    rounds.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+    let (decode_secs, index_secs) = rounds[rounds.len() / 2];
     let stats = library.store().stats()?;
     let hours = stats.total_secs / 3600.0;
 
@@ -328,6 +353,7 @@ pub fn run_corpus(
         decode_x_realtime: audio_secs / decode_secs.max(1e-9),
         index_x_realtime: stats.total_secs / index_secs.max(1e-9),
         index_vs_decode: decode_secs / index_secs.max(1e-9),
+        speed_rounds: rounds.len(),
         songs_per_min_per_core: stats.songs as f64
             / (index_secs / 60.0)
             / options.workers.max(1) as f64,
@@ -428,10 +454,14 @@ pub struct ScaleReport {
     pub index_memory_bytes: usize,
     /// Process RSS after building, bytes.
     pub rss_bytes: u64,
+    /// The query's postings budget per landmark in this run (0 = unlimited).
+    pub hits_per_landmark: usize,
     /// Matching latency of 10 s queries, ms: median, p95.
     pub match_10s_ms: (f64, f64),
     /// Queries answered with the right song / queries.
     pub correct: (usize, usize),
+    /// Clips of unindexed songs answered with some song / such clips.
+    pub false_positives: (usize, usize),
     /// Median postings hit per 10 s query.
     pub median_hits: usize,
 }
@@ -440,14 +470,17 @@ pub struct ScaleReport {
 pub type RealSong = (Vec<Peak>, u32, Vec<Vec<Peak>>);
 
 /// Builds an index of `songs` generated fingerprints (plus `real` songs' peaks, whose 10 s
-/// excerpts are then queried) and measures matching latency and memory.
+/// excerpts are then queried, as are the `negatives`: peaks of clips of unindexed songs) and
+/// measures matching latency, accuracy and memory, once per postings budget in `budgets`.
 pub fn run_scale(
     songs: usize,
     real: &[RealSong],
+    negatives: &[Vec<Peak>],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     peaks_per_second: f64,
-) -> ScaleReport {
+    budgets: &[usize],
+) -> Vec<ScaleReport> {
     let frames_per_song = (240.0 * config.frames_per_second()) as u32;
     let peaks_per_song = (240.0 * peaks_per_second) as usize;
     let band = config.band_bins() as u32;
@@ -475,63 +508,82 @@ pub fn run_scale(
         out.dedup();
     };
     let started = Instant::now();
-    let index = InvertedIndex::build(config.frame_secs(), |visit| {
+    let index = InvertedIndex::build(config.frame_secs(), rule, |visit| {
         let mut peaks = Vec::new();
-        let mut landmarks = Vec::new();
         for (i, (real_peaks, frames, _)) in real.iter().enumerate() {
-            landmarks.clear();
-            engine::landmarks::landmarks(real_peaks, rule, &mut landmarks);
-            visit(i as i64, *frames, &landmarks);
+            visit(i as i64, *frames, real_peaks);
         }
         for song in 0..songs {
             generated(song, &mut peaks);
-            landmarks.clear();
-            engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
-            visit((real.len() + song) as i64, frames_per_song, &landmarks);
+            visit((real.len() + song) as i64, frames_per_song, &peaks);
         }
     });
     let build_secs = started.elapsed().as_secs_f64();
     let Ok(index) = index else {
-        return ScaleReport {
-            songs,
-            postings: 0,
-            build_secs,
-            index_memory_bytes: 0,
-            rss_bytes: current_rss_bytes(),
-            match_10s_ms: (0.0, 0.0),
-            correct: (0, 0),
-            median_hits: 0,
-        };
+        return Vec::new();
     };
+    budgets
+        .iter()
+        .map(|&hits_per_landmark| {
+            let match_config = MatchConfig {
+                hits_per_landmark,
+                ..match_config.clone()
+            };
+            let report = query_scale_index(&index, real, negatives, config, &match_config);
+            ScaleReport {
+                songs: songs + real.len(),
+                build_secs,
+                ..report
+            }
+        })
+        .collect()
+}
+
+/// Queries the real songs' clips and the negatives against a scale index.
+fn query_scale_index(
+    index: &InvertedIndex,
+    real: &[RealSong],
+    negatives: &[Vec<Peak>],
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+) -> ScaleReport {
     let mut times = Vec::new();
     let mut hit_counts = Vec::new();
     let mut correct = (0, 0);
+    let mut false_positives = (0, 0);
+    let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
+    let mut run_query = |query_peaks: &[Peak]| {
+        let landmarks = engine::landmarks_of(query_peaks, config, match_config, Side::Query);
+        let started = Instant::now();
+        let outcome = matcher::score_early(index, &landmarks, match_config, opening_frames);
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        hit_counts.push(outcome.hits);
+        outcome.matches.first().map(|m| m.song_id)
+    };
     for (i, (_, _, queries)) in real.iter().enumerate() {
         for query_peaks in queries {
-            let landmarks = engine::landmarks_of(query_peaks, config, match_config, Side::Query);
-            let started = Instant::now();
-            let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
-            let outcome = matcher::score_early(&index, &landmarks, match_config, opening_frames);
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
-            hit_counts.push(outcome.hits);
             correct.1 += 1;
-            if outcome
-                .matches
-                .first()
-                .is_some_and(|m| m.song_id == i as i64)
-            {
+            if run_query(query_peaks) == Some(i as i64) {
                 correct.0 += 1;
             }
         }
     }
+    for query_peaks in negatives {
+        false_positives.1 += 1;
+        if run_query(query_peaks).is_some() {
+            false_positives.0 += 1;
+        }
+    }
     ScaleReport {
-        songs: songs + real.len(),
+        songs: real.len(),
         postings: index.posting_count(),
-        build_secs,
+        build_secs: 0.0,
+        hits_per_landmark: match_config.hits_per_landmark,
         index_memory_bytes: index.memory_bytes(),
         rss_bytes: current_rss_bytes(),
         match_10s_ms: median_p95(&mut times),
         correct,
+        false_positives,
         median_hits: {
             hit_counts.sort_unstable();
             hit_counts.get(hit_counts.len() / 2).copied().unwrap_or(0)

@@ -219,6 +219,12 @@ pub struct MatchConfig {
     pub top_n: usize,
     /// Shortest clip accepted, in seconds.
     pub min_clip_secs: f64,
+    /// Postings a query may look up, per query landmark (`HITS_PER_LANDMARK`; 0 = no limit).
+    /// In a large library the most common keys hit thousands of songs by chance and tell
+    /// little; when a query's keys would hit more than this budget, the keys with the longest
+    /// posting lists are skipped (an IDF cut), which bounds matching time whatever the library
+    /// size. Small libraries never reach the budget.
+    pub hits_per_landmark: usize,
 }
 
 impl Default for MatchConfig {
@@ -233,13 +239,14 @@ impl Default for MatchConfig {
             min_aligned: 5,
             top_n: 5,
             min_clip_secs: 0.9,
+            hits_per_landmark: 32,
         }
     }
 }
 
 impl MatchConfig {
-    /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR` and
-    /// `QUERY_FAN_FACTOR` from the environment.
+    /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
+    /// `HITS_PER_LANDMARK` and `SPEED_SEARCH` from the environment.
     pub fn with_env(mut self) -> Result<Self, String> {
         fn read<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
             if let Ok(text) = std::env::var(name) {
@@ -253,6 +260,7 @@ impl MatchConfig {
         read("MIN_ALIGNED", &mut self.min_aligned)?;
         read("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
         read("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
+        read("HITS_PER_LANDMARK", &mut self.hits_per_landmark)?;
         if let Ok(text) = std::env::var("SPEED_SEARCH") {
             self.speed_search = text
                 .split(',')

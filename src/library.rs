@@ -179,14 +179,8 @@ impl Library {
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, LibraryError> {
         let record = self.store().add_song(song, fingerprint)?;
-        let landmarks = engine::landmarks_of(
-            &fingerprint.peaks,
-            &self.config,
-            &self.match_config,
-            Side::Reference,
-        );
         self.index
-            .add_song(record.id, fingerprint.num_frames, &landmarks)?;
+            .add_song(record.id, fingerprint.num_frames, &fingerprint.peaks)?;
         Ok(record)
     }
 
@@ -405,12 +399,9 @@ fn build_index(
     let mut store_error = None;
     let mut built = None;
     store.with_snapshot(&mut || {
-        built = Some(InvertedIndex::build(config.frame_secs(), |visit| {
-            let mut landmarks = Vec::new();
+        built = Some(InvertedIndex::build(config.frame_secs(), rule, |visit| {
             let result = store.for_each_fingerprint(&mut |record, peaks| {
-                landmarks.clear();
-                engine::landmarks::landmarks(&peaks, rule, &mut landmarks);
-                visit(record.id, record.num_frames, &landmarks);
+                visit(record.id, record.num_frames, &peaks);
             });
             if let Err(err) = result {
                 store_error = Some(err);
@@ -422,7 +413,7 @@ fn build_index(
     }
     match built {
         Some(index) => Ok(index?),
-        None => Ok(InvertedIndex::new(config.frame_secs())),
+        None => Ok(InvertedIndex::new(config.frame_secs(), rule)),
     }
 }
 

@@ -28,12 +28,19 @@ pub struct BenchArgs {
     /// (generated fingerprints at the density real songs produce, plus the corpus songs).
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub scale: Vec<usize>,
+    /// With `--scale`: query with each of these `HITS_PER_LANDMARK` budgets (0 = no limit),
+    /// on the same index, to show the speed/recall trade-off.
+    #[arg(long, value_name = "B", value_delimiter = ',')]
+    pub hit_budgets: Vec<usize>,
     /// Only clips with these distortions (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Use at most this many clips, spread over the manifest (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
+    /// Rounds of (decode-only pass, indexing run) for the indexing-speed ratio (median).
+    #[arg(long, default_value_t = 3)]
+    pub speed_rounds: usize,
     /// Cold CLI runs (a fresh `audiofp identify` process each).
     #[arg(long, default_value_t = 10)]
     pub cold_runs: usize,
@@ -64,6 +71,7 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         cold_runs: args.cold_runs,
         only: args.only.clone(),
         limit: args.limit,
+        speed_rounds: args.speed_rounds,
     };
     let mut report = bench::run_corpus(&options, &config, &match_config, |stage| {
         eprintln!("bench: {stage}")
@@ -151,10 +159,11 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         );
     }
     println!(
-        "decode-only: {:.0}x realtime; indexing: {:.0}x realtime = {:.2} of decode-only speed; {:.1} songs/min per core",
+        "decode-only: {:.0}x realtime; indexing: {:.0}x realtime = {:.2} of decode-only speed (median of {} rounds); {:.1} songs/min per core",
         report.decode_x_realtime,
         report.index_x_realtime,
         report.index_vs_decode,
+        report.speed_rounds,
         report.songs_per_min_per_core
     );
     println!(
@@ -179,6 +188,14 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+fn budget_label(hits_per_landmark: usize) -> String {
+    if hits_per_landmark == 0 {
+        "unlimited".to_string()
+    } else {
+        hits_per_landmark.to_string()
+    }
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
@@ -240,6 +257,23 @@ fn run_scale(
         }
         real.push((fingerprint.peaks, fingerprint.num_frames, queries));
     }
+    // 10 s clips of unindexed songs: what a large library must still answer "no match" to.
+    let negatives: Vec<Vec<engine::Peak>> = manifest
+        .iter()
+        .filter(|m| m.truth.is_none() && (m.length_s - 10.0).abs() < 0.5)
+        .filter_map(|entry| {
+            let clip = args.corpus.join(&entry.query);
+            engine::fingerprint_source(
+                AudioSource::File(&clip),
+                config,
+                match_config,
+                Side::Query,
+                &cancel,
+            )
+            .ok()
+            .map(|(q, _)| q.peaks)
+        })
+        .collect();
     let density = peaks_total as f64 / secs_total.max(1.0);
     let mut reports = Vec::new();
     for &songs in &args.scale {
@@ -247,23 +281,40 @@ fn run_scale(
             "bench: building an index of {songs} generated songs (4 min each, {density:.1} peaks/s) + {} real",
             real.len()
         );
-        let report = bench::run_scale(songs, &real, config, match_config, density);
-        if !args.json {
-            println!(
-                "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; 10 s query matching: median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}",
-                report.songs,
-                report.postings,
-                report.build_secs,
-                bytes(report.index_memory_bytes as u64),
-                bytes(report.rss_bytes),
-                report.match_10s_ms.0,
-                report.match_10s_ms.1,
-                report.median_hits,
-                report.correct.0,
-                report.correct.1
-            );
+        let budgets = if args.hit_budgets.is_empty() {
+            vec![match_config.hits_per_landmark]
+        } else {
+            args.hit_budgets.clone()
+        };
+        for report in bench::run_scale(
+            songs,
+            &real,
+            &negatives,
+            config,
+            match_config,
+            density,
+            &budgets,
+        ) {
+            if !args.json {
+                println!(
+                    "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; hits/landmark {}: 10 s query matching median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}, false positives {}/{}",
+                    report.songs,
+                    report.postings,
+                    report.build_secs,
+                    bytes(report.index_memory_bytes as u64),
+                    bytes(report.rss_bytes),
+                    budget_label(report.hits_per_landmark),
+                    report.match_10s_ms.0,
+                    report.match_10s_ms.1,
+                    report.median_hits,
+                    report.correct.0,
+                    report.correct.1,
+                    report.false_positives.0,
+                    report.false_positives.1
+                );
+            }
+            reports.push(report);
         }
-        reports.push(report);
     }
     if args.json {
         print_json(&reports)?;

@@ -14,7 +14,7 @@
 //! corpus including its clips of unindexed songs ([`CONFIDENCE_WEIGHTS`]).
 
 use super::landmarks::Landmark;
-use super::postings::{InvertedIndex, SONG_GAP_FRAMES};
+use super::postings::{InvertedIndex, SONG_GAP_FRAMES, SongSpan};
 use crate::config::MatchConfig;
 
 /// Songs scored in full (confidence, distinct frames) per query, by aligned count.
@@ -88,15 +88,72 @@ pub fn score_early(
 }
 
 /// Scores `query` landmarks against `index`.
+///
+/// When the query's keys would hit more postings than the budget allows
+/// ([`MatchConfig::hits_per_landmark`]), only its rarer keys are looked up; the songs they
+/// point to are then re-scored exactly, each against all of its own landmarks, so the
+/// reported figures are those a full lookup would give for these songs.
 pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) -> ScoreOutcome {
     let mut landmarks = query.to_vec();
     landmarks.sort_unstable();
     landmarks.dedup();
 
+    let (scored, hits) = match within_hit_budget(index, &landmarks, config.hits_per_landmark) {
+        None => score_by_lookup(index, &landmarks, landmarks.len(), config),
+        Some(rare) => {
+            let (candidates, hits) = score_by_lookup(index, &rare, rare.len(), config);
+            let table = KeyTable::new(&landmarks);
+            let mut verified = Vec::new();
+            for (span_idx, _) in candidates.into_iter().take(VERIFIED_CANDIDATES) {
+                if let Some(song) = score_song_exactly(index, span_idx, &landmarks, &table, config)
+                {
+                    verified.push((span_idx, song));
+                }
+            }
+            verified.sort_by(|a, b| by_rank(&a.1, &b.1));
+            (verified, hits)
+        }
+    };
+
+    let mut outcome = ScoreOutcome {
+        query_landmarks: landmarks.len(),
+        hits,
+        ..ScoreOutcome::default()
+    };
+    for (_, song) in scored {
+        let accepted = song.aligned >= config.min_aligned && song.confidence >= config.threshold;
+        if accepted && outcome.matches.len() < config.top_n {
+            outcome.matches.push(song);
+        } else if !accepted && outcome.matches.is_empty() && outcome.best_rejected.is_none() {
+            outcome.best_rejected = Some(song);
+        }
+    }
+    outcome
+}
+
+/// Songs re-scored exactly after a budgeted lookup.
+const VERIFIED_CANDIDATES: usize = 8;
+
+/// Best first: more aligned landmarks, then higher confidence, then the lower id.
+fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
+    b.aligned
+        .cmp(&a.aligned)
+        .then(b.confidence.total_cmp(&a.confidence))
+        .then(a.song_id.cmp(&b.song_id))
+}
+
+/// Looks up every landmark of `lookup` and scores the songs hit, best first, as
+/// (span index, score). `query_landmarks` is the query size the confidence is computed for.
+fn score_by_lookup(
+    index: &InvertedIndex,
+    lookup: &[Landmark],
+    query_landmarks: usize,
+    config: &MatchConfig,
+) -> (Vec<(usize, ScoredSong)>, usize) {
     // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference
     // and, within one, by query frame, so distinct aligned frames can be counted too.
-    let mut hits_sorted: Vec<u64> = Vec::with_capacity(landmarks.len() * 8);
-    for landmark in &landmarks {
+    let mut hits_sorted: Vec<u64> = Vec::with_capacity(lookup.len() * 8);
+    for landmark in lookup {
         index.for_each_posting(landmark.key, |global| {
             if let Some(diff) = global.checked_sub(landmark.frame) {
                 hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
@@ -105,48 +162,26 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
     }
     sort_by_difference(&mut hits_sorted);
     let hits = hits_sorted.len();
-
-    // Run-length encode: distinct difference values, their counts, and where their hits start.
-    let mut values: Vec<u32> = Vec::new();
-    let mut counts: Vec<u32> = Vec::new();
-    let mut starts: Vec<usize> = Vec::new();
-    for (i, &hit) in hits_sorted.iter().enumerate() {
-        let d = (hit >> 32) as u32;
-        if values.last() == Some(&d) {
-            if let Some(c) = counts.last_mut() {
-                *c += 1;
-            }
-        } else {
-            values.push(d);
-            counts.push(1);
-            starts.push(i);
-        }
-    }
+    let runs = Runs::of(&hits_sorted);
 
     // One sweep over the sorted differences: the best bin (value ± 1) of each song, and each
     // song's total hits (its own chance level).
-    let floor = config.min_aligned.max(2) as u32 / 2;
+    let floor = aligned_floor(config);
     let spans = index.spans();
     let mut span_idx = 0usize;
     // Per span: total hits, and the best window as (count, index into `values`).
     let mut song_hits: Vec<u32> = vec![0; spans.len()];
     let mut best: Vec<(u32, usize)> = vec![(0, 0); spans.len()];
-    for i in 0..values.len() {
-        let probe = values[i].saturating_add(SONG_GAP_FRAMES / 2);
+    for i in 0..runs.values.len() {
+        let probe = runs.values[i].saturating_add(SONG_GAP_FRAMES / 2);
         while spans.get(span_idx + 1).is_some_and(|s| s.base <= probe) {
             span_idx += 1;
         }
         if spans.get(span_idx).is_none_or(|s| s.base > probe) {
             continue;
         }
-        song_hits[span_idx] += counts[i];
-        let mut window = counts[i];
-        if i > 0 && values[i - 1] + 1 == values[i] {
-            window += counts[i - 1];
-        }
-        if i + 1 < values.len() && values[i + 1] == values[i] + 1 {
-            window += counts[i + 1];
-        }
+        song_hits[span_idx] += runs.counts[i];
+        let window = runs.window(i);
         if window >= floor && window > best[span_idx].0 {
             best[span_idx] = (window, i);
         }
@@ -163,72 +198,244 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
         best.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1));
         best.truncate(keep);
     }
-
-    let mut scored: Vec<ScoredSong> = best
+    let mut scored: Vec<(usize, ScoredSong)> = best
         .into_iter()
         .filter_map(|(span_idx, window, i)| {
             let span = spans.get(span_idx)?;
-            let song_id = span.song_id;
-            let mut weight = 0.0;
-            let mut sum = 0.0;
-            for j in i.saturating_sub(1)..(i + 2).min(values.len()) {
-                if values[j].abs_diff(values[i]) <= 1 {
-                    weight += f64::from(counts[j]);
-                    sum += f64::from(counts[j]) * f64::from(values[j]);
-                }
-            }
-            let offset_frames = sum / weight.max(1.0) - f64::from(span.base);
-            // Distinct query frames among the aligned hits, and the time they span.
-            let mut frames: Vec<u32> = Vec::new();
-            for j in i.saturating_sub(1)..(i + 2).min(values.len()) {
-                if values[j].abs_diff(values[i]) <= 1 {
-                    let end = starts.get(j + 1).copied().unwrap_or(hits_sorted.len());
-                    frames.extend(hits_sorted[starts[j]..end].iter().map(|&h| h as u32));
-                }
-            }
-            frames.sort_unstable();
-            frames.dedup();
-            let aligned_frames = frames.len();
-            let spread_frames =
-                frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
-            Some(ScoredSong {
-                song_id,
-                aligned_frames,
-                spread_frames,
-                aligned: window as usize,
-                offset_frames,
-                song_hits: song_hits[span_idx] as usize,
-                confidence: confidence(
-                    window as usize,
-                    aligned_frames,
-                    song_hits[span_idx] as usize,
-                    f64::from(span.num_frames),
-                    landmarks.len(),
-                ),
-            })
+            let song = runs.song_score(
+                span,
+                &hits_sorted,
+                i,
+                window,
+                song_hits[span_idx],
+                query_landmarks,
+            );
+            Some((span_idx, song))
         })
         .collect();
-    scored.sort_by(|a, b| {
-        b.aligned
-            .cmp(&a.aligned)
-            .then(b.confidence.total_cmp(&a.confidence))
-            .then(a.song_id.cmp(&b.song_id))
-    });
+    scored.sort_by(|a, b| by_rank(&a.1, &b.1));
+    (scored, hits)
+}
 
-    let mut outcome = ScoreOutcome {
-        query_landmarks: landmarks.len(),
-        hits,
-        ..ScoreOutcome::default()
-    };
-    for song in scored {
-        let accepted = song.aligned >= config.min_aligned && song.confidence >= config.threshold;
-        if accepted && outcome.matches.len() < config.top_n {
-            outcome.matches.push(song);
-        } else if !accepted && outcome.matches.is_empty() && outcome.best_rejected.is_none() {
-            outcome.best_rejected = Some(song);
+/// Fewer aligned landmarks than this in a song's best bin and it is not a candidate.
+fn aligned_floor(config: &MatchConfig) -> u32 {
+    config.min_aligned.max(2) as u32 / 2
+}
+
+/// Scores one song against every landmark of the query, from the song's own landmarks
+/// (regenerated from the peaks the index keeps) rather than from the postings: the hits are
+/// those a full lookup would give for this song, found in one pass over the song.
+fn score_song_exactly(
+    index: &InvertedIndex,
+    span_idx: usize,
+    landmarks: &[Landmark],
+    table: &KeyTable,
+    config: &MatchConfig,
+) -> Option<ScoredSong> {
+    let span = index.spans().get(span_idx)?;
+    let mut song_landmarks = Vec::new();
+    index.song_landmarks(span, &mut song_landmarks);
+    let mut hits_sorted = Vec::new();
+    for song_landmark in &song_landmarks {
+        let global = span.base + song_landmark.frame;
+        for query_landmark in table.matching(song_landmark.key, landmarks) {
+            if let Some(diff) = global.checked_sub(query_landmark.frame) {
+                hits_sorted.push(u64::from(diff) << 32 | u64::from(query_landmark.frame));
+            }
         }
     }
-    outcome
+    hits_sorted.sort_unstable();
+    let runs = Runs::of(&hits_sorted);
+    let (window, i) = (0..runs.values.len())
+        .map(|i| (runs.window(i), i))
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))?;
+    if window < aligned_floor(config) {
+        return None;
+    }
+    Some(runs.song_score(
+        span,
+        &hits_sorted,
+        i,
+        window,
+        hits_sorted.len() as u32,
+        landmarks.len(),
+    ))
+}
+
+/// Run-length encoding of hits sorted by difference: the distinct differences, how many
+/// hits each has, and where they start.
+struct Runs {
+    values: Vec<u32>,
+    counts: Vec<u32>,
+    starts: Vec<usize>,
+}
+
+impl Runs {
+    fn of(hits_sorted: &[u64]) -> Self {
+        let mut runs = Runs {
+            values: Vec::new(),
+            counts: Vec::new(),
+            starts: Vec::new(),
+        };
+        for (i, &hit) in hits_sorted.iter().enumerate() {
+            let d = (hit >> 32) as u32;
+            if runs.values.last() == Some(&d) {
+                if let Some(c) = runs.counts.last_mut() {
+                    *c += 1;
+                }
+            } else {
+                runs.values.push(d);
+                runs.counts.push(1);
+                runs.starts.push(i);
+            }
+        }
+        runs
+    }
+
+    /// Hits in the bin of width 3 centred on run `i`.
+    fn window(&self, i: usize) -> u32 {
+        let mut window = self.counts[i];
+        if i > 0 && self.values[i - 1] + 1 == self.values[i] {
+            window += self.counts[i - 1];
+        }
+        if i + 1 < self.values.len() && self.values[i + 1] == self.values[i] + 1 {
+            window += self.counts[i + 1];
+        }
+        window
+    }
+
+    /// The full score of a song whose best bin is centred on run `i`.
+    fn song_score(
+        &self,
+        span: &SongSpan,
+        hits_sorted: &[u64],
+        i: usize,
+        window: u32,
+        song_hits: u32,
+        query_landmarks: usize,
+    ) -> ScoredSong {
+        let bin = i.saturating_sub(1)..(i + 2).min(self.values.len());
+        let in_bin = |j: &usize| self.values[*j].abs_diff(self.values[i]) <= 1;
+        let mut weight = 0.0;
+        let mut sum = 0.0;
+        for j in bin.clone().filter(in_bin) {
+            weight += f64::from(self.counts[j]);
+            sum += f64::from(self.counts[j]) * f64::from(self.values[j]);
+        }
+        let offset_frames = sum / weight.max(1.0) - f64::from(span.base);
+        // Distinct query frames among the aligned hits, and the time they span.
+        let mut frames: Vec<u32> = Vec::new();
+        for j in bin.filter(in_bin) {
+            let end = self.starts.get(j + 1).copied().unwrap_or(hits_sorted.len());
+            frames.extend(hits_sorted[self.starts[j]..end].iter().map(|&h| h as u32));
+        }
+        frames.sort_unstable();
+        frames.dedup();
+        let aligned_frames = frames.len();
+        let spread_frames =
+            frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
+        ScoredSong {
+            song_id: span.song_id,
+            aligned_frames,
+            spread_frames,
+            aligned: window as usize,
+            offset_frames,
+            song_hits: song_hits as usize,
+            confidence: confidence(
+                window as usize,
+                aligned_frames,
+                song_hits as usize,
+                f64::from(span.num_frames),
+                query_landmarks,
+            ),
+        }
+    }
+}
+
+/// The query's landmarks by key: an open-addressing table from a key to the range of
+/// landmarks with that key in the query's sorted list.
+struct KeyTable {
+    slots: Vec<(u32, u32, u32)>,
+    mask: usize,
+}
+
+impl KeyTable {
+    const EMPTY: u32 = u32::MAX;
+
+    /// `landmarks` sorted by key.
+    fn new(landmarks: &[Landmark]) -> Self {
+        let capacity = (landmarks.len() * 2).next_power_of_two().max(16);
+        let mut table = KeyTable {
+            slots: vec![(Self::EMPTY, 0, 0); capacity],
+            mask: capacity - 1,
+        };
+        let mut start = 0;
+        while start < landmarks.len() {
+            let key = landmarks[start].key;
+            let end = start + landmarks[start..].partition_point(|l| l.key == key);
+            let mut slot = Self::hash(key) & table.mask;
+            while table.slots[slot].0 != Self::EMPTY {
+                slot = (slot + 1) & table.mask;
+            }
+            table.slots[slot] = (key, start as u32, end as u32);
+            start = end;
+        }
+        table
+    }
+
+    fn hash(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> 7) as usize
+    }
+
+    /// The landmarks of `landmarks` (the list the table was built from) with this key.
+    fn matching<'a>(&self, key: u32, landmarks: &'a [Landmark]) -> &'a [Landmark] {
+        let mut slot = Self::hash(key) & self.mask;
+        loop {
+            let (k, start, end) = self.slots[slot];
+            if k == key {
+                return &landmarks[start as usize..end as usize];
+            }
+            if k == Self::EMPTY {
+                return &[];
+            }
+            slot = (slot + 1) & self.mask;
+        }
+    }
+}
+
+/// The query landmarks to look up when the whole query would hit more postings than
+/// `hits_per_landmark` per landmark (`None`: look up everything). A key shared by thousands of
+/// songs puts one hit in each and almost never on the right song's diagonal; keeping the rarer
+/// keys first bounds the work of a query in a library of any size, and the candidates they
+/// find are re-scored exactly with all the landmarks.
+fn within_hit_budget(
+    index: &InvertedIndex,
+    landmarks: &[Landmark],
+    hits_per_landmark: usize,
+) -> Option<Vec<Landmark>> {
+    if hits_per_landmark == 0 || landmarks.is_empty() {
+        return None;
+    }
+    let budget = hits_per_landmark.saturating_mul(landmarks.len());
+    let mut by_length: Vec<(usize, Landmark)> = landmarks
+        .iter()
+        .map(|l| (index.posting_len(l.key), *l))
+        .collect();
+    let total: usize = by_length.iter().map(|(len, _)| len).sum();
+    if total <= budget {
+        return None;
+    }
+    by_length.sort_unstable_by_key(|(len, _)| *len);
+    let mut spent = 0usize;
+    let mut rare = Vec::new();
+    for (len, landmark) in by_length {
+        spent += len;
+        if spent > budget {
+            break;
+        }
+        rare.push(landmark);
+    }
+    Some(rare)
 }
 
 /// Logistic-model weights of [`confidence`]: ln(aligned), ln(aligned frames),
@@ -324,5 +531,102 @@ mod tests {
         assert!(confidence(100, 40, 300, frames, 2_000) > 0.99);
         assert!(confidence(3, 2, 300, frames, 2_000) < 0.2);
         assert_eq!(confidence(0, 0, 0, frames, 2_000), 0.0);
+    }
+
+    use crate::engine::landmarks::{self, PairingRule};
+    use crate::engine::peaks::Peak;
+
+    /// Deterministic pseudo-random peaks: `count` peaks over `frames` frames, bins skewed low.
+    fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut peaks: Vec<Peak> = (0..count)
+            .map(|_| {
+                let u = (next() % 1000) as f64 / 1000.0;
+                Peak {
+                    frame: (next() % u64::from(frames)) as u32,
+                    bin: (u * u * 400.0) as u16,
+                }
+            })
+            .collect();
+        peaks.sort_unstable();
+        peaks.dedup();
+        peaks
+    }
+
+    #[test]
+    fn budgeted_lookup_reports_what_a_full_lookup_reports() {
+        let reference = PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        };
+        let query_rule = PairingRule {
+            fan_value: 15,
+            dt_tolerance: true,
+            ..reference
+        };
+        let songs: Vec<Vec<Peak>> = (0..300).map(|s| random_peaks(s + 1, 2_000, 900)).collect();
+        let index = InvertedIndex::build(0.032, reference, |visit| {
+            for (id, peaks) in songs.iter().enumerate() {
+                visit(id as i64, 2_000, peaks);
+            }
+        })
+        .unwrap();
+        // A clip of song 42 from frame 500 to 800, with a third of its peaks lost and
+        // foreign peaks added.
+        let mut clip: Vec<Peak> = songs[42]
+            .iter()
+            .filter(|p| (500..800).contains(&p.frame))
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, p)| Peak {
+                frame: p.frame - 500,
+                bin: p.bin,
+            })
+            .collect();
+        clip.extend(random_peaks(999, 300, 80));
+        clip.sort_unstable();
+        clip.dedup();
+        let mut query = Vec::new();
+        landmarks::landmarks(&clip, query_rule, &mut query);
+
+        let full = MatchConfig {
+            hits_per_landmark: 0,
+            threshold: 0.0,
+            ..MatchConfig::default()
+        };
+        let budgeted = MatchConfig {
+            hits_per_landmark: 1,
+            ..full.clone()
+        };
+        let all = score(&index, &query, &full);
+        let cut = score(&index, &query, &budgeted);
+        assert!(
+            cut.hits < all.hits / 2,
+            "the budget cut the lookups: {} vs {}",
+            cut.hits,
+            all.hits
+        );
+        let (a, b) = (&all.matches[0], &cut.matches[0]);
+        assert_eq!(a.song_id, 42);
+        assert_eq!(b.song_id, 42);
+        assert_eq!(a.aligned, b.aligned);
+        assert_eq!(a.aligned_frames, b.aligned_frames);
+        // The song's chance level may differ by a few hits: a full lookup files a hit under
+        // the song its offset falls in, the exact re-scoring under the song it came from.
+        assert!(
+            a.song_hits.abs_diff(b.song_hits) * 50 <= a.song_hits,
+            "{a:?} vs {b:?}"
+        );
+        assert!((a.offset_frames - 500.0).abs() < 1.0, "{}", a.offset_frames);
+        assert!((a.offset_frames - b.offset_frames).abs() < 1e-9);
+        assert!((a.confidence - b.confidence).abs() < 0.01, "{a:?} vs {b:?}");
     }
 }

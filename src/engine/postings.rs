@@ -8,10 +8,15 @@
 //! into `entries`), built with a counting sort. Songs added later go to a small sorted side list
 //! that is merged in once it grows; removed songs are filtered out at query time and dropped at
 //! the next merge. The index is derived data: it is rebuilt from the store's peaks at open.
+//!
+//! The index also keeps every song's peaks (4 bytes each, a quarter of its postings), so that a
+//! query can re-check a few candidate songs exactly against all their landmarks without
+//! looking up every key in the whole library (see the matcher's hit budget).
 
 use std::collections::HashSet;
 
-use super::landmarks::{KEY_SPACE, Landmark};
+use super::landmarks::{self, BIN_BITS, KEY_SPACE, Landmark, PairingRule};
+use super::peaks::Peak;
 
 /// Frames left empty between two songs on the global timeline, so that a clip aligned slightly
 /// before a song's start still falls to that song.
@@ -26,6 +31,10 @@ pub struct SongSpan {
     pub base: u32,
     /// Number of frames.
     pub num_frames: u32,
+    /// Where the song's peaks start in the forward store.
+    peaks_start: usize,
+    /// Number of the song's peaks.
+    peaks_len: u32,
 }
 
 /// Errors of the inverted index.
@@ -37,6 +46,28 @@ pub enum PostingsError {
         /// Capacity in hours.
         max_hours: f64,
     },
+    /// One song is longer than the forward store can address.
+    #[error("a song of more than {max_hours:.0} hours cannot be indexed")]
+    SongTooLong {
+        /// Longest song, in hours.
+        max_hours: f64,
+    },
+}
+
+/// Frames a song may have: its peaks are stored as `frame << PEAK_BIN_BITS | bin` in a `u32`
+/// (bins fit the key's anchor-bin field, which the configuration checks).
+const PEAK_BIN_BITS: u32 = BIN_BITS;
+const MAX_SONG_FRAMES: u32 = 1 << (32 - PEAK_BIN_BITS);
+
+fn pack_peak(peak: &Peak) -> u32 {
+    peak.frame << PEAK_BIN_BITS | u32::from(peak.bin)
+}
+
+fn unpack_peak(packed: u32) -> Peak {
+    Peak {
+        frame: packed >> PEAK_BIN_BITS,
+        bin: (packed & ((1 << PEAK_BIN_BITS) - 1)) as u16,
+    }
 }
 
 /// Inverted index over landmark keys.
@@ -52,11 +83,16 @@ pub struct InvertedIndex {
     removed: HashSet<i64>,
     next_base: u32,
     frame_secs: f64,
+    /// How songs' peaks are paired into landmarks.
+    rule: PairingRule,
+    /// Every song's peaks, packed, in span order.
+    forward: Vec<u32>,
 }
 
 impl InvertedIndex {
-    /// An empty index; `frame_secs` is only used to state capacity in errors.
-    pub fn new(frame_secs: f64) -> Self {
+    /// An empty index whose songs are paired with `rule`; `frame_secs` is only used to state
+    /// capacity in errors.
+    pub fn new(frame_secs: f64, rule: PairingRule) -> Self {
         Self {
             offsets: Vec::new(),
             entries: Vec::new(),
@@ -66,29 +102,44 @@ impl InvertedIndex {
             removed: HashSet::new(),
             next_base: 0,
             frame_secs,
+            rule,
+            forward: Vec::new(),
         }
     }
 
-    /// Builds the index in one go. `visit` is called twice and must present the same songs
-    /// in the same order both times: once to count keys, once to fill the postings.
-    pub fn build<F>(frame_secs: f64, mut visit: F) -> Result<Self, PostingsError>
+    /// Builds the index in one go from songs' peaks. `visit` is called twice and must present
+    /// the same songs in the same order both times: once to count keys, once to fill the
+    /// postings.
+    pub fn build<F>(frame_secs: f64, rule: PairingRule, mut visit: F) -> Result<Self, PostingsError>
     where
-        F: FnMut(&mut dyn FnMut(i64, u32, &[Landmark])),
+        F: FnMut(&mut dyn FnMut(i64, u32, &[Peak])),
     {
-        let mut index = Self::new(frame_secs);
+        let mut index = Self::new(frame_secs, rule);
         let mut counts = vec![0u32; KEY_SPACE + 1];
         let mut spans = Vec::new();
+        let mut forward = Vec::new();
         let mut next_base = 0u32;
         let mut overflow = false;
-        visit(&mut |song_id, num_frames, landmarks| {
-            for landmark in landmarks {
+        let mut too_long = false;
+        let mut landmarks = Vec::new();
+        visit(&mut |song_id, num_frames, peaks| {
+            if num_frames >= MAX_SONG_FRAMES || peaks.iter().any(|p| p.frame >= MAX_SONG_FRAMES) {
+                too_long = true;
+                return;
+            }
+            landmarks.clear();
+            landmarks::landmarks(peaks, rule, &mut landmarks);
+            for landmark in &landmarks {
                 counts[landmark.key as usize + 1] += 1;
             }
             spans.push(SongSpan {
                 song_id,
                 base: next_base,
                 num_frames,
+                peaks_start: forward.len(),
+                peaks_len: peaks.len() as u32,
             });
+            forward.extend(peaks.iter().map(pack_peak));
             match next_base
                 .checked_add(num_frames)
                 .and_then(|b| b.checked_add(SONG_GAP_FRAMES))
@@ -100,6 +151,9 @@ impl InvertedIndex {
         if overflow {
             return Err(index.full());
         }
+        if too_long {
+            return Err(index.too_long());
+        }
         for key in 0..KEY_SPACE {
             counts[key + 1] += counts[key];
         }
@@ -107,7 +161,7 @@ impl InvertedIndex {
         let mut entries = vec![0u32; total];
         let mut cursor = counts.clone();
         let mut song_index = 0usize;
-        visit(&mut |song_id, _num_frames, landmarks| {
+        visit(&mut |song_id, _num_frames, peaks| {
             // The second pass must present the songs of the first; anything else is skipped
             // rather than written into another song's slots.
             let Some(span) = spans.get(song_index).filter(|s| s.song_id == song_id) else {
@@ -115,7 +169,9 @@ impl InvertedIndex {
             };
             let base = span.base;
             song_index += 1;
-            for landmark in landmarks {
+            landmarks.clear();
+            landmarks::landmarks(peaks, rule, &mut landmarks);
+            for landmark in &landmarks {
                 let key = landmark.key as usize;
                 let slot = &mut cursor[key];
                 if *slot < counts[key + 1] {
@@ -127,6 +183,7 @@ impl InvertedIndex {
         index.offsets = counts;
         index.entries = entries;
         index.spans = spans;
+        index.forward = forward;
         index.next_base = next_base;
         Ok(index)
     }
@@ -137,13 +194,27 @@ impl InvertedIndex {
         }
     }
 
-    /// Adds one song's landmarks.
+    fn too_long(&self) -> PostingsError {
+        PostingsError::SongTooLong {
+            max_hours: f64::from(MAX_SONG_FRAMES) * self.frame_secs / 3600.0,
+        }
+    }
+
+    /// The rule songs' peaks are paired with.
+    pub fn rule(&self) -> PairingRule {
+        self.rule
+    }
+
+    /// Adds one song from its peaks.
     pub fn add_song(
         &mut self,
         song_id: i64,
         num_frames: u32,
-        landmarks: &[Landmark],
+        peaks: &[Peak],
     ) -> Result<(), PostingsError> {
+        if num_frames >= MAX_SONG_FRAMES || peaks.iter().any(|p| p.frame >= MAX_SONG_FRAMES) {
+            return Err(self.too_long());
+        }
         let base = self.next_base;
         let next = base
             .checked_add(num_frames)
@@ -154,7 +225,12 @@ impl InvertedIndex {
             song_id,
             base,
             num_frames,
+            peaks_start: self.forward.len(),
+            peaks_len: peaks.len() as u32,
         });
+        self.forward.extend(peaks.iter().map(pack_peak));
+        let mut landmarks = Vec::new();
+        landmarks::landmarks(peaks, self.rule, &mut landmarks);
         self.pending
             .extend(landmarks.iter().map(|l| (l.key, base + l.frame)));
         if self.pending.len() > (self.entries.len() / 4).max(4_000_000) {
@@ -220,7 +296,31 @@ impl InvertedIndex {
         self.pending.clear();
         self.pending_sorted = 0;
         self.spans.retain(|s| !self.removed.contains(&s.song_id));
+        if !self.removed.is_empty() {
+            let mut forward = Vec::with_capacity(self.forward.len());
+            for span in &mut self.spans {
+                let start = forward.len();
+                forward.extend_from_slice(
+                    &self.forward[span.peaks_start..span.peaks_start + span.peaks_len as usize],
+                );
+                span.peaks_start = start;
+            }
+            self.forward = forward;
+        }
         self.removed.clear();
+    }
+
+    /// A song's peaks, in time order.
+    pub fn song_peaks(&self, span: &SongSpan) -> impl Iterator<Item = Peak> + '_ {
+        self.forward[span.peaks_start..span.peaks_start + span.peaks_len as usize]
+            .iter()
+            .map(|&packed| unpack_peak(packed))
+    }
+
+    /// Appends a song's landmarks (the same the index holds for it) to `out`.
+    pub fn song_landmarks(&self, span: &SongSpan, out: &mut Vec<Landmark>) {
+        let peaks: Vec<Peak> = self.song_peaks(span).collect();
+        landmarks::landmarks(&peaks, self.rule, out);
     }
 
     /// Sorts the side list so lookups can binary-search all of it. Lookups are correct without
@@ -229,6 +329,16 @@ impl InvertedIndex {
         if self.pending_sorted < self.pending.len() {
             self.pending.sort_unstable();
             self.pending_sorted = self.pending.len();
+        }
+    }
+
+    /// Length of a key's posting list in the merged index (the side list not counted): what a
+    /// lookup of the key will cost, and how common the key is.
+    pub fn posting_len(&self, key: u32) -> usize {
+        let key = key as usize;
+        match (self.offsets.get(key), self.offsets.get(key + 1)) {
+            (Some(&a), Some(&b)) => (b - a) as usize,
+            _ => 0,
         }
     }
 
@@ -315,6 +425,7 @@ impl InvertedIndex {
         self.offsets.capacity() * 4
             + self.entries.capacity() * 4
             + self.pending.capacity() * 8
+            + self.forward.capacity() * 4
             + self.spans.capacity() * std::mem::size_of::<SongSpan>()
     }
 }
@@ -323,48 +434,86 @@ impl InvertedIndex {
 mod tests {
     use super::*;
 
-    fn lm(key: u32, frame: u32) -> Landmark {
-        Landmark { key, frame }
+    fn rule() -> PairingRule {
+        PairingRule {
+            fan_value: 1,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        }
+    }
+
+    fn peak(frame: u32, bin: u16) -> Peak {
+        Peak { frame, bin }
     }
 
     #[test]
     fn build_add_remove_and_merge_agree() {
-        let songs: Vec<(i64, u32, Vec<Landmark>)> = vec![
-            (7, 100, vec![lm(5, 0), lm(5, 10), lm(9, 3)]),
-            (8, 50, vec![lm(5, 1), lm(1, 2)]),
+        // Song 7: two pairs with the key of (bin 10 -> 12, dt 2) at frames 0 and 10.
+        // Song 8: the same pair at its frame 1.
+        let songs: Vec<(i64, u32, Vec<Peak>)> = vec![
+            (
+                7,
+                100,
+                vec![peak(0, 10), peak(2, 12), peak(10, 10), peak(12, 12)],
+            ),
+            (8, 50, vec![peak(1, 10), peak(3, 12)]),
         ];
-        let built = InvertedIndex::build(0.032, |visit| {
-            for (id, frames, lms) in &songs {
-                visit(*id, *frames, lms);
+        let key = landmarks::pack_key(10, 2, 2);
+        let built = InvertedIndex::build(0.032, rule(), |visit| {
+            for (id, frames, peaks) in &songs {
+                visit(*id, *frames, peaks);
             }
         })
         .unwrap();
-        let mut incremental = InvertedIndex::new(0.032);
-        for (id, frames, lms) in &songs {
-            incremental.add_song(*id, *frames, lms).unwrap();
+        let mut incremental = InvertedIndex::new(0.032, rule());
+        for (id, frames, peaks) in &songs {
+            incremental.add_song(*id, *frames, peaks).unwrap();
         }
         let unprepared_hits = {
             let mut got = Vec::new();
-            incremental.for_each_posting(5, |f| got.push(f));
+            incremental.for_each_posting(key, |f| got.push(f));
             got.sort_unstable();
             got
         };
         incremental.prepare();
-        assert_eq!(unprepared_hits, vec![0, 10, 100 + SONG_GAP_FRAMES + 1]);
+        let song_8_base = 100 + SONG_GAP_FRAMES;
+        assert_eq!(unprepared_hits, vec![0, 10, song_8_base + 1]);
         for index in [&built, &incremental] {
             let mut got = Vec::new();
-            index.for_each_posting(5, |f| got.push(f));
+            index.for_each_posting(key, |f| got.push(f));
             got.sort_unstable();
-            assert_eq!(got, vec![0, 10, 100 + SONG_GAP_FRAMES + 1]);
-            assert_eq!(index.song_at(100 + SONG_GAP_FRAMES + 1).unwrap().song_id, 8);
+            assert_eq!(got, vec![0, 10, song_8_base + 1]);
+            assert_eq!(index.song_at(song_8_base + 1).unwrap().song_id, 8);
             assert_eq!(index.song_at(3).unwrap().song_id, 7);
+            let span = *index.span_of(8).unwrap();
+            assert_eq!(index.song_peaks(&span).collect::<Vec<_>>(), songs[1].2);
         }
+        assert_eq!(built.posting_len(key), 3);
         assert!(incremental.remove_song(7));
         assert!(incremental.song_at(3).is_none());
         incremental.merge();
         let mut got = Vec::new();
-        incremental.for_each_posting(5, |f| got.push(f));
-        assert_eq!(got, vec![100 + SONG_GAP_FRAMES + 1]);
+        incremental.for_each_posting(key, |f| got.push(f));
+        assert_eq!(got, vec![song_8_base + 1]);
         assert_eq!(incremental.song_count(), 1);
+        // The forward store was compacted and still gives song 8's peaks and landmarks.
+        let span = *incremental.span_of(8).unwrap();
+        assert_eq!(
+            incremental.song_peaks(&span).collect::<Vec<_>>(),
+            songs[1].2
+        );
+        let mut song_landmarks = Vec::new();
+        incremental.song_landmarks(&span, &mut song_landmarks);
+        assert_eq!(song_landmarks, vec![Landmark { key, frame: 1 }]);
+    }
+
+    #[test]
+    fn songs_too_long_for_the_forward_store_are_refused() {
+        let mut index = InvertedIndex::new(0.032, rule());
+        let err = index
+            .add_song(1, MAX_SONG_FRAMES, &[peak(0, 1)])
+            .unwrap_err();
+        assert!(matches!(err, PostingsError::SongTooLong { .. }));
     }
 }
