@@ -452,3 +452,39 @@ fn an_unreadable_index_is_reported_not_fatal() {
         _ => None,
     });
 }
+
+/// Nice value of this process's thread named `name` (Linux /proc), if there is one.
+#[cfg(target_os = "linux")]
+fn nice_of_thread(name: &str) -> Option<i64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised command: state is field 3, nice is field 19.
+        let after_comm = &stat[stat.rfind(')')? + 2..];
+        return after_comm.split_whitespace().nth(16)?.parse().ok();
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn worker_runs_below_the_window_priority() {
+    let worker = spawn(StorageKind::Memory);
+    // The worker answers once its thread is running.
+    library_rows(&worker);
+    let worker_nice = nice_of_thread("audiofp-worker").expect("the worker thread");
+    let own_nice = nice_of_thread(
+        std::thread::current()
+            .name()
+            .map(|n| &n[..n.len().min(15)])
+            .unwrap_or(""),
+    )
+    .unwrap_or(0);
+    assert!(
+        worker_nice > own_nice,
+        "worker nice {worker_nice}, caller nice {own_nice}"
+    );
+}

@@ -155,6 +155,7 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new()
             .name("audiofp-worker".to_string())
             .spawn(move || {
+                yield_to_the_window();
                 let mut worker = Worker::open(config, request_rx, sink, thread_shutdown);
                 worker.run();
             })?;
@@ -1044,4 +1045,19 @@ pub fn spectrogram_palette() -> [egui::Color32; 256] {
         *slot = egui::Color32::from_rgb(mix(c0[0], c1[0]), mix(c0[1], c1[1]), mix(c0[2], c1[2]));
     }
     palette
+}
+
+/// Indexing keeps every core busy, and the window must still get its frames on time: the
+/// worker thread runs at a lower scheduling priority (nice 9 on Linux), and so do the analysis
+/// threads it starts, which inherit it. Nothing is lost when this fails; the work just
+/// competes with the window on equal terms.
+fn yield_to_the_window() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // thread-priority maps 0..=99 onto nice 19..=-20: 23 is nice 9.
+    let priority = ThreadPriorityValue::try_from(23u8).map(ThreadPriority::Crossplatform);
+    if let Ok(priority) = priority
+        && let Err(err) = thread_priority::set_current_thread_priority(priority)
+    {
+        tracing::debug!("could not lower the worker's priority: {err:?}");
+    }
 }
