@@ -32,6 +32,11 @@ pub struct BenchArgs {
     /// on the same index, to show the speed/recall trade-off.
     #[arg(long, value_name = "B", value_delimiter = ',')]
     pub hit_budgets: Vec<usize>,
+    /// With `--scale N`: instead of measuring, write a SQLite index of the first 20 corpus
+    /// songs plus N generated fingerprints to this new file (for load-testing `audiofp serve`
+    /// on a large library).
+    #[arg(long, value_name = "PATH")]
+    pub write_db: Option<PathBuf>,
     /// Only clips with these distortions (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -59,6 +64,9 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    if let Some(path) = &args.write_db {
+        return write_scale_db(args, path, &config, &match_config);
+    }
     if !args.scale.is_empty() {
         return run_scale(args, &config, &match_config);
     }
@@ -187,6 +195,70 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    Ok(EXIT_OK)
+}
+
+/// Writes the first 20 corpus songs and `--scale N` generated fingerprints into a new index.
+fn write_scale_db(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    config: &crate::config::FingerprintConfig,
+    match_config: &crate::config::MatchConfig,
+) -> anyhow::Result<u8> {
+    use crate::index::{NewSong, OpenMode, StorageKind};
+    use crate::library::Library;
+    let [songs] = args.scale[..] else {
+        anyhow::bail!("--write-db needs exactly one --scale N");
+    };
+    anyhow::ensure!(
+        !path.exists(),
+        "{} exists; --write-db makes a new index",
+        path.display()
+    );
+    let mut library = Library::open(
+        &StorageKind::Sqlite(path.to_path_buf()),
+        config,
+        match_config,
+        OpenMode::CreateIfMissing,
+    )?;
+    let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
+    refs.sort();
+    refs.truncate(20);
+    let summary = crate::indexer::index_files(&mut library, refs, 2, &CancelToken::new(), |_| {})?;
+    anyhow::ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let stats = library.store().stats()?;
+    let density = stats.peaks as f64 / stats.total_secs.max(1.0);
+    let generator = bench::SongGenerator::new(config, density);
+    let mut peaks = Vec::new();
+    for song in 0..songs {
+        generator.peaks(song, &mut peaks);
+        let fingerprint = engine::Fingerprint {
+            peaks: std::mem::take(&mut peaks),
+            num_frames: generator.frames_per_song,
+            duration_secs: bench::SongGenerator::SONG_SECS,
+        };
+        let new_song = NewSong {
+            title: format!("Generated {song:06}"),
+            artist: Some("audiofp bench".to_string()),
+            album: None,
+            duration_secs: fingerprint.duration_secs,
+            path: None,
+            file_size: None,
+            file_mtime: None,
+            content_hash: format!("generated-{song}"),
+            added_at: None,
+        };
+        library.add(&new_song, &fingerprint)?;
+        peaks = fingerprint.peaks;
+        if (song + 1) % 1000 == 0 {
+            eprintln!("bench: {} / {songs} generated songs written", song + 1);
+        }
+    }
+    println!(
+        "{}: {} corpus songs + {songs} generated ({density:.1} peaks/s)",
+        path.display(),
+        summary.indexed
+    );
     Ok(EXIT_OK)
 }
 
