@@ -262,6 +262,11 @@ pub fn index_files(
     }
     library.prepare();
     library.store().flush()?;
+    if summary.indexed > 0 {
+        // The next process to open the library (a one-shot `audiofp identify`) loads this
+        // instead of rebuilding the index from every song.
+        library.save_index()?;
+    }
     summary.cancelled = cancel.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)

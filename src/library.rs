@@ -2,7 +2,7 @@
 //! in-memory inverted index derived from it, with the analysis settings. It is the one type the
 //! CLI, the GUI worker and the server talk to.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::matcher::{self, ScoreOutcome};
-use crate::engine::postings::{InvertedIndex, PostingsError};
+use crate::engine::postings::{InvertedIndex, PostingsError, Stamp};
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
 use crate::index::{IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, open_store};
 
@@ -103,6 +103,8 @@ pub struct Library {
     index: InvertedIndex,
     config: FingerprintConfig,
     match_config: MatchConfig,
+    /// Where the inverted index is saved between runs (SQLite stores only).
+    index_file: Option<PathBuf>,
 }
 
 impl Library {
@@ -123,13 +125,44 @@ impl Library {
         match_config: &MatchConfig,
     ) -> Result<Self, LibraryError> {
         let config = store.fingerprint_config().clone();
-        let index = build_index(store.as_ref(), &config, match_config)?;
+        let index_file = index_file_of(store.as_ref());
+        let index = match index_file
+            .as_deref()
+            .and_then(|path| read_index_file(store.as_ref(), &config, match_config, path))
+        {
+            Some(index) => index,
+            None => {
+                let (mut index, stamp) = build_index(store.as_ref(), &config, match_config)?;
+                if let Some(path) = &index_file {
+                    write_index_file(&mut index, &stamp, path);
+                }
+                index
+            }
+        };
         Ok(Self {
             store: Mutex::new(store),
             index,
             config,
             match_config: match_config.clone(),
+            index_file,
         })
+    }
+
+    /// Saves the inverted index beside the database, so that the next process to open the
+    /// library loads it instead of rebuilding it (call after changing the library). Failing
+    /// to save loses nothing: the next open rebuilds, as without the file.
+    pub fn save_index(&mut self) -> Result<(), LibraryError> {
+        let Some(path) = self.index_file.clone() else {
+            return Ok(());
+        };
+        let stamp = {
+            let store = self.store();
+            let mut stamp = Ok([0u8; 32]);
+            store.with_snapshot(&mut || stamp = store.content_stamp())?;
+            stamp?
+        };
+        write_index_file(&mut self.index, &stamp, &path);
+        Ok(())
     }
 
     /// The store of record (locked while the guard lives).
@@ -141,7 +174,7 @@ impl Library {
 
     /// Rebuilds the in-memory index from the store (after an import).
     pub fn reload(&mut self) -> Result<(), LibraryError> {
-        let index = build_index(self.store().as_ref(), &self.config, &self.match_config)?;
+        let (index, _) = build_index(self.store().as_ref(), &self.config, &self.match_config)?;
         self.index = index;
         Ok(())
     }
@@ -387,18 +420,21 @@ impl Library {
     }
 }
 
+/// Builds the inverted index from the store's peaks, with the stamp of the state it read.
 fn build_index(
     store: &dyn Store,
     config: &FingerprintConfig,
     match_config: &MatchConfig,
-) -> Result<InvertedIndex, LibraryError> {
+) -> Result<(InvertedIndex, Stamp), LibraryError> {
     // Two passes (count, fill) over the stored peaks, inside one snapshot so that a song
     // committed meanwhile by another process cannot appear in one pass only. Landmarks are
     // regenerated each pass, which costs less than holding them all.
     let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let mut store_error = None;
     let mut built = None;
+    let mut stamp = Ok([0u8; 32]);
     store.with_snapshot(&mut || {
+        stamp = store.content_stamp();
         built = Some(InvertedIndex::build(config.frame_secs(), rule, |visit| {
             let result = store.for_each_fingerprint(&mut |record, peaks| {
                 visit(record.id, record.num_frames, &peaks);
@@ -411,9 +447,70 @@ fn build_index(
     if let Some(err) = store_error {
         return Err(err.into());
     }
+    let stamp = stamp?;
     match built {
-        Some(index) => Ok(index?),
-        None => Ok(InvertedIndex::new(config.frame_secs(), rule)),
+        Some(index) => Ok((index?, stamp)),
+        None => Ok((InvertedIndex::new(config.frame_secs(), rule), stamp)),
+    }
+}
+
+/// The saved inverted index of a SQLite store: `<database>.postings` beside it.
+fn index_file_of(store: &dyn Store) -> Option<PathBuf> {
+    (store.kind() == "sqlite").then(|| {
+        let mut name = store.location().into_os_string();
+        name.push(".postings");
+        PathBuf::from(name)
+    })
+}
+
+/// The saved index at `path` if it is the store's current state (`None`: rebuild).
+fn read_index_file(
+    store: &dyn Store,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    path: &Path,
+) -> Option<InvertedIndex> {
+    let file = std::fs::File::open(path).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let mut stamp = Ok([0u8; 32]);
+    store
+        .with_snapshot(&mut || stamp = store.content_stamp())
+        .ok()?;
+    let stamp = stamp.ok()?;
+    let rule = engine::pairing_rule(config, match_config, Side::Reference);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    match InvertedIndex::read_from(&mut reader, &stamp, rule, config.frame_secs(), file_len) {
+        Ok(Some(index)) => Some(index),
+        Ok(None) => {
+            tracing::debug!("{}: saved index is out of date; rebuilding", path.display());
+            None
+        }
+        Err(err) => {
+            tracing::warn!(
+                "{}: cannot read the saved index ({err}); rebuilding",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Saves `index` at `path` (through a temporary file and a rename, so a reader never sees a
+/// half-written file). Failures are logged: the file is only a cache.
+fn write_index_file(index: &mut InvertedIndex, stamp: &Stamp, path: &Path) {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = std::fs::File::create(&temporary).and_then(|file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        index.write_to(&mut out, stamp)?;
+        let file = out.into_inner().map_err(|err| err.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    });
+    if let Err(err) = written {
+        std::fs::remove_file(&temporary).ok();
+        tracing::warn!("{}: cannot save the index ({err})", path.display());
     }
 }
 

@@ -298,3 +298,40 @@ fn remove_drops_the_song_from_list_and_matches_and_unknown_ids_exit_2() {
         &expected[1..2],
     );
 }
+
+#[test]
+fn saved_index_is_loaded_when_current_and_rebuilt_when_damaged() {
+    let sandbox = Sandbox::new();
+    let (_folder, songs) = small_library(&sandbox);
+    let mut saved = sandbox.db().into_os_string();
+    saved.push(".postings");
+    let saved = PathBuf::from(saved);
+    let written = std::fs::metadata(&saved).unwrap_or_else(|e| {
+        panic!(
+            "`index` saves the inverted index at {}: {e}",
+            saved.display()
+        )
+    });
+    assert!(written.len() > 1000, "{} bytes", written.len());
+
+    let (clips, expected) = clips_of(&sandbox, &songs, "saved");
+    let (run, results) = sandbox.identify(&paths(&clips));
+    common::assert_all_match("from the saved index", &run, &results, &expected);
+
+    // A damaged file is not trusted: the index is rebuilt from the database (the answers
+    // stay right) and saved again.
+    std::fs::write(&saved, b"AFPOSTv1 and then nothing that makes sense").unwrap();
+    let (run, results) = sandbox.identify(&paths(&clips));
+    common::assert_all_match(
+        "after the saved index was damaged",
+        &run,
+        &results,
+        &expected,
+    );
+    let rewritten = std::fs::metadata(&saved).unwrap().len();
+    assert_eq!(
+        rewritten,
+        written.len(),
+        "the rebuilt index was saved again"
+    );
+}

@@ -18,6 +18,9 @@ use std::collections::HashSet;
 use super::landmarks::{self, BIN_BITS, KEY_SPACE, Landmark, PairingRule};
 use super::peaks::Peak;
 
+mod file;
+pub use file::Stamp;
+
 /// Frames left empty between two songs on the global timeline, so that a clip aligned slightly
 /// before a song's start still falls to that song.
 pub const SONG_GAP_FRAMES: u32 = 64;

@@ -126,6 +126,19 @@ pub trait Store: Send {
     ) -> Result<(), IndexError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, IndexError>;
+    /// A digest of the library's contents (every song's id, content hash, frames and peak
+    /// count, in id order): it changes whenever a song is added, removed or replaced, so it
+    /// tells whether data derived from the store (the saved inverted index) is still current.
+    fn content_stamp(&self) -> Result<[u8; 32], IndexError> {
+        let mut hasher = blake3::Hasher::new();
+        for song in self.songs()? {
+            hasher.update(&song.id.to_le_bytes());
+            hasher.update(song.content_hash.as_bytes());
+            hasher.update(&song.num_frames.to_le_bytes());
+            hasher.update(&song.num_peaks.to_le_bytes());
+        }
+        Ok(*hasher.finalize().as_bytes())
+    }
     /// Runs `read` on one consistent snapshot of the store: songs committed by other processes
     /// meanwhile are not seen half-way (two passes over the fingerprints agree).
     fn with_snapshot(&self, read: &mut dyn FnMut()) -> Result<(), IndexError> {

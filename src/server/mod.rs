@@ -397,9 +397,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     });
     // Whatever happened, leave the index compact on disk.
     let library = state.library();
-    let library = library.read().unwrap_or_else(PoisonError::into_inner);
+    let mut library = library.write().unwrap_or_else(PoisonError::into_inner);
     if let Err(err) = library.store().flush() {
         tracing::warn!("flushing the index: {err}");
+    }
+    if let Err(err) = library.save_index() {
+        tracing::warn!("saving the inverted index: {err}");
     }
     served?;
     Ok(EXIT_OK)
