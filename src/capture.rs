@@ -10,6 +10,9 @@
 //! Every failure (no input device, permission denied, the device disappearing, an
 //! unsupported format) becomes a [`CaptureEvent::Error`] with a message meant for the user; the
 //! thread then ends and drops its chunk sender, which ends the listening job. Nothing panics.
+//! A device that stops delivering audio without any error (a suspended or hung source: ALSA
+//! just blocks) is caught by a watchdog: no buffer for [`STALL_TIMEOUT`] is an error too
+//! (10 s before the first buffer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +32,18 @@ const RAW_QUEUE_LEN: usize = 64;
 const LEVEL_INTERVAL: Duration = Duration::from_millis(40);
 /// Columns of the live spectrogram per second.
 pub const LIVE_COLUMNS_PER_SEC: u32 = 40;
+/// A running stream that delivers no audio for this long has stopped working. Real devices
+/// deliver every few milliseconds; an idle PulseAudio null sink's monitor every 2 s.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The watchdog's patience for the first audio: some devices take seconds to start (a
+/// Bluetooth headset switching profile, an idle null sink's 2 s blocks).
+const FIRST_AUDIO_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the user reads when the stream stalls.
+const STALLED_MESSAGE: &str = "The microphone stopped sending audio (was it unplugged?). \
+     Check the input in Settings and start listening again.";
+/// What the user reads when a running stream fails.
+const LOST_MESSAGE: &str = "The microphone stopped working (was it unplugged, or did the sound \
+     server stop?). Check the input in Settings and start listening again.";
 /// Highest frequency of the live spectrogram.
 const LIVE_MAX_FREQ_HZ: f32 = 5000.0;
 /// Lowest frequency of the live spectrogram.
@@ -195,7 +210,7 @@ pub fn list_input_devices() -> Result<Vec<InputDevice>, String> {
     Ok(list)
 }
 
-/// A message for the user about a cpal error.
+/// A message for the user about a cpal error while opening the device.
 fn describe(err: &cpal::Error) -> String {
     use cpal::ErrorKind;
     match err.kind() {
@@ -203,7 +218,9 @@ fn describe(err: &cpal::Error) -> String {
              audiofp to record audio in your system settings, then try again."
             .to_string(),
         ErrorKind::DeviceNotAvailable => {
-            "The microphone is not available any more (was it unplugged?).".to_string()
+            "The microphone is not available (was it unplugged?). Connect it, or choose another \
+             input in Settings, and try again."
+                .to_string()
         }
         ErrorKind::HostUnavailable => {
             "No audio system is running, so there is no microphone to listen with.".to_string()
@@ -215,6 +232,21 @@ fn describe(err: &cpal::Error) -> String {
             format!("This device cannot record audio in a usable format ({err}).")
         }
         _ => format!("The microphone failed: {err}"),
+    }
+}
+
+/// A message for the user about a cpal error of a running stream, or `None` for a glitch the
+/// stream survives (an overrun, a refused real-time priority, a rerouted default device).
+///
+/// ALSA reports a vanished PulseAudio source or a stopped sound server as a bare I/O error
+/// (`BackendError`), whose text means nothing to a user: that and every other failure of a
+/// running stream read as "the microphone stopped working".
+fn describe_stream_error(err: &cpal::Error) -> Option<String> {
+    use cpal::ErrorKind;
+    match err.kind() {
+        ErrorKind::Xrun | ErrorKind::RealtimeDenied | ErrorKind::DeviceChanged => None,
+        ErrorKind::PermissionDenied | ErrorKind::DeviceBusy => Some(describe(err)),
+        _ => Some(LOST_MESSAGE.to_string()),
     }
 }
 
@@ -403,11 +435,13 @@ fn capture_main(
     let mut live = LiveSpectrum::new(sample_rate_hz);
     let mut meter = LevelMeter::default();
     let mut last_sent = Instant::now();
+    let mut watchdog = Watchdog::new();
     loop {
         select! {
             recv(stop_rx) -> _ => break,
             recv(raw_rx) -> buffer => {
                 let Ok(buffer) = buffer else { break };
+                watchdog.fed();
                 meter.push(&buffer);
                 live.push(&buffer);
                 let chunk = AudioChunk { samples: buffer.clone(), sample_rate_hz };
@@ -424,18 +458,23 @@ fn capture_main(
             },
             recv(error_rx) -> err => {
                 let Ok(err) = err else { break };
-                use cpal::ErrorKind;
-                match err.kind() {
-                    ErrorKind::Xrun | ErrorKind::RealtimeDenied | ErrorKind::DeviceChanged => {
-                        tracing::debug!("capture: {err}");
-                    }
-                    _ => {
-                        events.send(CaptureEvent::Error { message: describe(&err) });
+                match describe_stream_error(&err) {
+                    None => tracing::debug!("capture: {err}"),
+                    Some(message) => {
+                        tracing::warn!("capture failed: {err} ({:?})", err.kind());
+                        events.send(CaptureEvent::Error { message });
                         break;
                     }
                 }
             },
             default(LEVEL_INTERVAL) => {},
+        }
+        if watchdog.stalled() {
+            tracing::warn!("capture: no audio for {:?}", watchdog.since.elapsed());
+            events.send(CaptureEvent::Error {
+                message: STALLED_MESSAGE.to_string(),
+            });
+            break;
         }
         if last_sent.elapsed() >= LEVEL_INTERVAL {
             last_sent = Instant::now();
@@ -454,6 +493,39 @@ fn capture_main(
     events.send(CaptureEvent::Stopped {
         dropped_buffers: dropped.load(Ordering::Relaxed),
     });
+}
+
+/// Notices a stream that stopped delivering audio without reporting an error (ALSA blocks
+/// on a suspended or hung source).
+struct Watchdog {
+    /// The last audio, or the start.
+    since: Instant,
+    heard: bool,
+}
+
+impl Watchdog {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            heard: false,
+        }
+    }
+
+    /// Audio arrived.
+    fn fed(&mut self) {
+        self.since = Instant::now();
+        self.heard = true;
+    }
+
+    /// Whether the stream has been silent (no buffers at all) for too long.
+    fn stalled(&self) -> bool {
+        let limit = if self.heard {
+            STALL_TIMEOUT
+        } else {
+            FIRST_AUDIO_TIMEOUT
+        };
+        self.since.elapsed() >= limit
+    }
 }
 
 /// RMS and peak since the last report.
@@ -537,5 +609,89 @@ impl LiveSpectrum {
     /// The columns completed since the last call.
     pub fn take_columns(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpal::ErrorKind;
+
+    use super::*;
+
+    fn error(kind: ErrorKind) -> cpal::Error {
+        cpal::Error::new(kind)
+    }
+
+    #[test]
+    fn opening_errors_say_what_to_do() {
+        let permission = describe(&error(ErrorKind::PermissionDenied));
+        assert!(permission.contains("Permission"), "{permission}");
+        assert!(permission.contains("system settings"), "{permission}");
+        let gone = describe(&error(ErrorKind::DeviceNotAvailable));
+        assert!(gone.contains("not available"), "{gone}");
+        assert!(gone.contains("Settings"), "{gone}");
+        let busy = describe(&error(ErrorKind::DeviceBusy));
+        assert!(busy.contains("busy in another application"), "{busy}");
+        let no_server = describe(&error(ErrorKind::HostUnavailable));
+        assert!(no_server.contains("No audio system"), "{no_server}");
+        let format = describe(&cpal::Error::with_message(
+            ErrorKind::UnsupportedConfig,
+            "48000 Hz",
+        ));
+        assert!(format.contains("usable format (48000 Hz)"), "{format}");
+        let other = describe(&cpal::Error::with_message(
+            ErrorKind::BackendError,
+            "snd_pcm_open failed",
+        ));
+        assert!(other.contains("snd_pcm_open failed"), "{other}");
+    }
+
+    #[test]
+    fn a_failing_stream_reads_as_a_lost_microphone() {
+        // ALSA reports a vanished PulseAudio source or a killed server as EIO: BackendError.
+        for kind in [
+            ErrorKind::BackendError,
+            ErrorKind::DeviceNotAvailable,
+            ErrorKind::StreamInvalidated,
+            ErrorKind::HostUnavailable,
+            ErrorKind::Other,
+        ] {
+            let message = describe_stream_error(&cpal::Error::with_message(
+                kind,
+                "ALSA function 'snd_pcm_readi' failed with error 'EIO: I/O error'",
+            ));
+            assert_eq!(message.as_deref(), Some(LOST_MESSAGE), "{kind:?}");
+        }
+        let denied = describe_stream_error(&error(ErrorKind::PermissionDenied));
+        assert_eq!(denied, Some(describe(&error(ErrorKind::PermissionDenied))));
+        let busy = describe_stream_error(&error(ErrorKind::DeviceBusy));
+        assert_eq!(busy, Some(describe(&error(ErrorKind::DeviceBusy))));
+    }
+
+    #[test]
+    fn the_watchdog_waits_longer_for_the_first_audio() {
+        let quiet_for = |secs: Duration, heard: bool| Watchdog {
+            since: Instant::now().checked_sub(secs).unwrap(),
+            heard,
+        };
+        let a_bit = Duration::from_millis(500);
+        assert!(!quiet_for(STALL_TIMEOUT + a_bit, false).stalled());
+        assert!(quiet_for(FIRST_AUDIO_TIMEOUT + a_bit, false).stalled());
+        assert!(!quiet_for(STALL_TIMEOUT - a_bit, true).stalled());
+        let mut running = quiet_for(STALL_TIMEOUT + a_bit, true);
+        assert!(running.stalled());
+        running.fed();
+        assert!(!running.stalled());
+    }
+
+    #[test]
+    fn glitches_do_not_end_the_recording() {
+        for kind in [
+            ErrorKind::Xrun,
+            ErrorKind::RealtimeDenied,
+            ErrorKind::DeviceChanged,
+        ] {
+            assert_eq!(describe_stream_error(&error(kind)), None, "{kind:?}");
+        }
     }
 }

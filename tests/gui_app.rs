@@ -1,9 +1,14 @@
 //! The desktop app driven through egui_kittest (no display needed): the real app state with a
 //! real worker on a temporary index. Drop a folder, wait for the worker, drop a clip, read the
 //! result, listen to a sample stream, remove a song, reopen; and a 100,000-song library.
+//! Capture failures: a missing device, and the microphone vanishing while listening (a sound
+//! server of the test's own whose only source is unloaded, in a child process: see
+//! `sound_sandbox`).
 
 // Helpers outside #[test] functions unwrap too: a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
+
+mod sound_sandbox;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -279,6 +284,54 @@ fn listening_without_the_chosen_device_explains_why() {
     });
     let error = harness.state().listen().error.clone().unwrap();
     assert!(error.contains("not connected"), "{error}");
+    harness.get_by_label(&format!("\u{26A0} {error}"));
+    // The app keeps working: the button is there to try again.
+    harness.get_by_label("Start listening");
+}
+
+#[test]
+fn the_microphone_vanishing_while_listening_is_shown() {
+    let pulse = sound_sandbox::PrivatePulse::start();
+    let run = sound_sandbox::run_isolated(
+        "isolated_gui_microphone_vanishes",
+        &[("PULSE_SERVER", pulse.server())],
+        None,
+    );
+    eprintln!("{}", run.output);
+}
+
+#[test]
+#[ignore = "run by the_microphone_vanishing_while_listening_is_shown, in a child process"]
+fn isolated_gui_microphone_vanishes() {
+    sound_sandbox::require_isolated();
+    let mut config = WorkerConfig::new(StorageKind::Memory);
+    config.index_threads = 1;
+    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
+    let mut harness = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.get_by_label("Start listening").click();
+    harness.step();
+    step_until(&mut harness, "audio from the microphone", |app| {
+        app.listen().device_name.is_some()
+            && app
+                .listen()
+                .session
+                .as_ref()
+                .is_some_and(|session| session.heard_secs > 0.5)
+    });
+    // The only source goes away mid-recording.
+    sound_sandbox::pactl(&["unload-module", "module-null-sink"]);
+    step_until(&mut harness, "the capture error", |app| {
+        app.listen().error.is_some() && !app.listen().is_listening()
+    });
+    let error = harness.state().listen().error.clone().unwrap();
+    eprintln!("{error}");
+    assert!(
+        error.starts_with("The microphone stopped working (was it unplugged"),
+        "{error}"
+    );
     harness.get_by_label(&format!("\u{26A0} {error}"));
     // The app keeps working: the button is there to try again.
     harness.get_by_label("Start listening");

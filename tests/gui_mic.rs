@@ -4,20 +4,28 @@
 //! hears what is played: run it under `scripts/fake-mic.sh run cargo test --test gui_mic`
 //! (a PulseAudio null sink whose monitor is the default source; sets `AUDIOFP_FAKE_MIC=1`).
 //! Without that variable it fails and says how to run it. The missing-device test always runs.
+//!
+//! The failure tests break a sound system of their own (see `sound_sandbox`), in a child
+//! process: the only microphone vanishing mid-recording (its PulseAudio source is unloaded),
+//! a microphone that stops sending audio (its source is suspended), and a device the user may
+//! not open (EACCES). Each must end in a clear message and the end of the capture thread.
 
 // Helpers outside #[test] functions unwrap too: a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
+
+mod sound_sandbox;
 
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use audiofp::cancel::CancelToken;
-use audiofp::capture::{self, CaptureEvent};
+use audiofp::capture::{self, CaptureEvent, CaptureHandle, STALL_TIMEOUT};
 use audiofp::index::StorageKind;
 use audiofp::testkit::{distort, synth, wav};
 use audiofp::worker::{AudioChunk, Event, Request, Waker, WorkerConfig, WorkerHandle};
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use sound_sandbox::{LockedAlsaDevice, PrivatePulse, pactl, require_isolated, run_isolated};
 
 const SR: u32 = 22_050;
 const SONG_SECS: f32 = 20.0;
@@ -202,4 +210,158 @@ fn a_missing_input_device_is_a_message_not_a_crash() {
     // The chunk sender is dropped with the thread: a listening job would end.
     let ended = chunk_rx.recv_timeout(Duration::from_secs(5));
     assert!(ended.is_err(), "no audio from a missing device");
+}
+
+/// The next event `wanted` accepts, waiting at most `timeout`; the events before it.
+fn wait_for(
+    capture: &CaptureHandle,
+    timeout: Duration,
+    what: &str,
+    wanted: impl Fn(&CaptureEvent) -> bool,
+) -> (CaptureEvent, Vec<CaptureEvent>) {
+    let deadline = Instant::now() + timeout;
+    let mut before = Vec::new();
+    while Instant::now() < deadline {
+        match capture.recv_timeout(Duration::from_millis(50)) {
+            Some(event) if wanted(&event) => return (event, before),
+            Some(event) => before.push(event),
+            None => {}
+        }
+    }
+    panic!("no {what} within {timeout:?}; events: {before:?}");
+}
+
+/// Waits for the stream to start and deliver audio (a few level updates).
+fn wait_until_recording(capture: &CaptureHandle) {
+    let (started, before) = wait_for(capture, Duration::from_secs(15), "start", |e| {
+        matches!(e, CaptureEvent::Started { .. } | CaptureEvent::Error { .. })
+    });
+    assert!(
+        matches!(started, CaptureEvent::Started { .. }),
+        "capture did not start: {started:?} after {before:?}"
+    );
+    for _ in 0..5 {
+        let (_, before) = wait_for(capture, Duration::from_secs(5), "audio", |e| {
+            matches!(e, CaptureEvent::Level { .. })
+        });
+        assert!(before.is_empty(), "while recording: {before:?}");
+    }
+}
+
+/// The message of the next event, which must be an error, within `timeout`.
+fn expect_error(capture: &CaptureHandle, timeout: Duration) -> String {
+    let (event, before) = wait_for(capture, timeout, "error", |e| {
+        !matches!(e, CaptureEvent::Level { .. })
+    });
+    let CaptureEvent::Error { message } = event else {
+        panic!("expected an error, got {event:?} after {before:?}");
+    };
+    message
+}
+
+/// After an error the thread reports its end and drops its chunk sender (which ends a
+/// listening job), promptly.
+fn assert_thread_ends(capture: CaptureHandle, chunks: &Receiver<AudioChunk>) {
+    let (stopped, before) = wait_for(&capture, Duration::from_secs(5), "stop", |e| {
+        matches!(e, CaptureEvent::Stopped { .. })
+    });
+    assert!(before.is_empty(), "after the error: {before:?} {stopped:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match chunks.recv_deadline(deadline) {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("the capture thread still holds its sender"),
+        }
+    }
+    capture.join();
+}
+
+#[test]
+fn the_microphone_vanishing_mid_recording_is_a_message() {
+    let pulse = PrivatePulse::start();
+    let run = run_isolated(
+        "isolated_microphone_vanishes",
+        &[("PULSE_SERVER", pulse.server())],
+        None,
+    );
+    eprintln!("{}", run.output);
+}
+
+#[test]
+#[ignore = "run by the_microphone_vanishing_mid_recording_is_a_message, in a child process"]
+fn isolated_microphone_vanishes() {
+    require_isolated();
+    let (chunk_tx, chunk_rx) = bounded::<AudioChunk>(1024);
+    let capture = capture::start(None, chunk_tx, Waker::default()).unwrap();
+    wait_until_recording(&capture);
+    // The sink goes, and its monitor (the only source) with it: the recording has nowhere to go.
+    pactl(&["unload-module", "module-null-sink"]);
+    let vanished = Instant::now();
+    let message = expect_error(&capture, Duration::from_secs(5));
+    eprintln!("after {:?}: {message}", vanished.elapsed());
+    assert!(
+        message.starts_with("The microphone stopped working (was it unplugged"),
+        "{message}"
+    );
+    assert_thread_ends(capture, &chunk_rx);
+}
+
+#[test]
+fn a_microphone_that_stops_sending_audio_is_a_message() {
+    let pulse = PrivatePulse::start();
+    let run = run_isolated(
+        "isolated_microphone_stalls",
+        &[("PULSE_SERVER", pulse.server())],
+        None,
+    );
+    eprintln!("{}", run.output);
+}
+
+#[test]
+#[ignore = "run by a_microphone_that_stops_sending_audio_is_a_message, in a child process"]
+fn isolated_microphone_stalls() {
+    require_isolated();
+    let (chunk_tx, chunk_rx) = bounded::<AudioChunk>(1024);
+    let capture = capture::start(None, chunk_tx, Waker::default()).unwrap();
+    wait_until_recording(&capture);
+    // A suspended source delivers nothing, and ALSA reports nothing: reads just block.
+    pactl(&["suspend-sink", "mic", "1"]);
+    let suspended = Instant::now();
+    let message = expect_error(&capture, STALL_TIMEOUT + Duration::from_secs(3));
+    let after = suspended.elapsed();
+    eprintln!("after {after:?}: {message}");
+    assert!(
+        message.starts_with("The microphone stopped sending audio (was it unplugged?)"),
+        "{message}"
+    );
+    // The watchdog, not an error of the stream: it waited for the audio that was buffered.
+    assert!(after >= STALL_TIMEOUT - Duration::from_secs(1), "{after:?}");
+    assert_thread_ends(capture, &chunk_rx);
+}
+
+#[test]
+fn a_microphone_the_user_may_not_open_is_a_message() {
+    let device = LockedAlsaDevice::new();
+    let run = run_isolated(
+        "isolated_permission_denied",
+        &[("ALSA_CONFIG_PATH", device.config.to_str().unwrap())],
+        device.child_uid(),
+    );
+    eprintln!("{}", run.output);
+}
+
+#[test]
+#[ignore = "run by a_microphone_the_user_may_not_open_is_a_message, in a child process"]
+fn isolated_permission_denied() {
+    require_isolated();
+    let (chunk_tx, chunk_rx) = bounded::<AudioChunk>(16);
+    let capture = capture::start(None, chunk_tx, Waker::default()).unwrap();
+    let message = expect_error(&capture, Duration::from_secs(10));
+    eprintln!("{message}");
+    assert!(
+        message.starts_with("Permission to use the microphone was denied."),
+        "{message}"
+    );
+    assert_thread_ends(capture, &chunk_rx);
 }
