@@ -57,7 +57,25 @@ pub fn run_isolated(name: &str, envs: &[(&str, &str)], uid: Option<u32>) -> Chil
     let logs = tempfile::tempdir().unwrap();
     let stdout_path = logs.path().join("stdout");
     let stderr_path = logs.path().join("stderr");
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    // Another user may not be able to reach the test binary where it was built (a checkout
+    // under a private home): that child runs a world-readable copy instead.
+    let exe_dir = tempfile::Builder::new()
+        .prefix("audiofp-child")
+        .tempdir()
+        .unwrap();
+    let exe = match uid {
+        Some(_) => {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+            let copy = exe_dir.path().join("test-binary");
+            std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            copy
+        }
+        None => std::env::current_exe().unwrap(),
+    };
+    let mut command = Command::new(&exe);
     command
         .args([
             "--exact",
@@ -72,7 +90,7 @@ pub fn run_isolated(name: &str, envs: &[(&str, &str)], uid: Option<u32>) -> Chil
         .stdout(File::create(&stdout_path).unwrap())
         .stderr(File::create(&stderr_path).unwrap());
     if let Some(uid) = uid {
-        command.uid(uid).gid(uid);
+        command.uid(uid).gid(uid).current_dir(exe_dir.path());
     }
     let mut child = command.spawn().unwrap();
     let started = Instant::now();
