@@ -6,17 +6,19 @@
 //! computes from the store) and the pairing rule, and anything that does not match, or does
 //! not hold together, makes [`InvertedIndex::read_from`] answer `None` so the caller rebuilds.
 //!
-//! Layout (little-endian): magic `AFPOSTv1`, stamp (32 bytes), rule (4 x u32), frame
-//! duration (f64), next base (u32), then four length-prefixed arrays: key offsets (u32),
-//! postings (u32), packed peaks (u32), spans (song id i64, base u32, frames u32, peaks start
-//! u64, peak count u32).
+//! Layout (little-endian): magic `AFPOSTv2`, stamp (32 bytes), rule (4 x u32), frame
+//! duration (f64), next base (u32), then length-prefixed arrays: key offsets (u32), postings
+//! (u32), packed peaks (u32), spans (song id i64, base u32, frames u32, peaks start u64, peak
+//! count u32), the side list of songs added since the last merge (key u32, frame u32; sorted)
+//! and the ids of removed songs (i64). Writing never merges: that would briefly need a second
+//! copy of the key offsets and postings, and saving follows every indexing run.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
 use super::{InvertedIndex, KEY_SPACE, PairingRule, SongSpan};
 
-const MAGIC: &[u8; 8] = b"AFPOSTv1";
+const MAGIC: &[u8; 8] = b"AFPOSTv2";
 
 /// Identifies the library state an index file was built from.
 pub type Stamp = [u8; 32];
@@ -70,11 +72,9 @@ fn read_u32s(input: &mut impl Read, max_len: u64) -> io::Result<Option<Vec<u32>>
 }
 
 impl InvertedIndex {
-    /// Writes the index (merged first, so the side list and removed songs are folded in).
+    /// Writes the index (its side list sorted first, in place).
     pub fn write_to(&mut self, out: &mut impl Write, stamp: &Stamp) -> io::Result<()> {
-        if !self.pending.is_empty() || !self.removed.is_empty() {
-            self.merge();
-        }
+        self.prepare();
         out.write_all(MAGIC)?;
         out.write_all(stamp)?;
         for word in rule_words(self.rule) {
@@ -92,6 +92,14 @@ impl InvertedIndex {
             out.write_all(&span.num_frames.to_le_bytes())?;
             out.write_all(&(span.peaks_start as u64).to_le_bytes())?;
             out.write_all(&span.peaks_len.to_le_bytes())?;
+        }
+        let pending: Vec<u32> = self.pending.iter().flat_map(|&(k, f)| [k, f]).collect();
+        write_u32s(out, &pending)?;
+        let mut removed: Vec<i64> = self.removed.iter().copied().collect();
+        removed.sort_unstable();
+        out.write_all(&(removed.len() as u64).to_le_bytes())?;
+        for id in removed {
+            out.write_all(&id.to_le_bytes())?;
         }
         Ok(())
     }
@@ -152,13 +160,25 @@ impl InvertedIndex {
                 peaks_len,
             });
         }
+        let Some(pending) = read_u32s(input, max_len)? else {
+            return Ok(None);
+        };
+        let pending: Vec<(u32, u32)> = pending.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let removed_count = read_u64(input)?;
+        if removed_count > file_len / 8 {
+            return Ok(None);
+        }
+        let mut removed = HashSet::new();
+        for _ in 0..removed_count {
+            removed.insert(read_u64(input)? as i64);
+        }
         let index = InvertedIndex {
             offsets,
             entries,
-            pending: Vec::new(),
-            pending_sorted: 0,
+            pending_sorted: pending.len(),
+            pending,
             spans,
-            removed: HashSet::new(),
+            removed,
             next_base,
             frame_secs,
             rule,
@@ -169,10 +189,13 @@ impl InvertedIndex {
 
     /// Whether the arrays agree with each other (what lookups rely on not to go out of bounds).
     fn is_consistent(&self) -> bool {
-        let offsets_ok = self.offsets.len() == KEY_SPACE + 1
-            && self.offsets.first() == Some(&0)
-            && self.offsets.windows(2).all(|w| w[0] <= w[1])
-            && self.offsets.last().map(|&l| l as usize) == Some(self.entries.len());
+        // An index that was never merged has no main arrays at all.
+        let never_merged = self.offsets.is_empty() && self.entries.is_empty();
+        let offsets_ok = never_merged
+            || self.offsets.len() == KEY_SPACE + 1
+                && self.offsets.first() == Some(&0)
+                && self.offsets.windows(2).all(|w| w[0] <= w[1])
+                && self.offsets.last().map(|&l| l as usize) == Some(self.entries.len());
         let mut end = 0u64;
         let spans_ok = self.spans.iter().all(|span| {
             let in_order = u64::from(span.base) >= end;
@@ -180,7 +203,12 @@ impl InvertedIndex {
             let peaks_end = span.peaks_start.checked_add(span.peaks_len as usize);
             in_order && peaks_end.is_some_and(|e| e <= self.forward.len())
         }) && end <= u64::from(self.next_base);
-        offsets_ok && spans_ok
+        let pending_ok = self.pending.windows(2).all(|w| w[0] <= w[1])
+            && self
+                .pending
+                .iter()
+                .all(|&(key, _)| (key as usize) < KEY_SPACE);
+        offsets_ok && spans_ok && pending_ok
     }
 }
 
@@ -199,8 +227,12 @@ mod tests {
     }
 
     fn sample_index() -> InvertedIndex {
+        // Songs 1-4 merged into the main arrays, song 5 in the side list, song 3 removed.
         let mut index = InvertedIndex::new(0.032, rule());
         for song in 0..5u32 {
+            if song == 4 {
+                index.merge();
+            }
             let peaks: Vec<Peak> = (0..40)
                 .map(|i| Peak {
                     frame: i * 3,
