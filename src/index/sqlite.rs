@@ -56,6 +56,24 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
 ];
 
+/// Runs `attempt` again while SQLite answers SQLITE_BUSY without having waited (what it does
+/// for lock states its busy handler cannot resolve, such as a journal-mode switch racing
+/// another connection), for up to 10 s.
+fn retry_while_busy<T>(mut attempt: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        match attempt() {
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if err.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Newest schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -156,8 +174,9 @@ impl SqliteStore {
             .map_err(sqlite_err)?;
             tx.commit().map_err(sqlite_err)?;
         }
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite_err)?;
+        // Switching a new file to WAL needs the file to itself for a moment; a second process
+        // opening it at the same time can get SQLITE_BUSY at once, without the busy timeout.
+        retry_while_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(sqlite_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite_err)?;
         conn.pragma_update(None, "foreign_keys", true)
@@ -517,9 +536,16 @@ impl Store for SqliteStore {
 
     fn with_snapshot(&self, read: &mut dyn FnMut()) -> Result<(), IndexError> {
         // In WAL mode a read transaction sees one snapshot until it ends.
-        self.conn
-            .execute_batch("BEGIN DEFERRED; SELECT COUNT(*) FROM songs;")
-            .map_err(|e| self.err(e))?;
+        retry_while_busy(|| {
+            let begun = self
+                .conn
+                .execute_batch("BEGIN DEFERRED; SELECT COUNT(*) FROM songs;");
+            if begun.is_err() && !self.conn.is_autocommit() {
+                self.conn.execute_batch("ROLLBACK").ok();
+            }
+            begun
+        })
+        .map_err(|e| self.err(e))?;
         read();
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
