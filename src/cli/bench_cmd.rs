@@ -65,7 +65,7 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     if let Some(path) = &args.write_db {
-        return write_scale_db(args, path, &config, &match_config);
+        return write_scale_db(args, path, workers, &config, &match_config);
     }
     if !args.scale.is_empty() {
         return run_scale(args, &config, &match_config);
@@ -202,6 +202,7 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
 fn write_scale_db(
     args: &BenchArgs,
     path: &std::path::Path,
+    workers: usize,
     config: &crate::config::FingerprintConfig,
     match_config: &crate::config::MatchConfig,
 ) -> anyhow::Result<u8> {
@@ -224,7 +225,8 @@ fn write_scale_db(
     let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
     refs.sort();
     refs.truncate(20);
-    let summary = crate::indexer::index_files(&mut library, refs, 2, &CancelToken::new(), |_| {})?;
+    let summary =
+        crate::indexer::index_files(&mut library, refs, workers, &CancelToken::new(), |_| {})?;
     anyhow::ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     let stats = library.store().stats()?;
     let density = stats.peaks as f64 / stats.total_secs.max(1.0);

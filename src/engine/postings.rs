@@ -203,11 +203,6 @@ impl InvertedIndex {
         }
     }
 
-    /// The rule songs' peaks are paired with.
-    pub fn rule(&self) -> PairingRule {
-        self.rule
-    }
-
     /// Adds one song from its peaks.
     pub fn add_song(
         &mut self,
@@ -407,15 +402,6 @@ impl InvertedIndex {
     /// Number of live songs.
     pub fn song_count(&self) -> usize {
         self.spans.len() - self.removed.len()
-    }
-
-    /// Total frames of live songs (the size of the search space).
-    pub fn live_frames(&self) -> u64 {
-        self.spans
-            .iter()
-            .filter(|s| !self.removed.contains(&s.song_id))
-            .map(|s| u64::from(s.num_frames))
-            .sum()
     }
 
     /// Number of postings held (including the side list).
