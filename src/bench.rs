@@ -17,7 +17,8 @@ use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::decode::{AudioSource, decode_mono};
 use crate::engine::postings::InvertedIndex;
-use crate::engine::{self, Peak, Side, matcher};
+use crate::engine::verify::ClipEvidence;
+use crate::engine::{self, Fingerprint, Peak, Side, matcher};
 use crate::index::{OpenMode, StorageKind};
 use crate::indexer;
 use crate::library::Library;
@@ -62,6 +63,20 @@ pub struct ClipResult {
     pub song_hits: usize,
     /// Duration of the top song, seconds.
     pub song_secs: f64,
+    /// Clip peaks on the top song's peaks at the offset.
+    pub peaks_matched: usize,
+    /// The same count at other offsets of the song (median).
+    pub peaks_chance: f64,
+    /// Clip peaks compared.
+    pub clip_peaks: usize,
+    /// Mean clip contrast at the song's peaks, dB.
+    pub contrast_db: f64,
+    /// The same at other offsets, dB.
+    pub chance_contrast_db: f64,
+    /// Standard errors between the two.
+    pub contrast_z: f64,
+    /// Song peaks read.
+    pub song_peaks: usize,
     /// Aligned count of the second-best song.
     pub second_aligned: usize,
     /// Query landmarks.
@@ -105,6 +120,11 @@ pub struct CorpusReport {
     pub accuracy: BTreeMap<String, BTreeMap<String, (usize, usize)>>,
     /// Clips of unindexed songs that got a match / such clips.
     pub false_positives: (usize, usize),
+    /// Unindexed tracks (`negrefs/`) that contain an indexed song's audio: each track, played
+    /// whole as a query, matches that song. Only looked for when there are false positives.
+    pub shared_audio: Vec<SharedAudio>,
+    /// False positives that name one of the `shared_audio` songs.
+    pub false_positives_in_shared_audio: usize,
     /// Wrong-song answers on positives.
     pub wrong_song: usize,
     /// Warm engine latency of 10 s clips (decode + analysis + match), ms: median, p95.
@@ -118,6 +138,19 @@ pub struct CorpusReport {
     /// Per-clip results.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clips: Vec<ClipResult>,
+}
+
+/// An unindexed track that contains audio of an indexed song.
+#[derive(Clone, Debug, Serialize)]
+pub struct SharedAudio {
+    /// The unindexed track's id (its file name in `negrefs/`).
+    pub unindexed: String,
+    /// The indexed song's track id.
+    pub indexed: String,
+    /// Where the unindexed track starts in the song, seconds.
+    pub offset_s: f64,
+    /// The match's confidence.
+    pub confidence: f64,
 }
 
 /// Options of a corpus benchmark.
@@ -245,6 +278,13 @@ pub fn run_corpus(
             aligned_frames: 0,
             aligned_span_secs: 0.0,
             second_aligned: 0,
+            peaks_matched: 0,
+            peaks_chance: 0.0,
+            clip_peaks: 0,
+            contrast_db: 0.0,
+            chance_contrast_db: 0.0,
+            contrast_z: 0.0,
+            song_peaks: 0,
             song_hits: 0,
             song_secs: 0.0,
             query_landmarks: 0,
@@ -269,6 +309,13 @@ pub fn run_corpus(
                     clip.aligned_frames = top.aligned_frames;
                     clip.aligned_span_secs = top.aligned_span_secs;
                     clip.song_hits = top.song_hits;
+                    clip.peaks_matched = top.peaks.matched;
+                    clip.peaks_chance = top.peaks.chance;
+                    clip.clip_peaks = top.peaks.clip_peaks;
+                    clip.contrast_db = top.peaks.contrast_db;
+                    clip.chance_contrast_db = top.peaks.chance_contrast_db;
+                    clip.contrast_z = top.peaks.contrast_z;
+                    clip.song_peaks = top.peaks.song_peaks;
                     clip.song_secs = top.song.duration_secs;
                     if clip.answer == entry.truth {
                         clip.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
@@ -279,6 +326,13 @@ pub fn run_corpus(
                     clip.aligned_frames = best.aligned_frames;
                     clip.aligned_span_secs = best.aligned_span_secs;
                     clip.song_hits = best.song_hits;
+                    clip.peaks_matched = best.peaks.matched;
+                    clip.peaks_chance = best.peaks.chance;
+                    clip.clip_peaks = best.peaks.clip_peaks;
+                    clip.contrast_db = best.peaks.contrast_db;
+                    clip.chance_contrast_db = best.peaks.chance_contrast_db;
+                    clip.contrast_z = best.peaks.contrast_z;
+                    clip.song_peaks = best.peaks.song_peaks;
                     clip.song_secs = best.song.duration_secs;
                 }
             }
@@ -345,6 +399,18 @@ pub fn run_corpus(
             }
         }
     }
+    let shared_audio = if false_positives.0 > 0 {
+        progress("looking for indexed audio inside the unindexed tracks");
+        find_shared_audio(&library, &options.corpus.join("negrefs"))
+    } else {
+        Vec::new()
+    };
+    let false_positives_in_shared_audio = clips
+        .iter()
+        .filter(|c| c.truth.is_none())
+        .filter_map(|c| c.answer.as_ref())
+        .filter(|answer| shared_audio.iter().any(|s| &s.indexed == *answer))
+        .count();
     let landmarks = library.inverted_index().posting_count();
     Ok(CorpusReport {
         songs: stats.songs as usize,
@@ -362,6 +428,8 @@ pub fn run_corpus(
         landmarks_per_second: landmarks as f64 / stats.total_secs.max(1e-9),
         accuracy,
         false_positives,
+        shared_audio,
+        false_positives_in_shared_audio,
         wrong_song,
         warm_10s_ms: median_p95(&mut warm_10s),
         warm_10s_match_ms: median_p95(&mut warm_10s_match),
@@ -372,6 +440,36 @@ pub fn run_corpus(
 }
 
 /// The track id of a corpus song: its file stem.
+/// Plays every unindexed track whole as a query: the indexed songs it matches share its audio
+/// (the same recording in two packages, or a medley), so a clip of it naming that song is no
+/// false match of the engine, whatever the corpus's ground truth says.
+fn find_shared_audio(library: &Library, negrefs: &Path) -> Vec<SharedAudio> {
+    let Ok(entries) = std::fs::read_dir(negrefs) else {
+        return Vec::new();
+    };
+    let mut tracks: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    tracks.sort();
+    let mut shared = Vec::new();
+    for track in tracks {
+        let Ok(identification) = library.identify_file(&track, &CancelToken::new()) else {
+            continue;
+        };
+        let unindexed = track
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for found in &identification.matches {
+            shared.push(SharedAudio {
+                unindexed: unindexed.clone(),
+                indexed: track_id(&found.song),
+                offset_s: found.offset_secs,
+                confidence: found.confidence,
+            });
+        }
+    }
+    shared
+}
+
 fn track_id(song: &crate::index::SongRecord) -> String {
     song.path
         .as_deref()
@@ -514,7 +612,7 @@ impl SongGenerator {
 }
 
 /// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
-pub type RealSong = (Vec<Peak>, u32, Vec<Vec<Peak>>);
+pub type RealSong = (Vec<Peak>, u32, Vec<Fingerprint>);
 
 /// Builds an index of `songs` generated fingerprints (plus `real` songs' peaks, whose 10 s
 /// excerpts are then queried, as are the `negatives`: peaks of clips of unindexed songs) and
@@ -522,7 +620,7 @@ pub type RealSong = (Vec<Peak>, u32, Vec<Vec<Peak>>);
 pub fn run_scale(
     songs: usize,
     real: &[RealSong],
-    negatives: &[Vec<Peak>],
+    negatives: &[Fingerprint],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     peaks_per_second: f64,
@@ -570,7 +668,7 @@ pub fn run_scale(
 fn query_scale_index(
     index: &InvertedIndex,
     real: &[RealSong],
-    negatives: &[Vec<Peak>],
+    negatives: &[Fingerprint],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
 ) -> ScaleReport {
@@ -579,25 +677,29 @@ fn query_scale_index(
     let mut correct = (0, 0);
     let mut false_positives = (0, 0);
     let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
-    let mut run_query = |query_peaks: &[Peak]| {
-        let landmarks = engine::landmarks_of(query_peaks, config, match_config, Side::Query);
+    let mut run_query = |query: &Fingerprint| {
+        let landmarks = engine::landmarks_of(&query.peaks, config, match_config, Side::Query);
         let started = Instant::now();
-        let outcome = matcher::score_early(index, &landmarks, match_config, opening_frames);
+        let clip = ClipEvidence {
+            peaks: &query.peaks,
+            contrast: query.contrast.as_ref(),
+        };
+        let outcome = matcher::score_early(index, &landmarks, clip, match_config, opening_frames);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         hit_counts.push(outcome.hits);
         outcome.matches.first().map(|m| m.song_id)
     };
     for (i, (_, _, queries)) in real.iter().enumerate() {
-        for query_peaks in queries {
+        for query in queries {
             correct.1 += 1;
-            if run_query(query_peaks) == Some(i as i64) {
+            if run_query(query) == Some(i as i64) {
                 correct.0 += 1;
             }
         }
     }
-    for query_peaks in negatives {
+    for query in negatives {
         false_positives.1 += 1;
-        if run_query(query_peaks).is_some() {
+        if run_query(query).is_some() {
             false_positives.0 += 1;
         }
     }

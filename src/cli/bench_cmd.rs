@@ -139,6 +139,23 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         "false positives: {fp}/{negatives} clips of unindexed songs ({:.2} %)",
         100.0 * fp as f64 / negatives.max(1) as f64
     );
+    if !report.shared_audio.is_empty() {
+        let pairs: Vec<String> = report
+            .shared_audio
+            .iter()
+            .map(|s| {
+                format!(
+                    "negrefs/{} = {} from {:.1} s (confidence {:.2})",
+                    s.unindexed, s.indexed, s.offset_s, s.confidence
+                )
+            })
+            .collect();
+        println!(
+            "  of which {} name an indexed song whose audio an unindexed track contains: {}",
+            report.false_positives_in_shared_audio,
+            pairs.join("; ")
+        );
+    }
     println!("wrong song on indexed clips: {}", report.wrong_song);
     let offsets: Vec<f64> = report
         .clips
@@ -238,6 +255,7 @@ fn write_scale_db(
             peaks: std::mem::take(&mut peaks),
             num_frames: generator.frames_per_song,
             duration_secs: bench::SongGenerator::SONG_SECS,
+            contrast: None,
         };
         let new_song = NewSong {
             title: format!("Generated {song:06}"),
@@ -326,13 +344,13 @@ fn run_scale(
                 Side::Query,
                 &cancel,
             ) {
-                queries.push(q.peaks);
+                queries.push(q);
             }
         }
         real.push((fingerprint.peaks, fingerprint.num_frames, queries));
     }
     // 10 s clips of unindexed songs: what a large library must still answer "no match" to.
-    let negatives: Vec<Vec<engine::Peak>> = manifest
+    let negatives: Vec<engine::Fingerprint> = manifest
         .iter()
         .filter(|m| m.truth.is_none() && (m.length_s - 10.0).abs() < 0.5)
         .filter_map(|entry| {
@@ -345,7 +363,7 @@ fn run_scale(
                 &cancel,
             )
             .ok()
-            .map(|(q, _)| q.peaks)
+            .map(|(q, _)| q)
         })
         .collect();
     let density = peaks_total as f64 / secs_total.max(1.0);

@@ -5,16 +5,21 @@
 //! value (the song's base + the clip's offset); chance hits spread thinly. Each song is scored by
 //! its largest histogram bin, allowing one frame of jitter either way.
 //!
-//! ## Confidence
+//! ## Verification and confidence
 //! Chance alignments in music are far from the uniform (Poisson) null model: songs of one game
 //! or album share instruments, keys and tempi, and unrelated clips reach a dozen aligned
-//! landmarks. The confidence is therefore an estimated probability of being right, from a
-//! logistic model over the aligned count, the distinct clip frames behind it, the song's own
-//! chance level (its hits away from the best bin) and the query size, fitted on the development
-//! corpus including its clips of unindexed songs ([`CONFIDENCE_WEIGHTS`]).
+//! landmarks. So the best candidates are verified ([`super::verify`]): at the offset found, do
+//! the clip's peaks, and the clip's spectrum under the song's peaks, agree with the song beyond
+//! what the same song gives at other offsets? The confidence is an estimated probability of
+//! being right, from a logistic model over the landmark figures (aligned count, distinct clip
+//! frames, the song's chance level, the query size) and the verification's, fitted on the
+//! development corpus including its clips of unindexed songs ([`CONFIDENCE_WEIGHTS`]).
+//! Verified candidates are ranked by confidence.
 
 use super::landmarks::Landmark;
+use super::peaks::Peak;
 use super::postings::{InvertedIndex, SONG_GAP_FRAMES, SongSpan};
+use super::verify::{self, ClipEvidence, PeakAgreement};
 use crate::config::MatchConfig;
 
 /// Songs scored in full (confidence, distinct frames) per query, by aligned count.
@@ -39,6 +44,8 @@ pub struct ScoredSong {
     pub confidence: f64,
     /// Hits of the query anywhere in this song (its chance level).
     pub song_hits: usize,
+    /// How the clip's peaks agree with the song's at the offset (see [`verify`]).
+    pub peaks: PeakAgreement,
 }
 
 /// Everything the scorer found for one query.
@@ -65,6 +72,7 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 pub fn score_early(
     index: &InvertedIndex,
     query: &[Landmark],
+    clip: ClipEvidence<'_>,
     config: &MatchConfig,
     opening_frames: u32,
 ) -> ScoreOutcome {
@@ -75,7 +83,17 @@ pub fn score_early(
             .copied()
             .filter(|l| l.frame < opening_frames)
             .collect();
-        let outcome = score(index, &opening, config);
+        let opening_peaks: Vec<Peak> = clip
+            .peaks
+            .iter()
+            .copied()
+            .filter(|p| p.frame < opening_frames)
+            .collect();
+        let opening_clip = ClipEvidence {
+            peaks: &opening_peaks,
+            ..clip
+        };
+        let outcome = score(index, &opening, opening_clip, config);
         if outcome
             .matches
             .first()
@@ -84,7 +102,7 @@ pub fn score_early(
             return outcome;
         }
     }
-    score(index, query, config)
+    score(index, query, clip, config)
 }
 
 /// Scores `query` landmarks against `index`.
@@ -93,18 +111,26 @@ pub fn score_early(
 /// ([`MatchConfig::hits_per_landmark`]), only its rarer keys are looked up; the songs they
 /// point to are then re-scored exactly, each against all of its own landmarks, so the
 /// reported figures are those a full lookup would give for these songs.
-pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) -> ScoreOutcome {
+///
+/// The best candidates are then verified against the `clip` the query landmarks were made from
+/// (see [`verify`]), and their confidence computed from both.
+pub fn score(
+    index: &InvertedIndex,
+    query: &[Landmark],
+    clip: ClipEvidence<'_>,
+    config: &MatchConfig,
+) -> ScoreOutcome {
     let mut landmarks = query.to_vec();
     landmarks.sort_unstable();
     landmarks.dedup();
 
     let (scored, hits) = match within_hit_budget(index, &landmarks, config.hits_per_landmark) {
-        None => score_by_lookup(index, &landmarks, landmarks.len(), config),
+        None => score_by_lookup(index, &landmarks, config),
         Some(rare) => {
-            let (candidates, hits) = score_by_lookup(index, &rare, rare.len(), config);
+            let (candidates, hits) = score_by_lookup(index, &rare, config);
             let table = KeyTable::new(&landmarks);
             let mut verified = Vec::new();
-            for (span_idx, _) in candidates.into_iter().take(VERIFIED_CANDIDATES) {
+            for (span_idx, _) in candidates.into_iter().take(RESCORED_CANDIDATES) {
                 if let Some(song) = score_song_exactly(index, span_idx, &landmarks, &table, config)
                 {
                     verified.push((span_idx, song));
@@ -120,7 +146,19 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
         hits,
         ..ScoreOutcome::default()
     };
-    for (_, song) in scored {
+    let mut verified: Vec<ScoredSong> = scored
+        .into_iter()
+        .take(VERIFIED_CANDIDATES.max(config.top_n))
+        .filter_map(|(span_idx, mut song)| {
+            let span = index.spans().get(span_idx)?;
+            song.peaks = verify::peak_agreement(index, span, song.offset_frames, clip);
+            song.confidence = confidence(&song, span.num_frames, landmarks.len());
+            Some(song)
+        })
+        .collect();
+    // Verified, the best answer is the likeliest one, not the one with most aligned hashes.
+    verified.sort_by(by_confidence);
+    for song in verified {
         let accepted = song.aligned >= config.min_aligned && song.confidence >= config.threshold;
         if accepted && outcome.matches.len() < config.top_n {
             outcome.matches.push(song);
@@ -132,7 +170,17 @@ pub fn score(index: &InvertedIndex, query: &[Landmark], config: &MatchConfig) ->
 }
 
 /// Songs re-scored exactly after a budgeted lookup.
+const RESCORED_CANDIDATES: usize = 8;
+/// Songs whose peaks are compared with the clip's (at least `top_n`).
 const VERIFIED_CANDIDATES: usize = 8;
+
+/// Best first: higher confidence, then more aligned landmarks, then the lower id.
+fn by_confidence(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
+    b.confidence
+        .total_cmp(&a.confidence)
+        .then(b.aligned.cmp(&a.aligned))
+        .then(a.song_id.cmp(&b.song_id))
+}
 
 /// Best first: more aligned landmarks, then higher confidence, then the lower id.
 fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
@@ -143,11 +191,10 @@ fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
 }
 
 /// Looks up every landmark of `lookup` and scores the songs hit, best first, as
-/// (span index, score). `query_landmarks` is the query size the confidence is computed for.
+/// (span index, score); the confidence is left for verification.
 fn score_by_lookup(
     index: &InvertedIndex,
     lookup: &[Landmark],
-    query_landmarks: usize,
     config: &MatchConfig,
 ) -> (Vec<(usize, ScoredSong)>, usize) {
     // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference
@@ -162,18 +209,19 @@ fn score_by_lookup(
     }
     sort_by_difference(&mut hits_sorted);
     let hits = hits_sorted.len();
+    let spans = index.spans();
+    keep_hits_in_their_song(&mut hits_sorted, spans);
     let runs = Runs::of(&hits_sorted);
 
     // One sweep over the sorted differences: the best bin (value ± 1) of each song, and each
     // song's total hits (its own chance level).
     let floor = aligned_floor(config);
-    let spans = index.spans();
     let mut span_idx = 0usize;
     // Per span: total hits, and the best window as (count, index into `values`).
     let mut song_hits: Vec<u32> = vec![0; spans.len()];
     let mut best: Vec<(u32, usize)> = vec![(0, 0); spans.len()];
     for i in 0..runs.values.len() {
-        let probe = runs.values[i].saturating_add(SONG_GAP_FRAMES / 2);
+        let probe = song_of_difference(runs.values[i]);
         while spans.get(span_idx + 1).is_some_and(|s| s.base <= probe) {
             span_idx += 1;
         }
@@ -202,19 +250,39 @@ fn score_by_lookup(
         .into_iter()
         .filter_map(|(span_idx, window, i)| {
             let span = spans.get(span_idx)?;
-            let song = runs.song_score(
-                span,
-                &hits_sorted,
-                i,
-                window,
-                song_hits[span_idx],
-                query_landmarks,
-            );
+            let song = runs.song_score(span, &hits_sorted, i, window, song_hits[span_idx]);
             Some((span_idx, song))
         })
         .collect();
     scored.sort_by(|a, b| by_rank(&a.1, &b.1));
     (scored, hits)
+}
+
+/// The song a hit's offset difference points into: the last whose base is at most the
+/// difference plus half the gap between songs (a clip may start a little before its song).
+fn song_of_difference(diff: u32) -> u32 {
+    diff.saturating_add(SONG_GAP_FRAMES / 2)
+}
+
+/// Keeps the hits (sorted by difference) whose posting lies in the song their difference points
+/// into. A posting of song `k` matched by a late clip frame gives a difference before song
+/// `k`'s start, which would otherwise count for the song before it: a song's own repeated
+/// bars (the chorus matched by an earlier chorus) used to show up as the previous song, near
+/// its end.
+fn keep_hits_in_their_song(hits_sorted: &mut Vec<u64>, spans: &[SongSpan]) {
+    let mut span_idx = 0usize;
+    hits_sorted.retain(|&hit| {
+        let diff = (hit >> 32) as u32;
+        let probe = song_of_difference(diff);
+        while spans.get(span_idx + 1).is_some_and(|s| s.base <= probe) {
+            span_idx += 1;
+        }
+        let Some(span) = spans.get(span_idx).filter(|s| s.base <= probe) else {
+            return false;
+        };
+        let posting = u64::from(diff) + (hit & 0xFFFF_FFFF);
+        posting < u64::from(span.base) + u64::from(span.num_frames)
+    });
 }
 
 /// Fewer aligned landmarks than this in a song's best bin and it is not a candidate.
@@ -239,7 +307,9 @@ fn score_song_exactly(
     for song_landmark in &song_landmarks {
         let global = span.base + song_landmark.frame;
         for query_landmark in table.matching(song_landmark.key, landmarks) {
-            if let Some(diff) = global.checked_sub(query_landmark.frame) {
+            // As in a full lookup: a clip cannot start long before the song.
+            let diff = global.checked_sub(query_landmark.frame);
+            if let Some(diff) = diff.filter(|&d| song_of_difference(d) >= span.base) {
                 hits_sorted.push(u64::from(diff) << 32 | u64::from(query_landmark.frame));
             }
         }
@@ -252,14 +322,7 @@ fn score_song_exactly(
     if window < aligned_floor(config) {
         return None;
     }
-    Some(runs.song_score(
-        span,
-        &hits_sorted,
-        i,
-        window,
-        hits_sorted.len() as u32,
-        landmarks.len(),
-    ))
+    Some(runs.song_score(span, &hits_sorted, i, window, hits_sorted.len() as u32))
 }
 
 /// Run-length encoding of hits sorted by difference: the distinct differences, how many
@@ -312,7 +375,6 @@ impl Runs {
         i: usize,
         window: u32,
         song_hits: u32,
-        query_landmarks: usize,
     ) -> ScoredSong {
         let bin = i.saturating_sub(1)..(i + 2).min(self.values.len());
         let in_bin = |j: &usize| self.values[*j].abs_diff(self.values[i]) <= 1;
@@ -341,13 +403,9 @@ impl Runs {
             aligned: window as usize,
             offset_frames,
             song_hits: song_hits as usize,
-            confidence: confidence(
-                window as usize,
-                aligned_frames,
-                song_hits as usize,
-                f64::from(span.num_frames),
-                query_landmarks,
-            ),
+            // Computed once the song's peaks have been compared with the clip's.
+            confidence: 0.0,
+            peaks: PeakAgreement::default(),
         }
     }
 }
@@ -438,36 +496,55 @@ fn within_hit_budget(
     Some(rare)
 }
 
-/// Logistic-model weights of [`confidence`]: ln(aligned), ln(aligned frames),
-/// ln(song background + 0.01), ln(query landmarks + 1), intercept. Fitted on the development
-/// corpus (see docs/BENCHMARK.md, "Confidence calibration"): the output is the estimated
-/// probability that the top answer is the right song.
-pub const CONFIDENCE_WEIGHTS: [f64; 5] = [3.343, 1.270, -0.924, -1.136, -3.332];
+/// Logistic-model weights of [`confidence`], in the order of [`confidence_features`]. Fitted
+/// on the development corpus (see docs/BENCHMARK.md, "Confidence calibration"): the output is
+/// the estimated probability that the top answer is the right song.
+pub const CONFIDENCE_WEIGHTS: [f64; 8] =
+    [1.994, -0.425, -0.245, -1.414, 3.980, -1.067, 0.675, -3.739];
 
-/// Probability that a candidate with these figures is the right song.
+/// The contrast feature is clamped to this range: beyond it the evidence is conclusive either
+/// way, and the model should not extrapolate.
+const CONTRAST_Z_RANGE: (f64, f64) = (-5.0, 15.0);
+
+/// The model's inputs for one candidate: ln(aligned), ln(aligned frames), ln(song background +
+/// 0.01), ln(query landmarks + 1), ln(matched clip peaks + 1), ln(chance matched peaks + 1),
+/// the clip's contrast at the song's peaks in standard errors above chance (clamped), and 1
+/// (the intercept).
 ///
-/// `background` is the song's chance level: hits of the query elsewhere in the song, per
-/// 3-frame bin. More aligned landmarks from more distinct clip frames raise it; a song that
-/// draws many hits everywhere (similar instrumentation, same key) and a long, busy query lower it.
-pub fn confidence(
-    aligned: usize,
-    aligned_frames: usize,
-    song_hits: usize,
-    song_frames: f64,
+/// The background is the song's chance level for landmarks: hits of the query elsewhere in
+/// the song, per 3-frame bin.
+pub fn confidence_features(
+    song: &ScoredSong,
+    song_frames: u32,
     query_landmarks: usize,
-) -> f64 {
-    if aligned == 0 {
-        return 0.0;
-    }
-    let background = BIN_FRAMES * song_hits.saturating_sub(aligned) as f64 / (song_frames + 1.0);
-    let features = [
-        (aligned as f64).ln(),
-        (aligned_frames.max(1) as f64).ln(),
+) -> [f64; 8] {
+    let background = BIN_FRAMES * song.song_hits.saturating_sub(song.aligned) as f64
+        / (f64::from(song_frames) + 1.0);
+    [
+        (song.aligned.max(1) as f64).ln(),
+        (song.aligned_frames.max(1) as f64).ln(),
         (background + 0.01).ln(),
         (query_landmarks as f64 + 1.0).ln(),
+        (song.peaks.matched as f64 + 1.0).ln(),
+        (song.peaks.chance + 1.0).ln(),
+        song.peaks
+            .contrast_z
+            .clamp(CONTRAST_Z_RANGE.0, CONTRAST_Z_RANGE.1),
         1.0,
-    ];
-    let logit: f64 = features
+    ]
+}
+
+/// Probability that `song` (scored and verified against a query of `query_landmarks`
+/// landmarks) is the right answer.
+///
+/// More aligned landmarks from more distinct clip frames, and more clip peaks on the song's
+/// peaks, raise it; a song that draws many hits and peak coincidences anywhere (similar
+/// instrumentation, same key) and a long, busy query lower it.
+pub fn confidence(song: &ScoredSong, song_frames: u32, query_landmarks: usize) -> f64 {
+    if song.aligned == 0 {
+        return 0.0;
+    }
+    let logit: f64 = confidence_features(song, song_frames, query_landmarks)
         .iter()
         .zip(CONFIDENCE_WEIGHTS)
         .map(|(x, w)| x * w)
@@ -522,15 +599,44 @@ mod tests {
 
     use super::*;
 
+    /// A candidate with these figures, in a song of 7,500 frames (4 minutes); `peaks` is
+    /// (matched clip peaks, their chance level, contrast in standard errors above chance).
+    fn candidate(aligned: usize, frames: usize, song_hits: usize, peaks: (usize, f64, f64)) -> f64 {
+        let song = ScoredSong {
+            song_id: 1,
+            aligned,
+            aligned_frames: frames,
+            spread_frames: 100,
+            offset_frames: 0.0,
+            confidence: 0.0,
+            song_hits,
+            peaks: PeakAgreement {
+                matched: peaks.0,
+                chance: peaks.1,
+                clip_peaks: 300,
+                contrast_z: peaks.2,
+                ..PeakAgreement::default()
+            },
+        };
+        confidence(&song, 7_500, 2_000)
+    }
+
     #[test]
-    fn confidence_rises_with_alignment_and_falls_with_background() {
-        let frames = 7_500.0;
-        assert!(confidence(30, 15, 300, frames, 2_000) > confidence(8, 6, 300, frames, 2_000));
-        assert!(confidence(12, 8, 3_000, frames, 2_000) < confidence(12, 8, 300, frames, 2_000));
-        assert!(confidence(12, 8, 300, frames, 8_000) < confidence(12, 8, 300, frames, 2_000));
-        assert!(confidence(100, 40, 300, frames, 2_000) > 0.99);
-        assert!(confidence(3, 2, 300, frames, 2_000) < 0.2);
-        assert_eq!(confidence(0, 0, 0, frames, 2_000), 0.0);
+    fn confidence_rises_with_evidence_and_falls_with_chance_levels() {
+        let typical = (30, 5.0, 4.0);
+        assert!(candidate(30, 15, 300, typical) > candidate(8, 6, 300, typical));
+        assert!(candidate(12, 8, 3_000, typical) < candidate(12, 8, 300, typical));
+        assert!(candidate(12, 8, 300, (45, 5.0, 4.0)) > candidate(12, 8, 300, typical));
+        assert!(candidate(12, 8, 300, (30, 15.0, 4.0)) < candidate(12, 8, 300, typical));
+        assert!(candidate(12, 8, 300, (30, 5.0, 9.0)) > candidate(12, 8, 300, typical));
+        // Clamped: beyond 15 standard errors the contrast adds nothing.
+        assert_eq!(
+            candidate(12, 8, 300, (30, 5.0, 40.0)),
+            candidate(12, 8, 300, (30, 5.0, 15.0))
+        );
+        assert!(candidate(100, 40, 300, (150, 5.0, 12.0)) > 0.99);
+        assert!(candidate(3, 2, 300, (6, 5.0, 0.0)) < 0.2);
+        assert_eq!(candidate(0, 0, 0, typical), 0.0);
     }
 
     use crate::engine::landmarks::{self, PairingRule};
@@ -557,6 +663,64 @@ mod tests {
         peaks.sort_unstable();
         peaks.dedup();
         peaks
+    }
+
+    fn peaks_only(peaks: &[Peak]) -> ClipEvidence<'_> {
+        ClipEvidence {
+            peaks,
+            contrast: None,
+        }
+    }
+
+    #[test]
+    fn a_song_repeating_itself_is_not_mistaken_for_the_song_before_it() {
+        let rule = PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        };
+        let before = random_peaks(5, 1_000, 450);
+        // The second song plays its first 200 frames again from frame 300.
+        let mut looped = random_peaks(6, 1_000, 450);
+        let first_bars: Vec<Peak> = looped.iter().filter(|p| p.frame < 200).copied().collect();
+        looped.retain(|p| !(300..500).contains(&p.frame));
+        looped.extend(first_bars.iter().map(|p| Peak {
+            frame: p.frame + 300,
+            bin: p.bin,
+        }));
+        looped.sort_unstable();
+        let index = InvertedIndex::build(0.032, rule, |visit| {
+            visit(1, 1_000, &before);
+            visit(2, 1_000, &looped);
+        })
+        .unwrap();
+        // A clip from frame 250: its frames 50..250 also match the song's frames 0..200, which
+        // puts the clip's start 50 frames before the song.
+        let clip: Vec<Peak> = looped
+            .iter()
+            .filter(|p| (250..550).contains(&p.frame))
+            .map(|p| Peak {
+                frame: p.frame - 250,
+                bin: p.bin,
+            })
+            .collect();
+        let mut query = Vec::new();
+        landmarks::landmarks(&clip, rule, &mut query);
+        let everything = MatchConfig {
+            hits_per_landmark: 0,
+            threshold: 0.0,
+            min_aligned: 2,
+            ..MatchConfig::default()
+        };
+        let outcome = score(&index, &query, peaks_only(&clip), &everything);
+        assert_eq!(outcome.matches[0].song_id, 2);
+        assert!((outcome.matches[0].offset_frames - 250.0).abs() < 1.0);
+        assert!(
+            outcome.matches.iter().all(|m| m.song_id != 1),
+            "{:?}",
+            outcome.matches
+        );
     }
 
     #[test]
@@ -606,8 +770,8 @@ mod tests {
             hits_per_landmark: 1,
             ..full.clone()
         };
-        let all = score(&index, &query, &full);
-        let cut = score(&index, &query, &budgeted);
+        let all = score(&index, &query, peaks_only(&clip), &full);
+        let cut = score(&index, &query, peaks_only(&clip), &budgeted);
         assert!(
             cut.hits < all.hits / 2,
             "the budget cut the lookups: {} vs {}",

@@ -9,6 +9,7 @@
 //! the peak list (~15 peaks per second). Landmarks are derived from peaks on demand: the index
 //! stores peaks, which are several times smaller than the hashes they generate.
 
+pub mod contrast;
 pub mod decode;
 pub mod error;
 pub mod landmarks;
@@ -17,6 +18,7 @@ pub mod peaks;
 pub mod postings;
 pub mod resample;
 pub mod stft;
+pub mod verify;
 
 pub use decode::{AudioSource, DecodeSummary, Tags};
 pub use error::EngineError;
@@ -25,6 +27,7 @@ pub use peaks::Peak;
 
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
+use contrast::ContrastMap;
 use peaks::PeakPicker;
 use resample::StreamResampler;
 use stft::Stft;
@@ -41,6 +44,8 @@ pub struct Fingerprint {
     pub num_frames: u32,
     /// Length of the audio in seconds.
     pub duration_secs: f64,
+    /// The clip's spectral contrast, for verifying candidates (queries only).
+    pub contrast: Option<ContrastMap>,
 }
 
 /// How densely to analyse: the index side or the query side.
@@ -61,6 +66,7 @@ pub struct Analyzer {
     stft: Stft,
     picker: PeakPicker,
     peaks: Vec<Peak>,
+    contrast: Option<ContrastMap>,
     samples_in: u64,
     seconds_in: f64,
     sum_squares: f64,
@@ -82,6 +88,7 @@ impl Analyzer {
             stft: Stft::new(config),
             picker: PeakPicker::new(config, peaks_per_second),
             peaks: Vec::new(),
+            contrast: (side == Side::Query).then(|| ContrastMap::new(config)),
             samples_in: 0,
             seconds_in: 0.0,
             sum_squares: 0.0,
@@ -141,8 +148,13 @@ impl Analyzer {
         self.analysed_samples += self.resampled.len() as u64;
         let picker = &mut self.picker;
         let peaks = &mut self.peaks;
-        self.stft
-            .push(&self.resampled, |frame| picker.push_frame(frame, peaks));
+        let contrast = &mut self.contrast;
+        self.stft.push(&self.resampled, |frame| {
+            picker.push_frame(frame, peaks);
+            if let Some(map) = contrast.as_mut() {
+                map.push_frame(frame);
+            }
+        });
     }
 
     /// Ends the stream and returns the fingerprint, or why there is none.
@@ -176,6 +188,7 @@ impl Analyzer {
             peaks: self.peaks,
             num_frames: self.picker.frames_seen(),
             duration_secs,
+            contrast: self.contrast,
         })
     }
 }
@@ -318,6 +331,10 @@ pub fn shift_pitch(
         peaks,
         num_frames: fingerprint.num_frames,
         duration_secs: fingerprint.duration_secs,
+        contrast: fingerprint
+            .contrast
+            .as_ref()
+            .map(|map| map.pitch_shifted(pitch_factor, config.first_bin())),
     }
 }
 
@@ -370,6 +387,7 @@ mod tests {
             ],
             num_frames: 20,
             duration_secs: 1.0,
+            contrast: None,
         };
         let semitone_up = 2f64.powf(1.0 / 12.0);
         let shifted = shift_pitch(&fingerprint, semitone_up, &config);

@@ -315,6 +315,20 @@ impl InvertedIndex {
             .map(|&packed| unpack_peak(packed))
     }
 
+    /// A song's peaks from frame `frames.start` up to (not including) `frames.end`, in time
+    /// order.
+    pub fn song_peaks_between(
+        &self,
+        span: &SongSpan,
+        frames: std::ops::Range<u32>,
+    ) -> impl Iterator<Item = Peak> + '_ {
+        let all = &self.forward[span.peaks_start..span.peaks_start + span.peaks_len as usize];
+        let start = all.partition_point(|&packed| unpack_peak(packed).frame < frames.start);
+        let end =
+            start + all[start..].partition_point(|&packed| unpack_peak(packed).frame < frames.end);
+        all[start..end].iter().map(|&packed| unpack_peak(packed))
+    }
+
     /// Appends a song's landmarks (the same the index holds for it) to `out`.
     pub fn song_landmarks(&self, span: &SongSpan, out: &mut Vec<Landmark>) {
         let peaks: Vec<Peak> = self.song_peaks(span).collect();

@@ -177,6 +177,7 @@ pub fn import_into(
             peaks,
             num_frames: record.num_frames,
             duration_secs: record.duration_secs,
+            contrast: None,
         };
         let added = store.add_song(&song, &fingerprint)?;
         summary.imported += 1;
