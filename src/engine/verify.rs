@@ -1,4 +1,4 @@
-//! Peak verification: does the clip's constellation lie on the candidate song's?
+//! Verification: does the clip really lie on the candidate song at the offset found?
 //!
 //! Landmark scoring finds a song and an offset from the few hashes whose both peaks survived
 //! the distortion. Once the offset is known, every surviving peak can testify on its own: a
@@ -55,39 +55,19 @@ pub struct ClipEvidence<'a> {
     pub contrast: Option<&'a ContrastMap>,
 }
 
-/// Compares `clip_peaks` (the query's constellation) with the song's peaks, the clip starting
-/// at `offset_frames` in the song.
+/// Verifies one candidate: the clip starting at `offset_frames` in the song of `span`.
 pub fn peak_agreement(
     index: &InvertedIndex,
     span: &SongSpan,
     offset_frames: f64,
     clip: ClipEvidence<'_>,
 ) -> PeakAgreement {
-    let clip_peaks = clip.peaks;
-    let clip_frames = clip_peaks.iter().map(|p| p.frame).max().unwrap_or(0) + 1;
+    let clip_frames = clip.peaks.iter().map(|p| p.frame).max().unwrap_or(0) + 1;
     let offset = offset_frames.round() as i64;
     let song_frames = i64::from(span.num_frames);
-    let fits = |start: i64| start + i64::from(clip_frames) > 0 && start < song_frames;
-    let mut chance_offsets: Vec<i64> = Vec::with_capacity(CHANCE_SAMPLES);
-    for &shift in &CHANCE_SHIFTS {
-        for start in [offset - i64::from(shift), offset + i64::from(shift)] {
-            let inside = start >= 0 && start + i64::from(clip_frames) <= song_frames;
-            if inside && chance_offsets.len() < CHANCE_SAMPLES {
-                chance_offsets.push(start);
-            }
-        }
-    }
-    // A song barely longer than the clip: partial windows are better than none.
-    if chance_offsets.len() < 4 {
-        for &shift in &CHANCE_SHIFTS {
-            for start in [offset - i64::from(shift), offset + i64::from(shift)] {
-                if fits(start) && !chance_offsets.contains(&start) && chance_offsets.len() < 4 {
-                    chance_offsets.push(start);
-                }
-            }
-        }
-    }
+    let chance_offsets = chance_offsets(offset, i64::from(clip_frames), song_frames);
 
+    // The song's peaks over every window read.
     let lowest = chance_offsets.iter().copied().fold(offset, i64::min).max(0) as u32;
     let highest = chance_offsets
         .iter()
@@ -95,56 +75,105 @@ pub fn peak_agreement(
         .fold(offset, i64::max)
         .saturating_add(i64::from(clip_frames))
         .clamp(0, song_frames) as u32;
-    let grid = SongGrid::new(index, span, lowest, highest);
+    let song_peaks: Vec<Peak> = index.song_peaks_between(span, lowest..highest).collect();
 
-    let matched = grid.count_matches(clip_peaks, offset);
-    let chance: Vec<usize> = chance_offsets
+    let grid = SongGrid::new(&song_peaks, lowest, highest);
+    let matched = grid.count_matches(clip.peaks, offset);
+    let chance_matched: usize = chance_offsets
         .iter()
-        .map(|&start| grid.count_matches(clip_peaks, start))
-        .collect();
-    let chance = chance.iter().sum::<usize>() as f64 / chance.len().max(1) as f64;
+        .map(|&start| grid.count_matches(clip.peaks, start))
+        .sum();
     let mut agreement = PeakAgreement {
         matched,
-        chance,
-        clip_peaks: clip_peaks.len(),
+        chance: chance_matched as f64 / chance_offsets.len().max(1) as f64,
+        clip_peaks: clip.peaks.len(),
         ..PeakAgreement::default()
     };
     if let Some(map) = clip.contrast {
-        let song_peaks: Vec<Peak> = index.song_peaks_between(span, lowest..highest).collect();
-        let read = |start: i64, values: &mut Vec<f64>| {
-            values.clear();
-            let first = song_peaks.partition_point(|p| i64::from(p.frame) < start);
-            for peak in &song_peaks[first..] {
-                let frame = i64::from(peak.frame) - start;
-                if frame >= i64::from(clip_frames) {
-                    break;
-                }
-                if let Some(value) = best_contrast_near(map, frame, i64::from(peak.bin)) {
-                    values.push(value);
-                }
-            }
+        let windows = ContrastWindows {
+            map,
+            song_peaks: &song_peaks,
+            clip_frames: i64::from(clip_frames),
         };
-        let mut values = Vec::new();
-        read(offset, &mut values);
-        let at_offset = mean(&values);
-        agreement.song_peaks = values.len();
-        let (mut chance_sum, mut chance_n, mut square_sum) = (0.0, 0usize, 0.0);
-        for &start in &chance_offsets {
-            read(start, &mut values);
-            chance_sum += values.iter().sum::<f64>();
-            square_sum += values.iter().map(|v| v * v).sum::<f64>();
-            chance_n += values.len();
-        }
-        if chance_n > 1 && !values.is_empty() && agreement.song_peaks > 0 {
-            let chance_mean = chance_sum / chance_n as f64;
-            let variance = (square_sum / chance_n as f64 - chance_mean * chance_mean).max(1.0);
-            agreement.contrast_db = at_offset;
-            agreement.chance_contrast_db = chance_mean;
-            agreement.contrast_z =
-                (at_offset - chance_mean) / (variance / agreement.song_peaks as f64).sqrt();
-        }
+        windows.compare(offset, &chance_offsets, &mut agreement);
     }
     agreement
+}
+
+/// Where the clip would start if it were chance: [`CHANCE_SAMPLES`] shifts of `offset` that
+/// keep the clip inside the song, or, for a song barely longer than the clip, at least 4 that
+/// overlap it.
+fn chance_offsets(offset: i64, clip_frames: i64, song_frames: i64) -> Vec<i64> {
+    let shifted = || {
+        CHANCE_SHIFTS
+            .iter()
+            .flat_map(move |&shift| [offset - i64::from(shift), offset + i64::from(shift)])
+    };
+    let mut offsets: Vec<i64> = shifted()
+        .filter(|&start| start >= 0 && start + clip_frames <= song_frames)
+        .take(CHANCE_SAMPLES)
+        .collect();
+    if offsets.len() < 4 {
+        let overlapping = shifted()
+            .filter(|&start| start + clip_frames > 0 && start < song_frames)
+            .filter(|start| !offsets.contains(start))
+            .take(4 - offsets.len())
+            .collect::<Vec<_>>();
+        offsets.extend(overlapping);
+    }
+    offsets
+}
+
+/// Reads a clip's contrast map under the song's peaks, the clip placed at various offsets.
+struct ContrastWindows<'a> {
+    map: &'a ContrastMap,
+    song_peaks: &'a [Peak],
+    clip_frames: i64,
+}
+
+impl ContrastWindows<'_> {
+    /// The contrast under each song peak the clip covers when it starts at `start`.
+    fn read(&self, start: i64, values: &mut Vec<f64>) {
+        values.clear();
+        let first = self
+            .song_peaks
+            .partition_point(|p| i64::from(p.frame) < start);
+        for peak in &self.song_peaks[first..] {
+            let frame = i64::from(peak.frame) - start;
+            if frame >= self.clip_frames {
+                break;
+            }
+            if let Some(value) = best_contrast_near(self.map, frame, i64::from(peak.bin)) {
+                values.push(value);
+            }
+        }
+    }
+
+    /// Fills the contrast figures of `agreement`: the mean at `offset`, the mean over the
+    /// chance offsets, and the distance between them in standard errors (the spread of single
+    /// readings at the chance offsets, over the number of readings at `offset`).
+    fn compare(&self, offset: i64, chance_offsets: &[i64], agreement: &mut PeakAgreement) {
+        let mut values = Vec::new();
+        self.read(offset, &mut values);
+        let (at_offset, readings) = (mean(&values), values.len());
+        let (mut sum, mut square_sum, mut count) = (0.0, 0.0, 0usize);
+        for &start in chance_offsets {
+            self.read(start, &mut values);
+            sum += values.iter().sum::<f64>();
+            square_sum += values.iter().map(|v| v * v).sum::<f64>();
+            count += values.len();
+        }
+        agreement.song_peaks = readings;
+        if count < 2 || readings == 0 {
+            return;
+        }
+        let chance_mean = sum / count as f64;
+        // At least 1 dB^2: whole-dB readings of a flat map must not divide by zero.
+        let variance = (square_sum / count as f64 - chance_mean * chance_mean).max(1.0);
+        agreement.contrast_db = at_offset;
+        agreement.chance_contrast_db = chance_mean;
+        agreement.contrast_z = (at_offset - chance_mean) / (variance / readings as f64).sqrt();
+    }
 }
 
 /// The highest contrast of the clip at a point's frame, within one bin of it. (Time needs no
@@ -160,7 +189,7 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// A song's peaks between two frames as a bitmap, widened by one bin either way.
+/// Song peaks between two frames as a bitmap, widened by one bin either way.
 struct SongGrid {
     first_frame: u32,
     frames: usize,
@@ -168,10 +197,13 @@ struct SongGrid {
 }
 
 impl SongGrid {
-    fn new(index: &InvertedIndex, span: &SongSpan, first_frame: u32, end_frame: u32) -> Self {
+    fn new(song_peaks: &[Peak], first_frame: u32, end_frame: u32) -> Self {
         let frames = end_frame.saturating_sub(first_frame) as usize;
         let mut bits = vec![0u64; frames * WORDS_PER_FRAME];
-        for peak in index.song_peaks_between(span, first_frame..end_frame) {
+        for peak in song_peaks {
+            if !(first_frame..end_frame).contains(&peak.frame) {
+                continue;
+            }
             let row = (peak.frame - first_frame) as usize * WORDS_PER_FRAME;
             let bin = usize::from(peak.bin);
             for b in bin.saturating_sub(1)..=(bin + 1).min(WORDS_PER_FRAME * 64 - 1) {
