@@ -14,7 +14,9 @@ use crate::engine::matcher::{self, ScoreOutcome};
 use crate::engine::postings::{InvertedIndex, PostingsError, Stamp};
 use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
-use crate::index::{IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, open_store};
+use crate::index::{
+    IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, content_stamp_of, open_store,
+};
 
 /// Errors of library operations.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,10 @@ pub struct Library {
     match_config: MatchConfig,
     /// Where the inverted index is saved between runs (SQLite stores only).
     index_file: Option<PathBuf>,
+    /// The saved index is the one in memory (loaded, or saved since the last change). When
+    /// not, it is saved once, when the library is dropped: a command that rebuilt a stale
+    /// index and then changes the library writes it once, not twice.
+    index_saved: bool,
 }
 
 impl Library {
@@ -129,24 +135,19 @@ impl Library {
     ) -> Result<Self, LibraryError> {
         let config = store.fingerprint_config().clone();
         let index_file = index_file_of(store.as_ref());
-        let index = match index_file
+        let (index, index_saved) = match index_file
             .as_deref()
             .and_then(|path| read_index_file(store.as_ref(), &config, match_config, path))
         {
-            Some(index) => index,
-            None => {
-                let (mut index, stamp) = build_index(store.as_ref(), &config, match_config)?;
-                if let Some(path) = &index_file {
-                    write_index_file(&mut index, &stamp, path);
-                }
-                index
-            }
+            Some(index) => (index, true),
+            None => (build_index(store.as_ref(), &config, match_config)?, false),
         };
         Ok(Self {
             store: Mutex::new(store),
             index,
             config,
             match_config: match_config.clone(),
+            index_saved: index_saved || index_file.is_none(),
             index_file,
         })
     }
@@ -154,17 +155,37 @@ impl Library {
     /// Saves the inverted index beside the database, so that the next process to open the
     /// library loads it instead of rebuilding it (call after changing the library). Failing
     /// to save loses nothing: the next open rebuilds, as without the file.
+    ///
+    /// When another process changed the library since this one opened it, the index in
+    /// memory is not the library's: nothing is saved (a file stamped with the library's
+    /// state would hide that process's songs from the next one), and the next open rebuilds.
     pub fn save_index(&mut self) -> Result<(), LibraryError> {
         let Some(path) = self.index_file.clone() else {
             return Ok(());
         };
-        let stamp = {
+        let songs = {
             let store = self.store();
-            let mut stamp = Ok([0u8; 32]);
-            store.with_snapshot(&mut || stamp = store.content_stamp())?;
-            stamp?
+            let mut songs = Ok(Vec::new());
+            store.with_snapshot(&mut || songs = store.songs())?;
+            songs?
         };
-        write_index_file(&mut self.index, &stamp, &path);
+        let mut in_memory: Vec<(i64, u32)> = self
+            .index
+            .spans()
+            .iter()
+            .filter(|span| !self.index.is_removed(span.song_id))
+            .map(|span| (span.song_id, span.num_frames))
+            .collect();
+        in_memory.sort_unstable();
+        let in_store: Vec<(i64, u32)> = songs.iter().map(|s| (s.id, s.num_frames)).collect();
+        if in_memory != in_store {
+            tracing::debug!(
+                "{}: the library changed in another process; not saving the index",
+                path.display()
+            );
+            return Ok(());
+        }
+        self.index_saved = write_index_file(&mut self.index, &content_stamp_of(&songs), &path);
         Ok(())
     }
 
@@ -177,8 +198,9 @@ impl Library {
 
     /// Rebuilds the in-memory index from the store (after an import).
     pub fn reload(&mut self) -> Result<(), LibraryError> {
-        let (index, _) = build_index(self.store().as_ref(), &self.config, &self.match_config)?;
+        let index = build_index(self.store().as_ref(), &self.config, &self.match_config)?;
         self.index = index;
+        self.index_saved = self.index_file.is_none();
         Ok(())
     }
 
@@ -215,6 +237,7 @@ impl Library {
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, LibraryError> {
         let record = self.store().add_song(song, fingerprint)?;
+        self.index_saved = false;
         self.index
             .add_song(record.id, fingerprint.num_frames, &fingerprint.peaks)?;
         Ok(record)
@@ -223,6 +246,7 @@ impl Library {
     /// Removes a song; `false` if there is none with that id.
     pub fn remove(&mut self, song_id: i64) -> Result<bool, LibraryError> {
         let removed = self.store().remove_song(song_id)?;
+        self.index_saved = false;
         self.index.remove_song(song_id);
         Ok(removed)
     }
@@ -444,21 +468,30 @@ impl Library {
     }
 }
 
-/// Builds the inverted index from the store's peaks, with the stamp of the state it read.
+impl Drop for Library {
+    /// Saves an index that was rebuilt or changed and not saved since (see `index_saved`).
+    fn drop(&mut self) {
+        if !self.index_saved {
+            if let Err(err) = self.save_index() {
+                tracing::warn!("cannot save the index: {err}");
+            }
+        }
+    }
+}
+
+/// Builds the inverted index from the store's peaks.
 fn build_index(
     store: &dyn Store,
     config: &FingerprintConfig,
     match_config: &MatchConfig,
-) -> Result<(InvertedIndex, Stamp), LibraryError> {
+) -> Result<InvertedIndex, LibraryError> {
     // Two passes (count, fill) over the stored peaks, inside one snapshot so that a song
     // committed meanwhile by another process cannot appear in one pass only. Landmarks are
     // regenerated each pass, which costs less than holding them all.
     let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let mut store_error = None;
     let mut built = None;
-    let mut stamp = Ok([0u8; 32]);
     store.with_snapshot(&mut || {
-        stamp = store.content_stamp();
         built = Some(InvertedIndex::build(config.frame_secs(), rule, |visit| {
             let result = store.for_each_fingerprint(&mut |record, peaks| {
                 visit(record.id, record.num_frames, &peaks);
@@ -471,10 +504,9 @@ fn build_index(
     if let Some(err) = store_error {
         return Err(err.into());
     }
-    let stamp = stamp?;
     match built {
-        Some(index) => Ok((index?, stamp)),
-        None => Ok((InvertedIndex::new(config.frame_secs(), rule), stamp)),
+        Some(index) => Ok(index?),
+        None => Ok(InvertedIndex::new(config.frame_secs(), rule)),
     }
 }
 
@@ -520,8 +552,8 @@ fn read_index_file(
 }
 
 /// Saves `index` at `path` (through a temporary file and a rename, so a reader never sees a
-/// half-written file). Failures are logged: the file is only a cache.
-fn write_index_file(index: &mut InvertedIndex, stamp: &Stamp, path: &Path) {
+/// half-written file); `false` if it could not. Failures are logged: the file is only a cache.
+fn write_index_file(index: &mut InvertedIndex, stamp: &Stamp, path: &Path) -> bool {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".tmp{}", std::process::id()));
     let temporary = PathBuf::from(temporary);
@@ -532,9 +564,13 @@ fn write_index_file(index: &mut InvertedIndex, stamp: &Stamp, path: &Path) {
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     });
-    if let Err(err) = written {
-        std::fs::remove_file(&temporary).ok();
-        tracing::warn!("{}: cannot save the index ({err})", path.display());
+    match written {
+        Ok(()) => true,
+        Err(err) => {
+            std::fs::remove_file(&temporary).ok();
+            tracing::warn!("{}: cannot save the index ({err})", path.display());
+            false
+        }
     }
 }
 

@@ -336,3 +336,88 @@ fn saved_index_is_loaded_when_current_and_rebuilt_when_damaged() {
         rewritten.len()
     );
 }
+
+/// Two open libraries (two processes, say `audiofp index` runs in two terminals) add songs to
+/// one database. The one that saves the inverted index last never saw the other's song: the
+/// saved file must not claim to be current, or the next process would load it and never find
+/// that song.
+#[test]
+fn a_saved_index_never_hides_a_song_another_process_added() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::{self, Side};
+    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::library::Library;
+    use audiofp::testkit::{distort, synth};
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageKind::Sqlite(dir.path().join("index.db"));
+    let config = FingerprintConfig::default();
+    let match_config = MatchConfig::default();
+    let open = || Library::open(&storage, &config, &match_config, OpenMode::CreateIfMissing);
+    let song = |seed: u64, title: &str| {
+        let samples = synth::song(seed, 20.0, SR);
+        let fingerprint =
+            engine::fingerprint_samples(&samples, SR, &config, &match_config, Side::Reference)
+                .unwrap();
+        let meta = NewSong {
+            title: title.to_string(),
+            artist: None,
+            album: None,
+            duration_secs: fingerprint.duration_secs,
+            path: None,
+            file_size: None,
+            file_mtime: None,
+            content_hash: format!("{seed:064x}"),
+            added_at: None,
+        };
+        (meta, fingerprint, samples)
+    };
+    let (first_meta, first_fingerprint, _) = song(61, "Saved by the first");
+    let (other_meta, other_fingerprint, other_samples) = song(62, "Added by the other");
+
+    let mut first = open().unwrap();
+    let mut other = open().unwrap();
+    other.add(&other_meta, &other_fingerprint).unwrap();
+    first.add(&first_meta, &first_fingerprint).unwrap();
+    first.save_index().unwrap();
+    drop((first, other));
+
+    let later = open().unwrap();
+    let clip = distort::excerpt(&other_samples, SR, 6.0, 5.0);
+    let found = later.identify_samples(&clip, SR).unwrap();
+    assert_eq!(
+        found.matches.first().map(|m| m.song.title.as_str()),
+        Some("Added by the other"),
+        "{found:?}"
+    );
+}
+
+/// A library opened without a current saved index rebuilds it in memory and saves it once,
+/// when it is closed: a command that goes on to change the library (`index`, `remove`) does
+/// not write the whole index twice.
+#[test]
+fn a_rebuilt_index_is_saved_when_the_library_is_closed() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::index::{OpenMode, StorageKind};
+    use audiofp::library::Library;
+
+    let sandbox = Sandbox::new();
+    let (_folder, _songs) = small_library(&sandbox);
+    let mut saved = sandbox.db().into_os_string();
+    saved.push(".postings");
+    let saved = PathBuf::from(saved);
+    std::fs::remove_file(&saved).unwrap();
+
+    let library = Library::open(
+        &StorageKind::Sqlite(sandbox.db()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    assert!(library.inverted_index().song_count() > 0);
+    assert!(!saved.exists(), "not written at open");
+    drop(library);
+    let written = std::fs::read(&saved).expect("written when the library was closed");
+    assert!(written.starts_with(b"AFPOSTv"));
+}

@@ -130,14 +130,7 @@ pub trait Store: Send {
     /// count, in id order): it changes whenever a song is added, removed or replaced, so it
     /// tells whether data derived from the store (the saved inverted index) is still current.
     fn content_stamp(&self) -> Result<[u8; 32], IndexError> {
-        let mut hasher = blake3::Hasher::new();
-        for song in self.songs()? {
-            hasher.update(&song.id.to_le_bytes());
-            hasher.update(song.content_hash.as_bytes());
-            hasher.update(&song.num_frames.to_le_bytes());
-            hasher.update(&song.num_peaks.to_le_bytes());
-        }
-        Ok(*hasher.finalize().as_bytes())
+        Ok(content_stamp_of(&self.songs()?))
     }
     /// Runs `read` on one consistent snapshot of the store: songs committed by other processes
     /// meanwhile are not seen half-way (two passes over the fingerprints agree).
@@ -149,6 +142,18 @@ pub trait Store: Send {
     fn flush(&mut self) -> Result<(), IndexError> {
         Ok(())
     }
+}
+
+/// The [`Store::content_stamp`] of a library holding `songs` (in id order).
+pub fn content_stamp_of(songs: &[SongRecord]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for song in songs {
+        hasher.update(&song.id.to_le_bytes());
+        hasher.update(song.content_hash.as_bytes());
+        hasher.update(&song.num_frames.to_le_bytes());
+        hasher.update(&song.num_peaks.to_le_bytes());
+    }
+    *hasher.finalize().as_bytes()
 }
 
 /// Which store to open.
