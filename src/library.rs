@@ -471,10 +471,10 @@ impl Library {
 impl Drop for Library {
     /// Saves an index that was rebuilt or changed and not saved since (see `index_saved`).
     fn drop(&mut self) {
-        if !self.index_saved {
-            if let Err(err) = self.save_index() {
-                tracing::warn!("cannot save the index: {err}");
-            }
+        if !self.index_saved
+            && let Err(err) = self.save_index()
+        {
+            tracing::warn!("cannot save the index: {err}");
         }
     }
 }
