@@ -161,7 +161,7 @@ impl PeakPicker {
         mask.clear();
         let floor = self.floor_db;
         let keep = |value: f32, freq_max: f32, below: f32| {
-            !(value < floor) & !(value < freq_max) & !(below >= value)
+            (value >= floor) & (value >= freq_max) & (below < value)
         };
         mask.extend(
             level

@@ -62,7 +62,7 @@ impl StreamResampler {
         let protected_hz = PROTECTED_FRACTION * f64::from(to_hz);
         let mut stages = Vec::new();
         let mut rate = from_hz;
-        while rate % 2 == 0 && f64::from(rate / 2) >= MIN_HALVED_RATIO * f64::from(to_hz) {
+        while rate.is_multiple_of(2) && f64::from(rate / 2) >= MIN_HALVED_RATIO * f64::from(to_hz) {
             stages.push(HalfBand::new(rate, protected_hz));
             rate /= 2;
         }
