@@ -60,6 +60,8 @@ pub struct PeakPicker {
     scratch: Vec<f32>,
     /// Scratch list of one frame's candidates.
     found: Vec<Candidate>,
+    /// Scratch: which bins of a frame are frequency maxima above the floor.
+    mask: Vec<bool>,
 }
 
 impl PeakPicker {
@@ -84,6 +86,7 @@ impl PeakPicker {
             spare: Vec::new(),
             scratch: Vec::new(),
             found: Vec::new(),
+            mask: Vec::new(),
         }
     }
 
@@ -135,14 +138,16 @@ impl PeakPicker {
         let center = self.next_center;
         self.next_center += 1;
         let mut found = std::mem::take(&mut self.found);
+        let mut mask = std::mem::take(&mut self.mask);
         found.clear();
-        self.candidates_at(center, &mut found);
+        self.candidates_at(center, &mut found, &mut mask);
         self.candidates.extend(found.iter().copied());
         self.found = found;
+        self.mask = mask;
     }
 
     /// Appends the peak candidates of frame `center` to `found`.
-    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>) {
+    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>, mask: &mut Vec<bool>) {
         let Some(slot) = self.slot(center) else {
             return;
         };
@@ -150,15 +155,27 @@ impl PeakPicker {
         let from = center.saturating_sub(self.time_half as u32);
         let to = center + self.time_half as u32;
         let bins = level.len();
-        for bin in 0..bins {
+        // The bins that are the maximum of their frequency neighbourhood and above the floor,
+        // in a branch-free pass (it vectorises); only these few are looked at in time.
+        // Plateaus along frequency: only the lowest bin of equal values counts.
+        mask.clear();
+        let floor = self.floor_db;
+        let keep = |value: f32, freq_max: f32, below: f32| {
+            (value >= floor) & (value >= freq_max) & (below < value)
+        };
+        mask.extend(
+            level
+                .iter()
+                .zip(&slot.freq_max_db)
+                .zip(std::iter::once(&f32::NEG_INFINITY).chain(level.iter()))
+                .map(|((&value, &freq_max), &below)| keep(value, freq_max, below)),
+        );
+        for bin in mask
+            .iter()
+            .enumerate()
+            .filter_map(|(bin, &keep)| keep.then_some(bin))
+        {
             let value = level[bin];
-            if value < self.floor_db || value < slot.freq_max_db[bin] {
-                continue;
-            }
-            // Plateaus along frequency: only the lowest bin of equal values counts.
-            if bin > 0 && level[bin - 1] >= value {
-                continue;
-            }
             let mut is_max = true;
             for frame in from..=to {
                 if frame == center {
@@ -251,36 +268,49 @@ impl PeakPicker {
     }
 }
 
-/// Maximum over `± half` around each position (van Herk / Gil-Werman: three passes, O(n)
-/// whatever the width). `out` receives one value per input; `scratch` is reused.
+/// Maximum over `± half` around each position. `out` receives one value per input; `scratch`
+/// is reused.
+///
+/// By doubling: after each pass, position `i` holds the maximum of the `span` padded inputs
+/// from `i` on, and `span` doubles; the last step combines two overlapping windows. Every pass
+/// is an element-wise maximum of two slices, which vectorises, unlike the running maxima of the
+/// van Herk / Gil-Werman method, whose every step waits for the one before.
 fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
     let n = values.len();
     let width = 2 * half + 1;
-    // Pad by `half` on both sides so every window is complete.
     let padded = n + 2 * half;
-    let blocks = padded.div_ceil(width);
-    let len = blocks * width;
     scratch.clear();
-    scratch.resize(3 * len, f32::NEG_INFINITY);
-    let (input, rest) = scratch.split_at_mut(len);
-    let (prefix, suffix) = rest.split_at_mut(len);
-    input[half..half + n].copy_from_slice(values);
-    for block in 0..blocks {
-        let start = block * width;
-        let mut running = f32::NEG_INFINITY;
-        for i in start..start + width {
-            running = running.max(input[i]);
-            prefix[i] = running;
+    scratch.resize(2 * padded, f32::NEG_INFINITY);
+    let (first, second) = scratch.split_at_mut(padded);
+    // Padded by `half` on both sides, so that every window is complete.
+    first[half..half + n].copy_from_slice(values);
+    let (mut src, mut dst) = (first, second);
+    // Windows of `span` inputs start at positions `0..len`.
+    let mut span = 1;
+    let mut len = padded;
+    while span * 2 <= width {
+        let next_len = len - span;
+        for ((d, a), b) in dst[..next_len]
+            .iter_mut()
+            .zip(&src[..next_len])
+            .zip(&src[span..len])
+        {
+            *d = a.max(*b);
         }
-        let mut running = f32::NEG_INFINITY;
-        for i in (start..start + width).rev() {
-            running = running.max(input[i]);
-            suffix[i] = running;
-        }
+        std::mem::swap(&mut src, &mut dst);
+        span *= 2;
+        len = next_len;
     }
+    // Window `i ..= i + width - 1` is the union of the `span` windows at `i` and at
+    // `i + width - span`.
+    let shift = width - span;
     out.clear();
-    // Window for output i covers padded positions i ..= i + 2 * half.
-    out.extend((0..n).map(|i| suffix[i].max(prefix[i + width - 1])));
+    out.extend(
+        src[..n]
+            .iter()
+            .zip(&src[shift..shift + n])
+            .map(|(a, b)| a.max(*b)),
+    );
 }
 
 #[cfg(test)]
