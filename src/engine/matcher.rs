@@ -500,7 +500,7 @@ fn within_hit_budget(
 /// on the development corpus (see docs/BENCHMARK.md, "Confidence calibration"): the output is
 /// the estimated probability that the top answer is the right song.
 pub const CONFIDENCE_WEIGHTS: [f64; 8] =
-    [1.994, -0.425, -0.245, -1.414, 3.980, -1.067, 0.675, -3.739];
+    [2.118, 0.241, -0.477, -1.240, 2.804, -0.744, 0.773, -4.724];
 
 /// The contrast feature is clamped to this range: beyond it the evidence is conclusive either
 /// way, and the model should not extrapolate.
