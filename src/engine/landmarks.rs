@@ -70,6 +70,13 @@ pub struct PairingRule {
 
 /// Appends the landmarks of `peaks` (sorted by frame, then bin) to `out`.
 pub fn landmarks(peaks: &[Peak], rule: PairingRule, out: &mut Vec<Landmark>) {
+    for_each_landmark(peaks, rule, |landmark| out.push(landmark));
+}
+
+/// Calls `visit` with each landmark of `peaks` (sorted by frame, then bin), in the order
+/// [`landmarks`] lists them, without collecting them.
+#[inline]
+pub fn for_each_landmark(peaks: &[Peak], rule: PairingRule, mut visit: impl FnMut(Landmark)) {
     for (i, anchor) in peaks.iter().enumerate() {
         let mut paired = 0;
         for target in &peaks[i + 1..] {
@@ -84,14 +91,14 @@ pub fn landmarks(peaks: &[Peak], rule: PairingRule, out: &mut Vec<Landmark>) {
             if dbin.unsigned_abs() > rule.max_delta_bins {
                 continue;
             }
-            out.push(Landmark {
+            visit(Landmark {
                 key: pack_key(anchor.bin, dbin, dt),
                 frame: anchor.frame,
             });
             if rule.dt_tolerance {
                 for near in [dt - 1, dt + 1] {
                     if (1..=rule.max_delta_frames).contains(&near) {
-                        out.push(Landmark {
+                        visit(Landmark {
                             key: pack_key(anchor.bin, dbin, near),
                             frame: anchor.frame,
                         });

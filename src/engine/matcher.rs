@@ -130,8 +130,10 @@ pub fn score(
             let (candidates, hits) = score_by_lookup(index, &rare, config);
             let table = KeyTable::new(&landmarks);
             let mut verified = Vec::new();
+            let mut peaks = Vec::new();
             for (span_idx, _) in candidates.into_iter().take(RESCORED_CANDIDATES) {
-                if let Some(song) = score_song_exactly(index, span_idx, &landmarks, &table, config)
+                if let Some(song) =
+                    score_song_exactly(index, span_idx, &landmarks, &table, config, &mut peaks)
                 {
                     verified.push((span_idx, song));
                 }
@@ -199,41 +201,51 @@ fn score_by_lookup(
 ) -> (Vec<(usize, ScoredSong)>, usize) {
     // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference
     // and, within one, by query frame, so distinct aligned frames can be counted too.
+    // Landmarks sharing a key (consecutive when `lookup` is sorted by key) read its posting
+    // list once.
     let mut hits_sorted: Vec<u64> = Vec::with_capacity(lookup.len() * 8);
-    for landmark in lookup {
-        index.for_each_posting(landmark.key, |global| {
-            if let Some(diff) = global.checked_sub(landmark.frame) {
-                hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
+    let mut start = 0;
+    while start < lookup.len() {
+        let key = lookup[start].key;
+        let len = lookup[start..]
+            .iter()
+            .position(|l| l.key != key)
+            .unwrap_or(lookup.len() - start);
+        let group = &lookup[start..start + len];
+        index.for_each_posting(key, |global| {
+            for landmark in group {
+                if let Some(diff) = global.checked_sub(landmark.frame) {
+                    hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
+                }
             }
         });
+        start += len;
     }
     sort_by_difference(&mut hits_sorted);
     let hits = hits_sorted.len();
     let spans = index.spans();
     keep_hits_in_their_song(&mut hits_sorted, spans);
-    let runs = Runs::of(&hits_sorted);
 
     // One sweep over the sorted differences: the best bin (value ± 1) of each song, and each
     // song's total hits (its own chance level).
     let floor = aligned_floor(config);
     let mut span_idx = 0usize;
-    // Per span: total hits, and the best window as (count, index into `values`).
+    // Per span: total hits, and the best window as (count, index of its first hit).
     let mut song_hits: Vec<u32> = vec![0; spans.len()];
     let mut best: Vec<(u32, usize)> = vec![(0, 0); spans.len()];
-    for i in 0..runs.values.len() {
-        let probe = song_of_difference(runs.values[i]);
+    for_each_run(&hits_sorted, |run, window| {
+        let probe = song_of_difference(difference(hits_sorted[run.start]));
         while spans.get(span_idx + 1).is_some_and(|s| s.base <= probe) {
             span_idx += 1;
         }
         if spans.get(span_idx).is_none_or(|s| s.base > probe) {
-            continue;
+            return;
         }
-        song_hits[span_idx] += runs.counts[i];
-        let window = runs.window(i);
+        song_hits[span_idx] += run.len() as u32;
         if window >= floor && window > best[span_idx].0 {
-            best[span_idx] = (window, i);
+            best[span_idx] = (window, run.start);
         }
-    }
+    });
     let mut best: Vec<(usize, u32, usize)> = best
         .iter()
         .enumerate()
@@ -250,7 +262,7 @@ fn score_by_lookup(
         .into_iter()
         .filter_map(|(span_idx, window, i)| {
             let span = spans.get(span_idx)?;
-            let song = runs.song_score(span, &hits_sorted, i, window, song_hits[span_idx]);
+            let song = song_score(span, &hits_sorted, i, window, song_hits[span_idx]);
             Some((span_idx, song))
         })
         .collect();
@@ -292,19 +304,19 @@ fn aligned_floor(config: &MatchConfig) -> u32 {
 
 /// Scores one song against every landmark of the query, from the song's own landmarks
 /// (regenerated from the peaks the index keeps) rather than from the postings: the hits are
-/// those a full lookup would give for this song, found in one pass over the song.
+/// those a full lookup would give for this song, found in one pass over the song. `peaks` is
+/// scratch space.
 fn score_song_exactly(
     index: &InvertedIndex,
     span_idx: usize,
     landmarks: &[Landmark],
     table: &KeyTable,
     config: &MatchConfig,
+    peaks: &mut Vec<Peak>,
 ) -> Option<ScoredSong> {
     let span = index.spans().get(span_idx)?;
-    let mut song_landmarks = Vec::new();
-    index.song_landmarks(span, &mut song_landmarks);
     let mut hits_sorted = Vec::new();
-    for song_landmark in &song_landmarks {
+    index.for_each_song_landmark(span, peaks, |song_landmark| {
         let global = span.base + song_landmark.frame;
         for query_landmark in table.matching(song_landmark.key, landmarks) {
             // As in a full lookup: a clip cannot start long before the song.
@@ -313,112 +325,112 @@ fn score_song_exactly(
                 hits_sorted.push(u64::from(diff) << 32 | u64::from(query_landmark.frame));
             }
         }
-    }
+    });
     hits_sorted.sort_unstable();
-    let runs = Runs::of(&hits_sorted);
-    let (window, i) = (0..runs.values.len())
-        .map(|i| (runs.window(i), i))
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))?;
+    // The widest bin; the first one on a tie.
+    let mut best: Option<(u32, usize)> = None;
+    for_each_run(&hits_sorted, |run, window| {
+        if best.is_none_or(|(w, _)| window > w) {
+            best = Some((window, run.start));
+        }
+    });
+    let (window, i) = best?;
     if window < aligned_floor(config) {
         return None;
     }
-    Some(runs.song_score(span, &hits_sorted, i, window, hits_sorted.len() as u32))
+    Some(song_score(
+        span,
+        &hits_sorted,
+        i,
+        window,
+        hits_sorted.len() as u32,
+    ))
 }
 
-/// Run-length encoding of hits sorted by difference: the distinct differences, how many
-/// hits each has, and where they start.
-struct Runs {
-    values: Vec<u32>,
-    counts: Vec<u32>,
-    starts: Vec<usize>,
+/// The offset difference of a hit (`difference << 32 | query frame`).
+fn difference(hit: u64) -> u32 {
+    (hit >> 32) as u32
 }
 
-impl Runs {
-    fn of(hits_sorted: &[u64]) -> Self {
-        let mut runs = Runs {
-            values: Vec::new(),
-            counts: Vec::new(),
-            starts: Vec::new(),
-        };
-        for (i, &hit) in hits_sorted.iter().enumerate() {
-            let d = (hit >> 32) as u32;
-            if runs.values.last() == Some(&d) {
-                if let Some(c) = runs.counts.last_mut() {
-                    *c += 1;
-                }
-            } else {
-                runs.values.push(d);
-                runs.counts.push(1);
-                runs.starts.push(i);
-            }
+/// Calls `visit(run, window)` for each run of hits with one offset difference in `hits_sorted`
+/// (sorted by difference), in order: `run` is its index range, `window` the number of hits in
+/// the bin of width 3 centred on it (the difference ± 1). One pass, no allocation.
+fn for_each_run(hits_sorted: &[u64], mut visit: impl FnMut(std::ops::Range<usize>, u32)) {
+    let d = |i: usize| u64::from(difference(hits_sorted[i]));
+    // `lo`: first hit of the bin (difference >= d - 1); `hi`: first hit past it (> d + 1).
+    let (mut lo, mut hi) = (0, 0);
+    let mut start = 0;
+    while start < hits_sorted.len() {
+        let value = d(start);
+        let mut end = start + 1;
+        while end < hits_sorted.len() && d(end) == value {
+            end += 1;
         }
-        runs
+        while d(lo) + 1 < value {
+            lo += 1;
+        }
+        hi = hi.max(end);
+        while hi < hits_sorted.len() && d(hi) <= value + 1 {
+            hi += 1;
+        }
+        visit(start..end, (hi - lo) as u32);
+        start = end;
     }
+}
 
-    /// Hits in the bin of width 3 centred on run `i`.
-    fn window(&self, i: usize) -> u32 {
-        let mut window = self.counts[i];
-        if i > 0 && self.values[i - 1] + 1 == self.values[i] {
-            window += self.counts[i - 1];
-        }
-        if i + 1 < self.values.len() && self.values[i + 1] == self.values[i] + 1 {
-            window += self.counts[i + 1];
-        }
-        window
-    }
-
-    /// The full score of a song whose best bin is centred on run `i`.
-    fn song_score(
-        &self,
-        span: &SongSpan,
-        hits_sorted: &[u64],
-        i: usize,
-        window: u32,
-        song_hits: u32,
-    ) -> ScoredSong {
-        let bin = i.saturating_sub(1)..(i + 2).min(self.values.len());
-        let in_bin = |j: &usize| self.values[*j].abs_diff(self.values[i]) <= 1;
-        let mut weight = 0.0;
-        let mut sum = 0.0;
-        for j in bin.clone().filter(in_bin) {
-            weight += f64::from(self.counts[j]);
-            sum += f64::from(self.counts[j]) * f64::from(self.values[j]);
-        }
-        let offset_frames = sum / weight.max(1.0) - f64::from(span.base);
-        // Distinct query frames among the aligned hits, and the time they span.
-        let mut frames: Vec<u32> = Vec::new();
-        for j in bin.filter(in_bin) {
-            let end = self.starts.get(j + 1).copied().unwrap_or(hits_sorted.len());
-            frames.extend(hits_sorted[self.starts[j]..end].iter().map(|&h| h as u32));
-        }
-        frames.sort_unstable();
-        frames.dedup();
-        let aligned_frames = frames.len();
-        let spread_frames =
-            frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
-        ScoredSong {
-            song_id: span.song_id,
-            aligned_frames,
-            spread_frames,
-            aligned: window as usize,
-            offset_frames,
-            song_hits: song_hits as usize,
-            // Computed once the song's peaks have been compared with the clip's.
-            confidence: 0.0,
-            peaks: PeakAgreement::default(),
-        }
+/// The full score of a song whose best bin is centred on the run of hits starting at `i` in
+/// `hits_sorted` (sorted by difference), with `window` hits in the bin.
+fn song_score(
+    span: &SongSpan,
+    hits_sorted: &[u64],
+    i: usize,
+    window: u32,
+    song_hits: u32,
+) -> ScoredSong {
+    let centre = u64::from(difference(hits_sorted[i]));
+    let lo = hits_sorted[..i].partition_point(|&h| u64::from(difference(h)) + 1 < centre);
+    let hi = i + hits_sorted[i..].partition_point(|&h| u64::from(difference(h)) <= centre + 1);
+    let bin = &hits_sorted[lo..hi];
+    // Sub-frame offset: the mean difference of the bin's hits (sums of integers, exact in f64).
+    let sum: f64 = bin.iter().map(|&h| f64::from(difference(h))).sum();
+    let offset_frames = sum / (bin.len() as f64).max(1.0) - f64::from(span.base);
+    // Distinct query frames among the aligned hits, and the time they span.
+    let mut frames: Vec<u32> = bin.iter().map(|&h| h as u32).collect();
+    frames.sort_unstable();
+    frames.dedup();
+    let aligned_frames = frames.len();
+    let spread_frames = frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
+    ScoredSong {
+        song_id: span.song_id,
+        aligned_frames,
+        spread_frames,
+        aligned: window as usize,
+        offset_frames,
+        song_hits: song_hits as usize,
+        // Computed once the song's peaks have been compared with the clip's.
+        confidence: 0.0,
+        peaks: PeakAgreement::default(),
     }
 }
 
 /// The query's landmarks by key: an open-addressing table from a key to the range of
 /// landmarks with that key in the query's sorted list.
+///
+/// A bitset of hashed keys in front of it (32 KB, stays in L1) answers most probes of keys the
+/// query does not have, which are nearly all of a song's keys.
 struct KeyTable {
     slots: Vec<(u32, u32, u32)>,
     mask: usize,
+    filter: Vec<u64>,
 }
 
 impl KeyTable {
     const EMPTY: u32 = u32::MAX;
+    const FILTER_BITS: u32 = 18;
+
+    fn filter_bit(key: u32) -> usize {
+        (key.wrapping_mul(0x85EB_CA6B) >> (32 - Self::FILTER_BITS)) as usize
+    }
 
     /// `landmarks` sorted by key.
     fn new(landmarks: &[Landmark]) -> Self {
@@ -426,6 +438,7 @@ impl KeyTable {
         let mut table = KeyTable {
             slots: vec![(Self::EMPTY, 0, 0); capacity],
             mask: capacity - 1,
+            filter: vec![0; 1 << (Self::FILTER_BITS - 6)],
         };
         let mut start = 0;
         while start < landmarks.len() {
@@ -436,6 +449,8 @@ impl KeyTable {
                 slot = (slot + 1) & table.mask;
             }
             table.slots[slot] = (key, start as u32, end as u32);
+            let bit = Self::filter_bit(key);
+            table.filter[bit / 64] |= 1 << (bit % 64);
             start = end;
         }
         table
@@ -446,7 +461,12 @@ impl KeyTable {
     }
 
     /// The landmarks of `landmarks` (the list the table was built from) with this key.
+    #[inline]
     fn matching<'a>(&self, key: u32, landmarks: &'a [Landmark]) -> &'a [Landmark] {
+        let bit = Self::filter_bit(key);
+        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return &[];
+        }
         let mut slot = Self::hash(key) & self.mask;
         loop {
             let (k, start, end) = self.slots[slot];
@@ -493,6 +513,8 @@ fn within_hit_budget(
         }
         rare.push(landmark);
     }
+    // By key again, so that landmarks sharing a key read its posting list once.
+    rare.sort_unstable();
     Some(rare)
 }
 
@@ -637,6 +659,53 @@ mod tests {
         assert!(candidate(100, 40, 300, (150, 5.0, 12.0)) > 0.99);
         assert!(candidate(3, 2, 300, (6, 5.0, 0.0)) < 0.2);
         assert_eq!(candidate(0, 0, 0, typical), 0.0);
+    }
+
+    #[test]
+    fn runs_and_windows_match_a_direct_count() {
+        // Differences with gaps, neighbours and repeats, as sorted hits (difference, frame).
+        let diffs = [
+            3u32, 3, 4, 6, 8, 8, 8, 9, 10, 12, 20, 21, 21, 22, 22, 22, 40,
+        ];
+        let hits: Vec<u64> = diffs
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| u64::from(d) << 32 | i as u64)
+            .collect();
+        let mut seen = Vec::new();
+        for_each_run(&hits, |run, window| {
+            let d = diffs[run.start];
+            assert!(diffs[run.clone()].iter().all(|&x| x == d));
+            let expected = diffs.iter().filter(|&&x| x.abs_diff(d) <= 1).count() as u32;
+            assert_eq!(window, expected, "difference {d}");
+            seen.push(d);
+        });
+        let mut distinct = diffs.to_vec();
+        distinct.dedup();
+        assert_eq!(seen, distinct);
+        // The bin of a run as song_score sees it: 20, 21, 21, 22, 22, 22 around 21.
+        let span = SongSpan::for_test(7, 10, 100);
+        let i = diffs.iter().position(|&d| d == 21).unwrap_or(0);
+        let song = song_score(&span, &hits, i, 6, 17);
+        assert_eq!(song.aligned_frames, 6);
+        assert!((song.offset_frames - (128.0 / 6.0 - 10.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn key_table_finds_exactly_the_query_landmarks_with_a_key() {
+        let mut query: Vec<Landmark> = (0..3_000u32)
+            .map(|i| Landmark {
+                key: i.wrapping_mul(2_654_435_761) % 100_000,
+                frame: i % 311,
+            })
+            .collect();
+        query.sort_unstable();
+        query.dedup();
+        let table = KeyTable::new(&query);
+        for key in 0..100_000u32 {
+            let expected: Vec<Landmark> = query.iter().copied().filter(|l| l.key == key).collect();
+            assert_eq!(table.matching(key, &query), &expected[..], "key {key}");
+        }
     }
 
     use crate::engine::landmarks::{self, PairingRule};

@@ -40,6 +40,20 @@ pub struct SongSpan {
     peaks_len: u32,
 }
 
+#[cfg(test)]
+impl SongSpan {
+    /// A span with no peaks, for tests of the scoring.
+    pub(crate) fn for_test(song_id: i64, base: u32, num_frames: u32) -> Self {
+        Self {
+            song_id,
+            base,
+            num_frames,
+            peaks_start: 0,
+            peaks_len: 0,
+        }
+    }
+}
+
 /// Errors of the inverted index.
 #[derive(Debug, thiserror::Error)]
 pub enum PostingsError {
@@ -331,8 +345,24 @@ impl InvertedIndex {
 
     /// Appends a song's landmarks (the same the index holds for it) to `out`.
     pub fn song_landmarks(&self, span: &SongSpan, out: &mut Vec<Landmark>) {
-        let peaks: Vec<Peak> = self.song_peaks(span).collect();
-        landmarks::landmarks(&peaks, self.rule, out);
+        let mut peaks = Vec::new();
+        self.for_each_song_landmark(span, &mut peaks, |landmark| out.push(landmark));
+    }
+
+    /// Calls `visit` with each of a song's landmarks (those [`song_landmarks`] lists) without
+    /// collecting them; `peaks` is scratch space for the song's unpacked peaks, reusable
+    /// across songs.
+    ///
+    /// [`song_landmarks`]: InvertedIndex::song_landmarks
+    pub fn for_each_song_landmark(
+        &self,
+        span: &SongSpan,
+        peaks: &mut Vec<Peak>,
+        visit: impl FnMut(Landmark),
+    ) {
+        peaks.clear();
+        peaks.extend(self.song_peaks(span));
+        landmarks::for_each_landmark(peaks, self.rule, visit);
     }
 
     /// Sorts the side list so lookups can binary-search all of it. Lookups are correct without
