@@ -91,6 +91,26 @@ pub struct ClipResult {
     pub error: Option<String>,
 }
 
+impl ClipResult {
+    /// Copies the figures of the candidate the clip is judged by (its top match, or the best
+    /// rejected candidate when there is none).
+    fn describe(&mut self, candidate: &crate::library::Match) {
+        self.confidence = candidate.confidence;
+        self.aligned = candidate.aligned;
+        self.aligned_frames = candidate.aligned_frames;
+        self.aligned_span_secs = candidate.aligned_span_secs;
+        self.song_hits = candidate.song_hits;
+        self.peaks_matched = candidate.peaks.matched;
+        self.peaks_chance = candidate.peaks.chance;
+        self.clip_peaks = candidate.peaks.clip_peaks;
+        self.contrast_db = candidate.peaks.contrast_db;
+        self.chance_contrast_db = candidate.peaks.chance_contrast_db;
+        self.contrast_z = candidate.peaks.contrast_z;
+        self.song_peaks = candidate.peaks.song_peaks;
+        self.song_secs = candidate.song.duration_secs;
+    }
+}
+
 /// Everything `bench` measured on a corpus.
 #[derive(Clone, Debug, Serialize)]
 pub struct CorpusReport {
@@ -304,36 +324,12 @@ pub fn run_corpus(
                 clip.second_aligned = identification.matches.get(1).map_or(0, |m| m.aligned);
                 if let Some(top) = identification.matches.first() {
                     clip.answer = Some(track_id(&top.song));
-                    clip.confidence = top.confidence;
-                    clip.aligned = top.aligned;
-                    clip.aligned_frames = top.aligned_frames;
-                    clip.aligned_span_secs = top.aligned_span_secs;
-                    clip.song_hits = top.song_hits;
-                    clip.peaks_matched = top.peaks.matched;
-                    clip.peaks_chance = top.peaks.chance;
-                    clip.clip_peaks = top.peaks.clip_peaks;
-                    clip.contrast_db = top.peaks.contrast_db;
-                    clip.chance_contrast_db = top.peaks.chance_contrast_db;
-                    clip.contrast_z = top.peaks.contrast_z;
-                    clip.song_peaks = top.peaks.song_peaks;
-                    clip.song_secs = top.song.duration_secs;
+                    clip.describe(top);
                     if clip.answer == entry.truth {
                         clip.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
                     }
                 } else if let Some(best) = &identification.best_rejected {
-                    clip.confidence = best.confidence;
-                    clip.aligned = best.aligned;
-                    clip.aligned_frames = best.aligned_frames;
-                    clip.aligned_span_secs = best.aligned_span_secs;
-                    clip.song_hits = best.song_hits;
-                    clip.peaks_matched = best.peaks.matched;
-                    clip.peaks_chance = best.peaks.chance;
-                    clip.clip_peaks = best.peaks.clip_peaks;
-                    clip.contrast_db = best.peaks.contrast_db;
-                    clip.chance_contrast_db = best.peaks.chance_contrast_db;
-                    clip.contrast_z = best.peaks.contrast_z;
-                    clip.song_peaks = best.peaks.song_peaks;
-                    clip.song_secs = best.song.duration_secs;
+                    clip.describe(best);
                 }
             }
             Err(err) => clip.error = Some(err.to_string()),

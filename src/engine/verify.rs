@@ -259,6 +259,14 @@ mod tests {
         }
     }
 
+    /// An index of one song (id 1) and its span.
+    fn one_song_index(peaks: &[Peak], frames: u32) -> (InvertedIndex, SongSpan) {
+        let index =
+            InvertedIndex::build(0.032, rule(), |visit| visit(1, frames, peaks)).expect("index");
+        let span = *index.span_of(1).expect("span");
+        (index, span)
+    }
+
     /// Deterministic pseudo-random peaks, one or two per frame.
     fn song(seed: u64, frames: u32) -> Vec<Peak> {
         let mut state = seed | 1;
@@ -282,9 +290,7 @@ mod tests {
     #[test]
     fn a_clip_of_the_song_agrees_far_above_chance_and_other_music_does_not() {
         let reference = song(7, 3_000);
-        let index = InvertedIndex::build(0.032, rule(), |visit| visit(1, 3_000, &reference))
-            .expect("index");
-        let span = *index.span_of(1).expect("span");
+        let (index, span) = one_song_index(&reference, 3_000);
         // Frames 1000..1300 of the song, one peak in two lost and each survivor moved by a
         // frame or a bin, plus as many foreign peaks.
         let mut clip: Vec<Peak> = reference
@@ -348,9 +354,7 @@ mod tests {
     #[test]
     fn the_song_s_energy_under_the_noise_is_found_at_the_right_offset_only() {
         let reference = song(11, 3_000);
-        let index = InvertedIndex::build(0.032, rule(), |visit| visit(1, 3_000, &reference))
-            .expect("index");
-        let span = *index.span_of(1).expect("span");
+        let (index, span) = one_song_index(&reference, 3_000);
         // No clip peak survives (the clip's peaks are all noise), but the song is 6 dB up.
         let noise_peaks = song(77, 150);
         let map = noisy_clip_map(&reference, 1_200, 150, 6.0);
@@ -380,9 +384,7 @@ mod tests {
     #[test]
     fn a_clip_as_long_as_the_song_still_gets_a_chance_level() {
         let reference = song(3, 400);
-        let index =
-            InvertedIndex::build(0.032, rule(), |visit| visit(1, 400, &reference)).expect("index");
-        let span = *index.span_of(1).expect("span");
+        let (index, span) = one_song_index(&reference, 400);
         let agreement = peak_agreement(&index, &span, 0.0, peaks_only(&reference));
         assert_eq!(agreement.matched, reference.len());
         assert!(
