@@ -42,9 +42,18 @@ impl egui::DroppedFile for TestFile {
 }
 
 fn harness(storage: StorageKind) -> Harness<'static, AudiofpApp> {
+    harness_with(storage, 2, Settings::default())
+}
+
+/// The app in a window of its usual size, with `index_threads` analysis threads.
+fn harness_with(
+    storage: StorageKind,
+    index_threads: usize,
+    settings: Settings,
+) -> Harness<'static, AudiofpApp> {
     let mut config = WorkerConfig::new(storage);
-    config.index_threads = 2;
-    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
+    config.index_threads = index_threads;
+    let app = AudiofpApp::with_settings(config, settings).unwrap();
     Harness::builder()
         .with_size([1180.0, 760.0])
         .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app)
@@ -265,16 +274,11 @@ fn a_library_of_100k_songs_stays_responsive() {
 
 #[test]
 fn listening_without_the_chosen_device_explains_why() {
-    let mut config = WorkerConfig::new(StorageKind::Memory);
-    config.index_threads = 1;
     let settings = Settings {
         input_device: Some("alsa:no-such-microphone".to_string()),
         ..Settings::default()
     };
-    let app = AudiofpApp::with_settings(config, settings).unwrap();
-    let mut harness = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    let mut harness = harness_with(StorageKind::Memory, 1, settings);
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     harness.get_by_label("Start listening").click();
     harness.step();
@@ -304,12 +308,7 @@ fn the_microphone_vanishing_while_listening_is_shown() {
 #[ignore = "run by the_microphone_vanishing_while_listening_is_shown, in a child process"]
 fn isolated_gui_microphone_vanishes() {
     sound_sandbox::require_isolated();
-    let mut config = WorkerConfig::new(StorageKind::Memory);
-    config.index_threads = 1;
-    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
-    let mut harness = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    let mut harness = harness_with(StorageKind::Memory, 1, Settings::default());
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     harness.get_by_label("Start listening").click();
     harness.step();
