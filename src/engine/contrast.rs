@@ -19,7 +19,6 @@ pub struct ContrastMap {
     bins: usize,
     max_frames: usize,
     values: Vec<i8>,
-    prefix: Vec<f64>,
 }
 
 impl ContrastMap {
@@ -29,7 +28,6 @@ impl ContrastMap {
             bins: config.band_bins(),
             max_frames: (MAX_SECS * config.frames_per_second()).ceil() as usize,
             values: Vec::new(),
-            prefix: Vec::new(),
         }
     }
 
@@ -38,17 +36,17 @@ impl ContrastMap {
         if self.frames() >= self.max_frames || level_db.len() != self.bins {
             return;
         }
-        self.prefix.clear();
-        self.prefix.push(0.0);
-        let mut sum = 0.0;
-        for &level in level_db {
-            sum += f64::from(level);
-            self.prefix.push(sum);
-        }
+        // prefix[i]: the sum of the first i levels.
+        let prefix: Vec<f64> = std::iter::once(0.0)
+            .chain(level_db.iter().scan(0.0, |sum, &level| {
+                *sum += f64::from(level);
+                Some(*sum)
+            }))
+            .collect();
         for (bin, &level) in level_db.iter().enumerate() {
             let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
             let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(self.bins);
-            let mean = (self.prefix[hi] - self.prefix[lo]) / (hi - lo) as f64;
+            let mean = (prefix[hi] - prefix[lo]) / (hi - lo) as f64;
             let contrast = (f64::from(level) - mean).round().clamp(-127.0, 127.0);
             self.values.push(contrast as i8);
         }
@@ -76,7 +74,6 @@ impl ContrastMap {
             bins: self.bins,
             max_frames: self.max_frames,
             values: Vec::with_capacity(self.values.len()),
-            prefix: Vec::new(),
         };
         let sources: Vec<Option<usize>> = (0..self.bins)
             .map(|bin| {
