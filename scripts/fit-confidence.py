@@ -39,8 +39,8 @@ IN_UNINDEXED_TRACKS = {"d0076", "d0006"}
 
 
 def features(clip):
-    song_frames = clip["song_secs"] * FRAMES_PER_SECOND
-    background = 3 * max(clip["song_hits"] - clip["aligned"], 0) / (song_frames + 1)
+    background_frames = clip["background_secs"] * FRAMES_PER_SECOND
+    background = 3 * max(clip["song_hits"] - clip["aligned"], 0) / (background_frames + 1)
     z = min(max(clip["contrast_z"], CONTRAST_Z_RANGE[0]), CONTRAST_Z_RANGE[1])
     return [
         math.log(clip["aligned"]),

@@ -59,8 +59,10 @@ pub struct ClipResult {
     pub aligned_frames: usize,
     /// Seconds spanned by them.
     pub aligned_span_secs: f64,
-    /// Hits of the clip anywhere in the top song.
+    /// Hits of the clip in the top song at offsets near the answer's.
     pub song_hits: usize,
+    /// Seconds of offsets they were counted over.
+    pub background_secs: f64,
     /// Duration of the top song, seconds.
     pub song_secs: f64,
     /// Clip peaks on the top song's peaks at the offset.
@@ -100,6 +102,7 @@ impl ClipResult {
         self.aligned_frames = candidate.aligned_frames;
         self.aligned_span_secs = candidate.aligned_span_secs;
         self.song_hits = candidate.song_hits;
+        self.background_secs = candidate.background_secs;
         self.peaks_matched = candidate.peaks.matched;
         self.peaks_chance = candidate.peaks.chance;
         self.clip_peaks = candidate.peaks.clip_peaks;
@@ -306,6 +309,7 @@ pub fn run_corpus(
             contrast_z: 0.0,
             song_peaks: 0,
             song_hits: 0,
+            background_secs: 0.0,
             song_secs: 0.0,
             query_landmarks: 0,
             hits: 0,

@@ -47,8 +47,10 @@ pub struct Match {
     pub aligned_frames: usize,
     /// Seconds of the clip the aligned landmarks span.
     pub aligned_span_secs: f64,
-    /// Hits of the clip anywhere in the song.
+    /// Hits of the clip in the song at offsets near this one (its chance level).
     pub song_hits: usize,
+    /// Seconds of offsets `song_hits` were counted over.
+    pub background_secs: f64,
     /// How many of the clip's peaks lie on the song's at the offset, and by chance elsewhere.
     pub peaks: engine::verify::PeakAgreement,
 }
@@ -420,6 +422,7 @@ impl Library {
                 aligned_frames: scored.aligned_frames,
                 aligned_span_secs: f64::from(scored.spread_frames) * frame_secs,
                 song_hits: scored.song_hits,
+                background_secs: f64::from(scored.background_frames) * frame_secs,
                 peaks: scored.peaks,
             })
         };

@@ -26,6 +26,11 @@ use crate::config::MatchConfig;
 const CANDIDATES_SCORED: usize = 32;
 /// Width of a histogram bin in frames (the best value ± 1).
 const BIN_FRAMES: f64 = 3.0;
+/// A song's chance level is counted over the offsets within this many frames (33 s) of its
+/// best bin, or over the whole song when it is shorter: an estimate as good as the whole
+/// song's, whose cost does not grow with the song (a 2-hour mix is re-scored as fast as a
+/// 3-minute single).
+pub const BACKGROUND_HALF_WIDTH_FRAMES: u32 = 1024;
 
 /// One song's score for a query.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,8 +47,11 @@ pub struct ScoredSong {
     pub offset_frames: f64,
     /// Calibrated confidence in [0, 1].
     pub confidence: f64,
-    /// Hits of the query anywhere in this song (its chance level).
+    /// Hits of the query in this song within [`BACKGROUND_HALF_WIDTH_FRAMES`] of the best
+    /// bin's offset (its chance level).
     pub song_hits: usize,
+    /// Offset differences (frames) over which `song_hits` were counted.
+    pub background_frames: u32,
     /// How the clip's peaks agree with the song's at the offset (see [`verify`]).
     pub peaks: PeakAgreement,
 }
@@ -109,8 +117,8 @@ pub fn score_early(
 ///
 /// When the query's keys would hit more postings than the budget allows
 /// ([`MatchConfig::hits_per_landmark`]), only its rarer keys are looked up; the songs they
-/// point to are then re-scored exactly, each against all of its own landmarks, so the
-/// reported figures are those a full lookup would give for these songs.
+/// point to are then re-scored exactly, each from its own landmarks around the offset found,
+/// so the reported figures are those a full lookup would give for these songs.
 ///
 /// The best candidates are then verified against the `clip` the query landmarks were made from
 /// (see [`verify`]), and their confidence computed from both.
@@ -129,15 +137,21 @@ pub fn score(
         Some(rare) => {
             let (candidates, hits) = score_by_lookup(index, &rare, config);
             let table = KeyTable::new(&landmarks);
-            let mut verified = Vec::new();
             let mut peaks = Vec::new();
-            for (span_idx, _) in candidates.into_iter().take(RESCORED_CANDIDATES) {
-                if let Some(song) =
-                    score_song_exactly(index, span_idx, &landmarks, &table, config, &mut peaks)
-                {
-                    verified.push((span_idx, song));
-                }
-            }
+            let mut verified: Vec<(usize, ScoredSong)> = candidates
+                .into_iter()
+                .take(RESCORED_CANDIDATES)
+                .filter_map(|(span_idx, found)| {
+                    let centre = index.spans().get(span_idx).map_or(0, |span| {
+                        (f64::from(span.base) + found.offset_frames)
+                            .round()
+                            .max(0.0) as u64
+                    });
+                    let query = (landmarks.as_slice(), &table);
+                    score_song_exactly(index, span_idx, centre, query, config, &mut peaks)
+                        .map(|song| (span_idx, song))
+                })
+                .collect();
             verified.sort_by(|a, b| by_rank(&a.1, &b.1));
             (verified, hits)
         }
@@ -154,7 +168,7 @@ pub fn score(
         .filter_map(|(span_idx, mut song)| {
             let span = index.spans().get(span_idx)?;
             song.peaks = verify::peak_agreement(index, span, song.offset_frames, clip);
-            song.confidence = confidence(&song, span.num_frames, landmarks.len());
+            song.confidence = confidence(&song, landmarks.len());
             Some(song)
         })
         .collect();
@@ -199,39 +213,13 @@ fn score_by_lookup(
     lookup: &[Landmark],
     config: &MatchConfig,
 ) -> (Vec<(usize, ScoredSong)>, usize) {
-    // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference
-    // and, within one, by query frame, so distinct aligned frames can be counted too.
-    // Landmarks sharing a key (consecutive when `lookup` is sorted by key) read its posting
-    // list once.
-    let mut hits_sorted: Vec<u64> = Vec::with_capacity(lookup.len() * 8);
-    let mut start = 0;
-    while start < lookup.len() {
-        let key = lookup[start].key;
-        let len = lookup[start..]
-            .iter()
-            .position(|l| l.key != key)
-            .unwrap_or(lookup.len() - start);
-        let group = &lookup[start..start + len];
-        index.for_each_posting(key, |global| {
-            for landmark in group {
-                if let Some(diff) = global.checked_sub(landmark.frame) {
-                    hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
-                }
-            }
-        });
-        start += len;
-    }
-    sort_by_difference(&mut hits_sorted);
-    let hits = hits_sorted.len();
+    let (hits_sorted, hits) = hits_by_difference(index, lookup);
     let spans = index.spans();
-    keep_hits_in_their_song(&mut hits_sorted, spans);
 
-    // One sweep over the sorted differences: the best bin (value ± 1) of each song, and each
-    // song's total hits (its own chance level).
+    // One sweep over the sorted differences: the best bin (value ± 1) of each song.
     let floor = aligned_floor(config);
     let mut span_idx = 0usize;
-    // Per span: total hits, and the best window as (count, index of its first hit).
-    let mut song_hits: Vec<u32> = vec![0; spans.len()];
+    // Per span: the best window as (count, index of its first hit).
     let mut best: Vec<(u32, usize)> = vec![(0, 0); spans.len()];
     for_each_run(&hits_sorted, |run, window| {
         let probe = song_of_difference(difference(hits_sorted[run.start]));
@@ -241,7 +229,6 @@ fn score_by_lookup(
         if spans.get(span_idx).is_none_or(|s| s.base > probe) {
             return;
         }
-        song_hits[span_idx] += run.len() as u32;
         if window >= floor && window > best[span_idx].0 {
             best[span_idx] = (window, run.start);
         }
@@ -262,7 +249,7 @@ fn score_by_lookup(
         .into_iter()
         .filter_map(|(span_idx, window, i)| {
             let span = spans.get(span_idx)?;
-            let song = song_score(span, &hits_sorted, i, window, song_hits[span_idx]);
+            let song = song_score(span, &hits_sorted, i, window, song_differences(span));
             Some((span_idx, song))
         })
         .collect();
@@ -270,10 +257,54 @@ fn score_by_lookup(
     (scored, hits)
 }
 
+/// Every hit of `lookup` (sorted by key) in `index`, as `difference << 32 | query frame`,
+/// sorted by difference and kept only in the song its difference points into; and the number
+/// of hits before that filter.
+fn hits_by_difference(index: &InvertedIndex, lookup: &[Landmark]) -> (Vec<u64>, usize) {
+    let postings = lookup.iter().map(|l| index.posting_len(l.key)).sum();
+    sorted_hits(index, lookup, postings)
+}
+
+/// [`hits_by_difference`]; `postings` is the expected number of hits (a capacity hint).
+fn sorted_hits(index: &InvertedIndex, lookup: &[Landmark], postings: usize) -> (Vec<u64>, usize) {
+    // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference.
+    // Landmarks sharing a key (consecutive when `lookup` is sorted by key) read its posting
+    // list once.
+    let mut hits_sorted: Vec<u64> = Vec::with_capacity(postings);
+    let mut start = 0;
+    while start < lookup.len() {
+        let key = lookup[start].key;
+        let len = lookup[start..]
+            .iter()
+            .position(|l| l.key != key)
+            .unwrap_or(lookup.len() - start);
+        let group = &lookup[start..start + len];
+        index.for_each_posting(key, |global| {
+            for landmark in group {
+                if let Some(diff) = global.checked_sub(landmark.frame) {
+                    hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
+                }
+            }
+        });
+        start += len;
+    }
+    sort_by_difference(&mut hits_sorted);
+    let hits = hits_sorted.len();
+    keep_hits_in_their_song(&mut hits_sorted, index.spans());
+    (hits_sorted, hits)
+}
+
 /// The song a hit's offset difference points into: the last whose base is at most the
 /// difference plus half the gap between songs (a clip may start a little before its song).
 fn song_of_difference(diff: u32) -> u32 {
     diff.saturating_add(SONG_GAP_FRAMES / 2)
+}
+
+/// The offset differences a song's hits can have: from half the gap before the song (a clip
+/// may start a little before it) to its end.
+fn song_differences(span: &SongSpan) -> std::ops::Range<u64> {
+    u64::from(span.base).saturating_sub(u64::from(SONG_GAP_FRAMES / 2))
+        ..u64::from(span.base) + u64::from(span.num_frames)
 }
 
 /// Keeps the hits (sorted by difference) whose posting lies in the song their difference points
@@ -302,26 +333,41 @@ fn aligned_floor(config: &MatchConfig) -> u32 {
     config.min_aligned.max(2) as u32 / 2
 }
 
-/// Scores one song against every landmark of the query, from the song's own landmarks
+/// Re-scores one song against every landmark of the query around `centre` (the global
+/// offset difference a budgeted lookup found for it), from the song's own landmarks
 /// (regenerated from the peaks the index keeps) rather than from the postings: the hits are
-/// those a full lookup would give for this song, found in one pass over the song. `peaks` is
+/// those a full lookup would give for this song there, found in one pass over that stretch
+/// of the song. The stretch covers the offsets within [`RESCORE_HALF_WIDTH_FRAMES`] of
+/// `centre`, so the figures equal a full lookup's whenever the song's best bin lies within
+/// [`RESCORE_HALF_WIDTH_FRAMES`] - [`BACKGROUND_HALF_WIDTH_FRAMES`] of `centre`. `peaks` is
 /// scratch space.
 fn score_song_exactly(
     index: &InvertedIndex,
     span_idx: usize,
-    landmarks: &[Landmark],
-    table: &KeyTable,
+    centre: u64,
+    query: (&[Landmark], &KeyTable),
     config: &MatchConfig,
     peaks: &mut Vec<Peak>,
 ) -> Option<ScoredSong> {
+    let (landmarks, table) = query;
     let span = index.spans().get(span_idx)?;
+    let song = song_differences(span);
+    let covered = centre
+        .saturating_sub(RESCORE_HALF_WIDTH_FRAMES)
+        .max(song.start)..(centre + RESCORE_HALF_WIDTH_FRAMES + 1).min(song.end);
+    // A hit's difference is its song frame minus a query frame: the song frames that can give
+    // a difference in `covered`.
+    let query_frames = landmarks.iter().map(|l| l.frame).max().unwrap_or(0);
+    let base = u64::from(span.base);
+    let local = |global: u64| global.saturating_sub(base).min(u64::from(u32::MAX)) as u32;
+    let frames =
+        local(covered.start)..local(covered.end + u64::from(query_frames)).saturating_add(1);
     let mut hits_sorted = Vec::new();
-    index.for_each_song_landmark(span, peaks, |song_landmark| {
+    index.for_each_song_landmark_between(span, frames, peaks, |song_landmark| {
         let global = span.base + song_landmark.frame;
         for query_landmark in table.matching(song_landmark.key, landmarks) {
-            // As in a full lookup: a clip cannot start long before the song.
             let diff = global.checked_sub(query_landmark.frame);
-            if let Some(diff) = diff.filter(|&d| song_of_difference(d) >= span.base) {
+            if let Some(diff) = diff.filter(|&d| covered.contains(&u64::from(d))) {
                 hits_sorted.push(u64::from(diff) << 32 | u64::from(query_landmark.frame));
             }
         }
@@ -338,14 +384,12 @@ fn score_song_exactly(
     if window < aligned_floor(config) {
         return None;
     }
-    Some(song_score(
-        span,
-        &hits_sorted,
-        i,
-        window,
-        hits_sorted.len() as u32,
-    ))
+    Some(song_score(span, &hits_sorted, i, window, covered))
 }
+
+/// Offsets either side of a budgeted lookup's best bin that its exact re-scoring covers (the
+/// background's half width plus 2 s for the best bin to move).
+const RESCORE_HALF_WIDTH_FRAMES: u64 = BACKGROUND_HALF_WIDTH_FRAMES as u64 + 64;
 
 /// The offset difference of a hit (`difference << 32 | query frame`).
 fn difference(hit: u64) -> u32 {
@@ -379,18 +423,18 @@ fn for_each_run(hits_sorted: &[u64], mut visit: impl FnMut(std::ops::Range<usize
 }
 
 /// The full score of a song whose best bin is centred on the run of hits starting at `i` in
-/// `hits_sorted` (sorted by difference), with `window` hits in the bin.
+/// `hits_sorted` (sorted by difference), with `window` hits in the bin. `covered`: the
+/// differences of this song that `hits_sorted` holds all the hits of.
 fn song_score(
     span: &SongSpan,
     hits_sorted: &[u64],
     i: usize,
     window: u32,
-    song_hits: u32,
+    covered: std::ops::Range<u64>,
 ) -> ScoredSong {
     let centre = u64::from(difference(hits_sorted[i]));
-    let lo = hits_sorted[..i].partition_point(|&h| u64::from(difference(h)) + 1 < centre);
-    let hi = i + hits_sorted[i..].partition_point(|&h| u64::from(difference(h)) <= centre + 1);
-    let bin = &hits_sorted[lo..hi];
+    let first_at = |value: u64| hits_sorted.partition_point(|&h| u64::from(difference(h)) < value);
+    let bin = &hits_sorted[first_at(centre.saturating_sub(1))..first_at(centre + 2)];
     // Sub-frame offset: the mean difference of the bin's hits (sums of integers, exact in f64).
     let sum: f64 = bin.iter().map(|&h| f64::from(difference(h))).sum();
     let offset_frames = sum / (bin.len() as f64).max(1.0) - f64::from(span.base);
@@ -400,13 +444,19 @@ fn song_score(
     frames.dedup();
     let aligned_frames = frames.len();
     let spread_frames = frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
+    // The song's chance level: its hits at the offsets around the bin.
+    let half_width = u64::from(BACKGROUND_HALF_WIDTH_FRAMES);
+    let background = centre.saturating_sub(half_width).max(covered.start)
+        ..(centre + half_width + 1).min(covered.end);
+    let song_hits = first_at(background.end) - first_at(background.start);
     ScoredSong {
         song_id: span.song_id,
         aligned_frames,
         spread_frames,
         aligned: window as usize,
         offset_frames,
-        song_hits: song_hits as usize,
+        song_hits,
+        background_frames: (background.end - background.start) as u32,
         // Computed once the song's peaks have been compared with the clip's.
         confidence: 0.0,
         peaks: PeakAgreement::default(),
@@ -522,7 +572,7 @@ fn within_hit_budget(
 /// on the development corpus (see docs/BENCHMARK.md, "Confidence calibration"): the output is
 /// the estimated probability that the top answer is the right song.
 pub const CONFIDENCE_WEIGHTS: [f64; 8] =
-    [2.118, 0.241, -0.477, -1.240, 2.804, -0.744, 0.773, -4.724];
+    [2.338, -0.664, -0.430, -1.309, 3.357, -0.512, 0.750, -4.644];
 
 /// The contrast feature is clamped to this range: beyond it the evidence is conclusive either
 /// way, and the model should not extrapolate.
@@ -535,13 +585,9 @@ const CONTRAST_Z_RANGE: (f64, f64) = (-5.0, 15.0);
 ///
 /// The background is the song's chance level for landmarks: hits of the query elsewhere in
 /// the song, per 3-frame bin.
-pub fn confidence_features(
-    song: &ScoredSong,
-    song_frames: u32,
-    query_landmarks: usize,
-) -> [f64; 8] {
+pub fn confidence_features(song: &ScoredSong, query_landmarks: usize) -> [f64; 8] {
     let background = BIN_FRAMES * song.song_hits.saturating_sub(song.aligned) as f64
-        / (f64::from(song_frames) + 1.0);
+        / (f64::from(song.background_frames) + 1.0);
     [
         (song.aligned.max(1) as f64).ln(),
         (song.aligned_frames.max(1) as f64).ln(),
@@ -562,11 +608,11 @@ pub fn confidence_features(
 /// More aligned landmarks from more distinct clip frames, and more clip peaks on the song's
 /// peaks, raise it; a song that draws many hits and peak coincidences anywhere (similar
 /// instrumentation, same key) and a long, busy query lower it.
-pub fn confidence(song: &ScoredSong, song_frames: u32, query_landmarks: usize) -> f64 {
+pub fn confidence(song: &ScoredSong, query_landmarks: usize) -> f64 {
     if song.aligned == 0 {
         return 0.0;
     }
-    let logit: f64 = confidence_features(song, song_frames, query_landmarks)
+    let logit: f64 = confidence_features(song, query_landmarks)
         .iter()
         .zip(CONFIDENCE_WEIGHTS)
         .map(|(x, w)| x * w)
@@ -574,29 +620,36 @@ pub fn confidence(song: &ScoredSong, song_frames: u32, query_landmarks: usize) -
     1.0 / (1.0 + (-logit).exp())
 }
 
-/// Sorts hits by their offset difference (the high 32 bits): an LSD radix sort, 3 passes of
-/// 11 bits, several times faster than a comparison sort for the 10^5..10^7 hits of a query.
+/// Sorts hits by their offset difference (the high 32 bits): an LSD radix sort over as many
+/// bits as the largest difference has, in passes of at most 11 bits (10k songs: 3 passes of
+/// 9 bits), several times faster than a comparison sort for the 10^5..10^7 hits of a query.
 /// The query frames (low bits) stay in arbitrary order within one difference.
 fn sort_by_difference(hits: &mut Vec<u64>) {
-    const BITS: u32 = 11;
-    const BUCKETS: usize = 1 << BITS;
+    const MAX_BITS_PER_PASS: u32 = 11;
     if hits.len() < 4096 {
         hits.sort_unstable();
         return;
     }
+    let largest = hits.iter().map(|&h| difference(h)).max().unwrap_or(0);
+    let bits = (u32::BITS - largest.leading_zeros()).max(1);
+    let passes = bits.div_ceil(MAX_BITS_PER_PASS);
+    let bits_per_pass = bits.div_ceil(passes);
+    let buckets = 1usize << bits_per_pass;
+    let mask = buckets - 1;
+    let mut counts = vec![0usize; buckets + 1];
     let mut scratch = vec![0u64; hits.len()];
     let mut src = std::mem::take(hits);
-    for pass in 0..3 {
-        let shift = 32 + pass * BITS;
-        let mut counts = [0usize; BUCKETS + 1];
+    for pass in 0..passes {
+        let shift = 32 + pass * bits_per_pass;
+        counts.fill(0);
         for &hit in &src {
-            counts[((hit >> shift) as usize & (BUCKETS - 1)) + 1] += 1;
+            counts[((hit >> shift) as usize & mask) + 1] += 1;
         }
-        for bucket in 0..BUCKETS {
+        for bucket in 0..buckets {
             counts[bucket + 1] += counts[bucket];
         }
         for &hit in &src {
-            let bucket = (hit >> shift) as usize & (BUCKETS - 1);
+            let bucket = (hit >> shift) as usize & mask;
             scratch[counts[bucket]] = hit;
             counts[bucket] += 1;
         }
@@ -609,14 +662,22 @@ fn sort_by_difference(hits: &mut Vec<u64>) {
 mod tests {
     #[test]
     fn radix_sort_orders_by_difference() {
-        let mut hits: Vec<u64> = (0..10_000u64)
-            .map(|i| ((i * 7_919 % 100_003) << 32) | (i * 31 % 997))
-            .collect();
-        let mut expected: Vec<u64> = hits.iter().map(|h| h >> 32).collect();
-        expected.sort_unstable();
-        super::sort_by_difference(&mut hits);
-        let got: Vec<u64> = hits.iter().map(|h| h >> 32).collect();
-        assert_eq!(got, expected);
+        // Largest differences of 1, 2 and 3 passes, and of all 32 bits.
+        for modulus in [2_000u64, 100_003, 75_000_007, 1 << 32] {
+            let mut hits: Vec<u64> = (0..10_000u64)
+                .map(|i| ((i * 2_654_435_761 % modulus) << 32) | (i * 31 % 997))
+                .collect();
+            let mut expected = hits.clone();
+            expected.sort_unstable_by_key(|h| h >> 32);
+            super::sort_by_difference(&mut hits);
+            let got: Vec<u64> = hits.iter().map(|h| h >> 32).collect();
+            let want: Vec<u64> = expected.iter().map(|h| h >> 32).collect();
+            assert_eq!(got, want, "differences below {modulus}");
+            // The same hits, only reordered.
+            hits.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(hits, expected, "differences below {modulus}");
+        }
     }
 
     use super::*;
@@ -632,6 +693,7 @@ mod tests {
             offset_frames: 0.0,
             confidence: 0.0,
             song_hits,
+            background_frames: 7_500,
             peaks: PeakAgreement {
                 matched: peaks.0,
                 chance: peaks.1,
@@ -640,7 +702,7 @@ mod tests {
                 ..PeakAgreement::default()
             },
         };
-        confidence(&song, 7_500, 2_000)
+        confidence(&song, 2_000)
     }
 
     #[test]
@@ -686,8 +748,13 @@ mod tests {
         // The bin of a run as song_score sees it: 20, 21, 21, 22, 22, 22 around 21.
         let span = SongSpan::for_test(7, 10, 100);
         let i = diffs.iter().position(|&d| d == 21).unwrap_or(0);
-        let song = song_score(&span, &hits, i, 6, 17);
+        let song = song_score(&span, &hits, i, 6, song_differences(&span));
         assert_eq!(song.aligned_frames, 6);
+        // A short song: its chance level is counted over all of it, from 32 frames before.
+        assert_eq!((song.song_hits, song.background_frames), (17, 110));
+        let covered = 15..41;
+        let song = song_score(&span, &hits, i, 6, covered);
+        assert_eq!((song.song_hits, song.background_frames), (7, 26));
         assert!((song.offset_frames - (128.0 / 6.0 - 10.0)).abs() < 1e-12);
     }
 
@@ -805,10 +872,12 @@ mod tests {
             dt_tolerance: true,
             ..reference
         };
-        let songs: Vec<Vec<Peak>> = (0..300).map(|s| random_peaks(s + 1, 2_000, 900)).collect();
+        let songs: Vec<Vec<Peak>> = (0..300)
+            .map(|s| random_peaks(s + 1, 5_000, 2_250))
+            .collect();
         let index = InvertedIndex::build(0.032, reference, |visit| {
             for (id, peaks) in songs.iter().enumerate() {
-                visit(id as i64, 2_000, peaks);
+                visit(id as i64, 5_000, peaks);
             }
         })
         .unwrap();
@@ -852,12 +921,10 @@ mod tests {
         assert_eq!(b.song_id, 42);
         assert_eq!(a.aligned, b.aligned);
         assert_eq!(a.aligned_frames, b.aligned_frames);
-        // The song's chance level may differ by a few hits: a full lookup files a hit under
-        // the song its offset falls in, the exact re-scoring under the song it came from.
-        assert!(
-            a.song_hits.abs_diff(b.song_hits) * 50 <= a.song_hits,
-            "{a:?} vs {b:?}"
-        );
+        // The song is longer than the stretch its chance level is counted over.
+        assert!(u64::from(a.background_frames) < 2 * u64::from(BACKGROUND_HALF_WIDTH_FRAMES) + 2);
+        assert_eq!(a.background_frames, b.background_frames);
+        assert_eq!(a.song_hits, b.song_hits);
         assert!((a.offset_frames - 500.0).abs() < 1.0, "{}", a.offset_frames);
         assert!((a.offset_frames - b.offset_frames).abs() < 1e-9);
         assert!((a.confidence - b.confidence).abs() < 0.01, "{a:?} vs {b:?}");

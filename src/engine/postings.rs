@@ -365,6 +365,28 @@ impl InvertedIndex {
         landmarks::for_each_landmark(peaks, self.rule, visit);
     }
 
+    /// Calls `visit` with each of a song's landmarks whose anchor frame lies in `frames`: the
+    /// same landmarks [`for_each_song_landmark`] gives there, from the peaks of that stretch
+    /// and of the targets after it. `peaks` is scratch space.
+    ///
+    /// [`for_each_song_landmark`]: InvertedIndex::for_each_song_landmark
+    pub fn for_each_song_landmark_between(
+        &self,
+        span: &SongSpan,
+        frames: std::ops::Range<u32>,
+        peaks: &mut Vec<Peak>,
+        mut visit: impl FnMut(Landmark),
+    ) {
+        let targets_end = frames.end.saturating_add(self.rule.max_delta_frames + 1);
+        peaks.clear();
+        peaks.extend(self.song_peaks_between(span, frames.start..targets_end));
+        landmarks::for_each_landmark(peaks, self.rule, |landmark| {
+            if landmark.frame < frames.end {
+                visit(landmark);
+            }
+        });
+    }
+
     /// Sorts the side list so lookups can binary-search all of it. Lookups are correct without
     /// it, only slower: call it after a batch of additions.
     pub fn prepare(&mut self) {
