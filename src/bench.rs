@@ -560,6 +560,8 @@ pub struct ScaleReport {
     pub correct: (usize, usize),
     /// Clips of unindexed songs answered with some song / such clips.
     pub false_positives: (usize, usize),
+    /// What those clips were answered with.
+    pub false_positive_answers: Vec<ScaleFalsePositive>,
     /// Median postings hit per 10 s query.
     pub median_hits: usize,
 }
@@ -664,6 +666,17 @@ pub fn run_scale(
         .collect()
 }
 
+/// A clip of an unindexed song that a scale index answered with a song.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleFalsePositive {
+    /// Which of the negatives it was (their order as given).
+    pub clip: usize,
+    /// The song named: a real song's index in the given list, or a generated song's id.
+    pub song_id: i64,
+    /// The answer's confidence.
+    pub confidence: f64,
+}
+
 /// Queries the real songs' clips and the negatives against a scale index.
 fn query_scale_index(
     index: &InvertedIndex,
@@ -677,6 +690,7 @@ fn query_scale_index(
     let mut correct = (0, 0);
     let mut false_positives = (0, 0);
     let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
+    let mut false_positive_answers = Vec::new();
     let mut run_query = |query: &Fingerprint| {
         let landmarks = engine::landmarks_of(&query.peaks, config, match_config, Side::Query);
         let started = Instant::now();
@@ -687,20 +701,25 @@ fn query_scale_index(
         let outcome = matcher::score_early(index, &landmarks, clip, match_config, opening_frames);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         hit_counts.push(outcome.hits);
-        outcome.matches.first().map(|m| m.song_id)
+        outcome.matches.first().map(|m| (m.song_id, m.confidence))
     };
     for (i, (_, _, queries)) in real.iter().enumerate() {
         for query in queries {
             correct.1 += 1;
-            if run_query(query) == Some(i as i64) {
+            if run_query(query).is_some_and(|(song_id, _)| song_id == i as i64) {
                 correct.0 += 1;
             }
         }
     }
-    for query in negatives {
+    for (clip, query) in negatives.iter().enumerate() {
         false_positives.1 += 1;
-        if run_query(query).is_some() {
+        if let Some((song_id, confidence)) = run_query(query) {
             false_positives.0 += 1;
+            false_positive_answers.push(ScaleFalsePositive {
+                clip,
+                song_id,
+                confidence,
+            });
         }
     }
     ScaleReport {
@@ -713,6 +732,7 @@ fn query_scale_index(
         match_10s_ms: median_p95(&mut times),
         correct,
         false_positives,
+        false_positive_answers,
         median_hits: {
             hit_counts.sort_unstable();
             hit_counts.get(hit_counts.len() / 2).copied().unwrap_or(0)

@@ -314,6 +314,7 @@ fn run_scale(
     refs.truncate(20);
     let cancel = CancelToken::new();
     let mut real = Vec::new();
+    let mut real_ids = Vec::new();
     let mut peaks_total = 0usize;
     let mut secs_total = 0.0;
     for path in &refs {
@@ -348,9 +349,10 @@ fn run_scale(
             }
         }
         real.push((fingerprint.peaks, fingerprint.num_frames, queries));
+        real_ids.push(id);
     }
     // 10 s clips of unindexed songs: what a large library must still answer "no match" to.
-    let negatives: Vec<engine::Fingerprint> = manifest
+    let (negative_clips, negatives): (Vec<&str>, Vec<engine::Fingerprint>) = manifest
         .iter()
         .filter(|m| m.truth.is_none() && (m.length_s - 10.0).abs() < 0.5)
         .filter_map(|entry| {
@@ -363,9 +365,9 @@ fn run_scale(
                 &cancel,
             )
             .ok()
-            .map(|(q, _)| q)
+            .map(|(q, _)| (entry.query.as_str(), q))
         })
-        .collect();
+        .unzip();
     let density = peaks_total as f64 / secs_total.max(1.0);
     let mut reports = Vec::new();
     for &songs in &args.scale {
@@ -404,6 +406,20 @@ fn run_scale(
                     report.false_positives.0,
                     report.false_positives.1
                 );
+                for answer in &report.false_positive_answers {
+                    let song = usize::try_from(answer.song_id)
+                        .ok()
+                        .and_then(|i| real_ids.get(i))
+                        .map_or_else(
+                            || format!("generated song {}", answer.song_id),
+                            Clone::clone,
+                        );
+                    println!(
+                        "          false positive: {} -> {song} (confidence {:.2})",
+                        negative_clips.get(answer.clip).copied().unwrap_or("?"),
+                        answer.confidence
+                    );
+                }
             }
             reports.push(report);
         }
