@@ -167,27 +167,19 @@ impl FingerprintConfig {
     /// Applies the fingerprint environment variables (`SAMPLE_RATE`, `N_FFT`, `HOP_LENGTH`,
     /// `PEAK_NEIGHBORHOOD_SIZE`, `MIN_AMPLITUDE`, `FAN_VALUE`, ...) on top of `self`.
     pub fn with_env(mut self) -> Result<Self, String> {
-        fn read<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
-            if let Ok(text) = std::env::var(name) {
-                *slot = text.trim().parse().map_err(|_| {
-                    format!("environment variable {name}={text:?} is not a valid number")
-                })?;
-            }
-            Ok(())
-        }
-        read("SAMPLE_RATE", &mut self.sample_rate_hz)?;
-        read("N_FFT", &mut self.n_fft)?;
-        read("HOP_LENGTH", &mut self.hop_length)?;
-        read("MIN_FREQ", &mut self.min_freq_hz)?;
-        read("MAX_FREQ", &mut self.max_freq_hz)?;
-        read("PEAK_NEIGHBORHOOD_SIZE", &mut self.peak_neighborhood_size)?;
-        read(
+        read_env("SAMPLE_RATE", &mut self.sample_rate_hz)?;
+        read_env("N_FFT", &mut self.n_fft)?;
+        read_env("HOP_LENGTH", &mut self.hop_length)?;
+        read_env("MIN_FREQ", &mut self.min_freq_hz)?;
+        read_env("MAX_FREQ", &mut self.max_freq_hz)?;
+        read_env("PEAK_NEIGHBORHOOD_SIZE", &mut self.peak_neighborhood_size)?;
+        read_env(
             "PEAK_NEIGHBORHOOD_FRAMES",
             &mut self.peak_neighborhood_frames,
         )?;
-        read("MIN_AMPLITUDE", &mut self.min_amplitude_db)?;
-        read("PEAKS_PER_SECOND", &mut self.peaks_per_second)?;
-        read("FAN_VALUE", &mut self.fan_value)?;
+        read_env("MIN_AMPLITUDE", &mut self.min_amplitude_db)?;
+        read_env("PEAKS_PER_SECOND", &mut self.peaks_per_second)?;
+        read_env("FAN_VALUE", &mut self.fan_value)?;
         self.validate()?;
         Ok(self)
     }
@@ -248,19 +240,11 @@ impl MatchConfig {
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
     /// `HITS_PER_LANDMARK` and `SPEED_SEARCH` from the environment.
     pub fn with_env(mut self) -> Result<Self, String> {
-        fn read<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
-            if let Ok(text) = std::env::var(name) {
-                *slot = text.trim().parse().map_err(|_| {
-                    format!("environment variable {name}={text:?} is not a valid number")
-                })?;
-            }
-            Ok(())
-        }
-        read("MATCH_THRESHOLD", &mut self.threshold)?;
-        read("MIN_ALIGNED", &mut self.min_aligned)?;
-        read("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
-        read("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
-        read("HITS_PER_LANDMARK", &mut self.hits_per_landmark)?;
+        read_env("MATCH_THRESHOLD", &mut self.threshold)?;
+        read_env("MIN_ALIGNED", &mut self.min_aligned)?;
+        read_env("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
+        read_env("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
+        read_env("HITS_PER_LANDMARK", &mut self.hits_per_landmark)?;
         if let Ok(text) = std::env::var("SPEED_SEARCH") {
             self.speed_search = text
                 .split(',')
@@ -281,6 +265,18 @@ impl MatchConfig {
         }
         Ok(self)
     }
+}
+
+/// Sets `slot` from the environment variable `name` when it is set, or says which variable
+/// does not hold a valid number.
+fn read_env<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
+    if let Ok(text) = std::env::var(name) {
+        *slot = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("environment variable {name}={text:?} is not a valid number"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
