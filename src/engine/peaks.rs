@@ -60,8 +60,8 @@ pub struct PeakPicker {
     scratch: Vec<f32>,
     /// Scratch list of one frame's candidates.
     found: Vec<Candidate>,
-    /// Scratch: which bins of a frame are frequency maxima above the floor.
-    mask: Vec<bool>,
+    /// Scratch: which bins of a frame are frequency maxima above the floor (1) or not (0).
+    mask: Vec<u8>,
 }
 
 impl PeakPicker {
@@ -147,7 +147,7 @@ impl PeakPicker {
     }
 
     /// Appends the peak candidates of frame `center` to `found`.
-    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>, mask: &mut Vec<bool>) {
+    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>, mask: &mut Vec<u8>) {
         let Some(slot) = self.slot(center) else {
             return;
         };
@@ -159,54 +159,62 @@ impl PeakPicker {
         // in a branch-free pass (it vectorises); only these few are looked at in time.
         // Plateaus along frequency: only the lowest bin of equal values counts.
         mask.clear();
+        let Some((&first_value, rest)) = level.split_first() else {
+            return;
+        };
         let floor = self.floor_db;
         let keep = |value: f32, freq_max: f32, below: f32| {
-            (value >= floor) & (value >= freq_max) & (below < value)
+            u8::from((value >= floor) & (value >= freq_max) & (below < value))
         };
+        mask.push(keep(first_value, slot.freq_max_db[0], f32::NEG_INFINITY));
         mask.extend(
-            level
-                .iter()
-                .zip(&slot.freq_max_db)
-                .zip(std::iter::once(&f32::NEG_INFINITY).chain(level.iter()))
+            rest.iter()
+                .zip(&slot.freq_max_db[1..])
+                .zip(level)
                 .map(|((&value, &freq_max), &below)| keep(value, freq_max, below)),
         );
-        for bin in mask
-            .iter()
-            .enumerate()
-            .filter_map(|(bin, &keep)| keep.then_some(bin))
-        {
-            let value = level[bin];
-            let mut is_max = true;
-            for frame in from..=to {
-                if frame == center {
-                    continue;
-                }
-                let Some(other) = self.slot(frame) else {
-                    continue;
-                };
-                let neighbour = other.freq_max_db[bin];
-                // Plateaus along time: the earliest frame wins.
-                if neighbour > value || (frame < center && neighbour >= value) {
-                    is_max = false;
-                    break;
+        // Padded to whole words of eight flags, so that runs of rejected bins (most of them)
+        // are skipped a word at a time.
+        mask.resize(bins.next_multiple_of(8), 0);
+        for (word, flags) in mask.chunks_exact(8).enumerate() {
+            let mut bits = u64::from_le_bytes(flags.try_into().unwrap_or_default());
+            while bits != 0 {
+                let bin = word * 8 + bits.trailing_zeros() as usize / 8;
+                bits &= bits - 1;
+                let value = level[bin];
+                if self.is_time_max(center, from..=to, bin, value) {
+                    // Most frames have a few dozen candidates: summing their windows directly
+                    // is cheaper than prefix sums over the whole frame.
+                    let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
+                    let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
+                    let mean = level[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+                    found.push(Candidate {
+                        peak: Peak {
+                            frame: center,
+                            bin: bin as u16,
+                        },
+                        strength: value - mean,
+                    });
                 }
             }
-            if !is_max {
-                continue;
-            }
-            // Most frames have a few dozen candidates: summing their windows directly is
-            // cheaper than prefix sums over the whole frame.
-            let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
-            let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
-            let mean = level[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
-            found.push(Candidate {
-                peak: Peak {
-                    frame: center,
-                    bin: bin as u16,
-                },
-                strength: value - mean,
-            });
         }
+    }
+
+    /// Whether `value`, at `bin` of frame `center`, is above the frequency maxima of the other
+    /// `frames` at that bin. Plateaus along time: the earliest frame wins.
+    fn is_time_max(
+        &self,
+        center: u32,
+        frames: std::ops::RangeInclusive<u32>,
+        bin: usize,
+        value: f32,
+    ) -> bool {
+        frames.filter(|&frame| frame != center).all(|frame| {
+            self.slot(frame).is_none_or(|other| {
+                let neighbour = other.freq_max_db[bin];
+                !(neighbour > value || (frame < center && neighbour >= value))
+            })
+        })
     }
 
     fn trim_ring(&mut self) {

@@ -32,7 +32,7 @@ const PROTECTED_FRACTION: f64 = 0.4625;
 const MIN_HALVED_RATIO: f64 = 1.375;
 
 /// Outputs a half-band stage computes together.
-const LANES: usize = 8;
+const LANES: usize = 32;
 
 /// Stop-band attenuation the half-band filters are designed for, dB.
 const STOPBAND_DB: f64 = 80.0;
@@ -250,20 +250,23 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// signal at input sample `2m`, so timing is kept exactly and there is no start-up delay.
 ///
 /// The filter is `y[m] = c x[2m] + sum_i g_i (x[2m - 2i - 1] + x[2m + 2i + 1])` (the even
-/// taps of a half-band filter are zero), computed on the even and odd input samples split
-/// apart so that the loop over outputs vectorises.
+/// taps of a half-band filter are zero). Input is split into its even and odd samples as it
+/// arrives (pair `j` is `x[2j]` and `x[2j + 1]`), so that the loop over outputs reads
+/// contiguous slices and vectorises.
 struct HalfBand {
     center: f32,
     /// `g_i`, the taps at odd offsets `2i + 1`.
     pairs: Vec<f32>,
-    /// Input not yet consumed; `buf[0]` is input sample `start` (negative: zero padding).
-    buf: Vec<f32>,
-    start: i64,
+    /// Even and odd samples of the pairs not yet consumed; index 0 is pair `first_pair`
+    /// (negative: zero padding before the start).
+    evens: Vec<f32>,
+    odds: Vec<f32>,
+    first_pair: i64,
+    /// The last input sample when the input so far has odd length: its pair's even half.
+    unpaired: Option<f32>,
     /// Index of the next output.
     next_out: i64,
     inputs: u64,
-    evens: Vec<f32>,
-    odds: Vec<f32>,
 }
 
 impl HalfBand {
@@ -299,23 +302,23 @@ impl HalfBand {
         for g in &mut pairs {
             *g /= sum;
         }
-        let padding = 2 * pairs_len;
         Self {
             center: center as f32,
             pairs: pairs.into_iter().map(|g| g as f32).collect(),
-            buf: vec![0.0; padding],
-            start: -(padding as i64),
+            // Zeros before the start complete the windows of the first outputs.
+            evens: vec![0.0; pairs_len],
+            odds: vec![0.0; pairs_len],
+            first_pair: -(pairs_len as i64),
+            unpaired: None,
             next_out: 0,
             inputs: 0,
-            evens: Vec::new(),
-            odds: Vec::new(),
         }
     }
 
     /// Feeds input samples; appends the outputs that are complete to `out`.
     fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
         self.inputs += input.len() as u64;
-        self.buf.extend_from_slice(input);
+        self.split(input);
         self.run(out);
     }
 
@@ -323,7 +326,9 @@ impl HalfBand {
     fn finish(&mut self, out: &mut Vec<f32>) {
         let wanted = self.inputs.div_ceil(2) as i64;
         // Zeros after the end complete the windows of the last outputs.
-        self.buf.resize(self.buf.len() + 2 * self.pairs.len(), 0.0);
+        let zeros = vec![0.0; 2 * self.pairs.len() + 1];
+        self.split(&zeros);
+        self.unpaired = None;
         let before = out.len();
         self.run(out);
         let extra = (self.next_out - wanted).max(0) as usize;
@@ -331,46 +336,53 @@ impl HalfBand {
         self.next_out = wanted;
     }
 
-    fn run(&mut self, out: &mut Vec<f32>) {
-        let p = self.pairs.len() as i64;
-        let end = self.start + self.buf.len() as i64;
-        // Output m needs inputs up to 2m + 2p - 1.
-        let last = (end - 2 * p).div_euclid(2);
-        let count = last + 1 - self.next_out;
-        if count <= 0 {
-            return;
+    /// Appends `input` to the even and odd samples.
+    fn split(&mut self, mut input: &[f32]) {
+        if let Some(even) = self.unpaired
+            && let Some((&odd, rest)) = input.split_first()
+        {
+            self.evens.push(even);
+            self.odds.push(odd);
+            self.unpaired = None;
+            input = rest;
         }
-        let count = count as usize;
-        let p = p as usize;
-        // Split x[2 (next_out - p)] .. into even and odd samples: evens[j] and odds[j] are
-        // x[2 (next_out - p + j)] and the sample after it; the buffer starts there or before.
-        let pairs = count + 2 * p - 1;
-        let base = (2 * (self.next_out - p as i64) - self.start) as usize;
-        self.evens.resize(pairs, 0.0);
-        self.odds.resize(pairs, 0.0);
-        for ((e, o), pair) in self
-            .evens
+        let pairs = input.chunks_exact(2);
+        self.unpaired = pairs.remainder().first().copied();
+        let old_len = self.evens.len();
+        self.evens.resize(old_len + pairs.len(), 0.0);
+        self.odds.resize(old_len + pairs.len(), 0.0);
+        for ((e, o), pair) in self.evens[old_len..]
             .iter_mut()
-            .zip(self.odds.iter_mut())
-            .zip(self.buf[base..base + 2 * pairs].chunks_exact(2))
+            .zip(&mut self.odds[old_len..])
+            .zip(pairs)
         {
             *e = pair[0];
             *o = pair[1];
         }
+    }
+
+    fn run(&mut self, out: &mut Vec<f32>) {
+        let p = self.pairs.len();
+        // Output m needs pairs m - p ..= m + p - 1; `at` is the index of pair `next_out`.
+        let at = (self.next_out - self.first_pair) as usize;
+        let count = (self.evens.len() + 1).saturating_sub(at + p);
+        if count == 0 {
+            return;
+        }
         out.reserve(count);
-        let p_minus_1 = p - 1;
         let mut k = 0;
-        // Eight outputs at a time in a fixed-size accumulator, which vectorises.
+        // LANES outputs at a time in a fixed-size accumulator: it vectorises, and the lanes'
+        // sums are independent, so the adds of consecutive taps overlap.
         while k + LANES <= count {
             let mut acc = [0.0f32; LANES];
-            if let Some(evens) = self.evens[k + p..].first_chunk::<LANES>() {
+            if let Some(evens) = self.evens[at + k..].first_chunk::<LANES>() {
                 for (a, &e) in acc.iter_mut().zip(evens) {
                     *a = e * self.center;
                 }
             }
             for (i, &g) in self.pairs.iter().enumerate() {
-                let before = self.odds[k + p_minus_1 - i..].first_chunk::<LANES>();
-                let after = self.odds[k + p + i..].first_chunk::<LANES>();
+                let before = self.odds[at + k - 1 - i..].first_chunk::<LANES>();
+                let after = self.odds[at + k + i..].first_chunk::<LANES>();
                 if let (Some(before), Some(after)) = (before, after) {
                     for ((a, &x), &y) in acc.iter_mut().zip(before).zip(after) {
                         *a += g * (x + y);
@@ -381,18 +393,18 @@ impl HalfBand {
             k += LANES;
         }
         for k in k..count {
-            let mut y = self.evens[k + p] * self.center;
+            let mut y = self.evens[at + k] * self.center;
             for (i, &g) in self.pairs.iter().enumerate() {
-                y += g * (self.odds[k + p_minus_1 - i] + self.odds[k + p + i]);
+                y += g * (self.odds[at + k - 1 - i] + self.odds[at + k + i]);
             }
             out.push(y);
         }
         self.next_out += count as i64;
-        // Keep what the next outputs need: from x[2 * next_out - 2p] on.
-        let keep_from = 2 * self.next_out - 2 * p as i64;
-        let drop = (keep_from - self.start).max(0) as usize;
-        self.buf.drain(..drop.min(self.buf.len()));
-        self.start += drop as i64;
+        // Keep what the next outputs need: from pair next_out - p on.
+        let drop = (at + count - p).min(self.evens.len());
+        self.evens.drain(..drop);
+        self.odds.drain(..drop);
+        self.first_pair += drop as i64;
     }
 }
 
@@ -516,6 +528,28 @@ mod tests {
                 let db = 20.0 * gain(freq).log10();
                 assert!(db < -75.0, "{rate} Hz, {freq} Hz alias source: {db:.1} dB");
             }
+        }
+    }
+
+    #[test]
+    fn half_band_streams_exactly_like_a_whole() {
+        let input = tone(3000.0, 44_100, 0.5);
+        let whole = {
+            let mut stage = HalfBand::new(44_100, PROTECTED_FRACTION * 8000.0);
+            let mut out = Vec::new();
+            stage.push(&input, &mut out);
+            stage.finish(&mut out);
+            out
+        };
+        // Odd and even chunk lengths, down to single samples.
+        for chunk in [1, 2, 7, 64, 777] {
+            let mut stage = HalfBand::new(44_100, PROTECTED_FRACTION * 8000.0);
+            let mut out = Vec::new();
+            for part in input.chunks(chunk) {
+                stage.push(part, &mut out);
+            }
+            stage.finish(&mut out);
+            assert_eq!(out, whole, "chunks of {chunk}");
         }
     }
 
