@@ -21,6 +21,7 @@ use super::peaks::Peak;
 use super::postings::{InvertedIndex, SONG_GAP_FRAMES, SongSpan};
 use super::verify::{self, ClipEvidence, PeakAgreement};
 use crate::config::MatchConfig;
+use rayon::prelude::*;
 
 /// Songs scored in full (confidence, distinct frames) per query, by aligned count.
 const CANDIDATES_SCORED: usize = 32;
@@ -137,20 +138,22 @@ pub fn score(
         Some(rare) => {
             let (candidates, hits) = score_by_lookup(index, &rare, config);
             let table = KeyTable::new(&landmarks);
-            let mut peaks = Vec::new();
+            // Each candidate is re-scored on its own (about 0.1 ms), so they are spread over
+            // the thread pool.
             let mut verified: Vec<(usize, ScoredSong)> = candidates
-                .into_iter()
+                .into_par_iter()
                 .take(RESCORED_CANDIDATES)
-                .filter_map(|(span_idx, found)| {
+                .map_init(Vec::new, |peaks, (span_idx, found)| {
                     let centre = index.spans().get(span_idx).map_or(0, |span| {
                         (f64::from(span.base) + found.offset_frames)
                             .round()
                             .max(0.0) as u64
                     });
                     let query = (landmarks.as_slice(), &table);
-                    score_song_exactly(index, span_idx, centre, query, config, &mut peaks)
+                    score_song_exactly(index, span_idx, centre, query, config, peaks)
                         .map(|song| (span_idx, song))
                 })
+                .flatten()
                 .collect();
             verified.sort_by(|a, b| by_rank(&a.1, &b.1));
             (verified, hits)
@@ -213,8 +216,116 @@ fn score_by_lookup(
     lookup: &[Landmark],
     config: &MatchConfig,
 ) -> (Vec<(usize, ScoredSong)>, usize) {
-    let (hits_sorted, hits) = hits_by_difference(index, lookup);
+    let postings: Vec<usize> = lookup.iter().map(|l| index.posting_len(l.key)).collect();
+    let total: usize = postings.iter().sum();
     let spans = index.spans();
+    if total < PARALLEL_LOOKUP_POSTINGS || rayon::current_num_threads() < 2 || spans.len() < 2 {
+        let (hits, _) = gather_hits(index, lookup, total, u32::MAX);
+        let count = hits.len();
+        return (candidates_of(index, hits, config), count);
+    }
+    score_by_lookup_on_two_threads(index, lookup, &postings, config)
+}
+
+/// [`score_by_lookup`] on two threads: each gathers the hits of half the keys, split at a
+/// song boundary into the earlier and the later half of the library; then each sorts and
+/// sweeps one half of the library. No list of hits is merged. `postings`: each landmark's.
+fn score_by_lookup_on_two_threads(
+    index: &InvertedIndex,
+    lookup: &[Landmark],
+    postings: &[usize],
+    config: &MatchConfig,
+) -> (Vec<(usize, ScoredSong)>, usize) {
+    let total: usize = postings.iter().sum();
+    let spans = index.spans();
+    let split = split_by_postings(lookup, postings);
+    let pivot = spans[spans.len() / 2]
+        .base
+        .saturating_sub(SONG_GAP_FRAMES / 2);
+    let (first, second) = lookup.split_at(split);
+    let ((mut early, mut late), (early_b, late_b)) = rayon::join(
+        || gather_hits(index, first, total / 2, pivot),
+        || gather_hits(index, second, total / 2, pivot),
+    );
+    let count = early.len() + late.len() + early_b.len() + late_b.len();
+    early.extend_from_slice(&early_b);
+    late.extend_from_slice(&late_b);
+    let (mut found, found_late) = rayon::join(
+        || candidates_of(index, early, config),
+        || candidates_of(index, late, config),
+    );
+    found.extend(found_late);
+    found.sort_by(|a, b| by_rank(&a.1, &b.1));
+    found.truncate(candidates_kept(config));
+    (found, count)
+}
+
+/// Postings above which a lookup is split between two threads.
+const PARALLEL_LOOKUP_POSTINGS: usize = 1 << 16;
+
+/// Where to split `lookup` (sorted by key) into two parts of about equal `postings`, at a key
+/// boundary.
+fn split_by_postings(lookup: &[Landmark], postings: &[usize]) -> usize {
+    let half = postings.iter().sum::<usize>() / 2;
+    let mut split = 0;
+    let mut spent = 0;
+    while split < lookup.len() && spent < half {
+        spent += postings[split];
+        split += 1;
+    }
+    while split > 0 && split < lookup.len() && lookup[split].key == lookup[split - 1].key {
+        split += 1;
+    }
+    split
+}
+
+/// The hits of `lookup` (sorted by key), each as `difference << 32 | query frame`, in two
+/// lists: differences below `pivot`, and the others. `postings`: the expected number of hits
+/// (a capacity hint).
+fn gather_hits(
+    index: &InvertedIndex,
+    lookup: &[Landmark],
+    postings: usize,
+    pivot: u32,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut early: Vec<u64> = Vec::with_capacity(postings);
+    let mut late: Vec<u64> = Vec::new();
+    // Landmarks sharing a key (consecutive in `lookup`) read its posting list once.
+    let mut start = 0;
+    while start < lookup.len() {
+        let key = lookup[start].key;
+        let len = lookup[start..]
+            .iter()
+            .position(|l| l.key != key)
+            .unwrap_or(lookup.len() - start);
+        let group = &lookup[start..start + len];
+        index.for_each_posting(key, |global| {
+            for landmark in group {
+                if let Some(diff) = global.checked_sub(landmark.frame) {
+                    let hit = u64::from(diff) << 32 | u64::from(landmark.frame);
+                    if diff < pivot {
+                        early.push(hit);
+                    } else {
+                        late.push(hit);
+                    }
+                }
+            }
+        });
+        start += len;
+    }
+    (early, late)
+}
+
+/// The songs `hits` point to, each scored by its best bin, best first (at most
+/// [`candidates_kept`]), as (span index, score); the confidence is left for verification.
+fn candidates_of(
+    index: &InvertedIndex,
+    mut hits_sorted: Vec<u64>,
+    config: &MatchConfig,
+) -> Vec<(usize, ScoredSong)> {
+    sort_by_difference(&mut hits_sorted);
+    let spans = index.spans();
+    keep_hits_in_their_song(&mut hits_sorted, spans);
 
     // One sweep over the sorted differences: the best bin (value ± 1) of each song.
     let floor = aligned_floor(config);
@@ -240,9 +351,14 @@ fn score_by_lookup(
         .map(|(idx, &(window, i))| (idx, window, i))
         .collect();
     // Only the strongest candidates can be reported: score those in full.
-    let keep = (config.top_n * 4).max(CANDIDATES_SCORED);
+    let keep = candidates_kept(config);
     if best.len() > keep {
-        best.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1));
+        // In the order of `by_rank` (ties to the lower song id), so that the songs kept do
+        // not depend on how the hits were split between threads.
+        best.select_nth_unstable_by(keep - 1, |a, b| {
+            b.1.cmp(&a.1)
+                .then(spans[a.0].song_id.cmp(&spans[b.0].song_id))
+        });
         best.truncate(keep);
     }
     let mut scored: Vec<(usize, ScoredSong)> = best
@@ -254,44 +370,12 @@ fn score_by_lookup(
         })
         .collect();
     scored.sort_by(|a, b| by_rank(&a.1, &b.1));
-    (scored, hits)
+    scored
 }
 
-/// Every hit of `lookup` (sorted by key) in `index`, as `difference << 32 | query frame`,
-/// sorted by difference and kept only in the song its difference points into; and the number
-/// of hits before that filter.
-fn hits_by_difference(index: &InvertedIndex, lookup: &[Landmark]) -> (Vec<u64>, usize) {
-    let postings = lookup.iter().map(|l| index.posting_len(l.key)).sum();
-    sorted_hits(index, lookup, postings)
-}
-
-/// [`hits_by_difference`]; `postings` is the expected number of hits (a capacity hint).
-fn sorted_hits(index: &InvertedIndex, lookup: &[Landmark], postings: usize) -> (Vec<u64>, usize) {
-    // Each hit as (offset difference << 32 | query frame): sorting groups hits by difference.
-    // Landmarks sharing a key (consecutive when `lookup` is sorted by key) read its posting
-    // list once.
-    let mut hits_sorted: Vec<u64> = Vec::with_capacity(postings);
-    let mut start = 0;
-    while start < lookup.len() {
-        let key = lookup[start].key;
-        let len = lookup[start..]
-            .iter()
-            .position(|l| l.key != key)
-            .unwrap_or(lookup.len() - start);
-        let group = &lookup[start..start + len];
-        index.for_each_posting(key, |global| {
-            for landmark in group {
-                if let Some(diff) = global.checked_sub(landmark.frame) {
-                    hits_sorted.push(u64::from(diff) << 32 | u64::from(landmark.frame));
-                }
-            }
-        });
-        start += len;
-    }
-    sort_by_difference(&mut hits_sorted);
-    let hits = hits_sorted.len();
-    keep_hits_in_their_song(&mut hits_sorted, index.spans());
-    (hits_sorted, hits)
+/// How many of the songs a lookup hits are scored in full.
+fn candidates_kept(config: &MatchConfig) -> usize {
+    (config.top_n * 4).max(CANDIDATES_SCORED)
 }
 
 /// The song a hit's offset difference points into: the last whose base is at most the
@@ -756,6 +840,58 @@ mod tests {
         let song = song_score(&span, &hits, i, 6, covered);
         assert_eq!((song.song_hits, song.background_frames), (7, 26));
         assert!((song.offset_frames - (128.0 / 6.0 - 10.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_lookup_on_two_threads_finds_what_one_thread_finds() {
+        let rule = PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        };
+        let songs: Vec<Vec<Peak>> = (0..60).map(|s| random_peaks(s + 7, 2_000, 900)).collect();
+        let index = InvertedIndex::build(0.032, rule, |visit| {
+            for (id, peaks) in songs.iter().enumerate() {
+                visit(id as i64, 2_000, peaks);
+            }
+        })
+        .unwrap();
+        // Clips of a song in the earlier and of one in the later half of the library.
+        for song in [17, 44] {
+            let clip: Vec<Peak> = songs[song]
+                .iter()
+                .filter(|p| (300..700).contains(&p.frame))
+                .map(|p| Peak {
+                    frame: p.frame - 300,
+                    bin: p.bin,
+                })
+                .collect();
+            let mut query = Vec::new();
+            landmarks::landmarks(
+                &clip,
+                PairingRule {
+                    fan_value: 15,
+                    ..rule
+                },
+                &mut query,
+            );
+            query.sort_unstable();
+            query.dedup();
+            let postings: Vec<usize> = query.iter().map(|l| index.posting_len(l.key)).collect();
+            let config = MatchConfig::default();
+
+            let (all, _) = gather_hits(&index, &query, 0, u32::MAX);
+            let one_count = all.len();
+            let one = candidates_of(&index, all, &config);
+            let (two, two_count) =
+                score_by_lookup_on_two_threads(&index, &query, &postings, &config);
+            assert!(one_count > 1_000, "{one_count} hits");
+            assert_eq!(one_count, two_count);
+            assert!(one.len() > 10, "{} candidates", one.len());
+            assert_eq!(one, two);
+            assert_eq!(one[0].1.song_id, song as i64);
+        }
     }
 
     #[test]
