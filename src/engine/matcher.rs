@@ -210,7 +210,8 @@ fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
 }
 
 /// Looks up every landmark of `lookup` and scores the songs hit, best first, as
-/// (span index, score); the confidence is left for verification.
+/// (span index, score), with the number of postings hit; the confidence is left for
+/// verification. A lookup of more than [`PARALLEL_LOOKUP_POSTINGS`] runs on two threads.
 fn score_by_lookup(
     index: &InvertedIndex,
     lookup: &[Landmark],
