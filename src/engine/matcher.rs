@@ -225,21 +225,22 @@ fn score_by_lookup(
         let count = hits.len();
         return (candidates_of(index, hits, config), count);
     }
-    score_by_lookup_on_two_threads(index, lookup, &postings, config)
+    score_by_lookup_on_two_threads(index, lookup, &postings, total, config)
 }
 
 /// [`score_by_lookup`] on two threads: each gathers the hits of half the keys, split at a
 /// song boundary into the earlier and the later half of the library; then each sorts and
-/// sweeps one half of the library. No list of hits is merged. `postings`: each landmark's.
+/// sweeps one half of the library. No list of hits is merged. `postings`: each landmark's,
+/// `total` their sum.
 fn score_by_lookup_on_two_threads(
     index: &InvertedIndex,
     lookup: &[Landmark],
     postings: &[usize],
+    total: usize,
     config: &MatchConfig,
 ) -> (Vec<(usize, ScoredSong)>, usize) {
-    let total: usize = postings.iter().sum();
     let spans = index.spans();
-    let split = split_by_postings(lookup, postings);
+    let split = split_by_postings(lookup, postings, total);
     let pivot = spans[spans.len() / 2]
         .base
         .saturating_sub(SONG_GAP_FRAMES / 2);
@@ -264,10 +265,10 @@ fn score_by_lookup_on_two_threads(
 /// Postings above which a lookup is split between two threads.
 const PARALLEL_LOOKUP_POSTINGS: usize = 1 << 16;
 
-/// Where to split `lookup` (sorted by key) into two parts of about equal `postings`, at a key
-/// boundary.
-fn split_by_postings(lookup: &[Landmark], postings: &[usize]) -> usize {
-    let half = postings.iter().sum::<usize>() / 2;
+/// Where to split `lookup` (sorted by key) into two parts of about equal `postings` (`total`
+/// in all), at a key boundary.
+fn split_by_postings(lookup: &[Landmark], postings: &[usize], total: usize) -> usize {
+    let half = total / 2;
     let mut split = 0;
     let mut spent = 0;
     while split < lookup.len() && spent < half {
@@ -860,14 +861,7 @@ mod tests {
         .unwrap();
         // Clips of a song in the earlier and of one in the later half of the library.
         for song in [17, 44] {
-            let clip: Vec<Peak> = songs[song]
-                .iter()
-                .filter(|p| (300..700).contains(&p.frame))
-                .map(|p| Peak {
-                    frame: p.frame - 300,
-                    bin: p.bin,
-                })
-                .collect();
+            let clip = excerpt(&songs[song], 300..700);
             let mut query = Vec::new();
             landmarks::landmarks(
                 &clip,
@@ -885,8 +879,9 @@ mod tests {
             let (all, _) = gather_hits(&index, &query, 0, u32::MAX);
             let one_count = all.len();
             let one = candidates_of(&index, all, &config);
+            let total = postings.iter().sum();
             let (two, two_count) =
-                score_by_lookup_on_two_threads(&index, &query, &postings, &config);
+                score_by_lookup_on_two_threads(&index, &query, &postings, total, &config);
             assert!(one_count > 1_000, "{one_count} hits");
             assert_eq!(one_count, two_count);
             assert!(one.len() > 10, "{} candidates", one.len());
@@ -916,6 +911,17 @@ mod tests {
     use crate::engine::peaks::Peak;
 
     /// Deterministic pseudo-random peaks: `count` peaks over `frames` frames, bins skewed low.
+    /// The peaks of `frames` of a song, as a clip starting there (its frames from 0).
+    fn excerpt(song: &[Peak], frames: std::ops::Range<u32>) -> Vec<Peak> {
+        song.iter()
+            .filter(|p| frames.contains(&p.frame))
+            .map(|p| Peak {
+                frame: p.frame - frames.start,
+                bin: p.bin,
+            })
+            .collect()
+    }
+
     fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut next = move || {
@@ -970,14 +976,7 @@ mod tests {
         .unwrap();
         // A clip from frame 250: its frames 50..250 also match the song's frames 0..200, which
         // puts the clip's start 50 frames before the song.
-        let clip: Vec<Peak> = looped
-            .iter()
-            .filter(|p| (250..550).contains(&p.frame))
-            .map(|p| Peak {
-                frame: p.frame - 250,
-                bin: p.bin,
-            })
-            .collect();
+        let clip = excerpt(&looped, 250..550);
         let mut query = Vec::new();
         landmarks::landmarks(&clip, rule, &mut query);
         let everything = MatchConfig {
@@ -1020,15 +1019,11 @@ mod tests {
         .unwrap();
         // A clip of song 42 from frame 500 to 800, with a third of its peaks lost and
         // foreign peaks added.
-        let mut clip: Vec<Peak> = songs[42]
-            .iter()
-            .filter(|p| (500..800).contains(&p.frame))
+        let mut clip: Vec<Peak> = excerpt(&songs[42], 500..800)
+            .into_iter()
             .enumerate()
             .filter(|(i, _)| i % 3 != 0)
-            .map(|(_, p)| Peak {
-                frame: p.frame - 500,
-                bin: p.bin,
-            })
+            .map(|(_, p)| p)
             .collect();
         clip.extend(random_peaks(999, 300, 80));
         clip.sort_unstable();
