@@ -303,9 +303,7 @@ fn remove_drops_the_song_from_list_and_matches_and_unknown_ids_exit_2() {
 fn saved_index_is_loaded_when_current_and_rebuilt_when_damaged() {
     let sandbox = Sandbox::new();
     let (_folder, songs) = small_library(&sandbox);
-    let mut saved = sandbox.db().into_os_string();
-    saved.push(".postings");
-    let saved = PathBuf::from(saved);
+    let saved = sandbox.saved_index();
     let written = std::fs::metadata(&saved).unwrap_or_else(|e| {
         panic!(
             "`index` saves the inverted index at {}: {e}",
@@ -403,9 +401,7 @@ fn a_rebuilt_index_is_saved_when_the_library_is_closed() {
 
     let sandbox = Sandbox::new();
     let (_folder, _songs) = small_library(&sandbox);
-    let mut saved = sandbox.db().into_os_string();
-    saved.push(".postings");
-    let saved = PathBuf::from(saved);
+    let saved = sandbox.saved_index();
     std::fs::remove_file(&saved).unwrap();
 
     let library = Library::open(

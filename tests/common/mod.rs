@@ -126,6 +126,11 @@ impl Sandbox {
         self.path("index.db")
     }
 
+    /// The inverted index saved beside the sandbox's index file (`<db>.postings`).
+    pub fn saved_index(&self) -> PathBuf {
+        self.path("index.db.postings")
+    }
+
     /// `audiofp --db <db> ...`, with a cleared environment (plus `envs`).
     pub fn command_with_db<I, S>(&self, db: &Path, envs: &[(&str, &str)], args: I) -> Command
     where
