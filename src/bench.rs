@@ -616,19 +616,32 @@ impl SongGenerator {
 /// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
 pub type RealSong = (Vec<Peak>, u32, Vec<Fingerprint>);
 
-/// Builds an index of `songs` generated fingerprints (plus `real` songs' peaks, whose 10 s
-/// excerpts are then queried, as are the `negatives`: peaks of clips of unindexed songs) and
-/// measures matching latency, accuracy and memory, once per postings budget in `budgets`.
+/// How a scale run generates its songs and queries the index.
+#[derive(Clone, Debug)]
+pub struct ScaleOptions {
+    /// Generated songs in the index (besides the real ones).
+    pub songs: usize,
+    /// Peak density of the generated songs.
+    pub peaks_per_second: f64,
+    /// Postings budgets to query with (`HITS_PER_LANDMARK`, 0 = no limit), one report each.
+    pub budgets: Vec<usize>,
+    /// Rounds over all the queries; a query's time is its median over the rounds, so that a
+    /// burst of load on the machine skews one round only.
+    pub query_rounds: usize,
+}
+
+/// Builds an index of generated fingerprints (plus `real` songs' peaks, whose 10 s excerpts
+/// are then queried, as are the `negatives`: peaks of clips of unindexed songs) and measures
+/// matching latency, accuracy and memory, once per postings budget.
 pub fn run_scale(
-    songs: usize,
+    options: &ScaleOptions,
     real: &[RealSong],
     negatives: &[Fingerprint],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
-    peaks_per_second: f64,
-    budgets: &[usize],
 ) -> Vec<ScaleReport> {
-    let generator = SongGenerator::new(config, peaks_per_second);
+    let songs = options.songs;
+    let generator = SongGenerator::new(config, options.peaks_per_second);
     let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let started = Instant::now();
     let index = InvertedIndex::build(config.frame_secs(), rule, |visit| {
@@ -649,14 +662,17 @@ pub fn run_scale(
     let Ok(index) = index else {
         return Vec::new();
     };
-    budgets
+    options
+        .budgets
         .iter()
         .map(|&hits_per_landmark| {
             let match_config = MatchConfig {
                 hits_per_landmark,
                 ..match_config.clone()
             };
-            let report = query_scale_index(&index, real, negatives, config, &match_config);
+            let queries = ScaleQueries { real, negatives };
+            let report =
+                query_scale_index(&index, queries, config, &match_config, options.query_rounds);
             ScaleReport {
                 songs: songs + real.len(),
                 build_secs,
@@ -677,21 +693,25 @@ pub struct ScaleFalsePositive {
     pub confidence: f64,
 }
 
-/// Queries the real songs' clips and the negatives against a scale index.
+/// The queries of a scale run: clips of the real songs in the index, and of unindexed songs.
+#[derive(Clone, Copy)]
+struct ScaleQueries<'a> {
+    real: &'a [RealSong],
+    negatives: &'a [Fingerprint],
+}
+
+/// Queries the real songs' clips and the negatives against a scale index, `rounds` times over;
+/// answers are judged on the first round, times are each query's median over the rounds.
 fn query_scale_index(
     index: &InvertedIndex,
-    real: &[RealSong],
-    negatives: &[Fingerprint],
+    queries: ScaleQueries<'_>,
     config: &FingerprintConfig,
     match_config: &MatchConfig,
+    rounds: usize,
 ) -> ScaleReport {
-    let mut times = Vec::new();
-    let mut hit_counts = Vec::new();
-    let mut correct = (0, 0);
-    let mut false_positives = (0, 0);
+    let ScaleQueries { real, negatives } = queries;
     let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
-    let mut false_positive_answers = Vec::new();
-    let mut run_query = |query: &Fingerprint| {
+    let run_query = |query: &Fingerprint| {
         let landmarks = engine::landmarks_of(&query.peaks, config, match_config, Side::Query);
         let started = Instant::now();
         let clip = ClipEvidence {
@@ -699,29 +719,56 @@ fn query_scale_index(
             contrast: query.contrast.as_ref(),
         };
         let outcome = matcher::score_early(index, &landmarks, clip, match_config, opening_frames);
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-        hit_counts.push(outcome.hits);
-        outcome.matches.first().map(|m| (m.song_id, m.confidence))
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        (ms, outcome)
     };
-    for (i, (_, _, queries)) in real.iter().enumerate() {
-        for query in queries {
-            correct.1 += 1;
-            if run_query(query).is_some_and(|(song_id, _)| song_id == i as i64) {
-                correct.0 += 1;
+    // Every query in order: the real songs' clips (with the song they come from), then the
+    // negatives (with none).
+    let all: Vec<(&Fingerprint, Option<i64>)> = real
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, _, clips))| clips.iter().map(move |q| (q, Some(i as i64))))
+        .chain(negatives.iter().map(|q| (q, None)))
+        .collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
+    let mut hit_counts = Vec::new();
+    let mut correct = (0, 0);
+    let mut false_positives = (0, 0);
+    let mut false_positive_answers = Vec::new();
+    for round in 0..rounds.max(1) {
+        for (n, &(query, truth)) in all.iter().enumerate() {
+            let (ms, outcome) = run_query(query);
+            times[n].push(ms);
+            if round > 0 {
+                continue;
+            }
+            hit_counts.push(outcome.hits);
+            let answer = outcome.matches.first().map(|m| (m.song_id, m.confidence));
+            match truth {
+                Some(song) => {
+                    correct.1 += 1;
+                    if answer.is_some_and(|(song_id, _)| song_id == song) {
+                        correct.0 += 1;
+                    }
+                }
+                None => {
+                    false_positives.1 += 1;
+                    if let Some((song_id, confidence)) = answer {
+                        false_positives.0 += 1;
+                        false_positive_answers.push(ScaleFalsePositive {
+                            clip: n - (all.len() - negatives.len()),
+                            song_id,
+                            confidence,
+                        });
+                    }
+                }
             }
         }
     }
-    for (clip, query) in negatives.iter().enumerate() {
-        false_positives.1 += 1;
-        if let Some((song_id, confidence)) = run_query(query) {
-            false_positives.0 += 1;
-            false_positive_answers.push(ScaleFalsePositive {
-                clip,
-                song_id,
-                confidence,
-            });
-        }
-    }
+    let mut times: Vec<f64> = times
+        .iter_mut()
+        .map(|per_round| median_p95(per_round).0)
+        .collect();
     ScaleReport {
         songs: real.len(),
         postings: index.posting_count(),

@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// on the same index, to show the speed/recall trade-off.
     #[arg(long, value_name = "B", value_delimiter = ',')]
     pub hit_budgets: Vec<usize>,
+    /// With `--scale`: rounds over all the queries; each query's time is its median over
+    /// the rounds.
+    #[arg(long, default_value_t = 5)]
+    pub query_rounds: usize,
     /// With `--scale N`: instead of measuring, write a SQLite index of the first 20 corpus
     /// songs plus N generated fingerprints to this new file (for load-testing `audiofp serve`
     /// on a large library).
@@ -372,23 +376,22 @@ fn run_scale(
     let mut reports = Vec::new();
     for &songs in &args.scale {
         eprintln!(
-            "bench: building an index of {songs} generated songs (4 min each, {density:.1} peaks/s) + {} real",
-            real.len()
+            "bench: building an index of {songs} generated songs (4 min each, {density:.1} peaks/s) + {} real; queries timed over {} rounds",
+            real.len(),
+            args.query_rounds.max(1)
         );
         let budgets = if args.hit_budgets.is_empty() {
             vec![match_config.hits_per_landmark]
         } else {
             args.hit_budgets.clone()
         };
-        for report in bench::run_scale(
+        let options = bench::ScaleOptions {
             songs,
-            &real,
-            &negatives,
-            config,
-            match_config,
-            density,
-            &budgets,
-        ) {
+            peaks_per_second: density,
+            budgets,
+            query_rounds: args.query_rounds,
+        };
+        for report in bench::run_scale(&options, &real, &negatives, config, match_config) {
             if !args.json {
                 println!(
                     "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; hits/landmark {}: 10 s query matching median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}, false positives {}/{}",
