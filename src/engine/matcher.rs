@@ -78,6 +78,12 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 /// Shazam-like early answer: a clip longer than 1.5 x `opening_frames` is first scored on its
 /// opening landmarks; when that is already conclusive the rest is not looked up, otherwise the
 /// whole clip is scored.
+///
+/// In a library large enough for the whole clip's lookup to be budgeted, the opening's lookups
+/// are not repeated: the rest of the clip is looked up on its own, the songs either part
+/// points to are pooled (see [`pooled_candidates`]), and the best of them are re-scored
+/// exactly with every landmark of the clip, as [`score`] re-scores its candidates. A clip of
+/// an unindexed song, which never answers early, costs one lookup rather than one and a third.
 pub fn score_early(
     index: &InvertedIndex,
     query: &[Landmark],
@@ -86,32 +92,58 @@ pub fn score_early(
     opening_frames: u32,
 ) -> ScoreOutcome {
     let clip_frames = query.iter().map(|l| l.frame).max().unwrap_or(0);
-    if clip_frames > opening_frames * 3 / 2 {
-        let opening: Vec<Landmark> = query
-            .iter()
-            .copied()
-            .filter(|l| l.frame < opening_frames)
-            .collect();
-        let opening_peaks: Vec<Peak> = clip
-            .peaks
-            .iter()
-            .copied()
-            .filter(|p| p.frame < opening_frames)
-            .collect();
-        let opening_clip = ClipEvidence {
-            peaks: &opening_peaks,
-            ..clip
-        };
-        let outcome = score(index, &opening, opening_clip, config);
-        if outcome
-            .matches
-            .first()
-            .is_some_and(|m| m.confidence >= EARLY_ANSWER_CONFIDENCE)
-        {
-            return outcome;
-        }
+    if clip_frames <= opening_frames * 3 / 2 {
+        return score(index, query, clip, config);
     }
-    score(index, query, clip, config)
+    let (opening, rest): (Vec<Landmark>, Vec<Landmark>) =
+        query.iter().partition(|l| l.frame < opening_frames);
+    let opening = distinct(&opening);
+    let opening_peaks: Vec<Peak> = clip
+        .peaks
+        .iter()
+        .copied()
+        .filter(|p| p.frame < opening_frames)
+        .collect();
+    let opening_clip = ClipEvidence {
+        peaks: &opening_peaks,
+        ..clip
+    };
+    let opening_lookup = Lookup::within_budget(index, &opening, config.hits_per_landmark);
+    let (opening_found, opening_hits) = score_by_lookup(index, &opening_lookup, config);
+    let scored = if opening_lookup.budgeted {
+        rescore_exactly(index, &opening, opening_found.clone(), config)
+    } else {
+        opening_found.clone()
+    };
+    let outcome = verify_and_rank(
+        index,
+        scored,
+        opening.len(),
+        opening_hits,
+        opening_clip,
+        config,
+    );
+    if outcome
+        .matches
+        .first()
+        .is_some_and(|m| m.confidence >= EARLY_ANSWER_CONFIDENCE)
+    {
+        return outcome;
+    }
+    let rest = distinct(&rest);
+    // The whole clip's landmarks, sorted: the two sorted parts merged (no landmark is in both).
+    let mut landmarks = [opening.as_slice(), rest.as_slice()].concat();
+    landmarks.sort();
+    let rest_lookup = Lookup::within_budget(index, &rest, config.hits_per_landmark);
+    if !rest_lookup.budgeted {
+        // A small library: one exact lookup of the whole clip costs little.
+        return score_distinct(index, &landmarks, clip, config);
+    }
+    let (rest_found, rest_hits) = score_by_lookup(index, &rest_lookup, config);
+    let candidates = pooled_candidates(opening_found, rest_found);
+    let scored = rescore_exactly(index, &landmarks, candidates, config);
+    let hits = opening_hits + rest_hits;
+    verify_and_rank(index, scored, landmarks.len(), hits, clip, config)
 }
 
 /// Scores `query` landmarks against `index`.
@@ -129,40 +161,97 @@ pub fn score(
     clip: ClipEvidence<'_>,
     config: &MatchConfig,
 ) -> ScoreOutcome {
+    score_distinct(index, &distinct(query), clip, config)
+}
+
+/// The query's landmarks sorted by key, each once.
+fn distinct(query: &[Landmark]) -> Vec<Landmark> {
     let mut landmarks = query.to_vec();
     landmarks.sort_unstable();
     landmarks.dedup();
+    landmarks
+}
 
-    let lookup = Lookup::within_budget(index, &landmarks, config.hits_per_landmark);
-    let (scored, hits) = match lookup.budgeted {
-        false => score_by_lookup(index, &lookup, config),
-        true => {
-            let (candidates, hits) = score_by_lookup(index, &lookup, config);
-            let table = KeyTable::new(&landmarks);
-            // Each candidate is re-scored on its own (about 0.1 ms), so they are spread over
-            // the thread pool.
-            let mut verified: Vec<(usize, ScoredSong)> = candidates
-                .into_par_iter()
-                .take(RESCORED_CANDIDATES)
-                .map_init(Vec::new, |peaks, (span_idx, found)| {
-                    let centre = index.spans().get(span_idx).map_or(0, |span| {
-                        (f64::from(span.base) + found.offset_frames)
-                            .round()
-                            .max(0.0) as u64
-                    });
-                    let query = (landmarks.as_slice(), &table);
-                    score_song_exactly(index, span_idx, centre, query, config, peaks)
-                        .map(|song| (span_idx, song))
-                })
-                .flatten()
-                .collect();
-            verified.sort_by(|a, b| by_rank(&a.1, &b.1));
-            (verified, hits)
-        }
+/// [`score`] of `landmarks` already sorted by key and distinct.
+fn score_distinct(
+    index: &InvertedIndex,
+    landmarks: &[Landmark],
+    clip: ClipEvidence<'_>,
+    config: &MatchConfig,
+) -> ScoreOutcome {
+    let lookup = Lookup::within_budget(index, landmarks, config.hits_per_landmark);
+    let (found, hits) = score_by_lookup(index, &lookup, config);
+    let scored = if lookup.budgeted {
+        rescore_exactly(index, landmarks, found, config)
+    } else {
+        found
     };
+    verify_and_rank(index, scored, landmarks.len(), hits, clip, config)
+}
 
+/// The best [`RESCORED_CANDIDATES`] of `candidates` (from a budgeted lookup, best first)
+/// re-scored exactly against all of `landmarks` (sorted by key), best first.
+fn rescore_exactly(
+    index: &InvertedIndex,
+    landmarks: &[Landmark],
+    candidates: Vec<(usize, ScoredSong)>,
+    config: &MatchConfig,
+) -> Vec<(usize, ScoredSong)> {
+    let table = KeyTable::new(landmarks);
+    // Each candidate is re-scored on its own (about 0.1 ms), so they are spread over the
+    // thread pool.
+    let mut rescored: Vec<(usize, ScoredSong)> = candidates
+        .into_par_iter()
+        .take(RESCORED_CANDIDATES)
+        .map_init(Vec::new, |peaks, (span_idx, found)| {
+            let centre = index.spans().get(span_idx).map_or(0, |span| {
+                (f64::from(span.base) + found.offset_frames)
+                    .round()
+                    .max(0.0) as u64
+            });
+            score_song_exactly(index, span_idx, centre, (landmarks, &table), config, peaks)
+                .map(|song| (span_idx, song))
+        })
+        .flatten()
+        .collect();
+    rescored.sort_by(|a, b| by_rank(&a.1, &b.1));
+    rescored
+}
+
+/// The songs found by the lookups of a clip's opening and of its rest, best first: a song
+/// both found at the same offset (within a bin) counts the aligned landmarks of both, as one
+/// lookup of the whole clip would; a song found at different offsets keeps the stronger.
+fn pooled_candidates(
+    opening: Vec<(usize, ScoredSong)>,
+    rest: Vec<(usize, ScoredSong)>,
+) -> Vec<(usize, ScoredSong)> {
+    let mut pooled = rest;
+    for (span_idx, song) in opening {
+        match pooled.iter_mut().find(|(idx, _)| *idx == span_idx) {
+            Some((_, found)) if (found.offset_frames - song.offset_frames).abs() <= 1.0 => {
+                found.aligned += song.aligned;
+            }
+            Some((_, found)) if song.aligned > found.aligned => *found = song,
+            Some(_) => {}
+            None => pooled.push((span_idx, song)),
+        }
+    }
+    pooled.sort_by(|a, b| by_rank(&a.1, &b.1));
+    pooled
+}
+
+/// Verifies the best of `scored` (best first) against the `clip` and ranks them by
+/// confidence: those at or above the threshold are the matches.
+fn verify_and_rank(
+    index: &InvertedIndex,
+    scored: Vec<(usize, ScoredSong)>,
+    query_landmarks: usize,
+    hits: usize,
+    clip: ClipEvidence<'_>,
+    config: &MatchConfig,
+) -> ScoreOutcome {
     let mut outcome = ScoreOutcome {
-        query_landmarks: landmarks.len(),
+        query_landmarks,
         hits,
         ..ScoreOutcome::default()
     };
@@ -172,7 +261,7 @@ pub fn score(
         .filter_map(|(span_idx, mut song)| {
             let span = index.spans().get(span_idx)?;
             song.peaks = verify::peak_agreement(index, span, song.offset_frames, clip);
-            song.confidence = confidence(&song, landmarks.len());
+            song.confidence = confidence(&song, query_landmarks);
             Some(song)
         })
         .collect();
@@ -1166,6 +1255,63 @@ mod tests {
                 "{:?}",
                 outcome.matches
             );
+        }
+    }
+
+    #[test]
+    fn a_clip_that_does_not_answer_early_gets_the_figures_of_a_whole_clip_lookup() {
+        let rule = PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        };
+        let songs: Vec<Vec<Peak>> = (0..200).map(|s| random_peaks(s + 70, 2_000, 900)).collect();
+        let index = InvertedIndex::build(0.032, rule, |visit| {
+            for (id, peaks) in songs.iter().enumerate() {
+                visit(id as i64, 2_000, peaks);
+            }
+        })
+        .unwrap();
+        // An opening of sound found in no song, so no early answer; then song 12 from frame
+        // 500, which puts the clip's start at frame 400 of the song.
+        let opening_frames = 100;
+        let mut clip = random_peaks(999, opening_frames, 45);
+        clip.extend(excerpt(&songs[12], 500..900).iter().map(|p| Peak {
+            frame: p.frame + opening_frames,
+            bin: p.bin,
+        }));
+        let mut query = Vec::new();
+        landmarks::landmarks(
+            &clip,
+            PairingRule {
+                fan_value: 15,
+                ..rule
+            },
+            &mut query,
+        );
+        let rest = distinct(&query)
+            .into_iter()
+            .filter(|l| l.frame >= opening_frames)
+            .collect::<Vec<_>>();
+        // Unbudgeted, and budgeted (the rest of the clip is then looked up on its own).
+        for hits_per_landmark in [0, 1] {
+            let budgeted = Lookup::within_budget(&index, &rest, hits_per_landmark).budgeted;
+            assert_eq!(budgeted, hits_per_landmark > 0);
+            let config = MatchConfig {
+                hits_per_landmark,
+                threshold: 0.0,
+                ..MatchConfig::default()
+            };
+            let figures = |outcome: ScoreOutcome| {
+                let top = outcome.matches.first().cloned();
+                top.map(|m| (m.song_id, m.aligned, m.song_hits, m.offset_frames.round()))
+            };
+            let early = score_early(&index, &query, peaks_only(&clip), &config, opening_frames);
+            let whole = score(&index, &query, peaks_only(&clip), &config);
+            let early = figures(early);
+            assert_eq!(early.map(|m| (m.0, m.3)), Some((12, 400.0)));
+            assert_eq!(early, figures(whole), "budget {hits_per_landmark}");
         }
     }
 
