@@ -935,10 +935,10 @@ fn sort_by_difference(parts: [&[u64]; 2], largest: u32, sorted: &mut HitList) {
 const RADIX_BITS_PER_PASS: u32 = 14;
 
 /// A list of hits whose buffer comes from, and goes back to, a small pool shared by all
-/// queries. A 10k-song query needs several lists of megabytes each; fresh ones would have
-/// their pages zeroed by the kernel on every query, which took an eighth of the query's time.
-/// Lists above [`HitList::POOLED_CAPACITY`] (huge unbudgeted queries) are freed as usual,
-/// so what the pool holds stays bounded.
+/// queries. A 10k-song query needs several lists of megabytes each; a reused one need not be
+/// zeroed before the radix sort writes it (see [`HitList::with_len`]) nor have its pages
+/// mapped again. The pool keeps at most [`HitList::POOLED_BYTES`]: larger lists (huge
+/// unbudgeted queries) are freed as usual.
 struct HitList(Vec<u64>);
 
 /// Buffers kept for reuse by [`HitList`].
@@ -947,8 +947,8 @@ static HIT_LIST_POOL: std::sync::Mutex<Vec<Vec<u64>>> = std::sync::Mutex::new(Ve
 impl HitList {
     /// Buffers the pool keeps at most (a two-thread lookup holds eight at once).
     const POOLED_BUFFERS: usize = 8;
-    /// Largest buffer kept, in hits (8 MB).
-    const POOLED_CAPACITY: usize = 1 << 20;
+    /// Bytes the pool holds at most (the buffers of one 10k-song query).
+    const POOLED_BYTES: usize = 24 << 20;
 
     fn from_pool() -> Vec<u64> {
         let pooled = HIT_LIST_POOL.lock().ok().and_then(|mut pool| pool.pop());
@@ -976,11 +976,13 @@ impl HitList {
 impl Drop for HitList {
     fn drop(&mut self) {
         let hits = std::mem::take(&mut self.0);
-        if hits.capacity() == 0 || hits.capacity() > Self::POOLED_CAPACITY {
+        if hits.capacity() == 0 {
             return;
         }
+        let bytes = |list: &Vec<u64>| list.capacity() * std::mem::size_of::<u64>();
         if let Ok(mut pool) = HIT_LIST_POOL.lock()
             && pool.len() < Self::POOLED_BUFFERS
+            && pool.iter().map(bytes).sum::<usize>() + bytes(&hits) <= Self::POOLED_BYTES
         {
             pool.push(hits);
         }
