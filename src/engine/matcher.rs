@@ -1108,31 +1108,12 @@ mod tests {
 
     #[test]
     fn a_lookup_on_two_threads_finds_what_one_thread_finds() {
-        let rule = PairingRule {
-            fan_value: 5,
-            max_delta_frames: 63,
-            max_delta_bins: 127,
-            dt_tolerance: false,
-        };
-        let songs: Vec<Vec<Peak>> = (0..60).map(|s| random_peaks(s + 7, 2_000, 900)).collect();
-        let index = InvertedIndex::build(0.032, rule, |visit| {
-            for (id, peaks) in songs.iter().enumerate() {
-                visit(id as i64, 2_000, peaks);
-            }
-        })
-        .unwrap();
+        let rule = plain_rule();
+        let (songs, index) = random_library(60, 7, rule);
         // Clips of a song in the earlier and of one in the later half of the library.
         for song in [17, 44] {
             let clip = excerpt(&songs[song], 300..700);
-            let mut query = Vec::new();
-            landmarks::landmarks(
-                &clip,
-                PairingRule {
-                    fan_value: 15,
-                    ..rule
-                },
-                &mut query,
-            );
+            let mut query = query_landmarks(&clip, rule);
             query.sort_unstable();
             query.dedup();
             let config = MatchConfig::default();
@@ -1173,6 +1154,39 @@ mod tests {
 
     /// Deterministic pseudo-random peaks: `count` peaks over `frames` frames, bins skewed low.
     /// The peaks of `frames` of a song, as a clip starting there (its frames from 0).
+    /// Pairs of each peak with its next 5 within 63 frames and 127 bins, no dt tolerance.
+    fn plain_rule() -> PairingRule {
+        PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        }
+    }
+
+    /// `count` songs of 2,000 frames and 900 random peaks (seeds from `seed`), and an index of
+    /// them by `rule` (song ids from 0).
+    fn random_library(count: u64, seed: u64, rule: PairingRule) -> (Vec<Vec<Peak>>, InvertedIndex) {
+        let songs: Vec<Vec<Peak>> = (0..count)
+            .map(|s| random_peaks(s + seed, 2_000, 900))
+            .collect();
+        let index = InvertedIndex::build(0.032, rule, |visit| {
+            for (id, peaks) in songs.iter().enumerate() {
+                visit(id as i64, 2_000, peaks);
+            }
+        })
+        .unwrap();
+        (songs, index)
+    }
+
+    /// A query's landmarks of `clip`: `rule` with 3 times its fan-out, as queries pair.
+    fn query_landmarks(clip: &[Peak], rule: PairingRule) -> Vec<Landmark> {
+        let mut query = Vec::new();
+        let fan_value = rule.fan_value * 3;
+        landmarks::landmarks(clip, PairingRule { fan_value, ..rule }, &mut query);
+        query
+    }
+
     fn excerpt(song: &[Peak], frames: std::ops::Range<u32>) -> Vec<Peak> {
         song.iter()
             .filter(|p| frames.contains(&p.frame))
@@ -1262,19 +1276,8 @@ mod tests {
 
     #[test]
     fn a_clip_that_does_not_answer_early_gets_the_figures_of_a_whole_clip_lookup() {
-        let rule = PairingRule {
-            fan_value: 5,
-            max_delta_frames: 63,
-            max_delta_bins: 127,
-            dt_tolerance: false,
-        };
-        let songs: Vec<Vec<Peak>> = (0..200).map(|s| random_peaks(s + 70, 2_000, 900)).collect();
-        let index = InvertedIndex::build(0.032, rule, |visit| {
-            for (id, peaks) in songs.iter().enumerate() {
-                visit(id as i64, 2_000, peaks);
-            }
-        })
-        .unwrap();
+        let rule = plain_rule();
+        let (songs, index) = random_library(200, 70, rule);
         // An opening of sound found in no song, so no early answer; then song 12 from frame
         // 500, which puts the clip's start at frame 400 of the song.
         let opening_frames = 100;
@@ -1283,15 +1286,7 @@ mod tests {
             frame: p.frame + opening_frames,
             bin: p.bin,
         }));
-        let mut query = Vec::new();
-        landmarks::landmarks(
-            &clip,
-            PairingRule {
-                fan_value: 15,
-                ..rule
-            },
-            &mut query,
-        );
+        let query = query_landmarks(&clip, rule);
         let rest = distinct(&query)
             .into_iter()
             .filter(|l| l.frame >= opening_frames)
@@ -1319,12 +1314,7 @@ mod tests {
 
     #[test]
     fn songs_added_since_the_last_merge_are_found() {
-        let rule = PairingRule {
-            fan_value: 5,
-            max_delta_frames: 63,
-            max_delta_bins: 127,
-            dt_tolerance: false,
-        };
+        let rule = plain_rule();
         let songs: Vec<Vec<Peak>> = (0..3).map(|s| random_peaks(s + 40, 1_000, 450)).collect();
         let merged = InvertedIndex::build(0.032, rule, |visit| {
             for (id, peaks) in songs.iter().enumerate() {
