@@ -18,7 +18,7 @@
 
 use super::landmarks::Landmark;
 use super::peaks::Peak;
-use super::postings::{InvertedIndex, SONG_GAP_FRAMES, SongSpan};
+use super::postings::{InvertedIndex, MAX_SONG_FRAMES, SONG_GAP_FRAMES, SongSpan};
 use super::verify::{self, ClipEvidence, PeakAgreement};
 use crate::config::MatchConfig;
 use rayon::prelude::*;
@@ -473,11 +473,13 @@ fn candidates_of(
     scored
 }
 
-/// Differences are at most this: the end of the last song.
+/// Differences are below this: a posting lies at most a song's frame past the last song's
+/// base, and the index refuses frames from [`MAX_SONG_FRAMES`] on, whatever the song's stated
+/// length (the radix sort would misorder a difference with more bits than this has).
 fn largest_difference(spans: &[SongSpan]) -> u32 {
     spans
         .last()
-        .map_or(0, |span| span.base.saturating_add(span.num_frames))
+        .map_or(0, |span| span.base.saturating_add(MAX_SONG_FRAMES))
 }
 
 /// How many of the songs a lookup hits are scored in full.

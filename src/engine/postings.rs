@@ -71,10 +71,12 @@ pub enum PostingsError {
     },
 }
 
-/// Frames a song may have: its peaks are stored as `frame << PEAK_BIN_BITS | bin` in a `u32`
-/// (bins fit the key's anchor-bin field, which the configuration checks).
+/// Bits of a stored peak's bin (bins fit the key's anchor-bin field, which the configuration
+/// checks).
 const PEAK_BIN_BITS: u32 = BIN_BITS;
-const MAX_SONG_FRAMES: u32 = 1 << (32 - PEAK_BIN_BITS);
+/// Frames a song may have: its peaks are stored as `frame << PEAK_BIN_BITS | bin` in a `u32`.
+/// The index refuses a song with a frame from here on.
+pub const MAX_SONG_FRAMES: u32 = 1 << (32 - PEAK_BIN_BITS);
 
 fn pack_peak(peak: &Peak) -> u32 {
     peak.frame << PEAK_BIN_BITS | u32::from(peak.bin)
