@@ -84,6 +84,9 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 /// points to are pooled (see [`pooled_candidates`]), and the best of them are re-scored
 /// exactly with every landmark of the clip, as [`score`] re-scores its candidates. A clip of
 /// an unindexed song, which never answers early, costs one lookup rather than one and a third.
+/// The price: a song whose few surviving rare keys are split between the two parts can stay
+/// below chance in both, which at 100k songs lost 2 of 34 heavily degraded clips that a
+/// whole-clip lookup found (docs/BENCHMARK.md, "Scale").
 pub fn score_early(
     index: &InvertedIndex,
     query: &[Landmark],
