@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::decode::{AudioSource, decode_mono};
+use crate::engine::landmarks::Landmark;
 use crate::engine::postings::InvertedIndex;
 use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, Fingerprint, Peak, Side, matcher};
@@ -670,9 +671,8 @@ pub fn run_scale(
                 hits_per_landmark,
                 ..match_config.clone()
             };
-            let queries = ScaleQueries { real, negatives };
-            let report =
-                query_scale_index(&index, queries, config, &match_config, options.query_rounds);
+            let rounds = options.query_rounds;
+            let report = query_scale_index(&index, real, negatives, config, &match_config, rounds);
             ScaleReport {
                 songs: songs + real.len(),
                 build_secs,
@@ -693,58 +693,53 @@ pub struct ScaleFalsePositive {
     pub confidence: f64,
 }
 
-/// The queries of a scale run: clips of the real songs in the index, and of unindexed songs.
-#[derive(Clone, Copy)]
-struct ScaleQueries<'a> {
-    real: &'a [RealSong],
-    negatives: &'a [Fingerprint],
-}
-
 /// Queries the real songs' clips and the negatives against a scale index, `rounds` times over;
 /// answers are judged on the first round, times are each query's median over the rounds.
 fn query_scale_index(
     index: &InvertedIndex,
-    queries: ScaleQueries<'_>,
+    real: &[RealSong],
+    negatives: &[Fingerprint],
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     rounds: usize,
 ) -> ScaleReport {
-    let ScaleQueries { real, negatives } = queries;
     let opening_frames = (matcher::EARLY_ANSWER_SECS * config.frames_per_second()) as u32;
-    let run_query = |query: &Fingerprint| {
-        let landmarks = engine::landmarks_of(&query.peaks, config, match_config, Side::Query);
+    let landmarks_of =
+        |query: &Fingerprint| engine::landmarks_of(&query.peaks, config, match_config, Side::Query);
+    // Every query in order, with its landmarks (made once, not timed): the real songs' clips
+    // (with the song they come from), then the negatives (with none).
+    let all: Vec<(&Fingerprint, Vec<Landmark>, Option<i64>)> = real
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, _, clips))| clips.iter().map(move |q| (q, Some(i as i64))))
+        .chain(negatives.iter().map(|q| (q, None)))
+        .map(|(query, truth)| (query, landmarks_of(query), truth))
+        .collect();
+    let run_query = |query: &Fingerprint, landmarks: &[Landmark]| {
         let started = Instant::now();
         let clip = ClipEvidence {
             peaks: &query.peaks,
             contrast: query.contrast.as_ref(),
         };
-        let outcome = matcher::score_early(index, &landmarks, clip, match_config, opening_frames);
+        let outcome = matcher::score_early(index, landmarks, clip, match_config, opening_frames);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         (ms, outcome)
     };
-    // Every query in order: the real songs' clips (with the song they come from), then the
-    // negatives (with none).
-    let all: Vec<(&Fingerprint, Option<i64>)> = real
-        .iter()
-        .enumerate()
-        .flat_map(|(i, (_, _, clips))| clips.iter().map(move |q| (q, Some(i as i64))))
-        .chain(negatives.iter().map(|q| (q, None)))
-        .collect();
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
     let mut hit_counts = Vec::new();
     let mut correct = (0, 0);
     let mut false_positives = (0, 0);
     let mut false_positive_answers = Vec::new();
     for round in 0..rounds.max(1) {
-        for (n, &(query, truth)) in all.iter().enumerate() {
-            let (ms, outcome) = run_query(query);
+        for (n, (query, landmarks, truth)) in all.iter().enumerate() {
+            let (ms, outcome) = run_query(query, landmarks);
             times[n].push(ms);
             if round > 0 {
                 continue;
             }
             hit_counts.push(outcome.hits);
             let answer = outcome.matches.first().map(|m| (m.song_id, m.confidence));
-            match truth {
+            match *truth {
                 Some(song) => {
                     correct.1 += 1;
                     if answer.is_some_and(|(song_id, _)| song_id == song) {
