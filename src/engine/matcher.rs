@@ -79,8 +79,8 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 /// opening landmarks; when that is already conclusive the rest is not looked up, otherwise the
 /// whole clip is scored.
 ///
-/// In a library large enough for the whole clip's lookup to be budgeted, the opening's lookups
-/// are not repeated: the rest of the clip is looked up on its own, the songs either part
+/// In a library large enough for the lookup of the rest of the clip to be budgeted, the
+/// opening's lookups are not repeated: the rest of the clip is looked up on its own, the songs either part
 /// points to are pooled (see [`pooled_candidates`]), and the best of them are re-scored
 /// exactly with every landmark of the clip, as [`score`] re-scores its candidates. A clip of
 /// an unindexed song, which never answers early, costs one lookup rather than one and a third.
@@ -771,8 +771,8 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// All of `landmarks` (sorted by key) that have postings, or, when they would hit more
-    /// than `hits_per_landmark` postings per landmark (0: no limit), the rarer ones: a key
+    /// All of `landmarks` (sorted by key), or, when they would hit more than
+    /// `hits_per_landmark` postings per landmark (0: no limit), the rarer ones: a key
     /// shared by thousands of songs puts one hit in each and almost never on the right song's
     /// diagonal; keeping the rarer keys first bounds the work of a query in a library of any
     /// size, and the candidates they find are re-scored exactly with all the landmarks.
