@@ -77,16 +77,21 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 
 /// Shazam-like early answer: a clip longer than 1.5 x `opening_frames` is first scored on its
 /// opening landmarks; when that is already conclusive the rest is not looked up, otherwise the
-/// whole clip is scored.
+/// whole clip is scored. Either way the opening's keys are looked up once:
 ///
-/// In a library large enough for the lookup of the rest of the clip to be budgeted, the
-/// opening's lookups are not repeated: the rest of the clip is looked up on its own, the songs either part
-/// points to are pooled (see [`pooled_candidates`]), and the best of them are re-scored
-/// exactly with every landmark of the clip, as [`score`] re-scores its candidates. A clip of
-/// an unindexed song, which never answers early, costs one lookup rather than one and a third.
-/// The price: a song whose few surviving rare keys are split between the two parts can stay
-/// below chance in both, which at 100k songs lost 2 of 34 heavily degraded clips that a
-/// whole-clip lookup found (docs/BENCHMARK.md, "Scale").
+/// - When neither part's lookup is budgeted (a small library), the hits of the opening and of
+///   the rest are sorted together: exactly the hits, and so the candidates, of one lookup of
+///   the whole clip.
+/// - Otherwise the rest of the clip is looked up on its own, the songs either part points to
+///   are pooled (see [`pooled_candidates`]), and the best of them are re-scored exactly with
+///   every landmark of the clip, as [`score`] re-scores its candidates. The price: a song
+///   whose few surviving rare keys are split between the two parts can stay below chance in
+///   both, which at 100k songs lost 2 of 34 heavily degraded clips that a whole-clip lookup
+///   found. Sorting both parts' hits together would keep them, but costs a fifth more time
+///   at 10k songs (docs/BENCHMARK.md, "Scale").
+///
+/// A clip of an unindexed song, which never answers early, costs one lookup rather than one
+/// and a third.
 pub fn score_early(
     index: &InvertedIndex,
     query: &[Landmark],
@@ -112,7 +117,8 @@ pub fn score_early(
         ..clip
     };
     let opening_lookup = Lookup::within_budget(index, &opening, config.hits_per_landmark);
-    let (opening_found, opening_hits) = score_by_lookup(index, &opening_lookup, config);
+    let opening_hits = gather(index, &opening_lookup);
+    let opening_found = candidates_from(index, &[&opening_hits], config);
     let scored = if opening_lookup.budgeted {
         rescore_exactly(index, &opening, opening_found.clone(), config)
     } else {
@@ -122,7 +128,7 @@ pub fn score_early(
         index,
         scored,
         opening.len(),
-        opening_hits,
+        opening_hits.count,
         opening_clip,
         config,
     );
@@ -138,14 +144,19 @@ pub fn score_early(
     let mut landmarks = [opening.as_slice(), rest.as_slice()].concat();
     landmarks.sort();
     let rest_lookup = Lookup::within_budget(index, &rest, config.hits_per_landmark);
-    if !rest_lookup.budgeted {
-        // A small library: one exact lookup of the whole clip costs little.
-        return score_distinct(index, &landmarks, clip, config);
+    if !opening_lookup.budgeted && !rest_lookup.budgeted {
+        let rest_hits = gather(index, &rest_lookup);
+        let found = candidates_from(index, &[&opening_hits, &rest_hits], config);
+        let hits = opening_hits.count + rest_hits.count;
+        return verify_and_rank(index, found, landmarks.len(), hits, clip, config);
     }
-    let (rest_found, rest_hits) = score_by_lookup(index, &rest_lookup, config);
+    let hits = opening_hits.count;
+    drop(opening_hits);
+    let rest_hits = gather(index, &rest_lookup);
+    let rest_found = candidates_from(index, &[&rest_hits], config);
     let candidates = pooled_candidates(opening_found, rest_found);
     let scored = rescore_exactly(index, &landmarks, candidates, config);
-    let hits = opening_hits + rest_hits;
+    let hits = hits + rest_hits.count;
     verify_and_rank(index, scored, landmarks.len(), hits, clip, config)
 }
 
@@ -183,13 +194,14 @@ fn score_distinct(
     config: &MatchConfig,
 ) -> ScoreOutcome {
     let lookup = Lookup::within_budget(index, landmarks, config.hits_per_landmark);
-    let (found, hits) = score_by_lookup(index, &lookup, config);
+    let hits = gather(index, &lookup);
+    let found = candidates_from(index, &[&hits], config);
     let scored = if lookup.budgeted {
         rescore_exactly(index, landmarks, found, config)
     } else {
         found
     };
-    verify_and_rank(index, scored, landmarks.len(), hits, clip, config)
+    verify_and_rank(index, scored, landmarks.len(), hits.count, clip, config)
 }
 
 /// The best [`RESCORED_CANDIDATES`] of `candidates` (from a budgeted lookup, best first)
@@ -302,53 +314,104 @@ fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
         .then(a.song_id.cmp(&b.song_id))
 }
 
-/// Looks up every landmark of `lookup` and scores the songs hit, best first, as
-/// (span index, score), with the number of postings hit; the confidence is left for
-/// verification. A lookup of more than [`PARALLEL_LOOKUP_POSTINGS`] runs on two threads.
-fn score_by_lookup(
-    index: &InvertedIndex,
-    lookup: &Lookup,
-    config: &MatchConfig,
-) -> (Vec<(usize, ScoredSong)>, usize) {
-    if lookup.total < PARALLEL_LOOKUP_POSTINGS
-        || rayon::current_num_threads() < 2
-        || index.spans().len() < 2
-    {
-        let (hits, _) = gather_hits(index, &lookup.landmarks, lookup.total, u32::MAX);
-        let count = hits.len();
-        return (candidates_of(index, [&hits, &[]], config), count);
-    }
-    score_by_lookup_on_two_threads(index, lookup, config)
+/// The hits of one lookup, each as `difference << 32 | query frame`, in lists split at the
+/// library's [`pivot`]: differences in the earlier half of the library, and the others. The
+/// lists of several lookups can be scored together ([`candidates_from`]).
+struct Gathered {
+    early: Vec<HitList>,
+    late: Vec<HitList>,
+    /// Hits in all the lists.
+    count: usize,
 }
 
-/// [`score_by_lookup`] on two threads: each gathers the hits of half the keys, split at a
-/// song boundary into the earlier and the later half of the library; then each sorts and
-/// sweeps one half of the library. No list of hits is merged.
-fn score_by_lookup_on_two_threads(
-    index: &InvertedIndex,
-    lookup: &Lookup,
-    config: &MatchConfig,
-) -> (Vec<(usize, ScoredSong)>, usize) {
-    let spans = index.spans();
+/// Looks up every landmark of `lookup`. A lookup of more than [`PARALLEL_LOOKUP_POSTINGS`]
+/// runs on two threads, each reading the posting lists of half the keys.
+fn gather(index: &InvertedIndex, lookup: &Lookup) -> Gathered {
+    if lookup.total >= PARALLEL_LOOKUP_POSTINGS && two_threads(index) {
+        return gather_on_two_threads(index, lookup);
+    }
+    let (early, late) = gather_hits(index, &lookup.landmarks, lookup.total, pivot(index.spans()));
+    Gathered::new(vec![early], vec![late])
+}
+
+/// [`gather`] on two threads.
+fn gather_on_two_threads(index: &InvertedIndex, lookup: &Lookup) -> Gathered {
+    let pivot = pivot(index.spans());
     let split = split_by_postings(&lookup.landmarks, &lookup.postings, lookup.total);
-    let pivot = spans[spans.len() / 2]
-        .base
-        .saturating_sub(SONG_GAP_FRAMES / 2);
     let (first, second) = lookup.landmarks.split_at(split);
     let half = lookup.total / 2;
     let ((early_a, late_a), (early_b, late_b)) = rayon::join(
         || gather_hits(index, first, half, pivot),
         || gather_hits(index, second, half, pivot),
     );
-    let count = early_a.len() + late_a.len() + early_b.len() + late_b.len();
+    Gathered::new(vec![early_a, early_b], vec![late_a, late_b])
+}
+
+impl Gathered {
+    fn new(early: Vec<HitList>, late: Vec<HitList>) -> Self {
+        let count = early.iter().chain(&late).map(|hits| hits.len()).sum();
+        Self { early, late, count }
+    }
+}
+
+/// Where [`gather`] splits the library's timeline: at the start of its middle song (less half
+/// the gap, so that no song's hits fall on both sides). `u32::MAX` for a single song.
+fn pivot(spans: &[SongSpan]) -> u32 {
+    if spans.len() < 2 {
+        return u32::MAX;
+    }
+    spans[spans.len() / 2]
+        .base
+        .saturating_sub(SONG_GAP_FRAMES / 2)
+}
+
+/// Whether lookups may use two threads.
+fn two_threads(index: &InvertedIndex) -> bool {
+    rayon::current_num_threads() >= 2 && index.spans().len() >= 2
+}
+
+/// Scores the songs that the hits of `lookups`, taken together, point to: best first (at
+/// most [`candidates_kept`]), as (span index, score), the confidence left for verification.
+/// With more than [`PARALLEL_LOOKUP_POSTINGS`] hits, two threads sort and sweep one half of
+/// the library each; no list of hits is ever concatenated.
+fn candidates_from(
+    index: &InvertedIndex,
+    lookups: &[&Gathered],
+    config: &MatchConfig,
+) -> Vec<(usize, ScoredSong)> {
+    let early: Vec<&[u64]> = lookups
+        .iter()
+        .flat_map(|lookup| &lookup.early)
+        .map(|hits| hits.as_slice())
+        .collect();
+    let late: Vec<&[u64]> = lookups
+        .iter()
+        .flat_map(|lookup| &lookup.late)
+        .map(|hits| hits.as_slice())
+        .collect();
+    let count: usize = lookups.iter().map(|lookup| lookup.count).sum();
+    if count < PARALLEL_LOOKUP_POSTINGS || !two_threads(index) {
+        return candidates_of(index, &[early, late].concat(), config);
+    }
+    candidates_on_two_threads(index, &early, &late, config)
+}
+
+/// [`candidates_from`] on two threads, from the hits of the earlier and of the later half of
+/// the library.
+fn candidates_on_two_threads(
+    index: &InvertedIndex,
+    early: &[&[u64]],
+    late: &[&[u64]],
+    config: &MatchConfig,
+) -> Vec<(usize, ScoredSong)> {
     let (mut found, found_late) = rayon::join(
-        || candidates_of(index, [&early_a, &early_b], config),
-        || candidates_of(index, [&late_a, &late_b], config),
+        || candidates_of(index, early, config),
+        || candidates_of(index, late, config),
     );
     found.extend(found_late);
     found.sort_by(|a, b| by_rank(&a.1, &b.1));
     found.truncate(candidates_kept(config));
-    (found, count)
+    found
 }
 
 /// Postings above which a lookup is split between two threads.
@@ -415,11 +478,11 @@ fn gather_hits(
 /// runs over a few hundred hits rather than all of them.
 fn candidates_of(
     index: &InvertedIndex,
-    parts: [&[u64]; 2],
+    parts: &[&[u64]],
     config: &MatchConfig,
 ) -> Vec<(usize, ScoredSong)> {
     let spans = index.spans();
-    let mut hits_sorted = HitList::with_len(parts[0].len() + parts[1].len());
+    let mut hits_sorted = HitList::with_len(parts.iter().map(|part| part.len()).sum());
     sort_by_difference(parts, largest_difference(spans), &mut hits_sorted);
 
     // One sweep over the sorted differences: the best bin (value ± 1) of each song.
@@ -882,15 +945,16 @@ pub fn confidence(song: &ScoredSong, query_landmarks: usize) -> f64 {
 /// `largest`) into `sorted` (whose contents are replaced): an LSD radix sort over as many bits
 /// as `largest` has, in passes of at most [`RADIX_BITS_PER_PASS`] bits, several times faster
 /// than a comparison sort for the 10^5..10^7 hits of a query. One read of `parts` counts the
-/// buckets of every pass; the first pass then reads both parts, so hits gathered on two
-/// threads are never concatenated first. The query frames (low bits) stay in arbitrary order
+/// buckets of every pass; the first pass then reads every part, so hits gathered on two
+/// threads or by several lookups are never concatenated first. The query frames (low bits) stay in arbitrary order
 /// within one difference.
-fn sort_by_difference(parts: [&[u64]; 2], largest: u32, sorted: &mut HitList) {
-    let len = parts[0].len() + parts[1].len();
+fn sort_by_difference(parts: &[&[u64]], largest: u32, sorted: &mut HitList) {
+    let len = parts.iter().map(|part| part.len()).sum();
     if len < 4096 {
         sorted.clear();
-        sorted.extend_from_slice(parts[0]);
-        sorted.extend_from_slice(parts[1]);
+        for part in parts {
+            sorted.extend_from_slice(part);
+        }
         sorted.sort_unstable();
         return;
     }
@@ -926,7 +990,8 @@ fn sort_by_difference(parts: [&[u64]; 2], largest: u32, sorted: &mut HitList) {
         (&mut other, &mut *sorted)
     };
     for (pass, next) in starts.chunks_exact_mut(buckets).enumerate() {
-        let source: [&[u64]; 2] = if pass == 0 { parts } else { [from, &[]] };
+        let previous: [&[u64]; 1] = [from];
+        let source: &[&[u64]] = if pass == 0 { parts } else { &previous };
         for &hit in source.iter().flat_map(|part| part.iter()) {
             let bucket = ((hit >> shift(pass)) & mask) as usize;
             into[next[bucket]] = hit;
@@ -1018,10 +1083,11 @@ mod tests {
                 .collect();
             let mut expected = hits.clone();
             expected.sort_unstable_by_key(|h| h >> 32);
-            // Split unevenly in two, as a two-thread lookup gathers them.
+            // Split unevenly, as two lookups on two threads gather them.
             let (left, right) = hits.split_at(3_000);
+            let (middle, right) = right.split_at(500);
             let mut sorted = HitList::with_capacity(0);
-            super::sort_by_difference([left, right], (modulus - 1) as u32, &mut sorted);
+            super::sort_by_difference(&[left, middle, right], (modulus - 1) as u32, &mut sorted);
             let mut hits = sorted.to_vec();
             let got: Vec<u64> = hits.iter().map(|h| h >> 32).collect();
             let want: Vec<u64> = expected.iter().map(|h| h >> 32).collect();
@@ -1127,14 +1193,55 @@ mod tests {
 
             let (all, _) = gather_hits(&index, &query, 0, u32::MAX);
             let one_count = all.len();
-            let one = candidates_of(&index, [&all, &[]], &config);
-            let (two, two_count) = score_by_lookup_on_two_threads(&index, &lookup, &config);
+            let one = candidates_of(&index, &[&all], &config);
+            let gathered = gather_on_two_threads(&index, &lookup);
+            let two = candidates_on_two_threads(
+                &index,
+                &slices(&gathered.early),
+                &slices(&gathered.late),
+                &config,
+            );
             assert!(one_count > 1_000, "{one_count} hits");
-            assert_eq!(one_count, two_count);
+            assert_eq!(one_count, gathered.count);
             assert!(one.len() > 10, "{} candidates", one.len());
             assert_eq!(one, two);
             assert_eq!(one[0].1.song_id, song as i64);
         }
+    }
+
+    /// The hit lists as slices, as [`candidates_from`] hands them on.
+    fn slices<'a>(lists: impl IntoIterator<Item = &'a HitList>) -> Vec<&'a [u64]> {
+        lists.into_iter().map(|hits| hits.as_slice()).collect()
+    }
+
+    #[test]
+    fn two_lookups_scored_together_give_what_one_lookup_of_all_their_keys_gives() {
+        let rule = plain_rule();
+        let (songs, index) = random_library(60, 11, rule);
+        let clip = excerpt(&songs[44], 300..700);
+        let query = distinct(&query_landmarks(&clip, rule));
+        let (opening, rest): (Vec<Landmark>, Vec<Landmark>) =
+            query.iter().partition(|l| l.frame < 100);
+        let config = MatchConfig::default();
+        let whole = gather(&index, &Lookup::within_budget(&index, &query, 0));
+        let expected = candidates_from(&index, &[&whole], &config);
+        assert_eq!(expected[0].1.song_id, 44);
+        assert!(expected.len() > 10, "{} candidates", expected.len());
+
+        let opening = gather(&index, &Lookup::within_budget(&index, &opening, 0));
+        let rest = gather(&index, &Lookup::within_budget(&index, &rest, 0));
+        assert!(opening.count > 0 && rest.count > opening.count);
+        assert_eq!(opening.count + rest.count, whole.count);
+        // One thread sorts all the lists at once.
+        let got = candidates_from(&index, &[&opening, &rest], &config);
+        assert_eq!(got, expected);
+        // Two threads each take one half of the library from both lookups; the lists
+        // were split at the same pivot.
+        let early = slices(opening.early.iter().chain(&rest.early));
+        let late = slices(opening.late.iter().chain(&rest.late));
+        assert!(!early.concat().is_empty() && !late.concat().is_empty());
+        let got = candidates_on_two_threads(&index, &early, &late, &config);
+        assert_eq!(got, expected);
     }
 
     #[test]
