@@ -262,11 +262,10 @@ pub fn index_files(
     }
     library.prepare();
     library.store().flush()?;
-    if summary.indexed > 0 {
-        // The next process to open the library (a one-shot `audiofp identify`) loads this
-        // instead of rebuilding the index from every song.
-        library.save_index()?;
-    }
+    // The next process to open the library (a one-shot `audiofp identify`) loads the saved
+    // index instead of rebuilding it from every song; a few songs added since it was written
+    // are added from the store then, so it is only rewritten once enough have changed.
+    library.save_index_if_due()?;
     summary.cancelled = cancel.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)

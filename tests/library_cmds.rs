@@ -417,3 +417,102 @@ fn a_rebuilt_index_is_saved_when_the_library_is_closed() {
     let written = std::fs::read(&saved).expect("written when the library was closed");
     assert!(written.starts_with(b"AFPOSTv"));
 }
+
+/// A saved index that is out of date (songs were added and removed by a process that stopped
+/// before saving, say) is loaded and brought up to date song by song instead of being rebuilt,
+/// and answers as a rebuilt one would. SQLite gives a removed song's id to the next song when
+/// it was the last id: the new song must not be taken for the old one.
+#[test]
+fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::{self, Side};
+    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::library::{IndexOrigin, Library};
+    use audiofp::testkit::{distort, synth};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let saved = dir.path().join("index.db.postings");
+    let storage = StorageKind::Sqlite(db);
+    let config = FingerprintConfig::default();
+    let match_config = MatchConfig::default();
+    let open = || Library::open(&storage, &config, &match_config, OpenMode::CreateIfMissing);
+    let song = |seed: u64| {
+        let samples = synth::song(seed, 20.0, SR);
+        let fingerprint =
+            engine::fingerprint_samples(&samples, SR, &config, &match_config, Side::Reference)
+                .unwrap();
+        let meta = NewSong {
+            title: format!("song {seed}"),
+            artist: None,
+            album: None,
+            duration_secs: fingerprint.duration_secs,
+            path: None,
+            file_size: None,
+            file_mtime: None,
+            content_hash: format!("{seed:064x}"),
+            added_at: None,
+        };
+        (meta, fingerprint, samples)
+    };
+    let songs: Vec<_> = (71..76).map(song).collect();
+
+    let mut first = open().unwrap();
+    let ids: Vec<i64> = songs[..3]
+        .iter()
+        .map(|(meta, fingerprint, _)| first.add(meta, fingerprint).unwrap().id)
+        .collect();
+    first.save_index().unwrap();
+    drop(first);
+    let written = std::fs::read(&saved).expect("saved");
+
+    let mut second = open().unwrap();
+    assert_eq!(second.index_origin(), IndexOrigin::Saved);
+    assert!(second.remove(ids[2]).unwrap());
+    let reused = second.add(&songs[3].0, &songs[3].1).unwrap().id;
+    assert_eq!(reused, ids[2], "SQLite gave the removed song's id again");
+    second.add(&songs[4].0, &songs[4].1).unwrap();
+    drop(second);
+    // As if the second process had stopped before saving.
+    std::fs::write(&saved, &written).unwrap();
+
+    let caught_up = open().unwrap();
+    assert_eq!(
+        caught_up.index_origin(),
+        IndexOrigin::CaughtUp {
+            added: 2,
+            removed: 1
+        }
+    );
+    std::fs::remove_file(&saved).unwrap();
+    let rebuilt = open().unwrap();
+    assert_eq!(rebuilt.index_origin(), IndexOrigin::Rebuilt);
+    for (meta, _, samples) in &songs {
+        let clip = distort::excerpt(samples, SR, 6.0, 5.0);
+        let answer = |library: &Library| {
+            let found = library.identify_samples(&clip, SR).unwrap();
+            found.matches.first().map(|m| {
+                (
+                    m.song.title.clone(),
+                    m.aligned,
+                    (m.offset_secs * 100.0).round(),
+                )
+            })
+        };
+        let expected = answer(&rebuilt);
+        let removed = meta.title == songs[2].0.title;
+        assert_eq!(
+            expected.as_ref().map(|m| m.0.as_str()),
+            (!removed).then_some(meta.title.as_str()),
+            "rebuilt index, clip of {}",
+            meta.title
+        );
+        assert_eq!(answer(&caught_up), expected, "clip of {}", meta.title);
+    }
+    // The rebuilt library saves the index when it closes; the caught-up one does too (3
+    // changes in 4 songs are due).
+    drop(rebuilt);
+    std::fs::remove_file(&saved).unwrap();
+    drop(caught_up);
+    assert_eq!(open().unwrap().index_origin(), IndexOrigin::Saved);
+}

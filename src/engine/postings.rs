@@ -19,7 +19,7 @@ use super::landmarks::{self, BIN_BITS, KEY_SPACE, Landmark, PairingRule};
 use super::peaks::Peak;
 
 mod file;
-pub use file::Stamp;
+pub use file::{SavedIndex, Stamp};
 
 /// Frames left empty between two songs on the global timeline, so that a clip aligned slightly
 /// before a song's start still falls to that song.

@@ -156,6 +156,19 @@ pub fn content_stamp_of(songs: &[SongRecord]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// One song's identity in a saved inverted index: its id, content and fingerprint size. Ids
+/// can be given again after a removal; the identity tells the new song from the old one.
+pub fn song_identity(song: &SongRecord) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&song.id.to_le_bytes());
+    hasher.update(song.content_hash.as_bytes());
+    hasher.update(&song.num_frames.to_le_bytes());
+    hasher.update(&song.num_peaks.to_le_bytes());
+    let mut identity = [0u8; 8];
+    identity.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(identity)
+}
+
 /// Which store to open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageKind {

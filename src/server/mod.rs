@@ -401,7 +401,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     if let Err(err) = library.store().flush() {
         tracing::warn!("flushing the index: {err}");
     }
-    if let Err(err) = library.save_index() {
+    if let Err(err) = library.save_index_if_due() {
         tracing::warn!("saving the inverted index: {err}");
     }
     served?;

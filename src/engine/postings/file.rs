@@ -3,25 +3,41 @@
 //! song's peaks.
 //!
 //! The file is a cache: it names the library state it was built from (a stamp the caller
-//! computes from the store) and the pairing rule, and anything that does not match, or does
-//! not hold together, makes [`InvertedIndex::read_from`] answer `None` so the caller rebuilds.
+//! computes from the store) and the pairing rule; a file of another rule or format, or one
+//! that does not hold together, makes [`InvertedIndex::read_from`] answer `None` so the caller
+//! rebuilds. A file of another library state is still returned, with each song's identity
+//! (also computed by the caller), so that the caller can bring it up to date song by song.
 //!
-//! Layout (little-endian): magic `AFPOSTv2`, stamp (32 bytes), rule (4 x u32), frame
+//! Layout (little-endian): magic `AFPOSTv3`, stamp (32 bytes), rule (4 x u32), frame
 //! duration (f64), next base (u32), then length-prefixed arrays: key offsets (u32), postings
 //! (u32), packed peaks (u32), spans (song id i64, base u32, frames u32, peaks start u64, peak
-//! count u32), the side list of songs added since the last merge (key u32, frame u32; sorted)
-//! and the ids of removed songs (i64). Writing never merges: that would briefly need a second
-//! copy of the key offsets and postings, and saving follows every indexing run.
+//! count u32, identity u64), the side list of songs added since the last merge (key u32, frame
+//! u32; sorted) and the ids of removed songs (i64). Writing never merges: that would briefly
+//! need a second copy of the key offsets and postings.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
 use super::{InvertedIndex, KEY_SPACE, PairingRule, SongSpan};
 
-const MAGIC: &[u8; 8] = b"AFPOSTv2";
+const MAGIC: &[u8; 8] = b"AFPOSTv3";
+
+/// Bytes of one span in the file.
+const SPAN_BYTES: u64 = 8 + 4 + 4 + 8 + 4 + 8;
 
 /// Identifies the library state an index file was built from.
 pub type Stamp = [u8; 32];
+
+/// A saved index, whatever library state it was saved for.
+pub struct SavedIndex {
+    /// The index.
+    pub index: InvertedIndex,
+    /// The library state it was saved for.
+    pub stamp: Stamp,
+    /// The identity of each of `index.spans()`'s songs when it was saved (0 for a song removed
+    /// since the last merge).
+    pub identities: Vec<u64>,
+}
 
 fn rule_words(rule: PairingRule) -> [u32; 4] {
     [
@@ -72,8 +88,14 @@ fn read_u32s(input: &mut impl Read, max_len: u64) -> io::Result<Option<Vec<u32>>
 }
 
 impl InvertedIndex {
-    /// Writes the index (its side list sorted first, in place).
-    pub fn write_to(&mut self, out: &mut impl Write, stamp: &Stamp) -> io::Result<()> {
+    /// Writes the index (its side list sorted first, in place) for the library state `stamp`,
+    /// with each song's `identity_of(song id)`.
+    pub fn write_to(
+        &mut self,
+        out: &mut impl Write,
+        stamp: &Stamp,
+        identity_of: impl Fn(i64) -> u64,
+    ) -> io::Result<()> {
         self.prepare();
         out.write_all(MAGIC)?;
         out.write_all(stamp)?;
@@ -92,6 +114,12 @@ impl InvertedIndex {
             out.write_all(&span.num_frames.to_le_bytes())?;
             out.write_all(&(span.peaks_start as u64).to_le_bytes())?;
             out.write_all(&span.peaks_len.to_le_bytes())?;
+            let identity = if self.removed.contains(&span.song_id) {
+                0
+            } else {
+                identity_of(span.song_id)
+            };
+            out.write_all(&identity.to_le_bytes())?;
         }
         let pending: Vec<u32> = self.pending.iter().flat_map(|&(k, f)| [k, f]).collect();
         write_u32s(out, &pending)?;
@@ -104,23 +132,22 @@ impl InvertedIndex {
         Ok(())
     }
 
-    /// Reads an index written by [`write_to`](Self::write_to) for the library state `stamp`,
-    /// paired with `rule`. `Ok(None)`: the file is of another state, rule or format, or does
-    /// not hold together; `Err`: it could not be read.
+    /// Reads an index written by [`write_to`](Self::write_to), paired with `rule`.
+    /// `Ok(None)`: the file is of another rule or format, or does not hold together; `Err`: it
+    /// could not be read.
     pub fn read_from(
         input: &mut impl Read,
-        stamp: &Stamp,
         rule: PairingRule,
         frame_secs: f64,
         file_len: u64,
-    ) -> io::Result<Option<Self>> {
+    ) -> io::Result<Option<SavedIndex>> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic)?;
-        let mut found_stamp = [0u8; 32];
-        input.read_exact(&mut found_stamp)?;
-        if &magic != MAGIC || &found_stamp != stamp {
+        if &magic != MAGIC {
             return Ok(None);
         }
+        let mut stamp = [0u8; 32];
+        input.read_exact(&mut stamp)?;
         for word in rule_words(rule) {
             if read_u32(input)? != word {
                 return Ok(None);
@@ -142,16 +169,18 @@ impl InvertedIndex {
             return Ok(None);
         };
         let span_count = read_u64(input)?;
-        if span_count > file_len / 28 {
+        if span_count > file_len / SPAN_BYTES {
             return Ok(None);
         }
         let mut spans = Vec::with_capacity(span_count as usize);
+        let mut identities = Vec::with_capacity(span_count as usize);
         for _ in 0..span_count {
             let song_id = read_u64(input)? as i64;
             let base = read_u32(input)?;
             let num_frames = read_u32(input)?;
             let peaks_start = read_u64(input)? as usize;
             let peaks_len = read_u32(input)?;
+            identities.push(read_u64(input)?);
             spans.push(SongSpan {
                 song_id,
                 base,
@@ -184,7 +213,11 @@ impl InvertedIndex {
             rule,
             forward,
         };
-        Ok(index.is_consistent().then_some(index))
+        Ok(index.is_consistent().then_some(SavedIndex {
+            index,
+            stamp,
+            identities,
+        }))
     }
 
     /// Whether the arrays agree with each other (what lookups rely on not to go out of bounds).
@@ -261,11 +294,17 @@ mod tests {
         let mut index = sample_index();
         let stamp = [7u8; 32];
         let mut bytes = Vec::new();
-        index.write_to(&mut bytes, &stamp).unwrap();
+        index
+            .write_to(&mut bytes, &stamp, |id| id as u64 * 1000)
+            .unwrap();
         let len = bytes.len() as u64;
-        let read = InvertedIndex::read_from(&mut bytes.as_slice(), &stamp, rule(), 0.032, len)
+        let saved = InvertedIndex::read_from(&mut bytes.as_slice(), rule(), 0.032, len)
             .unwrap()
             .expect("a valid file");
+        assert_eq!(saved.stamp, stamp);
+        // Song 3 was removed: it has no identity.
+        assert_eq!(saved.identities, [1000, 2000, 0, 4000, 5000]);
+        let read = saved.index;
         assert_eq!(read.spans(), index.spans());
         assert_eq!(read.song_count(), 4);
         assert_eq!(postings(&read), postings(&index));
@@ -277,28 +316,32 @@ mod tests {
     }
 
     #[test]
-    fn another_state_rule_or_damage_is_not_used() {
+    fn another_rule_format_or_damage_is_not_used() {
         let mut index = sample_index();
         let stamp = [7u8; 32];
         let mut bytes = Vec::new();
-        index.write_to(&mut bytes, &stamp).unwrap();
+        index.write_to(&mut bytes, &stamp, |_| 1).unwrap();
         let len = bytes.len() as u64;
-        let read = |bytes: &[u8], stamp: &Stamp, rule: PairingRule| {
-            InvertedIndex::read_from(&mut &bytes[..], stamp, rule, 0.032, len)
+        let read = |bytes: &[u8], rule: PairingRule| {
+            InvertedIndex::read_from(&mut &bytes[..], rule, 0.032, len)
         };
-        assert!(read(&bytes, &[8u8; 32], rule()).unwrap().is_none());
+        assert!(read(&bytes, rule()).unwrap().is_some());
         let other_rule = PairingRule {
             fan_value: 4,
             ..rule()
         };
-        assert!(read(&bytes, &stamp, other_rule).unwrap().is_none());
+        assert!(read(&bytes, other_rule).unwrap().is_none());
+        // The previous format is not read.
+        let mut old = bytes.clone();
+        old[..8].copy_from_slice(b"AFPOSTv2");
+        assert!(read(&old, rule()).unwrap().is_none());
         // A truncated file is an error, not an index.
-        assert!(read(&bytes[..bytes.len() / 2], &stamp, rule()).is_err());
+        assert!(read(&bytes[..bytes.len() / 2], rule()).is_err());
         // Offsets that no longer add up are caught before any lookup could go out of bounds.
         let mut damaged = bytes.clone();
         let offsets_start = 8 + 32 + 16 + 8 + 4 + 8;
         damaged[offsets_start + 4 * 1000..offsets_start + 4 * 1000 + 4]
             .copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(read(&damaged, &stamp, rule()).unwrap().is_none());
+        assert!(read(&damaged, rule()).unwrap().is_none());
     }
 }
