@@ -516,3 +516,83 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     drop(caught_up);
     assert_eq!(open().unwrap().index_origin(), IndexOrigin::Saved);
 }
+
+/// `audiofp index` of one song into a large library neither loads nor rewrites the saved
+/// index (4.7 GB at 50,000 songs): the next command to open the library adds that song to it
+/// from the database, and finds it.
+#[test]
+fn indexing_one_song_into_a_large_library_leaves_the_saved_index_for_the_next_command() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::Fingerprint;
+    use audiofp::engine::peaks::Peak;
+    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::library::Library;
+
+    let sandbox = Sandbox::new();
+    // 120 songs of generated peaks (2 % of them is 2 songs: one new song is not due).
+    let config = FingerprintConfig::default();
+    let mut library = Library::open(
+        &StorageKind::Sqlite(sandbox.db()),
+        &config,
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |below: u32| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % u64::from(below)) as u32
+    };
+    for song in 0..120u64 {
+        let frames = 3_000;
+        let mut peaks: Vec<Peak> = (0..900)
+            .map(|_| Peak {
+                frame: next(frames),
+                bin: next(config.band_bins() as u32) as u16,
+            })
+            .collect();
+        peaks.sort_unstable();
+        peaks.dedup();
+        let fingerprint = Fingerprint {
+            peaks,
+            num_frames: frames,
+            duration_secs: f64::from(frames) * config.frame_secs(),
+            contrast: None,
+        };
+        let meta = NewSong {
+            title: format!("generated {song}"),
+            artist: None,
+            album: None,
+            duration_secs: fingerprint.duration_secs,
+            path: None,
+            file_size: None,
+            file_mtime: None,
+            content_hash: format!("{song:064x}"),
+            added_at: None,
+        };
+        library.add(&meta, &fingerprint).unwrap();
+    }
+    library.save_index().unwrap();
+    drop(library);
+    let saved = std::fs::read(sandbox.saved_index()).expect("saved");
+
+    let folder = sandbox.subdir("new");
+    let song = write_song(&folder, "the new one", 8100, 20.0);
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    assert!(
+        std::fs::read(sandbox.saved_index()).unwrap() == saved,
+        "the saved index was rewritten for one song"
+    );
+
+    let (clips, expected) = clips_of(&sandbox, std::slice::from_ref(&song), "new");
+    let (run, results) = sandbox.identify(&paths(&clips));
+    assert_all_match(
+        "the song added after the index was saved",
+        &run,
+        &results,
+        &expected,
+    );
+}

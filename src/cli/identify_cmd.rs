@@ -169,6 +169,7 @@ pub fn error_code(err: &LibraryError) -> &'static str {
         LibraryError::Engine(e) => e.code(),
         LibraryError::Index(_) => "index_error",
         LibraryError::Postings(_) => "index_full",
+        LibraryError::NotLoaded => "index_not_loaded",
     }
 }
 

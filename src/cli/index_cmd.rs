@@ -25,7 +25,9 @@ pub struct IndexArgs {
 }
 
 pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
-    let mut library = cli.open_library(OpenMode::CreateIfMissing, &match_config()?)?;
+    // Adding songs needs only the store: the inverted index of a large library is not loaded
+    // unless it is due to be saved.
+    let mut library = cli.open_library_for_adding(OpenMode::CreateIfMissing, &match_config()?)?;
     let (files, missing) = indexer::collect_audio_files(&args.paths);
     for path in &missing {
         eprintln!("error: {}: no such file or folder", path.display());

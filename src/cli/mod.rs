@@ -115,6 +115,23 @@ impl Cli {
         let storage = self.storage()?;
         Ok(Library::open(&storage, &config, match_config, mode)?)
     }
+
+    /// Opens the library to add songs, without loading its index (see
+    /// [`Library::open_for_adding`]).
+    pub fn open_library_for_adding(
+        &self,
+        mode: OpenMode,
+        match_config: &MatchConfig,
+    ) -> anyhow::Result<Library> {
+        let config = fingerprint_config()?;
+        let storage = self.storage()?;
+        Ok(Library::open_for_adding(
+            &storage,
+            &config,
+            match_config,
+            mode,
+        )?)
+    }
 }
 
 /// The platform data directory's index file.

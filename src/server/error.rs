@@ -158,6 +158,7 @@ impl ApiError {
             ApiError::Library(LibraryError::Engine(err)) => err.code(),
             ApiError::Library(LibraryError::Index(_)) => "index_error",
             ApiError::Library(LibraryError::Postings(_)) => "index_full",
+            ApiError::Library(LibraryError::NotLoaded) => "index_not_loaded",
             ApiError::Internal(_) => "internal_error",
         }
     }
