@@ -107,6 +107,12 @@ fn index_folder_of_20_songs_lists_and_counts_them_all() {
         "stats: {stats}"
     );
     assert_eq!(stats["storage"], "sqlite", "stats: {stats}");
+    // `index` saved the inverted index of the new library; `stats` loaded it as it was.
+    assert_eq!(
+        stats["index_loaded"],
+        serde_json::json!({"from": "saved"}),
+        "stats: {stats}"
+    );
     let human = sandbox.run(["stats"]);
     human.expect_code(0, "stats");
     assert!(

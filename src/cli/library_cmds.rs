@@ -8,6 +8,7 @@ use super::output::{bytes, clock, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::index::export::{export_store, import_into, validate_export};
 use crate::index::{OpenMode, Store, open_store};
+use crate::library::IndexOrigin;
 
 /// Just a `--json` flag.
 #[derive(Debug, Args)]
@@ -195,6 +196,7 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
             "bytes_on_disk": stats.bytes_on_disk,
             "bytes_per_hour": if hours > 0.0 { stats.bytes_on_disk as f64 / hours } else { 0.0 },
             "memory_index_bytes": library.inverted_index().memory_bytes(),
+            "index_loaded": library.index_origin(),
             "storage": store.kind(),
             "location": store.location(),
         }))?;
@@ -222,6 +224,16 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         String::new()
     };
     println!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk));
+    println!(
+        "loaded:    {}",
+        match library.index_origin() {
+            IndexOrigin::Rebuilt => "index rebuilt from the database".to_string(),
+            IndexOrigin::Saved => "saved index (current)".to_string(),
+            IndexOrigin::CaughtUp { added, removed } =>
+                format!("saved index, brought up to date ({added} songs added, {removed} removed)"),
+            IndexOrigin::NotLoaded => "index not loaded".to_string(),
+        }
+    );
     Ok(EXIT_OK)
 }
 
