@@ -252,7 +252,7 @@ pub fn run_corpus(
         ));
         // Close the previous round's index before its file is replaced.
         drop(built.take());
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".postings"] {
             let mut path = options.db_path.clone().into_os_string();
             path.push(suffix);
             std::fs::remove_file(&path).ok();

@@ -140,7 +140,8 @@ fn save_is_due(songs: usize, unsaved_changes: usize) -> bool {
     unsaved_changes >= due
 }
 
-/// A saved index whose songs are mostly out of date is not caught up but rebuilt.
+/// A saved index is not caught up but rebuilt when more than this fraction of the library's
+/// songs are missing from it, or of its songs are gone from the library.
 const MAX_CATCH_UP_FRACTION: f64 = 0.5;
 
 /// Where the in-memory index came from when the library was opened.
@@ -743,7 +744,8 @@ fn read_index_file(
 
 /// Brings a saved index up to date with the store: its songs that are no longer in the store
 /// with the same identity are removed, and the store's songs it lacks are added from their
-/// peaks. `None` when most of it is out of date (rebuilding costs no more).
+/// peaks. `None` when most of it, or most of the library, is out of date (rebuilding costs
+/// no more).
 fn catch_up(
     store: &dyn Store,
     saved: SavedIndex,
@@ -771,18 +773,16 @@ fn catch_up(
         }
     }
     let missing: Vec<&SongRecord> = songs.iter().filter(|s| !current.contains(&s.id)).collect();
-    if missing.len() as f64 > songs.len() as f64 * MAX_CATCH_UP_FRACTION {
+    if missing.len() as f64 > songs.len() as f64 * MAX_CATCH_UP_FRACTION
+        || stale.len() as f64 > (current.len() + stale.len()) as f64 * MAX_CATCH_UP_FRACTION
+    {
         return Ok(None);
     }
     for &song_id in &stale {
         index.remove_song(song_id);
     }
-    // A removed song's id may have been given to a new song: drop the old song's postings
-    // first, or the new song's would be ignored with them.
-    let known: HashSet<i64> = index.spans().iter().map(|span| span.song_id).collect();
-    if missing.iter().any(|song| known.contains(&song.id)) {
-        index.merge();
-    }
+    // A removed song's id may have been given to a new song: its old postings are dropped
+    // first (see `InvertedIndex::add_song`).
     for song in &missing {
         let Some(peaks) = store.peaks(song.id)? else {
             return Ok(None);

@@ -471,6 +471,14 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     assert!(second.remove(ids[2]).unwrap());
     let reused = second.add(&songs[3].0, &songs[3].1).unwrap().id;
     assert_eq!(reused, ids[2], "SQLite gave the removed song's id again");
+    // The library that removed the old song finds the new one under the same id.
+    let clip = distort::excerpt(&songs[3].2, SR, 6.0, 5.0);
+    let found = second.identify_samples(&clip, SR).unwrap();
+    assert_eq!(
+        found.matches.first().map(|m| m.song.id),
+        Some(reused),
+        "{found:?}"
+    );
     second.add(&songs[4].0, &songs[4].1).unwrap();
     drop(second);
     // As if the second process had stopped before saving.

@@ -229,6 +229,12 @@ impl InvertedIndex {
         if num_frames >= MAX_SONG_FRAMES || peaks.iter().any(|p| p.frame >= MAX_SONG_FRAMES) {
             return Err(self.too_long());
         }
+        if self.removed.contains(&song_id) {
+            // The store gave a removed song's id to this one (SQLite does when the removed
+            // song had the highest id). Removal goes by id, so the old postings must go first
+            // or this song's would be ignored with them.
+            self.merge();
+        }
         let base = self.next_base;
         let next = base
             .checked_add(num_frames)
@@ -502,6 +508,26 @@ mod tests {
 
     fn peak(frame: u32, bin: u16) -> Peak {
         Peak { frame, bin }
+    }
+
+    #[test]
+    fn a_song_given_a_removed_songs_id_is_found() {
+        let key = landmarks::pack_key(10, 2, 2);
+        let mut index = InvertedIndex::new(0.032, rule());
+        index.add_song(1, 100, &[peak(0, 10), peak(2, 12)]).unwrap();
+        index.add_song(2, 100, &[peak(5, 10), peak(7, 12)]).unwrap();
+        assert!(index.remove_song(2));
+        index
+            .add_song(2, 100, &[peak(20, 10), peak(22, 12)])
+            .unwrap();
+        index.prepare();
+        let mut got = Vec::new();
+        index.for_each_posting(key, |f| {
+            got.push(index.song_at(f).map(|span| (span.song_id, f - span.base)))
+        });
+        got.sort_unstable();
+        assert_eq!(got, vec![Some((1, 0)), Some((2, 20))]);
+        assert_eq!(index.song_count(), 2);
     }
 
     #[test]
