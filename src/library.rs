@@ -680,7 +680,7 @@ fn load_index(
     {
         if let IndexOrigin::CaughtUp { added, removed } = loaded.1 {
             tracing::info!(
-                "loaded the saved index and brought it up to date: {added} songs added, {removed} removed"
+                "loaded the saved index and brought it up to date (songs added: {added}, removed: {removed})"
             );
         }
         return Ok(loaded);
