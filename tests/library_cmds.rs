@@ -49,6 +49,49 @@ fn paths(clips: &[PathBuf]) -> Vec<&Path> {
     clips.iter().map(PathBuf::as_path).collect()
 }
 
+/// A generated song of 20 s, fingerprinted for the index, with the metadata `Library::add`
+/// takes (its content hash made from the seed) and its samples.
+fn fingerprinted_song(
+    seed: u64,
+    title: &str,
+) -> (
+    audiofp::index::NewSong,
+    audiofp::engine::Fingerprint,
+    Vec<f32>,
+) {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::{self, Side};
+    let samples = audiofp::testkit::synth::song(seed, 20.0, SR);
+    let fingerprint = engine::fingerprint_samples(
+        &samples,
+        SR,
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        Side::Reference,
+    )
+    .unwrap_or_else(|err| panic!("fingerprinting generated song {seed}: {err}"));
+    (new_song(title, seed, &fingerprint), fingerprint, samples)
+}
+
+/// Metadata for `Library::add` of `fingerprint`, with a content hash made from `seed`.
+fn new_song(
+    title: &str,
+    seed: u64,
+    fingerprint: &audiofp::engine::Fingerprint,
+) -> audiofp::index::NewSong {
+    audiofp::index::NewSong {
+        title: title.to_string(),
+        artist: None,
+        album: None,
+        duration_secs: fingerprint.duration_secs,
+        path: None,
+        file_size: None,
+        file_mtime: None,
+        content_hash: format!("{seed:064x}"),
+        added_at: None,
+    }
+}
+
 /// A `list --json` entry without its id, for comparing two indexes.
 fn without_id(song: &Value) -> Value {
     let mut song = song.clone();
@@ -342,36 +385,18 @@ fn saved_index_is_loaded_when_current_and_rebuilt_when_damaged() {
 #[test]
 fn a_saved_index_never_hides_a_song_another_process_added() {
     use audiofp::config::{FingerprintConfig, MatchConfig};
-    use audiofp::engine::{self, Side};
-    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::index::{OpenMode, StorageKind};
     use audiofp::library::Library;
-    use audiofp::testkit::{distort, synth};
+    use audiofp::testkit::distort;
 
     let dir = tempfile::tempdir().unwrap();
     let storage = StorageKind::Sqlite(dir.path().join("index.db"));
     let config = FingerprintConfig::default();
     let match_config = MatchConfig::default();
     let open = || Library::open(&storage, &config, &match_config, OpenMode::CreateIfMissing);
-    let song = |seed: u64, title: &str| {
-        let samples = synth::song(seed, 20.0, SR);
-        let fingerprint =
-            engine::fingerprint_samples(&samples, SR, &config, &match_config, Side::Reference)
-                .unwrap();
-        let meta = NewSong {
-            title: title.to_string(),
-            artist: None,
-            album: None,
-            duration_secs: fingerprint.duration_secs,
-            path: None,
-            file_size: None,
-            file_mtime: None,
-            content_hash: format!("{seed:064x}"),
-            added_at: None,
-        };
-        (meta, fingerprint, samples)
-    };
-    let (first_meta, first_fingerprint, _) = song(61, "Saved by the first");
-    let (other_meta, other_fingerprint, other_samples) = song(62, "Added by the other");
+    let (first_meta, first_fingerprint, _) = fingerprinted_song(61, "Saved by the first");
+    let (other_meta, other_fingerprint, other_samples) =
+        fingerprinted_song(62, "Added by the other");
 
     let mut first = open().unwrap();
     let mut other = open().unwrap();
@@ -425,10 +450,9 @@ fn a_rebuilt_index_is_saved_when_the_library_is_closed() {
 #[test]
 fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     use audiofp::config::{FingerprintConfig, MatchConfig};
-    use audiofp::engine::{self, Side};
-    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::index::{OpenMode, StorageKind};
     use audiofp::library::{IndexOrigin, Library};
-    use audiofp::testkit::{distort, synth};
+    use audiofp::testkit::distort;
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("index.db");
@@ -437,25 +461,9 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     let config = FingerprintConfig::default();
     let match_config = MatchConfig::default();
     let open = || Library::open(&storage, &config, &match_config, OpenMode::CreateIfMissing);
-    let song = |seed: u64| {
-        let samples = synth::song(seed, 20.0, SR);
-        let fingerprint =
-            engine::fingerprint_samples(&samples, SR, &config, &match_config, Side::Reference)
-                .unwrap();
-        let meta = NewSong {
-            title: format!("song {seed}"),
-            artist: None,
-            album: None,
-            duration_secs: fingerprint.duration_secs,
-            path: None,
-            file_size: None,
-            file_mtime: None,
-            content_hash: format!("{seed:064x}"),
-            added_at: None,
-        };
-        (meta, fingerprint, samples)
-    };
-    let songs: Vec<_> = (71..76).map(song).collect();
+    let songs: Vec<_> = (71..76)
+        .map(|seed| fingerprinted_song(seed, &format!("song {seed}")))
+        .collect();
 
     let mut first = open().unwrap();
     let ids: Vec<i64> = songs[..3]
@@ -533,7 +541,7 @@ fn indexing_one_song_into_a_large_library_leaves_the_saved_index_for_the_next_co
     use audiofp::config::{FingerprintConfig, MatchConfig};
     use audiofp::engine::Fingerprint;
     use audiofp::engine::peaks::Peak;
-    use audiofp::index::{NewSong, OpenMode, StorageKind};
+    use audiofp::index::{OpenMode, StorageKind};
     use audiofp::library::Library;
 
     let sandbox = Sandbox::new();
@@ -569,17 +577,7 @@ fn indexing_one_song_into_a_large_library_leaves_the_saved_index_for_the_next_co
             duration_secs: f64::from(frames) * config.frame_secs(),
             contrast: None,
         };
-        let meta = NewSong {
-            title: format!("generated {song}"),
-            artist: None,
-            album: None,
-            duration_secs: fingerprint.duration_secs,
-            path: None,
-            file_size: None,
-            file_mtime: None,
-            content_hash: format!("{song:064x}"),
-            added_at: None,
-        };
+        let meta = new_song(&format!("generated {song}"), song, &fingerprint);
         library.add(&meta, &fingerprint).unwrap();
     }
     library.save_index().unwrap();

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::index::{OpenMode, StorageKind};
-use crate::library::Library;
+use crate::library::{Library, LibraryError};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -111,9 +111,7 @@ impl Cli {
         mode: OpenMode,
         match_config: &MatchConfig,
     ) -> anyhow::Result<Library> {
-        let config = fingerprint_config()?;
-        let storage = self.storage()?;
-        Ok(Library::open(&storage, &config, match_config, mode)?)
+        self.open_library_with(Library::open, mode, match_config)
     }
 
     /// Opens the library to add songs, without loading its index (see
@@ -123,14 +121,23 @@ impl Cli {
         mode: OpenMode,
         match_config: &MatchConfig,
     ) -> anyhow::Result<Library> {
+        self.open_library_with(Library::open_for_adding, mode, match_config)
+    }
+
+    fn open_library_with(
+        &self,
+        open: fn(
+            &StorageKind,
+            &FingerprintConfig,
+            &MatchConfig,
+            OpenMode,
+        ) -> Result<Library, LibraryError>,
+        mode: OpenMode,
+        match_config: &MatchConfig,
+    ) -> anyhow::Result<Library> {
         let config = fingerprint_config()?;
         let storage = self.storage()?;
-        Ok(Library::open_for_adding(
-            &storage,
-            &config,
-            match_config,
-            mode,
-        )?)
+        Ok(open(&storage, &config, match_config, mode)?)
     }
 }
 
