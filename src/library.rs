@@ -1,6 +1,11 @@
 //! A [`Library`] is an open index ready to answer queries: the store of record plus the
 //! in-memory inverted index derived from it, with the analysis settings. It is the one type the
 //! CLI, the GUI worker and the server talk to.
+//!
+//! The inverted index is saved beside an SQLite store (`<db>.postings`) so that opening loads
+//! it rather than rebuilding it; a saved index that songs added or removed since have made out
+//! of date is brought up to date from the store at open, and it is rewritten only once 2 % of
+//! the library has changed ([`Library::save_index_if_due`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -165,7 +170,9 @@ pub enum IndexOrigin {
 }
 
 impl Library {
-    /// Opens the store and builds the inverted index from its peaks.
+    /// Opens the store and its inverted index: the saved one, brought up to date with the
+    /// store if songs changed since it was written, or else one built from the stored peaks
+    /// ([`index_origin`](Self::index_origin) says which).
     pub fn open(
         storage: &StorageKind,
         config: &FingerprintConfig,
