@@ -229,8 +229,9 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         match library.index_origin() {
             IndexOrigin::Rebuilt => "index rebuilt from the database".to_string(),
             IndexOrigin::Saved => "saved index (current)".to_string(),
-            IndexOrigin::CaughtUp { added, removed } =>
-                format!("saved index, brought up to date ({added} songs added, {removed} removed)"),
+            IndexOrigin::CaughtUp { added, removed } => format!(
+                "saved index, brought up to date (songs added: {added}, removed: {removed})"
+            ),
             IndexOrigin::NotLoaded => "index not loaded".to_string(),
         }
     );

@@ -126,12 +126,6 @@ pub trait Store: Send {
     ) -> Result<(), IndexError>;
     /// Totals.
     fn stats(&self) -> Result<StoreStats, IndexError>;
-    /// A digest of the library's contents (every song's id, content hash, frames and peak
-    /// count, in id order): it changes whenever a song is added, removed or replaced, so it
-    /// tells whether data derived from the store (the saved inverted index) is still current.
-    fn content_stamp(&self) -> Result<[u8; 32], IndexError> {
-        Ok(content_stamp_of(&self.songs()?))
-    }
     /// Runs `read` on one consistent snapshot of the store: songs committed by other processes
     /// meanwhile are not seen half-way (two passes over the fingerprints agree).
     fn with_snapshot(&self, read: &mut dyn FnMut()) -> Result<(), IndexError> {
@@ -144,7 +138,9 @@ pub trait Store: Send {
     }
 }
 
-/// The [`Store::content_stamp`] of a library holding `songs` (in id order).
+/// A digest of a library holding `songs` (in id order): every song's id, content hash,
+/// frames and peak count. It changes whenever a song is added, removed or replaced, so it
+/// tells whether data derived from the store (the saved inverted index) is still current.
 pub fn content_stamp_of(songs: &[SongRecord]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for song in songs {
