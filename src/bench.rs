@@ -480,6 +480,8 @@ fn track_id(song: &crate::index::SongRecord) -> String {
 }
 
 fn decode_only(files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, f64)> {
+    // In the order indexing takes them, so that both passes schedule the same work.
+    let files = indexer::largest_first_on_disk(files);
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let total_secs = std::sync::Mutex::new(0.0f64);

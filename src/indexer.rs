@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! paths -> collect_audio_files -> skip unchanged (path + size + mtime already stored)
+//!       -> largest file first
 //!       -> N analysis threads (hash the bytes, decode, fingerprint)
 //!       -> this thread: skip duplicate content, store each song in its own transaction
 //! ```
@@ -181,8 +182,9 @@ pub fn index_files(
             });
             continue;
         }
-        todo.push(path);
+        todo.push((path, stamp.map_or(0, |(size, _)| size)));
     }
+    let todo = largest_first(todo);
 
     let config = library.config().clone();
     let match_config = library.match_config().clone();
@@ -290,6 +292,27 @@ fn store_song(
     }
 }
 
+/// Orders files by size, largest first (ties keep their order).
+///
+/// Analysis threads take the next file as they free up, so a long file started last would
+/// leave the other threads idle while it alone runs (a two-hour mix sorted after a folder of
+/// tracks); started first, it overlaps with the rest. Files whose size is unknown count as
+/// empty: they fail fast anyway.
+pub fn largest_first(mut files: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
+    files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    files.into_iter().map(|(path, _)| path).collect()
+}
+
+/// [`largest_first`] for files not yet looked at.
+pub fn largest_first_on_disk(files: &[PathBuf]) -> Vec<PathBuf> {
+    largest_first(
+        files
+            .iter()
+            .map(|path| (path.clone(), file_stamp(path).map_or(0, |(size, _)| size)))
+            .collect(),
+    )
+}
+
 fn file_stamp(path: &Path) -> Option<(u64, i64)> {
     let meta = std::fs::metadata(path).ok()?;
     let mtime = meta
@@ -344,4 +367,28 @@ fn hash_file(path: &Path) -> Result<String, EngineError> {
     let file = std::fs::File::open(path).map_err(io)?;
     hasher.update_reader(file).map_err(io)?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_files_go_first_and_equal_sizes_keep_their_order() {
+        let files = [
+            ("a", 10),
+            ("b", 300),
+            ("c", 10),
+            ("d", 0),
+            ("e", 300),
+            ("f", 50),
+        ]
+        .map(|(name, size)| (PathBuf::from(name), size))
+        .to_vec();
+        let order: Vec<String> = largest_first(files)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(order, ["b", "e", "f", "a", "c", "d"]);
+    }
 }
