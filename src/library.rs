@@ -432,7 +432,7 @@ impl Library {
             cancel,
             MAX_SPEED_SEARCH_SECS,
         )?;
-        let first = self.identify_fingerprint(&fingerprint, elapsed_ms(started));
+        let first = self.match_fingerprint(&fingerprint, elapsed_ms(started));
         Ok(match clip {
             Some(clip) => self.search_speeds(first, &clip, started),
             None => first,
@@ -454,7 +454,7 @@ impl Library {
             &self.match_config,
             Side::Query,
         )?;
-        let first = self.identify_fingerprint(&fingerprint, elapsed_ms(started));
+        let first = self.match_fingerprint(&fingerprint, elapsed_ms(started));
         if samples.len() as f64 > MAX_SPEED_SEARCH_SECS * f64::from(sample_rate_hz) {
             return Ok(first);
         }
@@ -494,7 +494,7 @@ impl Library {
             else {
                 continue;
             };
-            let mut attempt = confident(self.identify_fingerprint(&fingerprint, 0.0));
+            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0));
             if attempt.found() {
                 attempt.speed = speed;
                 attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
@@ -507,7 +507,7 @@ impl Library {
             for &semitones in &self.match_config.pitch_search_semitones {
                 let shifted =
                     engine::shift_pitch(&fingerprint, 2f64.powf(semitones / 12.0), &self.config);
-                let mut attempt = confident(self.identify_fingerprint(&shifted, 0.0));
+                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0));
                 if attempt.found() {
                     attempt.pitch_semitones = semitones;
                     attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
@@ -525,11 +525,13 @@ impl Library {
         &self,
         fingerprint: &Fingerprint,
         analysis_ms: f64,
-    ) -> Identification {
-        debug_assert!(
-            self.ensure_loaded().is_ok(),
-            "a query on a library without its index"
-        );
+    ) -> Result<Identification, LibraryError> {
+        self.ensure_loaded()?;
+        Ok(self.match_fingerprint(fingerprint, analysis_ms))
+    }
+
+    /// [`Library::identify_fingerprint`] once the caller has checked that the index is loaded.
+    fn match_fingerprint(&self, fingerprint: &Fingerprint, analysis_ms: f64) -> Identification {
         let started = Instant::now();
         let landmarks = self.query_landmarks(fingerprint);
         let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
@@ -598,10 +600,11 @@ impl Library {
         fingerprint: &Fingerprint,
         song_id: i64,
         offset_secs: f64,
-    ) -> MatchEvidence {
+    ) -> Result<MatchEvidence, LibraryError> {
+        self.ensure_loaded()?;
         let landmarks = self.query_landmarks(fingerprint);
         let Some(span) = self.index.span_of(song_id).copied() else {
-            return MatchEvidence::default();
+            return Ok(MatchEvidence::default());
         };
         let frame_secs = self.config.frame_secs();
         let offset_frames = offset_secs / frame_secs;
@@ -620,7 +623,7 @@ impl Library {
                 }
             });
         }
-        evidence
+        Ok(evidence)
     }
 }
 

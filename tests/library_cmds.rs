@@ -602,3 +602,65 @@ fn indexing_one_song_into_a_large_library_leaves_the_saved_index_for_the_next_co
         &expected,
     );
 }
+
+/// A library opened only to add songs (what `audiofp index` opens) has no index in memory:
+/// every way of asking it a question is refused with `NotLoaded`, never answered from an
+/// empty index; opened normally, the same library answers.
+#[test]
+fn a_library_opened_for_adding_refuses_every_query() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::{self, Side};
+    use audiofp::index::{OpenMode, StorageKind};
+    use audiofp::library::{Library, LibraryError};
+    use audiofp::testkit::distort;
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageKind::Sqlite(dir.path().join("index.db"));
+    let config = FingerprintConfig::default();
+    let match_config = MatchConfig::default();
+    let (meta, fingerprint, samples) = fingerprinted_song(81, "Added without the index");
+    let clip = distort::excerpt(&samples, SR, 6.0, 5.0);
+    let clip_fingerprint =
+        engine::fingerprint_samples(&clip, SR, &config, &match_config, Side::Query).unwrap();
+
+    let mut adding =
+        Library::open_for_adding(&storage, &config, &match_config, OpenMode::CreateIfMissing)
+            .unwrap();
+    let id = adding.add(&meta, &fingerprint).unwrap().id;
+    let not_loaded = |what: &str, result: Result<(), LibraryError>| {
+        assert!(
+            matches!(result, Err(LibraryError::NotLoaded)),
+            "{what} on a library opened for adding: {result:?}"
+        );
+    };
+    not_loaded(
+        "identify_samples",
+        adding.identify_samples(&clip, SR).map(drop),
+    );
+    not_loaded(
+        "identify_fingerprint",
+        adding
+            .identify_fingerprint(&clip_fingerprint, 0.0)
+            .map(drop),
+    );
+    not_loaded(
+        "evidence",
+        adding.evidence(&clip_fingerprint, id, 6.0).map(drop),
+    );
+    drop(adding);
+
+    let library = Library::open(&storage, &config, &match_config, OpenMode::MustExist).unwrap();
+    let found = library
+        .identify_fingerprint(&clip_fingerprint, 0.0)
+        .unwrap();
+    assert_eq!(
+        found.matches.first().map(|m| m.song.id),
+        Some(id),
+        "{found:?}"
+    );
+    let evidence = library.evidence(&clip_fingerprint, id, 6.0).unwrap();
+    assert!(
+        evidence.aligned.iter().filter(|&&a| a).count() >= 5,
+        "the clip's hits in its own song line up at 6 s"
+    );
+}

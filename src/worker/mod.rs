@@ -38,7 +38,7 @@ use crate::engine::stft::Stft;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{OpenMode, StorageKind, unix_now};
 use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary};
-use crate::library::{Library, MatchEvidence};
+use crate::library::{Library, LibraryError, MatchEvidence};
 
 /// How often progress and new rows are reported while indexing.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -353,6 +353,17 @@ impl Worker {
         }
     }
 
+    /// Sends a finished match, or why there is none.
+    fn send_report(&self, job: JobId, report: Result<MatchReport, LibraryError>) {
+        match report {
+            Ok(report) => self.sink.send(Event::Matches(Box::new(report))),
+            Err(err) => self.sink.send(Event::IdentifyFailed {
+                job,
+                reason: err.to_string(),
+            }),
+        }
+    }
+
     fn library_error(&self) -> String {
         match &self.library {
             Ok(_) => String::new(),
@@ -513,7 +524,7 @@ impl Worker {
             Ok((fingerprint, _)) => {
                 let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
                 let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
-                self.sink.send(Event::Matches(Box::new(report)));
+                self.send_report(job, report);
             }
             Err(EngineError::Cancelled) => self.sink.send(Event::IdentifyFailed {
                 job,
@@ -540,7 +551,7 @@ impl Worker {
             Ok(fingerprint) => {
                 let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
                 let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
-                self.sink.send(Event::Matches(Box::new(report)));
+                self.send_report(job, report);
             }
             Err(err) => self.sink.send(Event::IdentifyFailed {
                 job,
@@ -621,14 +632,23 @@ impl Worker {
                 match fingerprint_clip(library, clip, sample_rate_hz) {
                     Ok(fingerprint) => {
                         let analysis_ms = attempt_started.elapsed().as_secs_f64() * 1000.0;
-                        let report = make_report(
+                        let report = match make_report(
                             library,
                             job,
                             "microphone".to_string(),
                             &fingerprint,
                             analysis_ms,
                             attempt_started,
-                        );
+                        ) {
+                            Ok(report) => report,
+                            Err(err) => {
+                                self.sink.send(Event::IdentifyFailed {
+                                    job,
+                                    reason: err.to_string(),
+                                });
+                                break ListenOutcome::Cancelled;
+                            }
+                        };
                         if report.found() {
                             self.sink.send(Event::Matches(Box::new(report)));
                             break ListenOutcome::Matched;
@@ -850,19 +870,19 @@ fn make_report(
     fingerprint: &Fingerprint,
     analysis_ms: f64,
     started: Instant,
-) -> MatchReport {
-    let identification = library.identify_fingerprint(fingerprint, analysis_ms);
+) -> Result<MatchReport, LibraryError> {
+    let identification = library.identify_fingerprint(fingerprint, analysis_ms)?;
     let best = identification
         .matches
         .first()
         .or(identification.best_rejected.as_ref())
         .map(|best| (best.song.id, best.offset_secs));
     let evidence = match best {
-        Some((song_id, offset_secs)) => library.evidence(fingerprint, song_id, offset_secs),
+        Some((song_id, offset_secs)) => library.evidence(fingerprint, song_id, offset_secs)?,
         None => MatchEvidence::default(),
     };
     let offset_histogram = offset_histogram(&evidence, HISTOGRAM_BIN_SECS);
-    MatchReport {
+    Ok(MatchReport {
         job,
         label,
         clip_secs: fingerprint.duration_secs,
@@ -871,7 +891,7 @@ fn make_report(
         offset_histogram,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         finished_at_unix_secs: unix_now(),
-    }
+    })
 }
 
 /// Counts (song time − clip time) of the hits in bins of `bin_secs`: (bin centre, count).
