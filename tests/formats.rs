@@ -228,3 +228,70 @@ fn eight_channel_192khz_wav_indexes_and_an_excerpt_identifies() {
     );
     assert_eq!(results[0]["error"], Value::Null);
 }
+
+/// Ogg files joined end to end (a "chained" stream, as stream recorders write them) are one
+/// song of all their links, even when a link has another sample rate; before, only the first
+/// link was indexed and the rest silently dropped.
+#[test]
+fn a_chained_ogg_file_is_indexed_whole_across_a_rate_change() {
+    const LINK_SECS: f32 = 12.0;
+    require_tool("oggenc", "--version");
+    let sandbox = Sandbox::new();
+    let sources = sandbox.subdir("sources");
+    let folder = sandbox.subdir("chained");
+    let links = [(6100u64, RATE), (6200, 22_050)];
+    let mut chained = Vec::new();
+    let mut monos = Vec::new();
+    for (seed, rate) in links {
+        let stereo = synth::song_stereo(seed, LINK_SECS, rate);
+        let wav_path = sources.join(format!("link-{seed}.wav"));
+        wav::write_wav_i16(&wav_path, &stereo, rate, 2).expect("writing a link's WAV");
+        let ogg = sources.join(format!("link-{seed}.ogg"));
+        run_tool(
+            "oggenc",
+            &argv(&[&"-Q", &"-q", &"4", &"-o", &ogg, &wav_path]),
+        );
+        chained.extend(std::fs::read(&ogg).expect("reading an encoded link"));
+        monos.push((
+            stereo
+                .chunks_exact(2)
+                .map(|f| (f[0] + f[1]) * 0.5)
+                .collect::<Vec<f32>>(),
+            rate,
+        ));
+    }
+    std::fs::write(folder.join("chained.ogg"), &chained).expect("writing the chained file");
+
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let listed = sandbox.list();
+    let entry = find_song(&listed, "chained").unwrap_or_else(|| panic!("{listed:?}"));
+    let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (duration - 2.0 * f64::from(LINK_SECS)).abs() < 0.25,
+        "both links decoded: {duration} s, expected {} s",
+        2.0 * LINK_SECS
+    );
+
+    // One excerpt from each link, each at the link's own rate.
+    let clips_dir = sandbox.subdir("clips");
+    let mut clips = Vec::new();
+    let mut expected = Vec::new();
+    for (link, (mono, rate)) in monos.iter().enumerate() {
+        let offset_in_link = 4.0;
+        let clip = distort::excerpt(mono, *rate, offset_in_link, 5.0);
+        clips.push(write_clip(
+            &clips_dir.join(format!("link-{link}.wav")),
+            &clip,
+            *rate,
+        ));
+        expected.push(Expect {
+            clip: format!("5 s of link {link} ({rate} Hz) at {offset_in_link} s"),
+            title: "chained",
+            offset_secs: f64::from(LINK_SECS) * link as f64 + f64::from(offset_in_link),
+        });
+    }
+    let paths: Vec<&Path> = clips.iter().map(PathBuf::as_path).collect();
+    let (run, results) = sandbox.identify(&paths);
+    assert_all_match("excerpts of a chained Ogg file", &run, &results, &expected);
+}

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -157,26 +157,14 @@ fn decode_track(
     if let Some(revision) = format.metadata().skip_to_latest() {
         read_tags(revision, &mut tags);
     }
-    let Some(track) = format.default_track(TrackType::Audio) else {
-        return Err(EngineError::NoAudioTrack {
-            path: path.to_path_buf(),
-        });
-    };
-    let track_id = track.id;
-    let expected_frames = track.num_frames;
-    let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()) else {
-        return Err(EngineError::NoAudioTrack {
-            path: path.to_path_buf(),
-        });
-    };
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|err| EngineError::Unsupported {
-            path: path.to_path_buf(),
-            reason: describe(&err),
-        })?;
+    let AudioTrack {
+        mut track_id,
+        mut expected_frames,
+        mut decoder,
+    } = open_audio_track(format, path)?;
 
     let mut summary = DecodeSummary::default();
+    let mut resets_in_a_row = 0;
     let mut interleaved: Vec<f32> = Vec::new();
     let mut mono: Vec<f32> = Vec::new();
     let mut good_packets: u64 = 0;
@@ -187,7 +175,22 @@ fn decode_track(
         }
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
-            Ok(None) | Err(SymphoniaError::ResetRequired) => break,
+            Ok(None) => break,
+            Err(SymphoniaError::ResetRequired) => {
+                // The next link of a chained stream (Ogg files joined end to end, stream
+                // recordings): a new track, maybe at another rate. Its audio follows on.
+                resets_in_a_row += 1;
+                if resets_in_a_row > MAX_RESETS_IN_A_ROW {
+                    break;
+                }
+                let next = open_audio_track(format, path)?;
+                track_id = next.track_id;
+                expected_frames = expected_frames
+                    .zip(next.expected_frames)
+                    .map(|(so_far, more)| so_far + more);
+                decoder = next.decoder;
+                continue;
+            }
             Err(SymphoniaError::IoError(err))
                 if err.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
@@ -213,6 +216,7 @@ fn decode_track(
         if packet.track_id != track_id {
             continue;
         }
+        resets_in_a_row = 0;
         let decoded = match decoder.decode(&packet) {
             Ok(decoded) => decoded,
             Err(SymphoniaError::IoError(_) | SymphoniaError::DecodeError(_)) => {
@@ -318,6 +322,43 @@ fn decode_track(
         );
     }
     Ok(summary)
+}
+
+/// Resets without a packet in between after which the stream is taken to have ended.
+const MAX_RESETS_IN_A_ROW: usize = 8;
+
+/// The audio track being decoded.
+struct AudioTrack {
+    track_id: u32,
+    /// Frames the container announces for the track, when it does.
+    expected_frames: Option<u64>,
+    decoder: Box<dyn AudioDecoder>,
+}
+
+/// Picks the default audio track of `format` and makes its decoder.
+fn open_audio_track(format: &dyn FormatReader, path: &Path) -> Result<AudioTrack, EngineError> {
+    let no_audio = || EngineError::NoAudioTrack {
+        path: path.to_path_buf(),
+    };
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(no_audio)?;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(no_audio)?;
+    let decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|err| EngineError::Unsupported {
+            path: path.to_path_buf(),
+            reason: describe(&err),
+        })?;
+    Ok(AudioTrack {
+        track_id: track.id,
+        expected_frames: track.num_frames,
+        decoder,
+    })
 }
 
 fn read_tags(revision: &MetadataRevision, tags: &mut Tags) {
