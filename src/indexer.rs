@@ -107,7 +107,8 @@ pub struct FailedFile {
     pub message: String,
 }
 
-/// Expands folders (recursively, audio extensions only, sorted) and keeps files as given.
+/// Expands folders (recursively, sorted; files with audio extensions, including those of
+/// formats that cannot be decoded, so that they are reported) and keeps files as given.
 /// Paths that do not exist are returned in the second list.
 pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut files = Vec::new();
@@ -133,7 +134,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for path in entries {
         if path.is_dir() {
             walk(&path, out);
-        } else if has_audio_extension(&path) {
+        } else if has_audio_extension(&path) || engine::undecodable_format_name(&path).is_some() {
+            // Formats that cannot be decoded are taken too: they fail with a reason that
+            // names the format, instead of being left out without a word.
             out.push(path);
         }
     }

@@ -130,11 +130,48 @@ pub fn decode_mono(
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|err| EngineError::Unsupported {
-            path: path.clone(),
-            reason: describe(&err),
-        })?;
+        .map_err(|err| unsupported(&path, &err))?;
     decode_track(format.as_mut(), &path, cancel, &mut on_chunk)
+}
+
+/// Audio formats the decoders cannot read, by file extension, with their names: a folder
+/// walk picks these files up so that they are reported instead of passed over in silence.
+pub const UNDECODABLE_AUDIO: &[(&str, &str)] = &[
+    ("opus", "Opus"),
+    ("wma", "Windows Media Audio"),
+    ("ape", "Monkey's Audio"),
+    ("wv", "WavPack"),
+    ("mpc", "Musepack"),
+    ("dsf", "DSD"),
+    ("dff", "DSD"),
+    ("tta", "TTA"),
+    ("amr", "AMR"),
+    ("ra", "RealAudio"),
+];
+
+/// The name of the undecodable audio format `path`'s extension stands for, if it is one.
+pub fn undecodable_format_name(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    UNDECODABLE_AUDIO
+        .iter()
+        .find(|(known, _)| *known == ext)
+        .map(|(_, name)| *name)
+}
+
+/// The error for a file no format reader or decoder accepts; for a known format that is not
+/// decoded, it says so by name.
+fn unsupported(path: &Path, err: &SymphoniaError) -> EngineError {
+    let reason = match undecodable_format_name(path) {
+        Some(name) => format!(
+            "{name} audio is not decoded; audiofp reads WAV, FLAC, MP3, Ogg Vorbis, and AAC in \
+             M4A/MP4 (convert the file to one of these)"
+        ),
+        None => describe(err),
+    };
+    EngineError::Unsupported {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn describe(err: &SymphoniaError) -> String {
@@ -350,10 +387,7 @@ fn open_audio_track(format: &dyn FormatReader, path: &Path) -> Result<AudioTrack
         .ok_or_else(no_audio)?;
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|err| EngineError::Unsupported {
-            path: path.to_path_buf(),
-            reason: describe(&err),
-        })?;
+        .map_err(|err| unsupported(path, &err))?;
     Ok(AudioTrack {
         track_id: track.id,
         expected_frames: track.num_frames,

@@ -20,7 +20,7 @@ pub mod resample;
 pub mod stft;
 pub mod verify;
 
-pub use decode::{AudioSource, DecodeSummary, Tags};
+pub use decode::{AudioSource, DecodeSummary, Tags, undecodable_format_name};
 pub use error::EngineError;
 pub use landmarks::{Landmark, PairingRule};
 pub use peaks::Peak;
