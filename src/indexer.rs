@@ -24,8 +24,8 @@ use crate::library::{Library, LibraryError};
 
 /// File extensions picked up when walking a folder (explicitly named files are always tried).
 pub const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "m4b", "aac", "mkv", "mka", "webm",
-    "aif", "aiff", "caf",
+    "wav", "wave", "flac", "mp3", "mp2", "ogg", "oga", "m4a", "mp4", "m4b", "aac", "mkv", "mka",
+    "webm", "aif", "aiff", "caf",
 ];
 
 /// Why a file was not indexed although nothing is wrong with it.

@@ -1,6 +1,6 @@
 //! Container and codec coverage: songs encoded by the usual external tools (FLAC, MP3 by lame,
-//! Ogg Vorbis, AAC in .m4a, an .mp4 video with an AAC audio track) and an 8-channel 192 kHz WAV
-//! are indexed, and WAV excerpts identify to them.
+//! MP2, Ogg Vorbis, AAC and Apple Lossless in .m4a, AIFF, CAF, an .mp4 video with an AAC audio
+//! track) and an 8-channel 192 kHz WAV are indexed, and WAV excerpts identify to them.
 //!
 //! The encoders are required: CI installs them, and a missing one fails the test by name.
 
@@ -74,6 +74,40 @@ fn encode(sources: &Path, out: &Path, format: &str, seed: u64) -> Encoded {
             run_tool("ffmpeg", &args);
             ("aac-song", file)
         }
+        "aiff" => {
+            require_tool("ffmpeg", "-version");
+            let file = out.join("aiff-song.aiff");
+            let mut args = argv(&quiet_ffmpeg);
+            args.extend(argv(&[&"-i", &wav_path, &file]));
+            run_tool("ffmpeg", &args);
+            ("aiff-song", file)
+        }
+        "alac" => {
+            require_tool("ffmpeg", "-version");
+            let file = out.join("alac-song.m4a");
+            let mut args = argv(&quiet_ffmpeg);
+            args.extend(argv(&[&"-i", &wav_path, &"-c:a", &"alac", &file]));
+            run_tool("ffmpeg", &args);
+            ("alac-song", file)
+        }
+        "mp2" => {
+            require_tool("ffmpeg", "-version");
+            let file = out.join("mp2-song.mp2");
+            let mut args = argv(&quiet_ffmpeg);
+            args.extend(argv(&[
+                &"-i", &wav_path, &"-c:a", &"mp2", &"-b:a", &"192k", &file,
+            ]));
+            run_tool("ffmpeg", &args);
+            ("mp2-song", file)
+        }
+        "caf" => {
+            require_tool("ffmpeg", "-version");
+            let file = out.join("caf-song.caf");
+            let mut args = argv(&quiet_ffmpeg);
+            args.extend(argv(&[&"-i", &wav_path, &"-c:a", &"pcm_s16le", &file]));
+            run_tool("ffmpeg", &args);
+            ("caf-song", file)
+        }
         "video" => {
             require_tool("ffmpeg", "-version");
             let file = out.join("video-song.mp4");
@@ -113,11 +147,13 @@ fn encode(sources: &Path, out: &Path, format: &str, seed: u64) -> Encoded {
 }
 
 #[test]
-fn flac_mp3_vorbis_aac_and_mp4_video_files_index_and_wav_excerpts_identify_them() {
+fn every_common_format_and_an_mp4_video_index_and_wav_excerpts_identify_them() {
     let sandbox = Sandbox::new();
     let sources = sandbox.subdir("sources");
     let encoded_dir = sandbox.subdir("encoded");
-    let formats = ["flac", "mp3", "vorbis", "aac", "video"];
+    let formats = [
+        "flac", "mp3", "vorbis", "aac", "alac", "aiff", "caf", "video",
+    ];
     let encoded: Vec<Encoded> = formats
         .iter()
         .enumerate()
@@ -153,7 +189,7 @@ fn flac_mp3_vorbis_aac_and_mp4_video_files_index_and_wav_excerpts_identify_them(
     let mut clips = Vec::new();
     let mut expected = Vec::new();
     for (i, song) in encoded.iter().enumerate() {
-        let offset = 2.5 + 2.9 * i as f64;
+        let offset = 1.5 + 1.5 * i as f64;
         let clip = distort::excerpt(&song.mono, RATE, offset as f32, 5.0);
         clips.push(write_clip(
             &clips_dir.join(format!("{}-excerpt.wav", song.title)),

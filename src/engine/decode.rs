@@ -163,8 +163,8 @@ pub fn undecodable_format_name(path: &Path) -> Option<&'static str> {
 fn unsupported(path: &Path, err: &SymphoniaError) -> EngineError {
     let reason = match undecodable_format_name(path) {
         Some(name) => format!(
-            "{name} audio is not decoded; audiofp reads WAV, FLAC, MP3, Ogg Vorbis, and AAC in \
-             M4A/MP4 (convert the file to one of these)"
+            "{name} audio is not decoded; audiofp reads WAV, AIFF, FLAC, MP3, Ogg Vorbis, and \
+             AAC or Apple Lossless in M4A/MP4 (convert the file to one of these)"
         ),
         None => describe(err),
     };
