@@ -137,6 +137,28 @@ fn write_bad_files(folder: &Path, work: &Path) -> Vec<BadFile> {
         codes: &["unsupported_format"],
         mentions: Some("Opus audio is not decoded"),
     });
+    // The same codec in a container that is read (WebM, as browsers record): the error
+    // names the track's codec, not just "unsupported codec".
+    let webm = folder.join("browser-recording.webm");
+    run_tool(
+        "ffmpeg",
+        &argv(&[
+            &"-nostdin",
+            &"-loglevel",
+            &"error",
+            &"-y",
+            &"-i",
+            &source.path,
+            &"-c:a",
+            &"libopus",
+            &webm,
+        ]),
+    );
+    bad.push(BadFile {
+        path: webm,
+        codes: &["unsupported_format"],
+        mentions: Some("Opus audio is not decoded"),
+    });
 
     bad
 }

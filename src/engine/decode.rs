@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -162,16 +162,41 @@ pub fn undecodable_format_name(path: &Path) -> Option<&'static str> {
 /// decoded, it says so by name.
 fn unsupported(path: &Path, err: &SymphoniaError) -> EngineError {
     let reason = match undecodable_format_name(path) {
-        Some(name) => format!(
-            "{name} audio is not decoded; audiofp reads WAV, AIFF, FLAC, MP3, Ogg Vorbis, and \
-             AAC or Apple Lossless in M4A/MP4 (convert the file to one of these)"
-        ),
+        Some(name) => not_decoded(name),
         None => describe(err),
     };
     EngineError::Unsupported {
         path: path.to_path_buf(),
         reason,
     }
+}
+
+fn not_decoded(format_name: &str) -> String {
+    format!(
+        "{format_name} audio is not decoded; audiofp reads WAV, AIFF, FLAC, MP3, Ogg Vorbis, and \
+         AAC or Apple Lossless in M4A/MP4 (convert the file to one of these)"
+    )
+}
+
+/// The name of a codec the decoders do not read, for the ones found in common files (the
+/// audio of videos, mostly).
+fn codec_name(codec: AudioCodecId) -> Option<&'static str> {
+    use symphonia::core::codecs::audio::well_known as id;
+    Some(match codec {
+        id::CODEC_ID_OPUS => "Opus",
+        id::CODEC_ID_AC3 => "AC-3 (Dolby Digital)",
+        id::CODEC_ID_EAC3 => "E-AC-3 (Dolby Digital Plus)",
+        id::CODEC_ID_AC4 => "AC-4",
+        id::CODEC_ID_DCA => "DTS",
+        id::CODEC_ID_TRUEHD => "Dolby TrueHD",
+        id::CODEC_ID_WMA => "Windows Media Audio",
+        id::CODEC_ID_SPEEX => "Speex",
+        id::CODEC_ID_WAVPACK => "WavPack",
+        id::CODEC_ID_MONKEYS_AUDIO => "Monkey's Audio",
+        id::CODEC_ID_TTA => "TTA",
+        id::CODEC_ID_MUSEPACK => "Musepack",
+        _ => return None,
+    })
 }
 
 fn describe(err: &SymphoniaError) -> String {
@@ -387,7 +412,14 @@ fn open_audio_track(format: &dyn FormatReader, path: &Path) -> Result<AudioTrack
         .ok_or_else(no_audio)?;
     let decoder = symphonia::default::get_codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|err| unsupported(path, &err))?;
+        .map_err(|err| match codec_name(params.codec) {
+            // A container that is read (Matroska, MP4, Ogg) around a codec that is not.
+            Some(name) => EngineError::Unsupported {
+                path: path.to_path_buf(),
+                reason: not_decoded(name),
+            },
+            None => unsupported(path, &err),
+        })?;
     Ok(AudioTrack {
         track_id: track.id,
         expected_frames: track.num_frames,
