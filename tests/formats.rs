@@ -296,7 +296,21 @@ fn a_chained_ogg_file_is_indexed_whole_across_a_rate_change() {
             rate,
         ));
     }
-    std::fs::write(folder.join("chained.ogg"), &chained).expect("writing the chained file");
+    let chained_path = folder.join("chained.ogg");
+    std::fs::write(&chained_path, &chained).expect("writing the chained file");
+    // The decoder's own count of seconds adds each link at its rate.
+    let summary = audiofp::engine::decode::decode_mono(
+        audiofp::engine::AudioSource::File(&chained_path),
+        &audiofp::cancel::CancelToken::new(),
+        |_, _| Ok(()),
+    )
+    .expect("decoding the chained file");
+    assert!(
+        (summary.duration_secs() - 2.0 * f64::from(LINK_SECS)).abs() < 0.25,
+        "decoded {} s of a {} s chain",
+        summary.duration_secs(),
+        2.0 * LINK_SECS
+    );
 
     let summary = sandbox.index_json(&[&folder], 0);
     assert_eq!(summary["indexed"], 1, "{summary}");

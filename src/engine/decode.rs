@@ -41,6 +41,8 @@ pub struct DecodeSummary {
     pub channels: usize,
     /// Frames (samples per channel) decoded.
     pub frames_decoded: u64,
+    /// Seconds decoded (the links of a chained stream may differ in rate).
+    secs_decoded: f64,
     /// Packets that failed to decode and were skipped.
     pub bad_packets: u64,
     /// Tags from the container.
@@ -50,11 +52,7 @@ pub struct DecodeSummary {
 impl DecodeSummary {
     /// Decoded duration in seconds.
     pub fn duration_secs(&self) -> f64 {
-        if self.sample_rate_hz == 0 {
-            0.0
-        } else {
-            self.frames_decoded as f64 / f64::from(self.sample_rate_hz)
-        }
+        self.secs_decoded
     }
 }
 
@@ -334,6 +332,7 @@ fn decode_track(
         }
         good_packets += 1;
         summary.frames_decoded += frames as u64;
+        summary.secs_decoded += frames as f64 / f64::from(rate);
         on_chunk(&mono, rate)?;
     }
     summary.tags = tags;
@@ -355,14 +354,14 @@ fn decode_track(
                     reason: format!(
                         "{} damaged packets; decoded {:.1} s of the {:.1} s the header announces",
                         summary.bad_packets,
-                        summary.frames_decoded as f64 / rate,
+                        summary.duration_secs(),
                         expected as f64 / rate
                     ),
                 });
             }
             return Err(EngineError::Truncated {
                 path: path.to_path_buf(),
-                decoded_secs: summary.frames_decoded as f64 / rate,
+                decoded_secs: summary.duration_secs(),
                 expected_secs: expected as f64 / rate,
             });
         }
