@@ -113,52 +113,33 @@ fn write_bad_files(folder: &Path, work: &Path) -> Vec<BadFile> {
         mentions: None,
     });
 
-    // Real Opus audio (in Ogg, as .opus files are): a common format the decoders do not
-    // read. Picked up by the folder walk and reported by name, not passed over.
+    // Real Opus audio, a common codec the decoders do not read: in Ogg, as .opus files are
+    // (picked up by the folder walk and reported by name, not passed over), and in WebM, as
+    // browsers record, a container that is read (the error names the track's codec).
     require_tool("ffmpeg", "-version");
     let source = write_song(work, "opus-source", 3234, 10.0);
-    let opus = folder.join("voice-memo.opus");
-    run_tool(
-        "ffmpeg",
-        &argv(&[
-            &"-nostdin",
-            &"-loglevel",
-            &"error",
-            &"-y",
-            &"-i",
-            &source.path,
-            &"-c:a",
-            &"libopus",
-            &opus,
-        ]),
-    );
-    bad.push(BadFile {
-        path: opus,
-        codes: &["unsupported_format"],
-        mentions: Some("Opus audio is not decoded"),
-    });
-    // The same codec in a container that is read (WebM, as browsers record): the error
-    // names the track's codec, not just "unsupported codec".
-    let webm = folder.join("browser-recording.webm");
-    run_tool(
-        "ffmpeg",
-        &argv(&[
-            &"-nostdin",
-            &"-loglevel",
-            &"error",
-            &"-y",
-            &"-i",
-            &source.path,
-            &"-c:a",
-            &"libopus",
-            &webm,
-        ]),
-    );
-    bad.push(BadFile {
-        path: webm,
-        codes: &["unsupported_format"],
-        mentions: Some("Opus audio is not decoded"),
-    });
+    for name in ["voice-memo.opus", "browser-recording.webm"] {
+        let encoded = folder.join(name);
+        run_tool(
+            "ffmpeg",
+            &argv(&[
+                &"-nostdin",
+                &"-loglevel",
+                &"error",
+                &"-y",
+                &"-i",
+                &source.path,
+                &"-c:a",
+                &"libopus",
+                &encoded,
+            ]),
+        );
+        bad.push(BadFile {
+            path: encoded,
+            codes: &["unsupported_format"],
+            mentions: Some("Opus audio is not decoded"),
+        });
+    }
 
     bad
 }

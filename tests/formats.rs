@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use audiofp::testkit::{distort, synth, wav};
@@ -64,49 +64,24 @@ fn encode(sources: &Path, out: &Path, format: &str, seed: u64) -> Encoded {
             );
             ("vorbis-song", file)
         }
-        "aac" => {
+        // The audio-only formats ffmpeg writes: (format, file name, codec arguments).
+        "aac" | "aiff" | "alac" | "mp2" | "caf" => {
+            let (name, codec): (&str, &[&str]) = match format {
+                "aac" => ("aac-song.m4a", &["-c:a", "aac", "-b:a", "128k"]),
+                "aiff" => ("aiff-song.aiff", &[]),
+                "alac" => ("alac-song.m4a", &["-c:a", "alac"]),
+                "mp2" => ("mp2-song.mp2", &["-c:a", "mp2", "-b:a", "192k"]),
+                _ => ("caf-song.caf", &["-c:a", "pcm_s16le"]),
+            };
             require_tool("ffmpeg", "-version");
-            let file = out.join("aac-song.m4a");
+            let file = out.join(name);
             let mut args = argv(&quiet_ffmpeg);
-            args.extend(argv(&[
-                &"-i", &wav_path, &"-c:a", &"aac", &"-b:a", &"128k", &file,
-            ]));
+            args.extend(argv(&[&"-i", &wav_path]));
+            args.extend(codec.iter().map(OsString::from));
+            args.push(file.clone().into_os_string());
             run_tool("ffmpeg", &args);
-            ("aac-song", file)
-        }
-        "aiff" => {
-            require_tool("ffmpeg", "-version");
-            let file = out.join("aiff-song.aiff");
-            let mut args = argv(&quiet_ffmpeg);
-            args.extend(argv(&[&"-i", &wav_path, &file]));
-            run_tool("ffmpeg", &args);
-            ("aiff-song", file)
-        }
-        "alac" => {
-            require_tool("ffmpeg", "-version");
-            let file = out.join("alac-song.m4a");
-            let mut args = argv(&quiet_ffmpeg);
-            args.extend(argv(&[&"-i", &wav_path, &"-c:a", &"alac", &file]));
-            run_tool("ffmpeg", &args);
-            ("alac-song", file)
-        }
-        "mp2" => {
-            require_tool("ffmpeg", "-version");
-            let file = out.join("mp2-song.mp2");
-            let mut args = argv(&quiet_ffmpeg);
-            args.extend(argv(&[
-                &"-i", &wav_path, &"-c:a", &"mp2", &"-b:a", &"192k", &file,
-            ]));
-            run_tool("ffmpeg", &args);
-            ("mp2-song", file)
-        }
-        "caf" => {
-            require_tool("ffmpeg", "-version");
-            let file = out.join("caf-song.caf");
-            let mut args = argv(&quiet_ffmpeg);
-            args.extend(argv(&[&"-i", &wav_path, &"-c:a", &"pcm_s16le", &file]));
-            run_tool("ffmpeg", &args);
-            ("caf-song", file)
+            let title = name.split('.').next().unwrap_or(name);
+            (title, file)
         }
         "video" => {
             require_tool("ffmpeg", "-version");
