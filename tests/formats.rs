@@ -71,7 +71,8 @@ fn encode(sources: &Path, out: &Path, format: &str, seed: u64) -> Encoded {
                 "aiff" => ("aiff-song.aiff", &[]),
                 "alac" => ("alac-song.m4a", &["-c:a", "alac"]),
                 "mp2" => ("mp2-song.mp2", &["-c:a", "mp2", "-b:a", "192k"]),
-                _ => ("caf-song.caf", &["-c:a", "pcm_s16le"]),
+                "caf" => ("caf-song.caf", &["-c:a", "pcm_s16le"]),
+                other => unreachable!("{other} is not in the arm's pattern"),
             };
             require_tool("ffmpeg", "-version");
             let file = out.join(name);

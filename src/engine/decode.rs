@@ -134,7 +134,7 @@ pub fn decode_mono(
 
 /// Audio formats the decoders cannot read, by file extension, with their names: a folder
 /// walk picks these files up so that they are reported instead of passed over in silence.
-pub const UNDECODABLE_AUDIO: &[(&str, &str)] = &[
+const UNDECODABLE_AUDIO: &[(&str, &str)] = &[
     ("opus", "Opus"),
     ("wma", "Windows Media Audio"),
     ("ape", "Monkey's Audio"),

@@ -642,10 +642,7 @@ impl Worker {
                         ) {
                             Ok(report) => report,
                             Err(err) => {
-                                self.sink.send(Event::IdentifyFailed {
-                                    job,
-                                    reason: err.to_string(),
-                                });
+                                self.send_report(job, Err(err));
                                 break ListenOutcome::Cancelled;
                             }
                         };
