@@ -123,8 +123,12 @@ impl Analyzer {
                 old.finish(&mut self.resampled).map_err(bad_format)?;
                 self.analyse_resampled();
             }
-            let resampler = StreamResampler::new(sample_rate_hz, self.config.sample_rate_hz)
-                .map_err(bad_format)?;
+            let resampler = StreamResampler::new(
+                sample_rate_hz,
+                self.config.sample_rate_hz,
+                self.config.max_freq_hz,
+            )
+            .map_err(bad_format)?;
             self.resampler = Some((sample_rate_hz, resampler));
         }
         self.samples_in += samples.len() as u64;

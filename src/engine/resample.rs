@@ -1,17 +1,19 @@
-//! Streaming sample-rate conversion of mono audio to the analysis rate, with rubato's
-//! synchronous FFT resampler behind an exact integer pre-decimation stage.
+//! Streaming sample-rate conversion of mono audio to the analysis rate, with exact integer
+//! pre-decimation stages and, where a ratio is left over, rubato's synchronous FFT resampler.
 //!
 //! Input: mono chunks of any length at `from_hz`. Output: mono samples at `to_hz`, appended to
 //! the caller's buffer, with the resampler's start-up delay removed so that sample `n` of the
 //! output is time `n / to_hz` of the input. When the rates are equal the samples pass through.
 //!
-//! Common music rates are far above the analysis rate (44.1 kHz to 8 kHz), and rubato's FFT
-//! resampler costs about as much per input sample whatever the ratio. So while the rate is even
-//! and its half stays well above the output rate, the signal is first halved by a half-band
-//! low-pass ([`HalfBand`]: a zero-phase, Kaiser-windowed sinc whose every other tap is zero,
-//! flat to [`PROTECTED_FRACTION`] of the output rate, at least 80 dB down wherever an alias
-//! could land in that band). Rubato then does the remaining, small ratio (44.1 kHz: halved
-//! twice to 11.025 kHz, then 11,025 -> 8,000) at a quarter of the cost.
+//! Only the analysis band has to survive: the caller names its top (`keep_hz`), and what lies
+//! above it may be attenuated or carry aliases. Common music rates are far above the analysis
+//! rate, and rubato's FFT resampler costs about as much per input sample whatever the ratio. So
+//! while the rate is even and its half is still at least the output rate, the signal is halved
+//! by a half-band low-pass ([`HalfBand`]: a zero-phase, Kaiser-windowed sinc whose every other
+//! tap is zero, flat to just above `keep_hz`, at least 80 dB down wherever an alias could land
+//! below it). Rubato then does the remaining ratio, if any, at a fraction of the cost. At an
+//! analysis rate of 11,025 Hz a 44.1 kHz file needs two half-band stages and no rubato at all;
+//! 48 kHz is halved twice to 12 kHz, then rubato does 12,000 -> 11,025.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
@@ -23,13 +25,18 @@ const CHUNK_FRAMES: usize = 2048;
 /// pair's minimum block that reaches this (so 12 -> 8 kHz uses 384 frames, not 258).
 const MIN_FFT_BLOCK: usize = 256;
 
-/// Part of the output rate kept intact by the pre-decimation (0.4625 x 8 kHz = 3.7 kHz, above
-/// the 3.6 kHz top of the analysis band); rubato's own low-pass then removes the rest.
-const PROTECTED_FRACTION: f64 = 0.4625;
+/// The band the half-band stages keep intact reaches this far above the caller's `keep_hz`.
+const KEEP_MARGIN_HZ: f64 = 100.0;
 
-/// A half-band stage runs only while the halved rate stays at least this multiple of the
-/// output rate, which keeps its transition band wide and its filter short.
-const MIN_HALVED_RATIO: f64 = 1.375;
+/// ... but at most this part of the output rate, so that rubato's own low-pass, which removes
+/// the rest, has room for its transition (0.4625 x 8 kHz = 3.7 kHz).
+const MAX_PROTECTED_FRACTION: f64 = 0.4625;
+
+/// A half-band stage runs only while its transition band (from the protected band up to where
+/// aliases would land in it) is at least this part of its input rate, which keeps the filter
+/// short: 44.1 -> 22.05 kHz and 22.05 -> 11.025 kHz qualify for a 3.7 kHz band, 16 -> 8 kHz
+/// does not.
+const MIN_TRANSITION_FRACTION: f64 = 0.1;
 
 /// Outputs a half-band stage computes together.
 const LANES: usize = 32;
@@ -54,15 +61,24 @@ pub struct StreamResampler {
 }
 
 impl StreamResampler {
-    /// A resampler from `from_hz` to `to_hz`.
-    pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, String> {
-        if from_hz == 0 || to_hz == 0 {
-            return Err(format!("cannot resample {from_hz} Hz to {to_hz} Hz"));
+    /// A resampler from `from_hz` to `to_hz` that keeps the band below `keep_hz` intact.
+    pub fn new(from_hz: u32, to_hz: u32, keep_hz: f32) -> Result<Self, String> {
+        if from_hz == 0 || to_hz == 0 || !(keep_hz > 0.0 && keep_hz <= to_hz as f32 / 2.0) {
+            return Err(format!(
+                "cannot resample {from_hz} Hz to {to_hz} Hz keeping {keep_hz} Hz"
+            ));
         }
-        let protected_hz = PROTECTED_FRACTION * f64::from(to_hz);
+        let protected_hz =
+            (f64::from(keep_hz) + KEEP_MARGIN_HZ).min(MAX_PROTECTED_FRACTION * f64::from(to_hz));
+        let halving_pays = |rate: u32| {
+            let transition = f64::from(rate) / 2.0 - 2.0 * protected_hz;
+            rate.is_multiple_of(2)
+                && rate / 2 >= to_hz
+                && transition >= MIN_TRANSITION_FRACTION * f64::from(rate)
+        };
         let mut stages = Vec::new();
         let mut rate = from_hz;
-        while rate.is_multiple_of(2) && f64::from(rate / 2) >= MIN_HALVED_RATIO * f64::from(to_hz) {
+        while halving_pays(rate) {
             stages.push(HalfBand::new(rate, protected_hz));
             rate /= 2;
         }
@@ -423,9 +439,14 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// Resamples a whole mono clip in memory.
-pub fn resample_clip(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>, String> {
-    let mut resampler = StreamResampler::new(from_hz, to_hz)?;
+/// Resamples a whole mono clip in memory, keeping the band below `keep_hz`.
+pub fn resample_clip(
+    samples: &[f32],
+    from_hz: u32,
+    to_hz: u32,
+    keep_hz: f32,
+) -> Result<Vec<f32>, String> {
+    let mut resampler = StreamResampler::new(from_hz, to_hz, keep_hz)?;
     let mut out = Vec::with_capacity(
         (samples.len() as f64 * f64::from(to_hz) / f64::from(from_hz.max(1))) as usize + 16,
     );
@@ -436,6 +457,12 @@ pub fn resample_clip(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Top of the analysis band the tests keep, Hz.
+    const KEEP_HZ: f32 = 3600.0;
+
+    /// The analysis rates the resampler is tested for: the default, and the former default.
+    const ANALYSIS_RATES: [u32; 2] = [11_025, 8000];
 
     fn tone(freq_hz: f32, rate_hz: u32, secs: f32) -> Vec<f32> {
         let n = (rate_hz as f32 * secs) as usize;
@@ -450,49 +477,51 @@ mod tests {
 
     #[test]
     fn length_and_alignment_are_kept() {
-        for (from, to) in [
-            (44_100, 8000),
-            (48_000, 8000),
-            (16_000, 8000),
-            (8000, 8000),
-            (22_050, 8000),
-            (192_000, 8000),
-        ] {
-            // An impulse at 0.5 s must come out at 0.5 s.
-            let mut input = vec![0.0f32; from as usize];
-            input[from as usize / 2] = 1.0;
-            let out = resample_clip(&input, from, to).unwrap();
-            assert!(
-                (out.len() as i64 - to as i64).abs() <= 1,
-                "{from}->{to}: {}",
-                out.len()
-            );
-            let peak = out
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .unwrap()
-                .0;
-            assert!(
-                (peak as i64 - to as i64 / 2).abs() <= 2,
-                "{from}->{to}: impulse at {peak}"
-            );
+        for to in ANALYSIS_RATES {
+            for from in [44_100, 48_000, 16_000, 8000, 11_025, 22_050, 192_000] {
+                // An impulse at 0.5 s must come out at 0.5 s.
+                let mut input = vec![0.0f32; from as usize];
+                input[from as usize / 2] = 1.0;
+                let out = resample_clip(&input, from, to, KEEP_HZ).unwrap();
+                assert!(
+                    (out.len() as i64 - to as i64).abs() <= 1,
+                    "{from}->{to}: {}",
+                    out.len()
+                );
+                let peak = out
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                    .unwrap()
+                    .0;
+                assert!(
+                    (peak as i64 - to as i64 / 2).abs() <= 2,
+                    "{from}->{to}: impulse at {peak}"
+                );
+            }
         }
     }
 
     #[test]
     fn streaming_equals_whole_clip() {
         let input = tone(440.0, 44_100, 1.3);
-        let whole = resample_clip(&input, 44_100, 8000).unwrap();
-        let mut resampler = StreamResampler::new(44_100, 8000).unwrap();
-        let mut out = Vec::new();
-        for chunk in input.chunks(777) {
-            resampler.push(chunk, &mut out).unwrap();
-        }
-        resampler.finish(&mut out).unwrap();
-        assert_eq!(out.len(), whole.len());
-        for (a, b) in out.iter().zip(&whole) {
-            assert!((a - b).abs() < 1e-5);
+        for (from, to) in [(44_100, 8000), (44_100, 11_025), (48_000, 11_025)] {
+            let input = if from == 44_100 {
+                input.clone()
+            } else {
+                tone(440.0, from, 1.3)
+            };
+            let whole = resample_clip(&input, from, to, KEEP_HZ).unwrap();
+            let mut resampler = StreamResampler::new(from, to, KEEP_HZ).unwrap();
+            let mut out = Vec::new();
+            for chunk in input.chunks(777) {
+                resampler.push(chunk, &mut out).unwrap();
+            }
+            resampler.finish(&mut out).unwrap();
+            assert_eq!(out.len(), whole.len(), "{from}->{to}");
+            for (a, b) in out.iter().zip(&whole) {
+                assert!((a - b).abs() < 1e-5, "{from}->{to}");
+            }
         }
     }
 
@@ -504,8 +533,8 @@ mod tests {
 
     #[test]
     fn half_band_keeps_the_band_and_rejects_what_would_alias_into_it() {
+        let protected = f64::from(KEEP_HZ) + KEEP_MARGIN_HZ;
         for rate in [44_100u32, 22_050, 48_000, 24_000, 96_000] {
-            let protected = PROTECTED_FRACTION * 8000.0;
             let half = f64::from(rate) / 2.0;
             let gain = |freq: f64| {
                 let input = tone(freq as f32, rate, 1.0);
@@ -534,8 +563,9 @@ mod tests {
     #[test]
     fn half_band_streams_exactly_like_a_whole() {
         let input = tone(3000.0, 44_100, 0.5);
+        let protected = f64::from(KEEP_HZ) + KEEP_MARGIN_HZ;
         let whole = {
-            let mut stage = HalfBand::new(44_100, PROTECTED_FRACTION * 8000.0);
+            let mut stage = HalfBand::new(44_100, protected);
             let mut out = Vec::new();
             stage.push(&input, &mut out);
             stage.finish(&mut out);
@@ -543,7 +573,7 @@ mod tests {
         };
         // Odd and even chunk lengths, down to single samples.
         for chunk in [1, 2, 7, 64, 777] {
-            let mut stage = HalfBand::new(44_100, PROTECTED_FRACTION * 8000.0);
+            let mut stage = HalfBand::new(44_100, protected);
             let mut out = Vec::new();
             for part in input.chunks(chunk) {
                 stage.push(part, &mut out);
@@ -553,36 +583,87 @@ mod tests {
         }
     }
 
+    /// Mean power of `samples` (middle half, Hann-windowed) at or below `KEEP_HZ`, in dB
+    /// relative to the mean power of `reference`.
+    fn in_band_db(samples: &[f32], rate_hz: u32, reference: &[f32]) -> f64 {
+        let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+        let n = middle.len() & !1;
+        let window: Vec<f64> = (0..n)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
+            .collect();
+        let mut frame: Vec<f64> = middle
+            .iter()
+            .zip(&window)
+            .map(|(&x, w)| f64::from(x) * w)
+            .collect();
+        let fft = realfft::RealFftPlanner::<f64>::new().plan_fft_forward(n);
+        let mut spectrum = fft.make_output_vec();
+        fft.process(&mut frame, &mut spectrum).unwrap();
+        let band_bins = (f64::from(KEEP_HZ) * n as f64 / f64::from(rate_hz)) as usize;
+        let band_energy: f64 = spectrum[1..=band_bins].iter().map(|c| c.norm_sqr()).sum();
+        let window_energy: f64 = window.iter().map(|w| w * w).sum();
+        let band_power = 2.0 * band_energy / (n as f64 * window_energy);
+        10.0 * (band_power / rms(reference).powi(2)).log10()
+    }
+
     #[test]
     fn alias_sources_are_rejected_end_to_end() {
-        for from in [44_100u32, 48_000] {
-            let gain = |freq: f32| {
-                let input = tone(freq, from, 2.0);
-                let out = resample_clip(&input, from, 8000).unwrap();
-                20.0 * (rms(&out) / rms(&input)).log10()
-            };
-            let pass = gain(1000.0);
-            assert!(pass.abs() < 0.1, "{from} Hz: 1 kHz tone at {pass:.2} dB");
-            // Each of these would land on 1 kHz (or inside the band) if it leaked through
-            // the pre-decimation stages or rubato.
-            for freq in [4100.0, 7000.0, 9000.0, 10_025.0, 21_050.0] {
-                let db = gain(freq);
-                assert!(
-                    db < -60.0,
-                    "{from} Hz: {freq} Hz alias source at {db:.1} dB"
-                );
+        for to in ANALYSIS_RATES {
+            for from in [44_100u32, 48_000] {
+                let in_band = |freq: f32| {
+                    let input = tone(freq, from, 2.0);
+                    let out = resample_clip(&input, from, to, KEEP_HZ).unwrap();
+                    in_band_db(&out, to, &input)
+                };
+                for freq in [200.0, 1000.0, KEEP_HZ - 20.0] {
+                    let pass = in_band(freq);
+                    assert!(
+                        pass.abs() < 0.1,
+                        "{from}->{to}: {freq} Hz tone at {pass:.2} dB"
+                    );
+                }
+                // Every tone above the band must stay out of it: whatever of it the stages
+                // let through lands above 3.6 kHz, and the rest is at least 60 dB down.
+                let mut freq = KEEP_HZ + 300.0;
+                while freq < from as f32 / 2.0 {
+                    let db = in_band(freq);
+                    assert!(
+                        db < -60.0,
+                        "{from}->{to}: a {freq} Hz tone puts {db:.1} dB into the band"
+                    );
+                    freq += 997.0;
+                }
             }
         }
     }
 
     #[test]
     fn pre_decimation_only_where_it_is_cheap_and_exact() {
-        let stages = |from| StreamResampler::new(from, 8000).unwrap().stages.len();
-        assert_eq!(stages(44_100), 2); // -> 11,025 Hz, then rubato
-        assert_eq!(stages(48_000), 2); // -> 12,000 Hz
-        assert_eq!(stages(22_050), 1);
-        assert_eq!(stages(16_000), 0);
-        assert_eq!(stages(11_025), 0);
-        assert_eq!(stages(8000), 0);
+        let stages = |from, to| {
+            let resampler = StreamResampler::new(from, to, KEEP_HZ).unwrap();
+            (resampler.stages.len(), resampler.inner.is_some())
+        };
+        // At 11,025 Hz, 44.1 kHz music is halved twice and needs no rubato at all.
+        assert_eq!(stages(44_100, 11_025), (2, false));
+        assert_eq!(stages(22_050, 11_025), (1, false));
+        assert_eq!(stages(48_000, 11_025), (2, true)); // -> 12,000 Hz, then rubato
+        assert_eq!(stages(32_000, 11_025), (1, true)); // -> 16,000 Hz
+        assert_eq!(stages(16_000, 11_025), (0, true));
+        assert_eq!(stages(8000, 11_025), (0, true)); // phone clips are upsampled
+        assert_eq!(stages(11_025, 11_025), (0, false));
+        // At 8 kHz.
+        assert_eq!(stages(44_100, 8000), (2, true)); // -> 11,025 Hz, then rubato
+        assert_eq!(stages(48_000, 8000), (2, true)); // -> 12,000 Hz
+        assert_eq!(stages(22_050, 8000), (1, true));
+        // 16 -> 8 kHz would leave the half-band filter a 600 Hz transition: rubato does it.
+        assert_eq!(stages(16_000, 8000), (0, true));
+        assert_eq!(stages(8000, 8000), (0, false));
+    }
+
+    #[test]
+    fn a_band_the_output_rate_cannot_carry_is_refused() {
+        assert!(StreamResampler::new(44_100, 8000, 4001.0).is_err());
+        assert!(StreamResampler::new(44_100, 0, 3600.0).is_err());
+        assert!(StreamResampler::new(0, 8000, 3600.0).is_err());
     }
 }

@@ -931,7 +931,8 @@ fn spectrogram_levels(
     };
     engine::decode::decode_mono(AudioSource::File(path), cancel, |chunk, rate| {
         if resampler.as_ref().is_none_or(|(from, _)| *from != rate) {
-            let fresh = StreamResampler::new(rate, config.sample_rate_hz).map_err(bad_format)?;
+            let fresh = StreamResampler::new(rate, config.sample_rate_hz, config.max_freq_hz)
+                .map_err(bad_format)?;
             resampler = Some((rate, fresh));
         }
         resampled.clear();
