@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-FRAMES_PER_SECOND = 8000 / 256
+FRAMES_PER_SECOND = 11025 / 352
 MIN_ALIGNED = 5
 CONTRAST_Z_RANGE = (-5.0, 15.0)
 SAME_RECORDING = [{"d0004", "d0011"}, {"d0050", "d0052"}, {"d0036", "d0046"}]

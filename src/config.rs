@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FingerprintConfig {
     // ------ Resampling
-    /// Analysis sample rate (`SAMPLE_RATE`). 8 kHz keeps the whole analysis band inside what
-    /// telephone (8 kHz) and voice-app (16 kHz) clips still carry.
+    /// Analysis sample rate (`SAMPLE_RATE`). 11,025 Hz is a quarter of 44.1 kHz, so most music
+    /// reaches it through two exact half-band stages and no fractional resampler; the analysis
+    /// band (below) stays inside what telephone (8 kHz) and voice-app (16 kHz) clips carry.
     pub sample_rate_hz: u32,
 
     // ------ STFT
-    /// FFT length in samples (`N_FFT`); a Hann window of the same length.
+    /// FFT length in samples (`N_FFT`, even); a Hann window of the same length. 1408 samples
+    /// at 11,025 Hz are 128 ms, bins 7.83 Hz wide.
     pub n_fft: usize,
-    /// Hop between frames in samples (`HOP_LENGTH`).
+    /// Hop between frames in samples (`HOP_LENGTH`): 352 samples at 11,025 Hz are 31.9 ms.
     pub hop_length: usize,
     /// Lowest frequency that can hold a peak (`MIN_FREQ`), above the rumble phone mics cut.
     pub min_freq_hz: f32,
@@ -52,9 +54,9 @@ pub struct FingerprintConfig {
 impl Default for FingerprintConfig {
     fn default() -> Self {
         Self {
-            sample_rate_hz: 8000,
-            n_fft: 1024,
-            hop_length: 256,
+            sample_rate_hz: 11_025,
+            n_fft: 1408,
+            hop_length: 352,
             min_freq_hz: 200.0,
             max_freq_hz: 3600.0,
             peak_neighborhood_size: 10,
@@ -105,8 +107,8 @@ impl FingerprintConfig {
         if !(4000..=48_000).contains(&self.sample_rate_hz) {
             problems.push("SAMPLE_RATE must be within 4000..=48000".to_string());
         }
-        if !self.n_fft.is_power_of_two() || !(64..=8192).contains(&self.n_fft) {
-            problems.push("N_FFT must be a power of two within 64..=8192".to_string());
+        if !self.n_fft.is_multiple_of(2) || !(64..=8192).contains(&self.n_fft) {
+            problems.push("N_FFT must be an even number within 64..=8192".to_string());
         }
         if self.hop_length == 0 || self.hop_length > self.n_fft {
             problems.push("HOP_LENGTH must be within 1..=N_FFT".to_string());
@@ -143,25 +145,23 @@ impl FingerprintConfig {
         }
     }
 
-    /// Human-readable list of the parameters that differ between `self` and `other`.
+    /// Human-readable list of the parameters that differ between `self` and `other`, each as
+    /// "NAME self_value vs other_value", named by its environment variable where it has one.
     pub fn differences(&self, other: &Self) -> Vec<String> {
         let a = serde_json::to_value(self).unwrap_or_default();
         let b = serde_json::to_value(other).unwrap_or_default();
         let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
             return vec!["unreadable parameters".to_string()];
         };
-        let mut diffs = Vec::new();
-        for (key, value) in a {
-            match b.get(key) {
-                Some(other_value) if other_value == value => {}
-                Some(other_value) => diffs.push(format!("{key}: {value} vs {other_value}")),
-                None => diffs.push(format!("{key}: {value} vs (absent)")),
-            }
-        }
-        for key in b.keys().filter(|k| !a.contains_key(*k)) {
-            diffs.push(format!("{key}: (absent) vs {}", b[key]));
-        }
-        diffs
+        let absent = serde_json::Value::String("(absent)".to_string());
+        let mut keys: Vec<&String> = a.keys().collect();
+        keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
+        keys.into_iter()
+            .filter_map(|key| {
+                let (x, y) = (a.get(key).unwrap_or(&absent), b.get(key).unwrap_or(&absent));
+                (x != y).then(|| format!("{} {x} vs {y}", parameter_name(key)))
+            })
+            .collect()
     }
 
     /// Applies the fingerprint environment variables (`SAMPLE_RATE`, `N_FFT`, `HOP_LENGTH`,
@@ -182,6 +182,24 @@ impl FingerprintConfig {
         read_env("FAN_VALUE", &mut self.fan_value)?;
         self.validate()?;
         Ok(self)
+    }
+}
+
+/// The environment variable that sets the parameter serialised as `field`, or the field's
+/// own name for the ones without one (the target zone's size).
+fn parameter_name(field: &str) -> &str {
+    match field {
+        "sample_rate_hz" => "SAMPLE_RATE",
+        "n_fft" => "N_FFT",
+        "hop_length" => "HOP_LENGTH",
+        "min_freq_hz" => "MIN_FREQ",
+        "max_freq_hz" => "MAX_FREQ",
+        "peak_neighborhood_size" => "PEAK_NEIGHBORHOOD_SIZE",
+        "peak_neighborhood_frames" => "PEAK_NEIGHBORHOOD_FRAMES",
+        "min_amplitude_db" => "MIN_AMPLITUDE",
+        "peaks_per_second" => "PEAKS_PER_SECOND",
+        "fan_value" => "FAN_VALUE",
+        other => other,
     }
 }
 
@@ -288,7 +306,7 @@ mod tests {
         let config = FingerprintConfig::default();
         config.validate().unwrap();
         assert_eq!(config.first_bin(), 26);
-        assert_eq!(config.last_bin(), 460);
+        assert_eq!(config.last_bin(), 459);
     }
 
     #[test]
@@ -300,6 +318,6 @@ mod tests {
         };
         let diffs = a.differences(&b);
         assert_eq!(diffs.len(), 1);
-        assert!(diffs[0].starts_with("fan_value"), "{diffs:?}");
+        assert_eq!(diffs, ["FAN_VALUE 5 vs 9"]);
     }
 }

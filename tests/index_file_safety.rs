@@ -228,15 +228,16 @@ fn an_index_built_with_fan_value_7_is_refused_by_default_settings_naming_fan_val
         "identify with default settings against a FAN_VALUE=7 index",
     );
     assert!(
-        run.stderr.contains("fan_value") && run.stderr.contains("other fingerprint parameters"),
-        "the error must name fan_value:\n{run}"
+        run.stderr.contains("FAN_VALUE 7 vs 5")
+            && run.stderr.contains("other fingerprint parameters"),
+        "the error must name FAN_VALUE and both values:\n{run}"
     );
     let db_text = db.display().to_string();
     assert_refused_untouched(
         &sandbox,
         &db,
         &[],
-        &[&db_text, "fan_value"],
+        &[&db_text, "FAN_VALUE"],
         "FAN_VALUE=7 index opened with defaults",
     );
 }

@@ -126,11 +126,12 @@ mod tests {
         let config = FingerprintConfig::default();
         let freq = 1000.0;
         let amplitude = 0.1; // -20 dBFS
-        let samples: Vec<f32> = (0..8000)
-            .map(|i| amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin())
+        let rate = config.sample_rate_hz as usize;
+        let samples: Vec<f32> = (0..rate)
+            .map(|i| amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
             .collect();
         let frames = spectrogram(&samples, &config);
-        assert_eq!(frames.len(), (8000 - 1024) / 256 + 1);
+        assert_eq!(frames.len(), (rate - config.n_fft) / config.hop_length + 1);
         let frame = &frames[10];
         let (best, level) = frame
             .iter()

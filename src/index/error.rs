@@ -33,7 +33,7 @@ pub enum IndexError {
         supported: i64,
     },
     /// The index was built with other fingerprint parameters.
-    #[error("{}: the index was built with other fingerprint parameters ({}); use the same settings or build a new index", path.display(), differences.join(", "))]
+    #[error("{}: the index was built with other fingerprint parameters (the index's vs this run's: {}); set them to the index's values (environment or .env) to use it, or index into a new database", path.display(), differences.join(", "))]
     ConfigMismatch {
         /// The file.
         path: PathBuf,

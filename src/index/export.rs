@@ -57,7 +57,7 @@ pub enum ExportError {
         reason: String,
     },
     /// The export's fingerprint parameters differ from the index's.
-    #[error("{path}: exported with other fingerprint parameters ({})", differences.join(", "))]
+    #[error("{path}: exported with other fingerprint parameters (the export's vs this index's: {})", differences.join(", "))]
     ConfigMismatch {
         /// The export file.
         path: String,
