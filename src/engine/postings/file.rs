@@ -8,19 +8,28 @@
 //! rebuilds. A file of another library state is still returned, with each song's identity
 //! (also computed by the caller), so that the caller can bring it up to date song by song.
 //!
-//! Layout (little-endian): magic `AFPOSTv3`, stamp (32 bytes), rule (4 x u32), frame
-//! duration (f64), next base (u32), then length-prefixed arrays: key offsets (u32), postings
+//! Layout (little-endian): magic `AFPOSTv4`, stamp (32 bytes), rule (4 x u32), frame
+//! duration (f64), next base (u32), then the key offsets, and length-prefixed arrays: postings
 //! (u32), packed peaks (u32), spans (song id i64, base u32, frames u32, peaks start u64, peak
 //! count u32, identity u64), the side list of songs added since the last merge (key u32, frame
 //! u32; sorted) and the ids of removed songs (i64). Writing never merges: that would briefly
 //! need a second copy of the key offsets and postings.
+//!
+//! The key offsets span the whole key space (32 MB) however small the library, so they are
+//! stored in whichever form is smaller: dense (a `u32` array, as in memory) or sparse (the keys
+//! that have postings, and their posting counts), after a `u32` naming the form.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
 use super::{InvertedIndex, KEY_SPACE, PairingRule, SongSpan};
 
-const MAGIC: &[u8; 8] = b"AFPOSTv3";
+const MAGIC: &[u8; 8] = b"AFPOSTv4";
+
+/// How the key offsets are stored: as in memory.
+const OFFSETS_DENSE: u32 = 0;
+/// How the key offsets are stored: the keys with postings, then their posting counts.
+const OFFSETS_SPARSE: u32 = 1;
 
 /// Bytes of one span in the file.
 const SPAN_BYTES: u64 = 8 + 4 + 4 + 8 + 4 + 8;
@@ -50,12 +59,84 @@ fn rule_words(rule: PairingRule) -> [u32; 4] {
 
 fn write_u32s(out: &mut impl Write, values: &[u32]) -> io::Result<()> {
     out.write_all(&(values.len() as u64).to_le_bytes())?;
+    write_u32s_unprefixed(out, values)
+}
+
+/// Writes `pairs` as a length-prefixed `u32` array of their halves, without a flat copy.
+fn write_pairs(out: &mut impl Write, pairs: &[(u32, u32)]) -> io::Result<()> {
+    out.write_all(&(2 * pairs.len() as u64).to_le_bytes())?;
+    let mut buffer = Vec::with_capacity(2 * 4096);
+    for chunk in pairs.chunks(4096) {
+        buffer.clear();
+        buffer.extend(chunk.iter().flat_map(|&(a, b)| [a, b]));
+        write_u32s_unprefixed(out, &buffer)?;
+    }
+    Ok(())
+}
+
+fn write_u32s_unprefixed(out: &mut impl Write, values: &[u32]) -> io::Result<()> {
     if cfg!(target_endian = "little") {
         out.write_all(bytemuck::cast_slice(values))
     } else {
         values
             .iter()
             .try_for_each(|v| out.write_all(&v.to_le_bytes()))
+    }
+}
+
+/// Writes the key offsets, sparse when fewer than half the keys have postings.
+fn write_offsets(out: &mut impl Write, offsets: &[u32]) -> io::Result<()> {
+    let used_keys = offsets.windows(2).filter(|w| w[1] > w[0]).count();
+    if 2 * used_keys >= offsets.len() {
+        out.write_all(&OFFSETS_DENSE.to_le_bytes())?;
+        return write_u32s(out, offsets);
+    }
+    let mut keys = Vec::with_capacity(used_keys);
+    let mut counts = Vec::with_capacity(used_keys);
+    for (key, w) in offsets.windows(2).enumerate() {
+        if w[1] > w[0] {
+            keys.push(key as u32);
+            counts.push(w[1] - w[0]);
+        }
+    }
+    out.write_all(&OFFSETS_SPARSE.to_le_bytes())?;
+    write_u32s(out, &keys)?;
+    write_u32s(out, &counts)
+}
+
+/// Reads the key offsets ([`write_offsets`]); `None` if they do not hold together.
+fn read_offsets(input: &mut impl Read, max_len: u64) -> io::Result<Option<Vec<u32>>> {
+    match read_u32(input)? {
+        OFFSETS_DENSE => read_u32s(input, max_len),
+        OFFSETS_SPARSE => {
+            let Some(keys) = read_u32s(input, max_len)? else {
+                return Ok(None);
+            };
+            let Some(counts) = read_u32s(input, max_len)? else {
+                return Ok(None);
+            };
+            let ascending = keys.windows(2).all(|w| w[0] < w[1]);
+            if keys.len() != counts.len()
+                || !ascending
+                || keys.last().is_some_and(|&k| k as usize >= KEY_SPACE)
+            {
+                return Ok(None);
+            }
+            let mut offsets = vec![0u32; KEY_SPACE + 1];
+            for (&key, &count) in keys.iter().zip(&counts) {
+                offsets[key as usize + 1] = count;
+            }
+            let mut total = 0u32;
+            for offset in &mut offsets {
+                let Some(sum) = total.checked_add(*offset) else {
+                    return Ok(None);
+                };
+                total = sum;
+                *offset = total;
+            }
+            Ok(Some(offsets))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -104,7 +185,7 @@ impl InvertedIndex {
         }
         out.write_all(&self.frame_secs.to_le_bytes())?;
         out.write_all(&self.next_base.to_le_bytes())?;
-        write_u32s(out, &self.offsets)?;
+        write_offsets(out, &self.offsets)?;
         write_u32s(out, &self.entries)?;
         write_u32s(out, &self.forward)?;
         out.write_all(&(self.spans.len() as u64).to_le_bytes())?;
@@ -121,8 +202,7 @@ impl InvertedIndex {
             };
             out.write_all(&identity.to_le_bytes())?;
         }
-        let pending: Vec<u32> = self.pending.iter().flat_map(|&(k, f)| [k, f]).collect();
-        write_u32s(out, &pending)?;
+        write_pairs(out, &self.pending)?;
         let mut removed: Vec<i64> = self.removed.iter().copied().collect();
         removed.sort_unstable();
         out.write_all(&(removed.len() as u64).to_le_bytes())?;
@@ -159,7 +239,7 @@ impl InvertedIndex {
         let next_base = read_u32(input)?;
         // No array can be longer than the file: a damaged length must not allocate wildly.
         let max_len = file_len / 4;
-        let Some(offsets) = read_u32s(input, max_len)? else {
+        let Some(offsets) = read_offsets(input, max_len)? else {
             return Ok(None);
         };
         let Some(entries) = read_u32s(input, max_len)? else {
@@ -333,15 +413,66 @@ mod tests {
         assert!(read(&bytes, other_rule).unwrap().is_none());
         // The previous format is not read.
         let mut old = bytes.clone();
-        old[..8].copy_from_slice(b"AFPOSTv2");
+        old[..8].copy_from_slice(b"AFPOSTv3");
         assert!(read(&old, rule()).unwrap().is_none());
         // A truncated file is an error, not an index.
         assert!(read(&bytes[..bytes.len() / 2], rule()).is_err());
         // Offsets that no longer add up are caught before any lookup could go out of bounds.
-        let mut damaged = bytes.clone();
-        let offsets_start = 8 + 32 + 16 + 8 + 4 + 8;
-        damaged[offsets_start + 4 * 1000..offsets_start + 4 * 1000 + 4]
-            .copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(read(&damaged, rule()).unwrap().is_none());
+        // The sample's offsets are sparse: form, key count, keys, count count, counts.
+        let offsets_start = 8 + 32 + 16 + 8 + 4;
+        let form = u32::from_le_bytes(bytes[offsets_start..offsets_start + 4].try_into().unwrap());
+        assert_eq!(form, OFFSETS_SPARSE);
+        let keys_len = u64::from_le_bytes(
+            bytes[offsets_start + 4..offsets_start + 12]
+                .try_into()
+                .unwrap(),
+        ) as usize;
+        let first_key = offsets_start + 12;
+        let first_count = first_key + 4 * keys_len + 8;
+        let damage = |at: usize, value: u32| {
+            let mut damaged = bytes.clone();
+            damaged[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            read(&damaged, rule()).unwrap()
+        };
+        // A count that changes the total, keys out of order, a key out of range, an unknown form.
+        assert!(damage(first_count, 1_000).is_none());
+        assert!(damage(first_key + 4, 0).is_none());
+        assert!(damage(first_key + 4 * (keys_len - 1), KEY_SPACE as u32).is_none());
+        assert!(damage(offsets_start, 7).is_none());
+        // The undamaged bytes at those places read back.
+        let first_count_value =
+            u32::from_le_bytes(bytes[first_count..first_count + 4].try_into().unwrap());
+        assert!(damage(first_count, first_count_value).is_some());
+    }
+
+    #[test]
+    fn key_offsets_are_stored_in_the_smaller_form_and_read_back() {
+        let round_trip = |offsets: &[u32]| {
+            let mut bytes = Vec::new();
+            write_offsets(&mut bytes, offsets).unwrap();
+            let form = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+            let len = bytes.len();
+            let read = read_offsets(&mut bytes.as_slice(), len as u64).unwrap();
+            (form, len, read)
+        };
+        // Three keys with postings: sparse, a few dozen bytes instead of 32 MB.
+        let mut offsets = vec![0u32; KEY_SPACE + 1];
+        for (key, count) in [(0usize, 2u32), (1_000, 5), (KEY_SPACE - 1, 1)] {
+            for offset in &mut offsets[key + 1..] {
+                *offset += count;
+            }
+        }
+        let (form, len, read) = round_trip(&offsets);
+        assert_eq!(form, OFFSETS_SPARSE);
+        assert!(len < 64, "{len} bytes");
+        assert_eq!(read.as_deref(), Some(&offsets[..]));
+        // Every key with one posting: dense.
+        let offsets: Vec<u32> = (0..=KEY_SPACE as u32).collect();
+        let (form, len, read) = round_trip(&offsets);
+        assert_eq!(form, OFFSETS_DENSE);
+        assert_eq!(len, 4 + 8 + 4 * (KEY_SPACE + 1));
+        assert_eq!(read.as_deref(), Some(&offsets[..]));
+        // An index never merged has no offsets at all.
+        assert_eq!(round_trip(&[]).2.as_deref(), Some(&[][..]));
     }
 }
