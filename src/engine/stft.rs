@@ -1,14 +1,21 @@
-//! Short-time Fourier transform with realfft: mono samples at the analysis rate in, one
-//! log-power spectrum per hop out, restricted to the analysis band.
+//! Short-time Fourier transform: mono samples at the analysis rate in, one log-power spectrum
+//! per hop out, restricted to the analysis band.
 //!
 //! Frame `k` covers samples `k * hop .. k * hop + n_fft` (Hann window). Values are dB relative to
 //! a full-scale sine, so a -20 dBFS tone gives about -20 at its bin. Samples are accepted in
 //! chunks of any length; a trailing partial frame is dropped.
+//!
+//! The real FFT is done as realfft does it, over rustfft (on which realfft is built): the
+//! `n_fft` windowed samples are packed as `n_fft / 2` complex ones (even samples real, odd
+//! imaginary), transformed, and unpacked into the real signal's spectrum. realfft unpacks every
+//! bin; the band is about 60 % of them, so only its bins are unpacked here, straight into their
+//! power. That takes a 1408-point frame from about 1.5 us to 1.0 us, about 2 % of an indexing
+//! run. The tests check the result against realfft.
 
 use std::sync::Arc;
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 
 use crate::config::FingerprintConfig;
 
@@ -17,24 +24,27 @@ const POWER_FLOOR: f32 = 1e-15;
 
 /// A streaming STFT.
 pub struct Stft {
-    fft: Arc<dyn RealToComplex<f32>>,
+    /// The complex FFT of half the frame length.
+    fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
     hop: usize,
     first_bin: usize,
-    band_bins: usize,
     power_norm: f32,
     pending: Vec<f32>,
-    frame_in: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
+    /// The windowed frame, packed as complex pairs, then its transform.
+    packed: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
+    /// `exp(-2 pi i k / n_fft)` for each band bin `k`.
+    twiddles: Vec<Complex<f32>>,
     band_db: Vec<f32>,
 }
 
 impl Stft {
-    /// An STFT with the configuration's FFT size, hop and band.
+    /// An STFT with the configuration's FFT size (even, which the configuration checks), hop
+    /// and band.
     pub fn new(config: &FingerprintConfig) -> Self {
         let n_fft = config.n_fft;
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft / 2);
         let window: Vec<f32> = (0..n_fft)
             .map(|i| {
                 let phase = 2.0 * std::f32::consts::PI * i as f32 / n_fft as f32;
@@ -42,19 +52,23 @@ impl Stft {
             })
             .collect();
         let window_sum: f32 = window.iter().sum();
-        let spectrum = fft.make_output_vec();
-        let scratch = fft.make_scratch_vec();
+        let first_bin = config.first_bin();
+        let twiddles = (first_bin..first_bin + config.band_bins())
+            .map(|k| {
+                let angle = -2.0 * std::f64::consts::PI * k as f64 / n_fft as f64;
+                Complex::new(angle.cos() as f32, angle.sin() as f32)
+            })
+            .collect();
         Self {
             window,
             hop: config.hop_length,
-            first_bin: config.first_bin(),
-            band_bins: config.band_bins(),
+            first_bin,
             // |X|^2 of a unit sine at its bin is (window_sum / 2)^2.
             power_norm: 1.0 / (window_sum * window_sum / 4.0),
             pending: Vec::with_capacity(n_fft * 2),
-            frame_in: vec![0.0; n_fft],
-            spectrum,
-            scratch,
+            packed: vec![Complex::default(); n_fft / 2],
+            scratch: vec![Complex::default(); fft.get_inplace_scratch_len()],
+            twiddles,
             band_db: vec![0.0; config.band_bins()],
             fft,
         }
@@ -66,30 +80,62 @@ impl Stft {
         let n_fft = self.window.len();
         let mut start = 0;
         while self.pending.len() - start >= n_fft {
-            for ((dst, src), w) in self
-                .frame_in
+            let frame = &self.pending[start..start + n_fft];
+            for ((packed, samples), window) in self
+                .packed
                 .iter_mut()
-                .zip(&self.pending[start..start + n_fft])
-                .zip(&self.window)
+                .zip(frame.chunks_exact(2))
+                .zip(self.window.chunks_exact(2))
             {
-                *dst = src * w;
+                *packed = Complex::new(samples[0] * window[0], samples[1] * window[1]);
             }
-            // The buffers have the planner's sizes, so this cannot fail.
-            if self
-                .fft
-                .process_with_scratch(&mut self.frame_in, &mut self.spectrum, &mut self.scratch)
-                .is_ok()
-            {
-                let band = &self.spectrum[self.first_bin..self.first_bin + self.band_bins];
-                for (db, c) in self.band_db.iter_mut().zip(band) {
-                    let power = c.norm_sqr() * self.power_norm + POWER_FLOOR;
-                    *db = power_db(power);
-                }
-                on_frame(&self.band_db);
-            }
+            self.fft
+                .process_with_scratch(&mut self.packed, &mut self.scratch);
+            self.unpack_band();
+            on_frame(&self.band_db);
             start += self.hop;
         }
         self.pending.drain(..start);
+    }
+
+    /// The band's levels from the packed transform `Z` (length `m = n_fft / 2`): with
+    /// `E = (Z[k] + conj Z[m - k]) / 2` and `O = (Z[k] - conj Z[m - k]) / 2i` the transforms of
+    /// the even and odd samples, bin `k` of the frame is `E + exp(-2 pi i k / n_fft) O`
+    /// (`Z[m]` is `Z[0]`). The band starts at bin 1 or above.
+    fn unpack_band(&mut self) {
+        let m = self.packed.len();
+        let first = self.first_bin;
+        // Bins below m pair with their mirror m - k, read backwards; the Nyquist bin m, if in
+        // the band, pairs Z[0] with itself.
+        let below_m = self.band_db.len().min(m - first);
+        let direct = &self.packed[first..first + below_m];
+        let mirrors = self.packed[m + 1 - first - below_m..=m - first]
+            .iter()
+            .rev();
+        let unpack = |z: Complex<f32>, mirror: Complex<f32>, twiddle: &Complex<f32>| {
+            let mirror = mirror.conj();
+            let even = (z + mirror) * 0.5;
+            let half_difference = (z - mirror) * 0.5;
+            let odd = Complex::new(half_difference.im, -half_difference.re);
+            (even + twiddle * odd).norm_sqr()
+        };
+        for ((power, twiddle), (&z, &mirror)) in self
+            .band_db
+            .iter_mut()
+            .zip(&self.twiddles)
+            .zip(direct.iter().zip(mirrors))
+        {
+            *power = unpack(z, mirror, twiddle);
+        }
+        if let (Some(power), Some(twiddle)) =
+            (self.band_db.get_mut(below_m), self.twiddles.get(below_m))
+        {
+            *power = unpack(self.packed[0], self.packed[0], twiddle);
+        }
+        // Apart from the unpacking, so that this loop vectorises.
+        for level in &mut self.band_db {
+            *level = power_db(*level * self.power_norm + POWER_FLOOR);
+        }
     }
 }
 
@@ -141,6 +187,50 @@ mod tests {
         let expected_bin = (freq / config.bin_hz()).round() as usize - config.first_bin();
         assert_eq!(best, expected_bin);
         assert!((level + 20.0).abs() < 1.0, "level {level}");
+    }
+
+    #[test]
+    fn band_levels_agree_with_realfft() {
+        // The default band, and one from the first bin up to the Nyquist bin.
+        let wide = FingerprintConfig {
+            n_fft: 256,
+            hop_length: 100,
+            min_freq_hz: 0.0,
+            max_freq_hz: 6000.0,
+            ..FingerprintConfig::default()
+        };
+        for config in [FingerprintConfig::default(), wide] {
+            let n = config.n_fft;
+            // Two frames of a pseudo-random signal.
+            let samples: Vec<f32> = (0..n + config.hop_length)
+                .map(|i| ((i * 7919 + 13) % 1000) as f32 / 1000.0 - 0.5)
+                .collect();
+            let frames = spectrogram(&samples, &config);
+            assert_eq!(frames.len(), 2);
+            let fft = realfft::RealFftPlanner::<f64>::new().plan_fft_forward(n);
+            for (index, frame) in frames.iter().enumerate() {
+                let start = index * config.hop_length;
+                let window_sum = n as f64 / 2.0;
+                let mut windowed: Vec<f64> = (0..n)
+                    .map(|i| {
+                        let phase = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+                        f64::from(samples[start + i]) * (0.5 - 0.5 * phase.cos())
+                    })
+                    .collect();
+                let mut spectrum = fft.make_output_vec();
+                fft.process(&mut windowed, &mut spectrum).unwrap();
+                let band = &spectrum[config.first_bin()..=config.last_bin()];
+                assert_eq!(frame.len(), band.len());
+                for (bin, (&level, expected)) in frame.iter().zip(band).enumerate() {
+                    let power = expected.norm_sqr() / (window_sum * window_sum / 4.0) + 1e-15;
+                    let expected_db = 10.0 * power.log10();
+                    assert!(
+                        (f64::from(level) - expected_db).abs() < 0.01,
+                        "n_fft {n}, frame {index}, band bin {bin}: {level} dB vs {expected_db} dB"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
