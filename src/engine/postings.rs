@@ -125,8 +125,9 @@ impl CsrBuilder {
         self.entries = vec![0; self.next[KEY_SPACE] as usize];
     }
 
-    /// Places one counted posting. A posting beyond its key's count (the second presentation
-    /// differing from the first) is dropped where it would leave the entries.
+    /// Places one counted posting. Callers present exactly the postings they counted: more
+    /// for a key would take the next keys' slots (only a posting past the end of the entries
+    /// is dropped).
     #[inline]
     fn place(&mut self, key: u32, value: u32) {
         let slot = &mut self.next[key as usize];
@@ -629,7 +630,7 @@ mod tests {
         assert_eq!(song_landmarks, vec![Landmark { key, frame: 1 }]);
     }
 
-    /// Songs of pseudo-random peaks (a fixed LCG), dense enough to share many keys.
+    /// Songs of pseudo-random peaks, from a fixed generator.
     fn random_songs(count: i64) -> Vec<(i64, u32, Vec<Peak>)> {
         let mut state = 12_345u64;
         let mut next = move |bound: u32| {
