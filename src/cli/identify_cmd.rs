@@ -23,7 +23,7 @@ pub struct IdentifyArgs {
     /// Report at most this many matches per clip.
     #[arg(long, default_value_t = 1)]
     pub top: usize,
-    /// Minimum confidence for a match, 0..1 [default: 0.5, env MATCH_THRESHOLD].
+    /// Minimum confidence for a match, 0..1 [default: 0.8, env MATCH_THRESHOLD].
     #[arg(long)]
     pub threshold: Option<f64>,
 }

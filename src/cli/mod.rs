@@ -237,4 +237,18 @@ mod tests {
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn identify_help_states_the_default_threshold() {
+        let mut command = super::Cli::command();
+        let identify = command
+            .find_subcommand_mut("identify")
+            .expect("an identify command");
+        let help = identify.render_long_help().to_string();
+        let default = crate::config::MatchConfig::default().threshold;
+        assert!(
+            help.contains(&format!("[default: {default}, env MATCH_THRESHOLD]")),
+            "{help}"
+        );
+    }
 }
