@@ -263,6 +263,7 @@ pub fn run_corpus(
             &mut library,
             ref_files.clone(),
             options.workers,
+            indexer::KnownFailures::Retry,
             &CancelToken::new(),
             |_| {},
         )?;

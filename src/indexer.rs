@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! paths -> collect_audio_files -> skip unchanged (path + size + mtime already stored)
+//!       -> report, without decoding, unchanged files that failed in an earlier run
 //!       -> largest file first
 //!       -> N analysis threads (hash the bytes, decode, fingerprint)
 //!       -> this thread: skip duplicate content, store each song in its own transaction
 //! ```
 //!
-//! A bad file is reported and skipped; the run goes on. Cancelling stops the analysis threads
-//! between packets; songs already written stay, and a re-run completes the job.
+//! A bad file is reported and skipped; the run goes on. Its failure is remembered in the store,
+//! so that the next run reports it again without decoding it while it is unchanged
+//! ([`KnownFailures`]). Cancelling stops the analysis threads between packets; songs already
+//! written stay, and a re-run completes the job.
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
@@ -19,7 +22,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
-use crate::index::{IndexError, NewSong, SongRecord};
+use crate::index::{FileFailure, IndexError, NewSong, SongRecord, unix_now};
 use crate::library::{Library, LibraryError};
 
 /// File extensions picked up when walking a folder (explicitly named files are always tried).
@@ -42,6 +45,16 @@ pub enum SkipReason {
         /// The song.
         song_id: i64,
     },
+}
+
+/// What to do with a file that failed in an earlier run and is unchanged since (same path,
+/// size and modification time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnownFailures {
+    /// Report the earlier failure again without decoding the file.
+    Report,
+    /// Decode the file again.
+    Retry,
 }
 
 /// Progress reports of an indexing run.
@@ -74,6 +87,8 @@ pub enum IndexEvent {
         code: String,
         /// Human-readable reason (names the file).
         message: String,
+        /// The failure is an earlier run's: the file is unchanged since and was not decoded.
+        remembered: bool,
     },
 }
 
@@ -105,6 +120,8 @@ pub struct FailedFile {
     pub code: String,
     /// Human-readable reason.
     pub message: String,
+    /// The failure is an earlier run's: the file is unchanged since and was not decoded.
+    pub remembered: bool,
 }
 
 /// Expands folders (recursively, sorted; files with audio extensions, including those of
@@ -160,6 +177,7 @@ pub fn index_files(
     library: &mut Library,
     files: Vec<PathBuf>,
     workers: usize,
+    known_failures: KnownFailures,
     cancel: &CancelToken,
     mut on_event: impl FnMut(&IndexEvent),
 ) -> Result<IndexSummary, LibraryError> {
@@ -170,8 +188,11 @@ pub fn index_files(
     };
     on_event(&IndexEvent::Started { total: files.len() });
 
-    // Unchanged files are skipped without reading them.
+    // Unchanged files are skipped without reading them, and so are unchanged files that
+    // failed before (reported again). Files whose earlier failure is out of date are noted so
+    // that it is forgotten if they are indexed now.
     let mut todo = Vec::with_capacity(files.len());
+    let mut earlier_failures = std::collections::HashSet::new();
     for path in files {
         let stamp = file_stamp(&path);
         let path_text = path.to_string_lossy().to_string();
@@ -184,6 +205,21 @@ pub fn index_files(
                 reason: SkipReason::Unchanged { song_id: song.id },
             });
             continue;
+        }
+        if let Some(failure) = library.store().failure_of(&path_text)? {
+            let unchanged = stamp == Some((failure.file_size, failure.file_mtime));
+            if unchanged && known_failures == KnownFailures::Report {
+                report_failure(
+                    &mut summary,
+                    &mut on_event,
+                    path,
+                    failure.code,
+                    failure.message,
+                    true,
+                );
+                continue;
+            }
+            earlier_failures.insert(path.clone());
         }
         todo.push((path, stamp.map_or(0, |(size, _)| size)));
     }
@@ -229,20 +265,22 @@ pub fn index_files(
             match analysed.result {
                 Err(EngineError::Cancelled) => {}
                 Err(err) => {
-                    let failed = FailedFile {
-                        path: analysed.path.clone(),
-                        code: err.code().to_string(),
-                        message: err.to_string(),
-                    };
-                    on_event(&IndexEvent::Failed {
-                        path: analysed.path,
-                        code: failed.code.clone(),
-                        message: failed.message.clone(),
-                    });
-                    summary.failed.push(failed);
+                    remember_failure(library, &analysed.path, &err);
+                    let (code, message) = (err.code().to_string(), err.to_string());
+                    report_failure(
+                        &mut summary,
+                        &mut on_event,
+                        analysed.path,
+                        code,
+                        message,
+                        false,
+                    );
                 }
                 Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
                     Ok(Ok(record)) => {
+                        if earlier_failures.contains(&analysed.path) {
+                            forget_failure(library, &analysed.path);
+                        }
                         summary.indexed += 1;
                         summary.audio_secs += record.duration_secs;
                         on_event(&IndexEvent::Indexed {
@@ -251,6 +289,9 @@ pub fn index_files(
                         });
                     }
                     Ok(Err(reason)) => {
+                        if earlier_failures.contains(&analysed.path) {
+                            forget_failure(library, &analysed.path);
+                        }
                         summary.skipped += 1;
                         on_event(&IndexEvent::Skipped {
                             path: analysed.path,
@@ -274,6 +315,72 @@ pub fn index_files(
     summary.cancelled = cancel.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// How a failure reads to a user: its message, noting when it is an earlier run's.
+pub fn describe_failure(message: &str, remembered: bool) -> String {
+    if remembered {
+        format!("{message} (in an earlier run; the file is unchanged since)")
+    } else {
+        message.to_string()
+    }
+}
+
+/// Counts a failed file and reports it.
+fn report_failure(
+    summary: &mut IndexSummary,
+    on_event: &mut impl FnMut(&IndexEvent),
+    path: PathBuf,
+    code: String,
+    message: String,
+    remembered: bool,
+) {
+    on_event(&IndexEvent::Failed {
+        path: path.clone(),
+        code: code.clone(),
+        message: message.clone(),
+        remembered,
+    });
+    summary.failed.push(FailedFile {
+        path,
+        code,
+        message,
+        remembered,
+    });
+}
+
+/// Remembers that `path` failed with `err`, so that the next run does not decode it again while
+/// it is unchanged. The store being unable to remember it loses nothing (the next run decodes
+/// the file again), so that is only logged.
+fn remember_failure(library: &Library, path: &Path, err: &EngineError) {
+    let Some((file_size, file_mtime)) = file_stamp(path) else {
+        return; // Gone or unreadable: nothing to compare with next time.
+    };
+    let failure = FileFailure {
+        path: path.to_string_lossy().to_string(),
+        file_size,
+        file_mtime,
+        code: err.code().to_string(),
+        message: err.to_string(),
+        failed_at: unix_now(),
+    };
+    if let Err(store_err) = library.store().record_failure(&failure) {
+        tracing::warn!(
+            "{}: cannot remember its failure ({store_err})",
+            path.display()
+        );
+    }
+}
+
+/// Forgets the earlier failure of `path`, now indexed (or a duplicate); only logged if the
+/// store cannot, as the stale record only makes the next run decode the file again.
+fn forget_failure(library: &Library, path: &Path) {
+    if let Err(err) = library.store().forget_failure(&path.to_string_lossy()) {
+        tracing::warn!(
+            "{}: cannot forget its earlier failure ({err})",
+            path.display()
+        );
+    }
 }
 
 fn store_song(

@@ -319,3 +319,96 @@ fn identify_of_a_half_second_clip_says_too_short_and_of_digital_silence_says_sil
         );
     }
 }
+
+/// The failed files of an index run's `--json` summary, by file name: (code, remembered).
+fn failures_by_name(summary: &Value) -> BTreeMap<String, (String, bool)> {
+    summary["failed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no failed array: {summary}"))
+        .iter()
+        .map(|f| {
+            let path = PathBuf::from(f["path"].as_str().unwrap_or_default());
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let code = f["code"].as_str().unwrap_or_default().to_string();
+            (name, (code, f["remembered"] == Value::Bool(true)))
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retried() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("library");
+    let work = sandbox.subdir("work");
+    write_song(&folder, "good", 4100, 8.0);
+    let whole = write_song(&work, "whole", 4101, 8.0);
+    let bytes = std::fs::read(&whole.path).expect("reading the whole WAV");
+    let broken = folder.join("broken.wav");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("writing broken.wav");
+    let index = |extra: &[&str]| {
+        let mut args = vec![OsStr::new("index"), OsStr::new("--json")];
+        args.extend(extra.iter().map(OsStr::new));
+        args.push(folder.as_os_str());
+        let run = sandbox.run(args);
+        run.expect_code(2, "index of a folder with a broken file");
+        run.json()
+    };
+    let truncated = ("truncated".to_string(), false);
+
+    // First run: decoded, failed, remembered.
+    let first = index(&[]);
+    assert_eq!(first["indexed"], 1, "{first}");
+    assert_eq!(
+        failures_by_name(&first),
+        BTreeMap::from([("broken.wav".to_string(), truncated.clone())]),
+        "{first}"
+    );
+
+    // Unchanged: reported again (still a failure, exit 2) from the earlier run, not decoded.
+    let second = index(&[]);
+    assert_eq!(second["skipped"], 1, "the good song is unchanged: {second}");
+    assert_eq!(
+        failures_by_name(&second),
+        BTreeMap::from([("broken.wav".to_string(), ("truncated".to_string(), true))]),
+        "{second}"
+    );
+    let human = sandbox.run([OsStr::new("index"), folder.as_os_str()]);
+    human.expect_code(2, "index (human output)");
+    assert!(
+        human.stderr.contains("broken.wav") && human.stderr.contains("in an earlier run"),
+        "{human}"
+    );
+    assert!(human.stdout.contains("--retry-failed"), "{human}");
+
+    // --retry-failed decodes it again.
+    let retried = index(&["--retry-failed"]);
+    assert_eq!(
+        failures_by_name(&retried),
+        BTreeMap::from([("broken.wav".to_string(), truncated)]),
+        "{retried}"
+    );
+
+    // Mended: indexed, and its failure forgotten.
+    std::fs::write(&broken, &bytes).expect("mending broken.wav");
+    let mended = sandbox.run([
+        OsStr::new("index"),
+        OsStr::new("--json"),
+        folder.as_os_str(),
+    ]);
+    mended.expect_code(0, "index after mending the broken file");
+    let mended = mended.json();
+    assert_eq!(mended["indexed"], 1, "{mended}");
+    assert!(failures_by_name(&mended).is_empty(), "{mended}");
+    let conn = rusqlite::Connection::open_with_flags(
+        sandbox.db(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("opening the index");
+    let remembered: i64 = conn
+        .query_row("SELECT count(*) FROM failed_files", [], |row| row.get(0))
+        .expect("counting remembered failures");
+    assert_eq!(remembered, 0, "the mended file's failure is forgotten");
+}

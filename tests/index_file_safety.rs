@@ -165,7 +165,11 @@ fn an_index_with_a_newer_schema_version_is_refused_saying_newer() {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
-        assert_eq!(version, 1, "schema version of a new index");
+        assert_eq!(
+            version,
+            audiofp::index::sqlite::SCHEMA_VERSION,
+            "schema version of a new index"
+        );
         conn.pragma_update(None, "user_version", 99)
             .expect("setting user_version");
     }
@@ -182,6 +186,47 @@ fn an_index_with_a_newer_schema_version_is_refused_saying_newer() {
         &[&db_text, "newer", "99"],
         "index with user_version 99",
     );
+}
+
+#[test]
+fn an_index_of_the_first_schema_is_migrated_and_keeps_its_songs() {
+    let sandbox = Sandbox::new();
+    let (folder, clip) = song_and_clip(&sandbox);
+    let db = sandbox.db();
+    sandbox.index_json(&[&folder], 0);
+    {
+        // Back to schema 1: no table of failed files.
+        let conn = rusqlite::Connection::open(&db).expect("opening the index");
+        conn.execute_batch("DROP TABLE failed_files; PRAGMA user_version = 1;")
+            .expect("going back to schema 1");
+    }
+    // A run that remembers a failure needs the new table.
+    let broken = folder.join("broken.wav");
+    std::fs::write(&broken, b"RIFF, and then nothing that makes sense")
+        .expect("writing broken.wav");
+    let run = sandbox.run([
+        OsStr::new("index"),
+        OsStr::new("--json"),
+        folder.as_os_str(),
+    ]);
+    run.expect_code(2, "index into a schema-1 index, with a broken file");
+    let conn = rusqlite::Connection::open(&db).expect("opening the index");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, audiofp::index::sqlite::SCHEMA_VERSION);
+    let remembered: i64 = conn
+        .query_row("SELECT count(*) FROM failed_files", [], |row| row.get(0))
+        .expect("counting remembered failures");
+    assert_eq!(remembered, 1, "{run}");
+    // The song indexed under schema 1 is still there and found.
+    let found = sandbox.run([
+        OsStr::new("identify"),
+        OsStr::new("--json"),
+        clip.as_os_str(),
+    ]);
+    found.expect_code(0, "identify after the migration");
+    assert_eq!(found.json()[0]["found"], true, "{found}");
 }
 
 #[test]

@@ -246,8 +246,14 @@ fn write_scale_db(
     let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
     refs.sort();
     refs.truncate(20);
-    let summary =
-        crate::indexer::index_files(&mut library, refs, workers, &CancelToken::new(), |_| {})?;
+    let summary = crate::indexer::index_files(
+        &mut library,
+        refs,
+        workers,
+        crate::indexer::KnownFailures::Retry,
+        &CancelToken::new(),
+        |_| {},
+    )?;
     anyhow::ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     let stats = library.store().stats()?;
     let density = stats.peaks as f64 / stats.total_secs.max(1.0);

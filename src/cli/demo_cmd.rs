@@ -59,7 +59,14 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         OpenMode::CreateIfMissing,
     )?;
     let (files, _) = indexer::collect_audio_files(std::slice::from_ref(&songs_dir));
-    let summary = indexer::index_files(&mut library, files, 2, &CancelToken::new(), |_| {})?;
+    let summary = indexer::index_files(
+        &mut library,
+        files,
+        2,
+        indexer::KnownFailures::Retry,
+        &CancelToken::new(),
+        |_| {},
+    )?;
     println!(
         "   {} songs indexed in {:.2} s",
         summary.indexed, summary.elapsed_secs

@@ -8,7 +8,7 @@ use super::output::{print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::cancel::CancelToken;
 use crate::index::OpenMode;
-use crate::indexer::{self, IndexEvent, SkipReason};
+use crate::indexer::{self, IndexEvent, KnownFailures, SkipReason};
 
 /// Arguments of `index`.
 #[derive(Debug, Args)]
@@ -22,6 +22,10 @@ pub struct IndexArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Decode again the files that failed in an earlier run and are unchanged since (by default
+    /// their failure is reported again without decoding them).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
@@ -50,8 +54,18 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         .ok();
     }
     let bar = progress_bar(files.len() as u64, "files");
-    let summary =
-        indexer::index_files(&mut library, files, workers, &cancel, |event| match event {
+    let known_failures = if args.retry_failed {
+        KnownFailures::Retry
+    } else {
+        KnownFailures::Report
+    };
+    let summary = indexer::index_files(
+        &mut library,
+        files,
+        workers,
+        known_failures,
+        &cancel,
+        |event| match event {
             IndexEvent::Started { .. } => {}
             IndexEvent::Indexed { path, .. } => {
                 bar.set_message(path.display().to_string());
@@ -69,11 +83,17 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
                 );
                 bar.inc(1);
             }
-            IndexEvent::Failed { message, .. } => {
-                bar.suspend(|| eprintln!("error: {message}"));
+            IndexEvent::Failed {
+                message,
+                remembered,
+                ..
+            } => {
+                let text = indexer::describe_failure(message, *remembered);
+                bar.suspend(|| eprintln!("error: {text}"));
                 bar.inc(1);
             }
-        })?;
+        },
+    )?;
     bar.finish_and_clear();
 
     if args.json {
@@ -105,7 +125,14 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             summary.failed.len() + missing.len()
         );
         for failed in &summary.failed {
-            println!("  failed: {}", failed.message);
+            let text = indexer::describe_failure(&failed.message, failed.remembered);
+            println!("  failed: {text}");
+        }
+        if summary.failed.iter().any(|f| f.remembered) {
+            println!(
+                "(files that failed in an earlier run and are unchanged were not decoded again; \
+                 --retry-failed decodes them)"
+            );
         }
         if summary.cancelled {
             println!(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{IndexError, NewSong, SongRecord, Store, StoreStats, unix_now};
+use super::{FileFailure, IndexError, NewSong, SongRecord, Store, StoreStats, unix_now};
 use crate::config::FingerprintConfig;
 use crate::engine::{Fingerprint, Peak};
 
@@ -12,6 +12,7 @@ pub struct MemoryStore {
     config: FingerprintConfig,
     songs: BTreeMap<i64, (SongRecord, Vec<Peak>)>,
     next_id: i64,
+    failures: BTreeMap<String, FileFailure>,
 }
 
 impl MemoryStore {
@@ -21,6 +22,7 @@ impl MemoryStore {
             config,
             songs: BTreeMap::new(),
             next_id: 1,
+            failures: BTreeMap::new(),
         }
     }
 }
@@ -90,6 +92,20 @@ impl Store for MemoryStore {
             .values()
             .find(|(r, _)| r.content_hash == content_hash)
             .map(|(r, _)| r.clone()))
+    }
+
+    fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError> {
+        self.failures.insert(failure.path.clone(), failure.clone());
+        Ok(())
+    }
+
+    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError> {
+        Ok(self.failures.get(path).cloned())
+    }
+
+    fn forget_failure(&mut self, path: &str) -> Result<(), IndexError> {
+        self.failures.remove(path);
+        Ok(())
     }
 
     fn find_by_file(

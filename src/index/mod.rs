@@ -88,6 +88,24 @@ pub struct StoreStats {
     pub bytes_on_disk: u64,
 }
 
+/// A file that could not be indexed, remembered so that the next run does not decode it
+/// again while it is unchanged (same path, size and modification time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileFailure {
+    /// The file's path.
+    pub path: String,
+    /// Its size in bytes when it failed.
+    pub file_size: u64,
+    /// Its modification time (Unix seconds) when it failed.
+    pub file_mtime: i64,
+    /// The error's stable code (as in `--json` output).
+    pub code: String,
+    /// The error's message.
+    pub message: String,
+    /// When it failed (Unix seconds).
+    pub failed_at: i64,
+}
+
 /// A fingerprint store.
 pub trait Store: Send {
     /// "sqlite" or "memory".
@@ -117,6 +135,12 @@ pub trait Store: Send {
         size: u64,
         mtime: i64,
     ) -> Result<Option<SongRecord>, IndexError>;
+    /// Remembers that a file could not be indexed (replacing what was remembered for its path).
+    fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError>;
+    /// The failure remembered for the file at `path` (whatever its size and time now).
+    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError>;
+    /// Forgets the failure remembered for the file at `path`, if any.
+    fn forget_failure(&mut self, path: &str) -> Result<(), IndexError>;
     /// A song's peaks.
     fn peaks(&self, song_id: i64) -> Result<Option<Vec<Peak>>, IndexError>;
     /// Visits every song with its peaks, by id.

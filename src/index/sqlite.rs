@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::codec::{decode_peaks, encode_peaks};
-use super::{IndexError, NewSong, OpenMode, SongRecord, Store, StoreStats, unix_now};
+use super::{FileFailure, IndexError, NewSong, OpenMode, SongRecord, Store, StoreStats, unix_now};
 use crate::config::FingerprintConfig;
 use crate::engine::{Fingerprint, Peak};
 
@@ -53,6 +53,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE fingerprints (
         song_id INTEGER PRIMARY KEY REFERENCES songs(id) ON DELETE CASCADE,
         peaks   BLOB NOT NULL
+    ) STRICT;",
+    // 2: files that could not be indexed, so that unchanged ones are not decoded every run.
+    "CREATE TABLE failed_files (
+        path       TEXT PRIMARY KEY,
+        file_size  INTEGER NOT NULL,
+        file_mtime INTEGER NOT NULL,
+        code       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        failed_at  INTEGER NOT NULL
     ) STRICT;",
 ];
 
@@ -487,6 +496,53 @@ impl Store for SqliteStore {
             )?
             .into_iter()
             .next())
+    }
+
+    fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO failed_files
+                 (path, file_size, file_mtime, code, message, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    failure.path,
+                    failure.file_size as i64,
+                    failure.file_mtime,
+                    failure.code,
+                    failure.message,
+                    failure.failed_at
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError> {
+        self.conn
+            .query_row(
+                "SELECT file_size, file_mtime, code, message, failed_at FROM failed_files
+                 WHERE path = ?1",
+                params![path],
+                |row| {
+                    Ok(FileFailure {
+                        path: path.to_string(),
+                        file_size: row.get::<_, i64>(0)? as u64,
+                        file_mtime: row.get(1)?,
+                        code: row.get(2)?,
+                        message: row.get(3)?,
+                        failed_at: row.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn forget_failure(&mut self, path: &str) -> Result<(), IndexError> {
+        self.conn
+            .execute("DELETE FROM failed_files WHERE path = ?1", params![path])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn peaks(&self, song_id: i64) -> Result<Option<Vec<Peak>>, IndexError> {

@@ -37,7 +37,7 @@ use crate::engine::resample::StreamResampler;
 use crate::engine::stft::Stft;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{OpenMode, StorageKind, unix_now};
-use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary};
+use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary, KnownFailures};
 use crate::library::{Library, LibraryError, MatchEvidence};
 
 /// How often progress and new rows are reported while indexing.
@@ -408,6 +408,7 @@ impl Worker {
                 path: path.clone(),
                 code: "not_found".to_string(),
                 message: format!("{}: no such file or folder", path.display()),
+                remembered: false,
             })
             .collect();
         let sink = &self.sink;
@@ -424,54 +425,64 @@ impl Worker {
             rows: Vec::new(),
             last_sent: Instant::now(),
         };
-        let result = indexer::index_files(library, files, self.index_threads, cancel, |event| {
-            inbox.poll(job, cancel);
-            if shutdown.is_cancelled() {
-                cancel.cancel();
-            }
-            match event {
-                IndexEvent::Started { total } => {
-                    progress.total = total + missing_failures.len();
-                    sink.send(Event::IndexStarted {
-                        job,
-                        total: progress.total,
-                    });
-                    for failure in &missing_failures {
+        // As the CLI does by default: a file that failed before and is unchanged is reported
+        // again without decoding it.
+        let known_failures = KnownFailures::Report;
+        let threads = self.index_threads;
+        let result =
+            indexer::index_files(library, files, threads, known_failures, cancel, |event| {
+                inbox.poll(job, cancel);
+                if shutdown.is_cancelled() {
+                    cancel.cancel();
+                }
+                match event {
+                    IndexEvent::Started { total } => {
+                        progress.total = total + missing_failures.len();
+                        sink.send(Event::IndexStarted {
+                            job,
+                            total: progress.total,
+                        });
+                        for failure in &missing_failures {
+                            progress.failed += 1;
+                            progress.done += 1;
+                            sink.send(Event::Failed {
+                                job,
+                                path: failure.path.clone(),
+                                reason: failure.message.clone(),
+                            });
+                        }
+                    }
+                    IndexEvent::Indexed { path, song } => {
+                        progress.indexed += 1;
+                        progress.done += 1;
+                        progress.current = Some(path.clone());
+                        progress.rows.push(SongRow::from(song));
+                    }
+                    IndexEvent::Skipped { path, .. } => {
+                        progress.skipped += 1;
+                        progress.done += 1;
+                        progress.current = Some(path.clone());
+                    }
+                    IndexEvent::Failed {
+                        path,
+                        message,
+                        remembered,
+                        ..
+                    } => {
                         progress.failed += 1;
                         progress.done += 1;
+                        progress.current = Some(path.clone());
                         sink.send(Event::Failed {
                             job,
-                            path: failure.path.clone(),
-                            reason: failure.message.clone(),
+                            path: path.clone(),
+                            reason: indexer::describe_failure(message, *remembered),
                         });
                     }
                 }
-                IndexEvent::Indexed { path, song } => {
-                    progress.indexed += 1;
-                    progress.done += 1;
-                    progress.current = Some(path.clone());
-                    progress.rows.push(SongRow::from(song));
+                if progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
+                    progress.flush(sink);
                 }
-                IndexEvent::Skipped { path, .. } => {
-                    progress.skipped += 1;
-                    progress.done += 1;
-                    progress.current = Some(path.clone());
-                }
-                IndexEvent::Failed { path, message, .. } => {
-                    progress.failed += 1;
-                    progress.done += 1;
-                    progress.current = Some(path.clone());
-                    sink.send(Event::Failed {
-                        job,
-                        path: path.clone(),
-                        reason: message.clone(),
-                    });
-                }
-            }
-            if progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
-                progress.flush(sink);
-            }
-        });
+            });
         progress.flush(sink);
         match result {
             Ok(mut summary) => {
