@@ -48,7 +48,8 @@ pub enum SkipReason {
 }
 
 /// What to do with a file that failed in an earlier run and is unchanged since (same path,
-/// size and modification time).
+/// size and modification time, and the same version of audiofp, which another version might
+/// decode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KnownFailures {
     /// Report the earlier failure again without decoding the file.
@@ -207,7 +208,8 @@ pub fn index_files(
             continue;
         }
         if let Some(failure) = library.store().failure_of(&path_text)? {
-            let unchanged = stamp == Some((failure.file_size, failure.file_mtime));
+            let unchanged = stamp == Some((failure.file_size, failure.file_mtime))
+                && failure.audiofp_version == AUDIOFP_VERSION;
             if unchanged && known_failures == KnownFailures::Report {
                 report_failure(
                     &mut summary,
@@ -349,10 +351,17 @@ fn report_failure(
     });
 }
 
+/// The version of audiofp a remembered failure is valid for.
+const AUDIOFP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Remembers that `path` failed with `err`, so that the next run does not decode it again while
-/// it is unchanged. The store being unable to remember it loses nothing (the next run decodes
-/// the file again), so that is only logged.
+/// it is unchanged. Only failures of the file's content are remembered: an I/O error may pass
+/// (a disk or share that comes back). The store being unable to remember it loses nothing (the
+/// next run decodes the file again), so that is only logged.
 fn remember_failure(library: &Library, path: &Path, err: &EngineError) {
+    if matches!(err, EngineError::Io { .. } | EngineError::Cancelled) {
+        return;
+    }
     let Some((file_size, file_mtime)) = file_stamp(path) else {
         return; // Gone or unreadable: nothing to compare with next time.
     };
@@ -363,6 +372,7 @@ fn remember_failure(library: &Library, path: &Path, err: &EngineError) {
         code: err.code().to_string(),
         message: err.to_string(),
         failed_at: unix_now(),
+        audiofp_version: AUDIOFP_VERSION.to_string(),
     };
     if let Err(store_err) = library.store().record_failure(&failure) {
         tracing::warn!(

@@ -387,8 +387,24 @@ fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retri
     let retried = index(&["--retry-failed"]);
     assert_eq!(
         failures_by_name(&retried),
-        BTreeMap::from([("broken.wav".to_string(), truncated)]),
+        BTreeMap::from([("broken.wav".to_string(), truncated.clone())]),
         "{retried}"
+    );
+
+    // A failure remembered by another version of audiofp (which may decode what this one
+    // cannot) is not trusted: the file is decoded again.
+    {
+        let conn = rusqlite::Connection::open(sandbox.db()).expect("opening the index");
+        let changed = conn
+            .execute("UPDATE failed_files SET audiofp_version = '0.0.1'", [])
+            .expect("marking the failure as another version's");
+        assert_eq!(changed, 1);
+    }
+    let other_version = index(&[]);
+    assert_eq!(
+        failures_by_name(&other_version),
+        BTreeMap::from([("broken.wav".to_string(), truncated)]),
+        "{other_version}"
     );
 
     // Mended: indexed, and its failure forgotten.

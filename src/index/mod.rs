@@ -104,6 +104,8 @@ pub struct FileFailure {
     pub message: String,
     /// When it failed (Unix seconds).
     pub failed_at: i64,
+    /// The audiofp version it failed with: another version may decode it.
+    pub audiofp_version: String,
 }
 
 /// A fingerprint store.

@@ -61,7 +61,8 @@ const MIGRATIONS: &[&str] = &[
         file_mtime INTEGER NOT NULL,
         code       TEXT NOT NULL,
         message    TEXT NOT NULL,
-        failed_at  INTEGER NOT NULL
+        failed_at  INTEGER NOT NULL,
+        audiofp_version TEXT NOT NULL
     ) STRICT;",
 ];
 
@@ -502,15 +503,16 @@ impl Store for SqliteStore {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO failed_files
-                 (path, file_size, file_mtime, code, message, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (path, file_size, file_mtime, code, message, failed_at, audiofp_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     failure.path,
                     failure.file_size as i64,
                     failure.file_mtime,
                     failure.code,
                     failure.message,
-                    failure.failed_at
+                    failure.failed_at,
+                    failure.audiofp_version
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -520,8 +522,8 @@ impl Store for SqliteStore {
     fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError> {
         self.conn
             .query_row(
-                "SELECT file_size, file_mtime, code, message, failed_at FROM failed_files
-                 WHERE path = ?1",
+                "SELECT file_size, file_mtime, code, message, failed_at, audiofp_version
+                 FROM failed_files WHERE path = ?1",
                 params![path],
                 |row| {
                     Ok(FileFailure {
@@ -531,6 +533,7 @@ impl Store for SqliteStore {
                         code: row.get(2)?,
                         message: row.get(3)?,
                         failed_at: row.get(4)?,
+                        audiofp_version: row.get(5)?,
                     })
                 },
             )
