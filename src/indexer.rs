@@ -193,6 +193,12 @@ pub fn index_files(
     // failed before (reported again). Files whose earlier failure is out of date are noted so
     // that it is forgotten if they are indexed now.
     let mut todo = Vec::with_capacity(files.len());
+    let remembered: std::collections::HashMap<String, FileFailure> = library
+        .store()
+        .failures()?
+        .into_iter()
+        .map(|failure| (failure.path.clone(), failure))
+        .collect();
     let mut earlier_failures = std::collections::HashSet::new();
     for path in files {
         let stamp = file_stamp(&path);
@@ -207,7 +213,7 @@ pub fn index_files(
             });
             continue;
         }
-        if let Some(failure) = library.store().failure_of(&path_text)? {
+        if let Some(failure) = remembered.get(&path_text) {
             let unchanged = stamp == Some((failure.file_size, failure.file_mtime))
                 && failure.audiofp_version == AUDIOFP_VERSION;
             if unchanged && known_failures == KnownFailures::Report {
@@ -215,8 +221,8 @@ pub fn index_files(
                     &mut summary,
                     &mut on_event,
                     path,
-                    failure.code,
-                    failure.message,
+                    failure.code.clone(),
+                    failure.message.clone(),
                     true,
                 );
                 continue;

@@ -99,8 +99,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError> {
-        Ok(self.failures.get(path).cloned())
+    fn failures(&self) -> Result<Vec<FileFailure>, IndexError> {
+        Ok(self.failures.values().cloned().collect())
     }
 
     fn forget_failure(&mut self, path: &str) -> Result<(), IndexError> {

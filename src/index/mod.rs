@@ -139,8 +139,8 @@ pub trait Store: Send {
     ) -> Result<Option<SongRecord>, IndexError>;
     /// Remembers that a file could not be indexed (replacing what was remembered for its path).
     fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError>;
-    /// The failure remembered for the file at `path` (whatever its size and time now).
-    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError>;
+    /// Every remembered failure (there are few: one per bad file given to `index`).
+    fn failures(&self) -> Result<Vec<FileFailure>, IndexError>;
     /// Forgets the failure remembered for the file at `path`, if any.
     fn forget_failure(&mut self, path: &str) -> Result<(), IndexError>;
     /// A song's peaks.

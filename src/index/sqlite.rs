@@ -519,26 +519,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn failure_of(&self, path: &str) -> Result<Option<FileFailure>, IndexError> {
-        self.conn
-            .query_row(
-                "SELECT file_size, file_mtime, code, message, failed_at, audiofp_version
-                 FROM failed_files WHERE path = ?1",
-                params![path],
-                |row| {
-                    Ok(FileFailure {
-                        path: path.to_string(),
-                        file_size: row.get::<_, i64>(0)? as u64,
-                        file_mtime: row.get(1)?,
-                        code: row.get(2)?,
-                        message: row.get(3)?,
-                        failed_at: row.get(4)?,
-                        audiofp_version: row.get(5)?,
-                    })
-                },
+    fn failures(&self) -> Result<Vec<FileFailure>, IndexError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT path, file_size, file_mtime, code, message, failed_at, audiofp_version
+                 FROM failed_files",
             )
-            .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(FileFailure {
+                    path: row.get(0)?,
+                    file_size: row.get::<_, i64>(1)? as u64,
+                    file_mtime: row.get(2)?,
+                    code: row.get(3)?,
+                    message: row.get(4)?,
+                    failed_at: row.get(5)?,
+                    audiofp_version: row.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     fn forget_failure(&mut self, path: &str) -> Result<(), IndexError> {
