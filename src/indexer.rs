@@ -3,6 +3,7 @@
 //! ```text
 //! paths -> collect_audio_files -> skip unchanged (path + size + mtime already stored)
 //!       -> report, without decoding, unchanged files that failed in an earlier run
+//!          (and forget the failures of files that no longer exist)
 //!       -> largest file first
 //!       -> N analysis threads (hash the bytes, decode, fingerprint)
 //!       -> this thread: skip duplicate content, store each song in its own transaction
@@ -199,6 +200,7 @@ pub fn index_files(
         .into_iter()
         .map(|failure| (failure.path.clone(), failure))
         .collect();
+    forget_failures_of_deleted_files(library, &remembered);
     let mut earlier_failures = std::collections::HashSet::new();
     for path in files {
         let stamp = file_stamp(&path);
@@ -385,6 +387,21 @@ fn remember_failure(library: &Library, path: &Path, err: &EngineError) {
             "{}: cannot remember its failure ({store_err})",
             path.display()
         );
+    }
+}
+
+/// Forgets the remembered failures of files that no longer exist, so that the table holds the
+/// library's bad files, not its history. A file that cannot be checked (a share that is not
+/// mounted answers "not found" too) is at worst decoded again once when it comes back.
+fn forget_failures_of_deleted_files(
+    library: &Library,
+    remembered: &std::collections::HashMap<String, FileFailure>,
+) {
+    for path in remembered.keys() {
+        if matches!(Path::new(path).try_exists(), Ok(false)) {
+            tracing::info!("{path}: no longer exists; forgetting its earlier failure");
+            forget_failure(library, Path::new(path));
+        }
     }
 }
 

@@ -428,3 +428,71 @@ fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retri
         .expect("counting remembered failures");
     assert_eq!(remembered, 0, "the mended file's failure is forgotten");
 }
+
+#[test]
+fn failed_files_are_listed_counted_and_forgotten_once_deleted() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("library");
+    let work = sandbox.subdir("work");
+    write_song(&folder, "good", 4200, 8.0);
+    let whole = write_song(&work, "whole", 4201, 8.0);
+    let bytes = std::fs::read(&whole.path).expect("reading the whole WAV");
+    let broken = folder.join("broken.wav");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("writing broken.wav");
+    sandbox
+        .run([OsStr::new("index"), folder.as_os_str()])
+        .expect_code(2, "index of a folder with a broken file");
+    let failed_files = || {
+        let stats = sandbox.run(["stats", "--json"]);
+        stats.expect_code(0, "stats --json");
+        stats.json()["failed_files"].clone()
+    };
+
+    // Listed with the path, the reason and its code, in JSON and in text; counted by stats.
+    let listed = sandbox.run(["list", "--failed", "--json"]);
+    listed.expect_code(0, "list --failed --json");
+    let listed = listed.json();
+    let entries = listed.as_array().expect("an array of failures");
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["path"], broken.to_string_lossy().as_ref());
+    assert_eq!(entries[0]["code"], "truncated", "{listed}");
+    assert!(
+        entries[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("broken.wav")),
+        "{listed}"
+    );
+    assert_eq!(
+        entries[0]["audiofp_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{listed}"
+    );
+    let text = sandbox.run(["list", "--failed"]);
+    text.expect_code(0, "list --failed");
+    assert!(
+        text.stdout.contains("broken.wav")
+            && text.stdout.contains("truncated")
+            && text.stdout.contains(" UTC"),
+        "{text}"
+    );
+    assert_eq!(failed_files(), 1);
+    let human_stats = sandbox.run(["stats"]);
+    assert!(
+        human_stats.stdout.contains("list --failed"),
+        "{human_stats}"
+    );
+    // The song list is not the failure list.
+    let songs = sandbox.run(["list", "--json"]).json();
+    assert_eq!(songs.as_array().map(Vec::len), Some(1), "{songs}");
+
+    // Deleted: the next run forgets its failure, and the run is clean.
+    std::fs::remove_file(&broken).expect("deleting broken.wav");
+    sandbox
+        .run([OsStr::new("index"), folder.as_os_str()])
+        .expect_code(0, "index after deleting the broken file");
+    let listed = sandbox.run(["list", "--failed", "--json"]).json();
+    assert_eq!(listed, serde_json::json!([]), "{listed}");
+    assert_eq!(failed_files(), 0);
+    let text = sandbox.run(["list", "--failed"]);
+    assert!(text.stdout.contains("no failed files"), "{text}");
+}

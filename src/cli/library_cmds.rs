@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{bytes, clock, print_json, progress_bar};
+use super::output::{bytes, clock, print_json, progress_bar, utc_time};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::index::export::{export_store, import_into, validate_export};
 use crate::index::{OpenMode, Store, open_store};
@@ -24,6 +24,10 @@ pub struct ListArgs {
     /// Only songs whose title, artist or album contains this text (case-insensitive).
     #[arg(long, short = 'q')]
     pub filter: Option<String>,
+    /// List the files that failed to index instead: each is reported again, without being
+    /// decoded, until it changes (or `index --retry-failed`).
+    #[arg(long)]
+    pub failed: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +82,9 @@ fn store(cli: &Cli, mode: OpenMode) -> anyhow::Result<Box<dyn Store>> {
 
 pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
     let store = store(cli, OpenMode::MustExist)?;
+    if args.failed {
+        return list_failures(store.as_ref(), args);
+    }
     let mut songs = store.songs()?;
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
@@ -113,6 +120,40 @@ pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// `list --failed`: the remembered failures, by path.
+fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
+    let mut failures = store.failures()?;
+    if let Some(filter) = &args.filter {
+        let needle = filter.to_lowercase();
+        failures.retain(|f| f.path.to_lowercase().contains(&needle));
+    }
+    failures.sort_by(|a, b| a.path.cmp(&b.path));
+    if args.json {
+        print_json(&failures)?;
+        return Ok(EXIT_OK);
+    }
+    if failures.is_empty() {
+        println!("no failed files");
+        return Ok(EXIT_OK);
+    }
+    for failure in &failures {
+        println!("{}", failure.path);
+        println!(
+            "    {} ({}; {}, audiofp {})",
+            failure.message,
+            failure.code,
+            utc_time(failure.failed_at),
+            failure.audiofp_version
+        );
+    }
+    println!(
+        "{} failed files; each is reported again by `audiofp index` until it changes \
+         (--retry-failed decodes them again)",
+        failures.len()
+    );
+    Ok(EXIT_OK)
+}
+
 fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_string()
@@ -142,7 +183,7 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
         song.duration_secs
     );
     println!("path:      {}", song.path.as_deref().unwrap_or("-"));
-    println!("added:     {} (unix time)", song.added_at);
+    println!("added:     {}", utc_time(song.added_at));
     println!(
         "peaks:     {} ({:.1} per second)",
         song.num_peaks,
@@ -185,6 +226,7 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     // One guard for the whole command: the store's lock is not re-entrant.
     let store = library.store();
     let stats = store.stats()?;
+    let failed_files = store.failures()?.len();
     let hashes = library.inverted_index().posting_count();
     let hours = stats.total_secs / 3600.0;
     if args.json {
@@ -193,6 +235,7 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
             "hours": hours,
             "peaks": stats.peaks,
             "hashes": hashes,
+            "failed_files": failed_files,
             "bytes_on_disk": stats.bytes_on_disk,
             "bytes_per_hour": if hours > 0.0 { stats.bytes_on_disk as f64 / hours } else { 0.0 },
             "memory_index_bytes": library.inverted_index().memory_bytes(),
@@ -224,6 +267,9 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         String::new()
     };
     println!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk));
+    if failed_files > 0 {
+        println!("failed:    {failed_files} files (see `audiofp list --failed`)");
+    }
     println!(
         "loaded:    {}",
         match library.index_origin() {

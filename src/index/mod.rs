@@ -90,7 +90,7 @@ pub struct StoreStats {
 
 /// A file that could not be indexed, remembered so that the next run does not decode it
 /// again while it is unchanged (same path, size and modification time).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileFailure {
     /// The file's path.
     pub path: String,
