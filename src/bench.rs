@@ -5,7 +5,7 @@
 //! reference files, indexing speed of the same files into a real SQLite file, index bytes per
 //! hour, top-1 accuracy per distortion x clip length, false positives on clips of unindexed
 //! songs, warm query latency (engine only) and cold latency (a fresh `audiofp identify`
-//! process), and peak RSS.
+//! process), peak RSS, and what the desktop app's *Listen* answers ([`listening`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,10 @@ use crate::engine::{self, Fingerprint, Peak, Side, matcher};
 use crate::index::{OpenMode, StorageKind};
 use crate::indexer;
 use crate::library::Library;
+
+pub mod listening;
+
+pub use listening::ListeningReport;
 
 /// One line of `manifest.jsonl`.
 #[derive(Clone, Debug, Deserialize)]
@@ -157,8 +161,10 @@ pub struct CorpusReport {
     pub warm_10s_match_ms: (f64, f64),
     /// Cold CLI latency (process start to answer), ms: median, p95, over this many runs.
     pub cold_cli_ms: Option<(f64, f64, usize)>,
-    /// Peak resident memory of this process, bytes.
+    /// Peak resident memory of this process through indexing and the clips, bytes.
     pub peak_rss_bytes: u64,
+    /// The listening sessions, when run.
+    pub listening: Option<ListeningReport>,
     /// Per-clip results.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clips: Vec<ClipResult>,
@@ -196,6 +202,8 @@ pub struct CorpusOptions {
     /// Rounds of (decode-only pass, indexing run) whose speeds are compared; the median
     /// round is reported, so that a burst of load on a shared machine skews one round only.
     pub speed_rounds: usize,
+    /// Run the listening sessions ([`listening`]).
+    pub listening: bool,
 }
 
 /// Runs the corpus benchmark.
@@ -401,12 +409,24 @@ pub fn run_corpus(
             }
         }
     }
-    let shared_audio = if false_positives.0 > 0 {
+    let peak_rss = peak_rss_bytes();
+    let sessions = if options.listening {
+        progress("listening sessions");
+        Some(listening::run(&library, &options.corpus)?)
+    } else {
+        None
+    };
+    let unindexed_session_matched = sessions
+        .iter()
+        .flatten()
+        .any(|s| s.truth.is_none() && s.answer_at_every_attempt.is_some());
+    let shared_audio = if false_positives.0 > 0 || unindexed_session_matched {
         progress("looking for indexed audio inside the unindexed tracks");
         find_shared_audio(&library, &options.corpus.join("negrefs"))
     } else {
         Vec::new()
     };
+    let listening = sessions.map(|sessions| listening::summarize(sessions, &shared_audio));
     let false_positives_in_shared_audio = clips
         .iter()
         .filter(|c| c.truth.is_none())
@@ -436,7 +456,8 @@ pub fn run_corpus(
         warm_10s_ms: median_p95(&mut warm_10s),
         warm_10s_match_ms: median_p95(&mut warm_10s_match),
         cold_cli_ms,
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: peak_rss,
+        listening,
         clips,
     })
 }

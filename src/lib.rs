@@ -9,6 +9,7 @@ pub mod gui;
 pub mod index;
 pub mod indexer;
 pub mod library;
+pub mod listening;
 pub mod server;
 pub mod testkit;
 pub mod worker;

@@ -7,9 +7,10 @@ use clap::Args;
 
 use super::output::{bytes, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
-use crate::bench::{self, CorpusOptions, ManifestEntry};
+use crate::bench::{self, CorpusOptions, ListeningReport, ManifestEntry};
 use crate::cancel::CancelToken;
 use crate::engine::{self, AudioSource, Side};
+use crate::listening;
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
@@ -53,9 +54,14 @@ pub struct BenchArgs {
     /// Cold CLI runs (a fresh `audiofp identify` process each).
     #[arg(long, default_value_t = 10)]
     pub cold_runs: usize,
-    /// Include every clip's result in the JSON output / list the misses.
+    /// Include every clip's (and listening session's) result in the JSON output / list the
+    /// misses.
     #[arg(long)]
     pub clips: bool,
+    /// Skip the listening sessions (the desktop app's Listen, played 15 s windows of the
+    /// corpus's tracks).
+    #[arg(long)]
+    pub no_listening: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -84,6 +90,7 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         only: args.only.clone(),
         limit: args.limit,
         speed_rounds: args.speed_rounds,
+        listening: !args.no_listening,
     };
     let mut report = bench::run_corpus(&options, &config, &match_config, |stage| {
         eprintln!("bench: {stage}")
@@ -92,6 +99,9 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
     if args.json {
         if !args.clips {
             report.clips.clear();
+            if let Some(listening) = &mut report.listening {
+                listening.sessions.clear();
+            }
         }
         print_json(&report)?;
         return Ok(EXIT_OK);
@@ -173,6 +183,9 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
             offsets.len()
         );
     }
+    if let Some(listening) = &report.listening {
+        print_listening(listening);
+    }
     println!();
     println!(
         "warm query, 10 s clip (decode+analysis+match): median {:.2} ms, p95 {:.2} ms",
@@ -213,6 +226,18 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
                 clip.confidence,
                 clip.aligned,
                 clip.error.as_deref().unwrap_or("")
+            );
+        }
+        let sessions = report.listening.iter().flat_map(|l| &l.sessions);
+        for session in sessions.filter(|s| s.answer.as_ref().map(|a| &a.0) != s.truth.as_ref()) {
+            println!(
+                "listening miss: {} from {:.0} s{} truth={:?} answer={:?} (every attempt: {:?})",
+                session.track,
+                session.start_s,
+                if session.noisy { " (noisy)" } else { "" },
+                session.truth,
+                session.answer,
+                session.answer_at_every_attempt
             );
         }
     }
@@ -437,4 +462,43 @@ fn run_scale(
         print_json(&reports)?;
     }
     Ok(EXIT_OK)
+}
+
+fn print_listening(report: &ListeningReport) {
+    println!();
+    println!(
+        "listening ({:.0} s sessions, clean and with white noise at {:.0} dB SNR; attempts every {:.0} s from {:.0} s):",
+        report.session_secs,
+        report.noise_snr_db,
+        listening::ATTEMPT_EVERY_SECS,
+        listening::FIRST_ATTEMPT_SECS
+    );
+    let rows = [
+        (
+            format!(
+                "as the app answers (early only at {:.2}, at the threshold at the end)",
+                listening::EARLY_ANSWER_CONFIDENCE
+            ),
+            &report.app,
+        ),
+        (
+            "if every attempt answered at the threshold".to_string(),
+            &report.every_attempt,
+        ),
+    ];
+    for (how, figures) in rows {
+        println!("  {how}:");
+        println!(
+            "    unindexed music: a song named in {}/{} sessions (+{} naming a song the track contains)",
+            figures.false_matches, report.unindexed_sessions, figures.shared_audio_matches
+        );
+        println!(
+            "    indexed songs: right {}/{}, wrong {}; audio heard before the right answer: median {:.1} s, p95 {:.1} s",
+            figures.right,
+            report.indexed_sessions,
+            figures.wrong,
+            figures.secs_to_right_answer.0,
+            figures.secs_to_right_answer.1
+        );
+    }
 }

@@ -28,7 +28,7 @@ pub struct ListenSession {
     pub heard_secs: f64,
     /// Identification attempts.
     pub attempts: usize,
-    /// The best guess so far, below the threshold.
+    /// The best guess so far, not conclusive yet.
     pub best_guess: Option<(String, f64)>,
     /// The timeout of this session.
     pub timeout_secs: f64,

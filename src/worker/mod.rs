@@ -39,13 +39,10 @@ use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{OpenMode, StorageKind, unix_now};
 use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary, KnownFailures};
 use crate::library::{Library, LibraryError, MatchEvidence};
+use crate::listening;
 
 /// How often progress and new rows are reported while indexing.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-/// How much new audio a listening session collects between two attempts.
-const LISTEN_ATTEMPT_EVERY_SECS: f64 = 1.0;
-/// The first attempt of a listening session waits for this much audio.
-const LISTEN_FIRST_ATTEMPT_SECS: f64 = 2.0;
 /// A listening session also gives up when the source has been silent (no chunks) this long
 /// beyond its timeout.
 const LISTEN_STALL_GRACE: Duration = Duration::from_secs(5);
@@ -629,9 +626,9 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => source_ended = true,
             }
             let heard_secs = heard(&recording, sample_rate_hz);
-            let due = heard_secs >= LISTEN_FIRST_ATTEMPT_SECS
-                && heard_secs - attempted_secs >= LISTEN_ATTEMPT_EVERY_SECS;
-            let last_chance = (source_ended || heard_secs >= timeout_secs)
+            let due = listening::attempt_due(heard_secs, attempted_secs);
+            let last_attempt = source_ended || heard_secs >= timeout_secs;
+            let last_chance = last_attempt
                 && heard_secs > attempted_secs
                 && heard_secs >= library.match_config().min_clip_secs;
             if due || last_chance {
@@ -657,14 +654,17 @@ impl Worker {
                                 break ListenOutcome::Cancelled;
                             }
                         };
-                        if report.found() {
+                        // Attempts before the last answer only when conclusive: each
+                        // one is another chance for unindexed music to pass by chance.
+                        if listening::answer(&report.identification, last_attempt).is_some() {
                             self.sink.send(Event::Matches(Box::new(report)));
                             break ListenOutcome::Matched;
                         }
                         let best_guess = report
                             .identification
-                            .best_rejected
-                            .as_ref()
+                            .matches
+                            .first()
+                            .or(report.identification.best_rejected.as_ref())
                             .map(|m| (m.song.title.clone(), m.confidence));
                         self.sink.send(Event::ListenProgress {
                             job,

@@ -299,7 +299,8 @@ pub enum Event {
         heard_secs: f64,
         /// Identification attempts so far.
         attempts: usize,
-        /// Best candidate so far (below the threshold) and its confidence.
+        /// Best candidate so far, not conclusive yet (see [`crate::listening`]), and its
+        /// confidence.
         best_guess: Option<(String, f64)>,
     },
     /// A listening session ended.

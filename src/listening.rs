@@ -1,0 +1,142 @@
+//! Listening: identifying a recording while it grows (the desktop app's *Listen*).
+//!
+//! A session tries to identify what it has heard once it has [`FIRST_ATTEMPT_SECS`] of audio,
+//! then again after every further [`ATTEMPT_EVERY_SECS`], until it answers or its time is up.
+//! Each attempt is one more chance for music that is not in the library to pass the threshold
+//! by chance: a 15 s session makes 14 of them, and on the development corpus answering at the
+//! threshold on each of them named a song for several times as many sessions of unindexed
+//! music as a single clip of the same length does (docs/BENCHMARK.md, "Listening").
+//!
+//! So an attempt before the last answers only when it is conclusive
+//! ([`EARLY_ANSWER_CONFIDENCE`], the bar a long clip's opening must clear to answer alone), and
+//! the last attempt, on everything heard, answers at the threshold. A song that is playing
+//! usually clears the early bar within two or three seconds; `audiofp bench` measures both
+//! the false matches and the time to answer.
+//!
+//! The desktop app's worker runs sessions on live audio; [`listen_to`] runs one on a recording,
+//! with the same schedule and the same rule, for the benchmark and the tests.
+
+use crate::engine::{self, EngineError, Side};
+use crate::library::{Identification, Library, LibraryError, Match};
+
+pub use crate::engine::matcher::EARLY_ANSWER_CONFIDENCE;
+
+/// The first attempt waits for this much audio.
+pub const FIRST_ATTEMPT_SECS: f64 = 2.0;
+/// Audio collected between two attempts.
+pub const ATTEMPT_EVERY_SECS: f64 = 1.0;
+
+/// Whether an attempt is due, having heard `heard_secs` and last tried at `attempted_secs`.
+pub fn attempt_due(heard_secs: f64, attempted_secs: f64) -> bool {
+    heard_secs >= FIRST_ATTEMPT_SECS && heard_secs - attempted_secs >= ATTEMPT_EVERY_SECS
+}
+
+/// The match that ends the session, if `identification` (of everything heard so far) gives
+/// one. `last_attempt`: the session will not try again (its time is up, or the source ended).
+pub fn answer(identification: &Identification, last_attempt: bool) -> Option<&Match> {
+    let top = identification.matches.first()?;
+    (last_attempt || top.confidence >= EARLY_ANSWER_CONFIDENCE).then_some(top)
+}
+
+/// The audio heard at each attempt of a session that is given `available_secs` of audio and
+/// listens for at most `timeout_secs`; the last entry is the last attempt.
+pub fn attempt_schedule(available_secs: f64, timeout_secs: f64) -> Vec<f64> {
+    let end = available_secs.min(timeout_secs);
+    let mut heard = Vec::new();
+    let mut next = FIRST_ATTEMPT_SECS;
+    while next < end - 1e-9 {
+        heard.push(next);
+        next += ATTEMPT_EVERY_SECS;
+    }
+    if end > 0.0 {
+        heard.push(end);
+    }
+    heard
+}
+
+/// How a session on a recording ended.
+#[derive(Clone, Debug)]
+pub struct SessionOutcome {
+    /// The match it answered with, if any.
+    pub answer: Option<Match>,
+    /// Audio heard when it answered, or when it gave up.
+    pub heard_secs: f64,
+    /// Attempts made.
+    pub attempts: usize,
+    /// The first attempt's match at the threshold, and the audio heard then: what the session
+    /// would have answered if every attempt answered at the threshold (for the benchmark).
+    pub first_at_threshold: Option<(Match, f64)>,
+}
+
+/// Runs a listening session on `samples` (mono, at `sample_rate_hz`) as if they were heard in
+/// real time: the attempts of [`attempt_schedule`], each on everything heard so far, answered
+/// as [`answer`] says.
+///
+/// A prefix that is silent or too short to analyse is no answer, and the session goes on, as
+/// it does on live audio.
+pub fn listen_to(
+    library: &Library,
+    samples: &[f32],
+    sample_rate_hz: u32,
+    timeout_secs: f64,
+) -> Result<SessionOutcome, LibraryError> {
+    let available_secs = samples.len() as f64 / f64::from(sample_rate_hz.max(1));
+    let schedule = attempt_schedule(available_secs, timeout_secs);
+    let mut outcome = SessionOutcome {
+        answer: None,
+        heard_secs: 0.0,
+        attempts: 0,
+        first_at_threshold: None,
+    };
+    for (i, &heard_secs) in schedule.iter().enumerate() {
+        let heard_samples = ((heard_secs * f64::from(sample_rate_hz)) as usize).min(samples.len());
+        outcome.attempts += 1;
+        outcome.heard_secs = heard_secs;
+        let fingerprint = match engine::fingerprint_samples(
+            &samples[..heard_samples],
+            sample_rate_hz,
+            library.config(),
+            library.match_config(),
+            Side::Query,
+        ) {
+            Ok(fingerprint) => fingerprint,
+            Err(EngineError::TooShort { .. } | EngineError::Silent { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let identification = library.identify_fingerprint(&fingerprint, 0.0)?;
+        if outcome.first_at_threshold.is_none()
+            && let Some(top) = identification.matches.first()
+        {
+            outcome.first_at_threshold = Some((top.clone(), heard_secs));
+        }
+        if let Some(found) = answer(&identification, i + 1 == schedule.len()) {
+            outcome.answer = Some(found.clone());
+            break;
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_tries_every_second_from_the_second_second_and_last_at_its_end() {
+        assert_eq!(
+            attempt_schedule(15.0, 15.0),
+            (2..=15).map(f64::from).collect::<Vec<_>>()
+        );
+        // A recording that ends early: its last attempt is on all of it.
+        assert_eq!(attempt_schedule(4.5, 15.0), vec![2.0, 3.0, 4.0, 4.5]);
+        // A timeout shorter than the recording ends the session.
+        assert_eq!(attempt_schedule(60.0, 3.5), vec![2.0, 3.0, 3.5]);
+        // Less than the first attempt waits for: one attempt on all of it.
+        assert_eq!(attempt_schedule(1.5, 15.0), vec![1.5]);
+        assert_eq!(attempt_schedule(0.0, 15.0), Vec::<f64>::new());
+        assert!(attempt_due(2.0, 0.0));
+        assert!(!attempt_due(1.9, 0.0));
+        assert!(!attempt_due(2.9, 2.0));
+        assert!(attempt_due(3.0, 2.0));
+    }
+}
