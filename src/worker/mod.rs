@@ -594,6 +594,8 @@ impl Worker {
         let mut attempts = 0_usize;
         let mut reported_secs = 0.0;
         let mut source_ended = false;
+        // The last attempt's report, when it did not answer.
+        let mut latest: Option<MatchReport> = None;
         let heard = |samples: &[f32], rate: u32| {
             if rate == 0 {
                 0.0
@@ -613,6 +615,7 @@ impl Worker {
                             // A new device rate starts a new recording.
                             recording.clear();
                             attempted_secs = 0.0;
+                            latest = None;
                             sample_rate_hz = chunk.sample_rate_hz;
                         }
                         recording.extend_from_slice(&chunk.samples);
@@ -672,6 +675,7 @@ impl Worker {
                             attempts,
                             best_guess,
                         });
+                        latest = Some(report);
                     }
                     Err(err) => {
                         // Silence or a too-short clip: keep listening.
@@ -694,6 +698,18 @@ impl Worker {
                     best_guess: None,
                 });
             }
+            let stalled =
+                started.elapsed() >= Duration::from_secs_f64(timeout_secs) + LISTEN_STALL_GRACE;
+            // The session ends without another attempt (no new audio since the last one):
+            // that attempt was the last, and answers at the threshold.
+            if (heard_secs >= timeout_secs || source_ended || stalled)
+                && let Some(report) = latest
+                    .take()
+                    .filter(|r| listening::answer(&r.identification, true).is_some())
+            {
+                self.sink.send(Event::Matches(Box::new(report)));
+                break ListenOutcome::Matched;
+            }
             if heard_secs >= timeout_secs {
                 break ListenOutcome::NoMatch { heard_secs };
             }
@@ -704,8 +720,6 @@ impl Worker {
                     ListenOutcome::SourceEnded { heard_secs }
                 };
             }
-            let stalled =
-                started.elapsed() >= Duration::from_secs_f64(timeout_secs) + LISTEN_STALL_GRACE;
             if stalled {
                 break if recording.is_empty() {
                     ListenOutcome::NoAudio
