@@ -161,7 +161,8 @@ pub struct CorpusReport {
     pub warm_10s_match_ms: (f64, f64),
     /// Cold CLI latency (process start to answer), ms: median, p95, over this many runs.
     pub cold_cli_ms: Option<(f64, f64, usize)>,
-    /// Peak resident memory of this process through indexing and the clips, bytes.
+    /// Peak resident memory of this process through indexing and the clips (before the
+    /// listening sessions), bytes.
     pub peak_rss_bytes: u64,
     /// The listening sessions, when run.
     pub listening: Option<ListeningReport>,
@@ -409,6 +410,15 @@ pub fn run_corpus(
             }
         }
     }
+    let negrefs = options.corpus.join("negrefs");
+    let mut shared_audio = if false_positives.0 > 0 {
+        progress("looking for indexed audio inside the unindexed tracks");
+        find_shared_audio(&library, &negrefs)
+    } else {
+        Vec::new()
+    };
+    // The peak through indexing and the clips (and the search above, as in earlier rounds);
+    // the listening sessions come after.
     let peak_rss = peak_rss_bytes();
     let sessions = if options.listening {
         progress("listening sessions");
@@ -420,12 +430,10 @@ pub fn run_corpus(
         .iter()
         .flatten()
         .any(|s| s.truth.is_none() && s.answer_at_every_attempt.is_some());
-    let shared_audio = if false_positives.0 > 0 || unindexed_session_matched {
+    if shared_audio.is_empty() && unindexed_session_matched {
         progress("looking for indexed audio inside the unindexed tracks");
-        find_shared_audio(&library, &options.corpus.join("negrefs"))
-    } else {
-        Vec::new()
-    };
+        shared_audio = find_shared_audio(&library, &negrefs);
+    }
     let listening = sessions.map(|sessions| listening::summarize(sessions, &shared_audio));
     let false_positives_in_shared_audio = clips
         .iter()

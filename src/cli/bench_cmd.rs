@@ -214,7 +214,10 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         report.peaks_per_second,
         report.landmarks_per_second
     );
-    println!("peak RSS: {}", bytes(report.peak_rss_bytes));
+    println!(
+        "peak RSS: {} (indexing and clips, before the listening sessions)",
+        bytes(report.peak_rss_bytes)
+    );
     if args.clips {
         println!();
         for clip in report.clips.iter().filter(|c| c.answer != c.truth) {
