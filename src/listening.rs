@@ -4,8 +4,8 @@
 //! then again after every further [`ATTEMPT_EVERY_SECS`], until it answers or its time is up.
 //! Each attempt is one more chance for music that is not in the library to pass the threshold
 //! by chance: a 15 s session makes 14 of them, and on the development corpus answering at the
-//! threshold on each of them named a song for several times as many sessions of unindexed
-//! music as a single clip of the same length does (docs/BENCHMARK.md, "Listening").
+//! threshold on each of them named a song in more than twice as many sessions of unindexed
+//! music as single clips do (docs/BENCHMARK.md, "Listening").
 //!
 //! So an attempt before the last answers only when it is conclusive
 //! ([`EARLY_ANSWER_CONFIDENCE`], the bar a long clip's opening must clear to answer alone), and
