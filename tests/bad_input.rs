@@ -265,6 +265,11 @@ fn index_reports_every_bad_file_with_path_and_reason_indexes_the_good_ones_and_e
         run.stderr.contains("truncated"),
         "reason for truncated.wav:\n{run}"
     );
+    // Only audiofp's reports: the decoders' own log lines name no file.
+    assert!(
+        !run.stderr.contains("symphonia"),
+        "decoder log lines on stderr:\n{run}"
+    );
     assert_eq!(sandbox.list_db(&human_db).len(), good.len());
 }
 

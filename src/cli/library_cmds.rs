@@ -137,10 +137,16 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     for failure in &failures {
+        // The message names the file, already on the line above.
+        let prefix = format!("{}: ", failure.path);
+        let reason = failure
+            .message
+            .strip_prefix(&prefix)
+            .unwrap_or(&failure.message);
         println!("{}", failure.path);
         println!(
             "    {} ({}; {}, audiofp {})",
-            failure.message,
+            reason,
             failure.code,
             utc_time(failure.failed_at),
             failure.audiofp_version

@@ -162,8 +162,21 @@ pub fn match_config() -> anyhow::Result<MatchConfig> {
         .map_err(|e| anyhow::anyhow!("invalid match settings: {e}"))
 }
 
+/// The tracing filter for a `--log-level`: at `error` and `warn` (the default) the decoders'
+/// own messages are left out. They do not name the file, and audiofp reports every file that
+/// fails to decode with its path and the reason. A more verbose level, or a filter that names
+/// them (`warn,symphonia=warn`), shows them.
+fn log_filter(level: &str) -> String {
+    let quiet = matches!(level.trim().to_ascii_lowercase().as_str(), "error" | "warn");
+    if quiet {
+        format!("{level},symphonia=off")
+    } else {
+        level.to_string()
+    }
+}
+
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .with_context(|| format!("invalid log level {:?}", cli.log_level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match &cli.log_file {
