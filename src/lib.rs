@@ -1,5 +1,6 @@
 //! audiofp
 pub mod bench;
+pub mod calendar;
 pub mod cancel;
 pub mod capture;
 pub mod cli;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{bytes, clock, print_json, progress_bar, utc_time};
+use super::output::{bytes, clock, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
+use crate::calendar::utc_date_time;
 use crate::index::export::{export_store, import_into, validate_export};
 use crate::index::{OpenMode, Store, open_store};
 use crate::library::IndexOrigin;
@@ -148,7 +149,7 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
             "    {} ({}; {}, audiofp {})",
             reason,
             failure.code,
-            utc_time(failure.failed_at),
+            utc_date_time(failure.failed_at),
             failure.audiofp_version
         );
     }
@@ -189,7 +190,7 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
         song.duration_secs
     );
     println!("path:      {}", song.path.as_deref().unwrap_or("-"));
-    println!("added:     {}", utc_time(song.added_at));
+    println!("added:     {}", utc_date_time(song.added_at));
     println!(
         "peaks:     {} ({:.1} per second)",
         song.num_peaks,

@@ -158,21 +158,7 @@ pub fn clock(secs: f64) -> String {
     }
 }
 
-/// `YYYY-MM-DD` (UTC) for seconds since the Unix epoch.
-pub fn date(unix_secs: i64) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let days = unix_secs.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
+pub use crate::calendar::utc_date as date;
 
 /// "just now", "5 min ago", "3 h ago", or the date, relative to `now_unix_secs`.
 pub fn ago(unix_secs: i64, now_unix_secs: i64) -> String {
@@ -206,8 +192,6 @@ mod tests {
     fn formats() {
         assert_eq!(clock(83.4), "1:23");
         assert_eq!(clock(3725.0), "1:02:05");
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(1_764_000_000), "2025-11-24");
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(999), "999");
         assert_eq!(ago(100, 130), "just now");
