@@ -168,9 +168,19 @@ pub fn has_audio_extension(path: &Path) -> bool {
         .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// A file's size and modification time (Unix seconds): with its path, what tells a later run
+/// that it is unchanged.
+type FileStamp = (u64, i64);
+
+/// A file to analyse, with its stamp as the run found it, before reading it.
+struct Job {
+    path: PathBuf,
+    stamp: Option<FileStamp>,
+}
+
 /// Analysis of one file, done off the writer thread.
 struct Analysed {
-    path: PathBuf,
+    job: Job,
     result: Result<(NewSong, Fingerprint), EngineError>,
 }
 
@@ -231,15 +241,16 @@ pub fn index_files(
             }
             earlier_failures.insert(path.clone());
         }
-        todo.push((path, stamp.map_or(0, |(size, _)| size)));
+        let size = stamp.map_or(0, |(size, _)| size);
+        todo.push((Job { path, stamp }, size));
     }
     let todo = largest_first(todo);
 
     let config = library.config().clone();
     let match_config = library.match_config().clone();
-    let (job_tx, job_rx) = unbounded::<PathBuf>();
-    for path in todo {
-        job_tx.send(path).ok(); // The receiver lives until the scope ends.
+    let (job_tx, job_rx) = unbounded::<Job>();
+    for job in todo {
+        job_tx.send(job).ok(); // The receiver lives until the scope ends.
     }
     drop(job_tx);
     let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * 2);
@@ -252,12 +263,18 @@ pub fn index_files(
             let spawned = std::thread::Builder::new()
                 .name(format!("audiofp-analyse-{worker}"))
                 .spawn_scoped(scope, move || {
-                    for path in job_rx.iter() {
+                    for job in job_rx.iter() {
                         if cancel.is_cancelled() {
                             break;
                         }
-                        let result = analyse_file(&path, config, match_config, cancel);
-                        if result_tx.send(Analysed { path, result }).is_err() {
+                        let result = analyse_stamped_file(
+                            &job.path,
+                            job.stamp,
+                            config,
+                            match_config,
+                            cancel,
+                        );
+                        if result_tx.send(Analysed { job, result }).is_err() {
                             break;
                         }
                     }
@@ -272,41 +289,29 @@ pub fn index_files(
                 cancel.cancel();
                 continue;
             }
+            let Job { path, stamp } = analysed.job;
             match analysed.result {
                 Err(EngineError::Cancelled) => {}
                 Err(err) => {
-                    remember_failure(library, &analysed.path, &err);
+                    remember_failure(library, &path, stamp, &err);
                     let (code, message) = (err.code().to_string(), err.to_string());
-                    report_failure(
-                        &mut summary,
-                        &mut on_event,
-                        analysed.path,
-                        code,
-                        message,
-                        false,
-                    );
+                    report_failure(&mut summary, &mut on_event, path, code, message, false);
                 }
                 Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
                     Ok(Ok(record)) => {
-                        if earlier_failures.contains(&analysed.path) {
-                            forget_failure(library, &analysed.path);
+                        if earlier_failures.contains(&path) {
+                            forget_failure(library, &path);
                         }
                         summary.indexed += 1;
                         summary.audio_secs += record.duration_secs;
-                        on_event(&IndexEvent::Indexed {
-                            path: analysed.path,
-                            song: record,
-                        });
+                        on_event(&IndexEvent::Indexed { path, song: record });
                     }
                     Ok(Err(reason)) => {
-                        if earlier_failures.contains(&analysed.path) {
-                            forget_failure(library, &analysed.path);
+                        if earlier_failures.contains(&path) {
+                            forget_failure(library, &path);
                         }
                         summary.skipped += 1;
-                        on_event(&IndexEvent::Skipped {
-                            path: analysed.path,
-                            reason,
-                        });
+                        on_event(&IndexEvent::Skipped { path, reason });
                     }
                     Err(err) => store_error = Some(err),
                 },
@@ -363,15 +368,17 @@ fn report_failure(
 const AUDIOFP_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Remembers that `path` failed with `err`, so that the next run does not decode it again while
-/// it is unchanged. Only failures of the file's content are remembered: an I/O error may pass
-/// (a disk or share that comes back). The store being unable to remember it loses nothing (the
-/// next run decodes the file again), so that is only logged.
-fn remember_failure(library: &Library, path: &Path, err: &EngineError) {
+/// it is unchanged. `stamp` is the file's as it was before it was read: a file still being
+/// written then has another stamp once complete, and is decoded again. Only failures of the
+/// file's content are remembered: an I/O error may pass (a disk or share that comes back). The
+/// store being unable to remember it loses nothing (the next run decodes the file again), so
+/// that is only logged.
+fn remember_failure(library: &Library, path: &Path, stamp: Option<FileStamp>, err: &EngineError) {
     if matches!(err, EngineError::Io { .. } | EngineError::Cancelled) {
         return;
     }
-    let Some((file_size, file_mtime)) = file_stamp(path) else {
-        return; // Gone or unreadable: nothing to compare with next time.
+    let Some((file_size, file_mtime)) = stamp else {
+        return; // Unreadable: nothing to compare with next time.
     };
     let failure = FileFailure {
         path: path.to_string_lossy().to_string(),
@@ -441,9 +448,9 @@ fn store_song(
 /// leave the other threads idle while it alone runs (a two-hour mix sorted after a folder of
 /// tracks); started first, it overlaps with the rest. Files whose size is unknown count as
 /// empty: they fail fast anyway.
-pub fn largest_first(mut files: Vec<(PathBuf, u64)>) -> Vec<PathBuf> {
+pub fn largest_first<T>(mut files: Vec<(T, u64)>) -> Vec<T> {
     files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-    files.into_iter().map(|(path, _)| path).collect()
+    files.into_iter().map(|(file, _)| file).collect()
 }
 
 /// [`largest_first`] for files not yet looked at.
@@ -456,7 +463,7 @@ pub fn largest_first_on_disk(files: &[PathBuf]) -> Vec<PathBuf> {
     )
 }
 
-fn file_stamp(path: &Path) -> Option<(u64, i64)> {
+fn file_stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     let mtime = meta
         .modified()
@@ -474,6 +481,18 @@ pub fn analyse_file(
     match_config: &MatchConfig,
     cancel: &CancelToken,
 ) -> Result<(NewSong, Fingerprint), EngineError> {
+    analyse_stamped_file(path, file_stamp(path), config, match_config, cancel)
+}
+
+/// [`analyse_file`] for a file whose stamp was taken before it was read: the song keeps that
+/// stamp, so a file that changes while it is analysed is not later taken as unchanged.
+fn analyse_stamped_file(
+    path: &Path,
+    stamp: Option<FileStamp>,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    cancel: &CancelToken,
+) -> Result<(NewSong, Fingerprint), EngineError> {
     let content_hash = hash_file(path)?;
     let (fingerprint, decoded) = engine::fingerprint_source(
         AudioSource::File(path),
@@ -482,7 +501,6 @@ pub fn analyse_file(
         Side::Reference,
         cancel,
     )?;
-    let stamp = file_stamp(path);
     let file_title = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
