@@ -5,15 +5,22 @@
 //!       -> report, without decoding, unchanged files that failed in an earlier run
 //!          (and forget the failures of files that no longer exist)
 //!       -> largest file first
-//!       -> N analysis threads (hash the bytes, decode, fingerprint)
-//!       -> this thread: skip duplicate content, store each song in its own transaction
+//!       -> N analysis threads (hash the bytes; decode and fingerprint unless the library
+//!          already holds that content)
+//!       -> this thread: point a song whose file moved at its new path, skip duplicate
+//!          content, store each new song in its own transaction
 //! ```
+//!
+//! Paths are stored absolute, so that the app (started from anywhere) finds the files that
+//! `audiofp index Music/` was given. A file whose content is already indexed is never decoded
+//! again: a reorganised library is re-indexed at the speed of reading it.
 //!
 //! A bad file is reported and skipped; the run goes on. Its failure is remembered in the store,
 //! so that the next run reports it again without decoding it while it is unchanged
 //! ([`KnownFailures`]). Cancelling stops the analysis threads between packets; songs already
 //! written stay, and a re-run completes the job.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -41,10 +48,18 @@ pub enum SkipReason {
         /// The song.
         song_id: i64,
     },
-    /// The same content is already indexed (maybe from another path).
+    /// The same content is already indexed from another file, which is still there.
     Duplicate {
         /// The song.
         song_id: i64,
+    },
+    /// The same content as a song whose file is no longer where it was (moved or renamed):
+    /// the song now points to this file.
+    Moved {
+        /// The song.
+        song_id: i64,
+        /// Where the song's file was (none for a song imported without its file).
+        from: Option<String>,
     },
 }
 
@@ -101,8 +116,10 @@ pub struct IndexSummary {
     pub total: usize,
     /// Songs stored.
     pub indexed: usize,
-    /// Files skipped (unchanged or duplicate).
+    /// Files skipped (unchanged, duplicate or moved).
     pub skipped: usize,
+    /// Of the skipped files, those found at a new path: their songs now point to them.
+    pub moved: usize,
     /// Files that failed, with reasons.
     pub failed: Vec<FailedFile>,
     /// Seconds of audio stored.
@@ -127,18 +144,21 @@ pub struct FailedFile {
 }
 
 /// Expands folders (recursively, sorted; files with audio extensions, including those of
-/// formats that cannot be decoded, so that they are reported) and keeps files as given.
-/// Paths that do not exist are returned in the second list.
+/// formats that cannot be decoded, so that they are reported) and keeps files as given,
+/// made absolute (against the working directory). Paths that do not exist are returned in
+/// the second list, as given.
 pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut files = Vec::new();
     let mut missing = Vec::new();
-    for path in paths {
+    for given in paths {
+        let absolute = std::path::absolute(given);
+        let path = absolute.as_ref().unwrap_or(given);
         if path.is_dir() {
             walk(path, &mut files);
         } else if path.exists() {
             files.push(path.clone());
         } else {
-            missing.push(path.clone());
+            missing.push(given.clone());
         }
     }
     (files, missing)
@@ -178,10 +198,21 @@ struct Job {
     stamp: Option<FileStamp>,
 }
 
+/// What an analysis thread made of a file.
+enum Analysis {
+    /// The library already holds this content: the file was hashed, not decoded.
+    Known {
+        /// The file's content hash.
+        content_hash: String,
+    },
+    /// New content, decoded and fingerprinted.
+    New(Box<(NewSong, Fingerprint)>),
+}
+
 /// Analysis of one file, done off the writer thread.
 struct Analysed {
     job: Job,
-    result: Result<(NewSong, Fingerprint), EngineError>,
+    result: Result<Analysis, EngineError>,
 }
 
 /// Indexes `files` into `library` with `workers` analysis threads, reporting through `on_event`.
@@ -253,6 +284,13 @@ pub fn index_files(
         job_tx.send(job).ok(); // The receiver lives until the scope ends.
     }
     drop(job_tx);
+    // Content already in the library is recognised by its hash before it is decoded.
+    let known_content: HashSet<String> = library
+        .store()
+        .songs()?
+        .into_iter()
+        .map(|song| song.content_hash)
+        .collect();
     let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * 2);
     let mut store_error = None;
     std::thread::scope(|scope| {
@@ -260,6 +298,7 @@ pub fn index_files(
             let job_rx = job_rx.clone();
             let result_tx = result_tx.clone();
             let (config, match_config, cancel) = (&config, &match_config, cancel);
+            let known_content = &known_content;
             let spawned = std::thread::Builder::new()
                 .name(format!("audiofp-analyse-{worker}"))
                 .spawn_scoped(scope, move || {
@@ -267,13 +306,7 @@ pub fn index_files(
                         if cancel.is_cancelled() {
                             break;
                         }
-                        let result = analyse_stamped_file(
-                            &job.path,
-                            job.stamp,
-                            config,
-                            match_config,
-                            cancel,
-                        );
+                        let result = analyse_job(&job, known_content, config, match_config, cancel);
                         if result_tx.send(Analysed { job, result }).is_err() {
                             break;
                         }
@@ -290,7 +323,39 @@ pub fn index_files(
                 continue;
             }
             let Job { path, stamp } = analysed.job;
-            match analysed.result {
+            let result = match analysed.result {
+                Ok(Analysis::Known { content_hash }) => {
+                    match place_known_file(library, &path, stamp, &content_hash) {
+                        Ok(Some(reason)) => {
+                            if earlier_failures.contains(&path) {
+                                forget_failure(library, &path);
+                            }
+                            summary.skipped += 1;
+                            if matches!(reason, SkipReason::Moved { .. }) {
+                                summary.moved += 1;
+                            }
+                            on_event(&IndexEvent::Skipped { path, reason });
+                            continue;
+                        }
+                        // The song was removed (by another process) since the run began.
+                        Ok(None) => fingerprint_file(
+                            &path,
+                            stamp,
+                            content_hash,
+                            &config,
+                            &match_config,
+                            cancel,
+                        ),
+                        Err(err) => {
+                            store_error = Some(err);
+                            continue;
+                        }
+                    }
+                }
+                Ok(Analysis::New(analysed)) => Ok(*analysed),
+                Err(err) => Err(err),
+            };
+            match result {
                 Err(EngineError::Cancelled) => {}
                 Err(err) => {
                     remember_failure(library, &path, stamp, &err);
@@ -423,6 +488,47 @@ fn forget_failure(library: &Library, path: &Path) {
     }
 }
 
+/// Settles a file whose content the library already holds, without decoding it: the song is
+/// pointed at this file when its own file is gone (moved, renamed), when it is this file under
+/// another spelling of its path (a relative path stored by an older version), or when it is
+/// this very path with a new stamp (touched, copied back): so that the next run skips it
+/// unread. Otherwise the file is a duplicate of a file that is still there. `None`: no song
+/// holds this content any more (removed since the run began).
+fn place_known_file(
+    library: &Library,
+    path: &Path,
+    stamp: Option<FileStamp>,
+    content_hash: &str,
+) -> Result<Option<SkipReason>, LibraryError> {
+    let Some(song) = library.store().find_by_content_hash(content_hash)? else {
+        return Ok(None);
+    };
+    let song_id = song.id;
+    let path_text = path.to_string_lossy();
+    let stored = song.path.as_deref().map(Path::new);
+    let same_spelling = song.path.as_deref() == Some(path_text.as_ref());
+    let same_file = same_spelling
+        || stored.is_some_and(|stored| std::path::absolute(stored).is_ok_and(|s| s == path));
+    let stored_is_gone = stored.is_none_or(|stored| !stored.is_file());
+    let Some((size, mtime)) = stamp else {
+        return Ok(Some(SkipReason::Duplicate { song_id }));
+    };
+    if !(same_file || stored_is_gone) {
+        return Ok(Some(SkipReason::Duplicate { song_id }));
+    }
+    library
+        .store()
+        .relink_song(song_id, &path_text, size, mtime)?;
+    Ok(Some(if same_spelling {
+        SkipReason::Unchanged { song_id }
+    } else {
+        SkipReason::Moved {
+            song_id,
+            from: song.path,
+        }
+    }))
+}
+
 fn store_song(
     library: &mut Library,
     song: &NewSong,
@@ -481,19 +587,45 @@ pub fn analyse_file(
     match_config: &MatchConfig,
     cancel: &CancelToken,
 ) -> Result<(NewSong, Fingerprint), EngineError> {
-    analyse_stamped_file(path, file_stamp(path), config, match_config, cancel)
+    let stamp = file_stamp(path);
+    let content_hash = hash_file(path)?;
+    fingerprint_file(path, stamp, content_hash, config, match_config, cancel)
 }
 
-/// [`analyse_file`] for a file whose stamp was taken before it was read: the song keeps that
-/// stamp, so a file that changes while it is analysed is not later taken as unchanged.
-fn analyse_stamped_file(
+/// An analysis thread's work on one file: hash it, and decode and fingerprint it unless the
+/// library already holds its content.
+fn analyse_job(
+    job: &Job,
+    known_content: &HashSet<String>,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    cancel: &CancelToken,
+) -> Result<Analysis, EngineError> {
+    let content_hash = hash_file(&job.path)?;
+    if known_content.contains(&content_hash) {
+        return Ok(Analysis::Known { content_hash });
+    }
+    let (song, fingerprint) = fingerprint_file(
+        &job.path,
+        job.stamp,
+        content_hash,
+        config,
+        match_config,
+        cancel,
+    )?;
+    Ok(Analysis::New(Box::new((song, fingerprint))))
+}
+
+/// Decodes and fingerprints a file whose stamp was taken before it was read: the song keeps
+/// that stamp, so a file that changes while it is analysed is not later taken as unchanged.
+fn fingerprint_file(
     path: &Path,
     stamp: Option<FileStamp>,
+    content_hash: String,
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     cancel: &CancelToken,
 ) -> Result<(NewSong, Fingerprint), EngineError> {
-    let content_hash = hash_file(path)?;
     let (fingerprint, decoded) = engine::fingerprint_source(
         AudioSource::File(path),
         config,
@@ -533,6 +665,70 @@ fn hash_file(path: &Path) -> Result<String, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::{OpenMode, StorageKind};
+    use crate::testkit::{synth, wav};
+
+    /// Indexes `files` into `library` with two threads, returning each file's skip reason.
+    fn skip_reasons(library: &mut Library, files: &[PathBuf]) -> Vec<(PathBuf, SkipReason)> {
+        let mut skipped = Vec::new();
+        let summary = index_files(
+            library,
+            files.to_vec(),
+            2,
+            KnownFailures::Report,
+            &CancelToken::new(),
+            |event| {
+                if let IndexEvent::Skipped { path, reason } = event {
+                    skipped.push((path.clone(), reason.clone()));
+                }
+            },
+        )
+        .unwrap();
+        assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+        skipped.sort_by(|a, b| a.0.cmp(&b.0));
+        skipped
+    }
+
+    #[test]
+    fn the_memory_store_follows_a_moved_file_and_keeps_a_copy_as_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a.wav");
+        wav::write_wav_i16(&first, &synth::song(31, 4.0, 22_050), 22_050, 1).unwrap();
+        let mut library = Library::open(
+            &StorageKind::Memory,
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            OpenMode::CreateIfMissing,
+        )
+        .unwrap();
+        assert_eq!(skip_reasons(&mut library, std::slice::from_ref(&first)), []);
+        let song_id = library.store().songs().unwrap()[0].id;
+
+        // A copy while the file is still there: a duplicate, the song keeps its file.
+        let copy = dir.path().join("b.wav");
+        std::fs::copy(&first, &copy).unwrap();
+        assert_eq!(
+            skip_reasons(&mut library, std::slice::from_ref(&copy)),
+            [(copy.clone(), SkipReason::Duplicate { song_id })]
+        );
+        // The file is gone: the copy becomes the song's file.
+        std::fs::remove_file(&first).unwrap();
+        assert_eq!(
+            skip_reasons(&mut library, std::slice::from_ref(&copy)),
+            [(
+                copy.clone(),
+                SkipReason::Moved {
+                    song_id,
+                    from: Some(first.to_string_lossy().to_string()),
+                }
+            )]
+        );
+        let song = library.store().song(song_id).unwrap().unwrap();
+        assert_eq!(song.path.as_deref(), Some(copy.to_string_lossy().as_ref()));
+        let (size, mtime) = file_stamp(&copy).unwrap();
+        assert_eq!((song.file_size, song.file_mtime), (Some(size), Some(mtime)));
+        assert_eq!(library.store().songs().unwrap().len(), 1);
+    }
 
     #[test]
     fn largest_files_go_first_and_equal_sizes_keep_their_order() {

@@ -664,3 +664,116 @@ fn a_library_opened_for_adding_refuses_every_query() {
         "the clip's hits in its own song line up at 6 s"
     );
 }
+
+/// Each listed song's id and path, by title.
+fn ids_and_paths(songs: &[Value]) -> std::collections::BTreeMap<String, (i64, PathBuf)> {
+    songs
+        .iter()
+        .map(|song| {
+            let title = song["title"].as_str().unwrap_or_default().to_string();
+            let id = song["id"].as_i64().unwrap_or(-1);
+            let path = PathBuf::from(song["path"].as_str().unwrap_or_default());
+            (title, (id, path))
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_library_is_found_again_by_content_and_paths_are_stored_absolute() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let songs: Vec<Song> = (0..3)
+        .map(|i| write_song(&folder, &format!("moving-{i}"), 9100 + i, 12.0))
+        .collect();
+
+    // A folder given relative to the working directory (the sandbox root) is stored absolute,
+    // so that the app, started from anywhere, finds the files.
+    let run = sandbox.run(["index", "--json", "music"]);
+    run.expect_code(0, "index of a relative folder");
+    assert_eq!(run.json()["indexed"], 3, "{run}");
+    let before = ids_and_paths(&sandbox.list());
+    for song in &songs {
+        let (_, path) = &before[&song.title];
+        assert!(path.is_absolute(), "{} stored as {path:?}", song.title);
+        assert_eq!(
+            path.canonicalize().ok(),
+            song.path.canonicalize().ok(),
+            "{} stored as {path:?}",
+            song.title
+        );
+    }
+
+    // The library is reorganised: the folder moves, a file is renamed, another is copied.
+    let archive = sandbox.subdir("archive");
+    let albums = archive.join("albums");
+    std::fs::rename(&folder, &albums).unwrap();
+    let renamed = albums.join("renamed-0.wav");
+    std::fs::rename(albums.join("moving-0.wav"), &renamed).unwrap();
+    let dupes = sandbox.subdir("dupes");
+    std::fs::copy(albums.join("moving-1.wav"), dupes.join("copy-1.wav")).unwrap();
+
+    let run = sandbox.run([
+        OsStr::new("--log-level"),
+        OsStr::new("info"),
+        OsStr::new("index"),
+        OsStr::new("--json"),
+        archive.as_os_str(),
+        dupes.as_os_str(),
+    ]);
+    run.expect_code(0, "index of the reorganised library");
+    let summary = run.json();
+    assert_eq!(summary["indexed"], 0, "{summary}");
+    assert_eq!(summary["skipped"], 4, "{summary}");
+    // The three songs are found at their new paths; the copy is a duplicate of one of them.
+    assert_eq!(summary["moved"], 3, "{summary}");
+    assert_eq!(summary["failed"], serde_json::json!([]), "{summary}");
+    assert!(
+        run.stderr.contains("moved from") && run.stderr.contains("same audio as song"),
+        "the log names neither the moves nor the duplicate: {run}"
+    );
+
+    let after = ids_and_paths(&sandbox.list());
+    assert_eq!(after.len(), 3, "{after:?}");
+    for song in &songs {
+        let (id_before, _) = &before[&song.title];
+        let (id_after, path) = &after[&song.title];
+        assert_eq!(id_after, id_before, "{} got another id", song.title);
+        assert!(path.is_file(), "{} points at {path:?}", song.title);
+        assert!(
+            path.starts_with(&albums) || path.starts_with(&dupes),
+            "{path:?}"
+        );
+    }
+    assert_eq!(after["moving-0"].1, renamed, "the renamed file");
+
+    // Their new stamps are stored: a re-run skips every file unread.
+    let summary = sandbox.index_json(&[&archive, &dupes], 0);
+    assert_eq!(summary["skipped"], 4, "{summary}");
+    assert_eq!(summary["moved"], 0, "{summary}");
+
+    // A file touched without a change of content keeps its song and gets its new stamp.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&renamed)
+        .and_then(|file| file.set_modified(later))
+        .unwrap();
+    let summary = sandbox.index_json(&[&archive], 0);
+    assert_eq!(summary["skipped"], 3, "{summary}");
+    assert_eq!(summary["moved"], 0, "{summary}");
+    let touched = sandbox
+        .list()
+        .into_iter()
+        .find(|song| song["title"] == "moving-0")
+        .unwrap();
+    let mtime = later
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(touched["file_mtime"], mtime, "{touched}");
+
+    // The songs still identify, at the right offset.
+    let (clips, expected) = clips_of(&sandbox, &songs[..1], "moved");
+    let (run, results) = sandbox.identify(&paths(&clips));
+    assert_all_match("a clip of a moved song", &run, &results, &expected);
+}

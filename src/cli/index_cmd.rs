@@ -79,6 +79,10 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
                         SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
                         SkipReason::Duplicate { song_id } =>
                             format!("same audio as song {song_id}"),
+                        SkipReason::Moved { song_id, from } => format!(
+                            "song {song_id}, moved from {}",
+                            from.as_deref().unwrap_or("(no file)")
+                        ),
                     }
                 );
                 bar.inc(1);
@@ -101,6 +105,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             "total": summary.total,
             "indexed": summary.indexed,
             "skipped": summary.skipped,
+            "moved": summary.moved,
             "failed": summary.failed,
             "missing": missing,
             "audio_seconds": summary.audio_secs,
@@ -118,8 +123,13 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         } else {
             String::new()
         };
+        let moved = match summary.moved {
+            0 => String::new(),
+            1 => "; 1 found at a new path".to_string(),
+            n => format!("; {n} found at new paths"),
+        };
         println!(
-            "{} indexed, {} skipped (already indexed), {} failed{speed}",
+            "{} indexed, {} skipped (already indexed{moved}), {} failed{speed}",
             summary.indexed,
             summary.skipped,
             summary.failed.len() + missing.len()

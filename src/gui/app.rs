@@ -487,7 +487,12 @@ impl AudiofpApp {
                     )
                 };
                 if summary.skipped > 0 {
-                    text.push_str(&format!(" {} already indexed.", summary.skipped));
+                    text.push_str(&format!(" {} already indexed", summary.skipped));
+                    match summary.moved {
+                        0 => text.push('.'),
+                        1 => text.push_str(" (1 found at a new path)."),
+                        n => text.push_str(&format!(" ({n} found at new paths).")),
+                    }
                 }
                 if !summary.failed.is_empty() {
                     text.push_str(&format!(" {} could not be read.", summary.failed.len()));

@@ -94,6 +94,22 @@ impl Store for MemoryStore {
             .map(|(r, _)| r.clone()))
     }
 
+    fn relink_song(
+        &mut self,
+        song_id: i64,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<bool, IndexError> {
+        let Some((record, _)) = self.songs.get_mut(&song_id) else {
+            return Ok(false);
+        };
+        record.path = Some(path.to_string());
+        record.file_size = Some(size);
+        record.file_mtime = Some(mtime);
+        Ok(true)
+    }
+
     fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError> {
         self.failures.insert(failure.path.clone(), failure.clone());
         Ok(())

@@ -137,6 +137,15 @@ pub trait Store: Send {
         size: u64,
         mtime: i64,
     ) -> Result<Option<SongRecord>, IndexError>;
+    /// Points a song at the file it is now found in (moved, renamed, or touched without a
+    /// change of content); `false` if there is no song with that id.
+    fn relink_song(
+        &mut self,
+        song_id: i64,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<bool, IndexError>;
     /// Remembers that a file could not be indexed (replacing what was remembered for its path).
     fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError>;
     /// Every remembered failure (there are few: one per bad file given to `index`).

@@ -499,6 +499,24 @@ impl Store for SqliteStore {
             .next())
     }
 
+    fn relink_song(
+        &mut self,
+        song_id: i64,
+        path: &str,
+        size: u64,
+        mtime: i64,
+    ) -> Result<bool, IndexError> {
+        let size = size as i64;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE songs SET path = ?2, file_size = ?3, file_mtime = ?4 WHERE id = ?1",
+                params![song_id, path, size, mtime],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
+    }
+
     fn record_failure(&mut self, failure: &FileFailure) -> Result<(), IndexError> {
         self.conn
             .execute(
