@@ -1,4 +1,17 @@
-//! UTC calendar dates for Unix times, as the CLI and the desktop app show them.
+//! Times as the CLI and the desktop app show them: UTC calendar dates of Unix times, and
+//! durations or positions in a song as a clock reads them.
+
+/// `M:SS`, or `H:MM:SS` from an hour on, of a duration or a position in seconds (rounded;
+/// negative reads as 0:00).
+pub fn clock(secs: f64) -> String {
+    let total = secs.max(0.0).round() as u64;
+    let (hours, minutes, seconds) = (total / 3600, (total / 60) % 60, total % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
 
 /// `YYYY-MM-DD` (UTC, proleptic Gregorian calendar) for seconds since the Unix epoch.
 pub fn utc_date(unix_secs: i64) -> String {
@@ -39,6 +52,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_a_clock() {
+        assert_eq!(clock(83.4), "1:23");
+        assert_eq!(clock(59.6), "1:00");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(clock(-3.0), "0:00");
+    }
 
     #[test]
     fn unix_times_read_as_utc_dates() {

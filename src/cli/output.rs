@@ -12,16 +12,7 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `m:ss` (or `h:mm:ss`).
-pub fn clock(secs: f64) -> String {
-    let total = secs.max(0.0).round() as u64;
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
+pub use crate::calendar::clock;
 
 /// Human byte count.
 pub fn bytes(n: u64) -> String {

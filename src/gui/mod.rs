@@ -147,16 +147,7 @@ pub fn apply_theme(ctx: &egui::Context, dark: bool) {
     });
 }
 
-/// `m:ss` (or `h:mm:ss`) for a time in seconds.
-pub fn clock(secs: f64) -> String {
-    let total = secs.max(0.0).round() as u64;
-    let (hours, minutes, seconds) = (total / 3600, (total / 60) % 60, total % 60);
-    if hours > 0 {
-        format!("{hours}:{minutes:02}:{seconds:02}")
-    } else {
-        format!("{minutes}:{seconds:02}")
-    }
-}
+pub use crate::calendar::clock;
 
 pub use crate::calendar::utc_date as date;
 
