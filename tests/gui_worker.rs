@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use audiofp::cancel::CancelToken;
-use audiofp::index::StorageKind;
+use audiofp::config::{FingerprintConfig, MatchConfig};
+use audiofp::index::{OpenMode, StorageKind};
+use audiofp::indexer::KnownFailures;
+use audiofp::library::Library;
+use audiofp::listening::EARLY_ANSWER_CONFIDENCE;
 use audiofp::testkit::{distort, synth, wav};
 use audiofp::worker::{AudioChunk, Event, ListenOutcome, Request, WorkerConfig, WorkerHandle};
 use crossbeam_channel::bounded;
@@ -488,5 +492,113 @@ fn worker_runs_below_the_window_priority() {
     assert!(
         worker_nice > own_nice,
         "worker nice {worker_nice}, caller nice {own_nice}"
+    );
+}
+
+/// A 2 s excerpt of the song of `seed` (with noise) that the library matches to it above the
+/// threshold but below the early bar, as the worker's attempt would: searched for over offsets
+/// and noise levels, so that the test does not hang on one clip's exact confidence.
+fn clip_matching_below_the_early_bar(library: &Library, seed: u64, title: &str) -> (Vec<f32>, f64) {
+    let song = synth::song(seed, SONG_SECS, SR);
+    let tries = [9.0_f32, 6.0, 3.0, 0.0, -3.0]
+        .into_iter()
+        .flat_map(|snr_db| (0..12).map(move |step| (snr_db, 0.5 + step as f32)));
+    let mut seen = Vec::new();
+    for (snr_db, start) in tries {
+        let clip = distort::add_white_noise(&distort::excerpt(&song, SR, start, 2.0), snr_db, 5);
+        let fingerprint = audiofp::engine::fingerprint_samples(
+            &clip,
+            SR,
+            library.config(),
+            library.match_config(),
+            audiofp::engine::Side::Query,
+        )
+        .unwrap();
+        let identification = library.identify_fingerprint(&fingerprint, 0.0).unwrap();
+        if let Some(top) = identification.matches.first() {
+            seen.push((snr_db, start, top.song.title.clone(), top.confidence));
+            if top.song.title == title && top.confidence < EARLY_ANSWER_CONFIDENCE {
+                return (clip, top.confidence);
+            }
+        }
+    }
+    panic!("no 2 s clip of {title} matches between the threshold and the early bar: {seen:?}");
+}
+
+#[test]
+fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = [
+        ("Blue Harbour", 11),
+        ("Copper Lanterns", 12),
+        ("Night Ferry", 13),
+    ]
+    .map(|(title, seed)| write_song(dir.path(), title, seed))
+    .to_vec();
+    let mut library = Library::open(
+        &StorageKind::Memory,
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    let summary = audiofp::indexer::index_files(
+        &mut library,
+        paths.clone(),
+        2,
+        KnownFailures::Report,
+        &CancelToken::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.indexed, 3);
+    let (clip, confidence) = clip_matching_below_the_early_bar(&library, 13, "Night Ferry");
+
+    let worker = spawn(StorageKind::Memory);
+    let (summary, _) = index(&worker, 1, paths);
+    assert_eq!(summary.indexed, 3);
+    // The source delivers the 2 s at once and ends: the attempt at 2 s is not yet the last
+    // (the source has not ended when it is made), so it does not answer below the early bar;
+    // then the source ends with nothing new heard, and that attempt is judged as the last.
+    let (tx, rx) = bounded::<AudioChunk>(1);
+    tx.send(AudioChunk {
+        samples: clip,
+        sample_rate_hz: SR,
+    })
+    .unwrap();
+    drop(tx);
+    worker.send(Request::Listen {
+        job: 2,
+        chunks: rx,
+        timeout_secs: 15.0,
+        cancel: CancelToken::new(),
+    });
+    let (outcome, events) = wait_for(&worker, "the end of listening", |event| match event {
+        Event::ListenFinished { job: 2, outcome } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(outcome, ListenOutcome::Matched, "{events:#?}");
+    let guessed_first = events.iter().any(|event| {
+        matches!(event, Event::ListenProgress { attempts: 1, best_guess: Some((title, _)), .. }
+            if title == "Night Ferry")
+    });
+    assert!(
+        guessed_first,
+        "the attempt did not answer at once: {events:#?}"
+    );
+    let report = events
+        .iter()
+        .find_map(|event| match event {
+            Event::Matches(report) => Some(report),
+            _ => None,
+        })
+        .unwrap();
+    let top = &report.identification.matches[0];
+    assert_eq!(top.song.title, "Night Ferry");
+    assert!((top.confidence - confidence).abs() < 1e-9, "{top:?}");
+    assert!(
+        (report.clip_secs - 2.0).abs() < 1e-6,
+        "{}",
+        report.clip_secs
     );
 }
