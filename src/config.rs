@@ -254,7 +254,25 @@ impl Default for MatchConfig {
     }
 }
 
+/// Clips at least this long are answered at the threshold; shorter ones need more confidence
+/// ([`MatchConfig::threshold_for_clip`]).
+pub const FULL_EVIDENCE_SECS: f64 = 2.0;
+
 impl MatchConfig {
+    /// The confidence a clip of `clip_secs` must reach to be answered: the threshold for clips
+    /// of [`FULL_EVIDENCE_SECS`] or more; below, the chance of a wrong answer that the
+    /// threshold allows (1 - threshold) shrinks in proportion to the clip's length (at the
+    /// default 0.8: 0.9 for a 1 s clip).
+    ///
+    /// A second of audio holds so few landmarks that music not in the library reaches the
+    /// threshold by chance far more often than in longer clips: on the development corpus, 2
+    /// of 24 one-second clips of unindexed songs reached 0.83 and 0.86, while no clip of 2 s
+    /// or more of them reached 0.8 (docs/BENCHMARK.md, "Short clips").
+    pub fn threshold_for_clip(&self, clip_secs: f64) -> f64 {
+        let evidence = (clip_secs / FULL_EVIDENCE_SECS).clamp(0.0, 1.0);
+        1.0 - (1.0 - self.threshold) * evidence
+    }
+
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
     /// `HITS_PER_LANDMARK` and `SPEED_SEARCH` from the environment.
     pub fn with_env(mut self) -> Result<Self, String> {
@@ -307,6 +325,20 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.first_bin(), 26);
         assert_eq!(config.last_bin(), 459);
+    }
+
+    #[test]
+    fn short_clips_need_more_confidence() {
+        let config = MatchConfig::default();
+        assert!((config.threshold_for_clip(1.0) - 0.9).abs() < 1e-12);
+        assert!((config.threshold_for_clip(1.5) - 0.85).abs() < 1e-12);
+        assert_eq!(config.threshold_for_clip(2.0), config.threshold);
+        assert_eq!(config.threshold_for_clip(600.0), config.threshold);
+        let lenient = MatchConfig {
+            threshold: 0.5,
+            ..MatchConfig::default()
+        };
+        assert!((lenient.threshold_for_clip(1.0) - 0.75).abs() < 1e-12);
     }
 
     #[test]

@@ -483,7 +483,9 @@ impl Library {
         }
         let attempts =
             self.match_config.speed_search.len() + self.match_config.pitch_search_semitones.len();
-        let threshold = 1.0 - (1.0 - self.match_config.threshold) / attempts.max(1) as f64;
+        let clip_secs = clip.samples.len() as f64 / f64::from(clip.sample_rate_hz.max(1));
+        let threshold =
+            1.0 - (1.0 - self.match_config.threshold_for_clip(clip_secs)) / attempts.max(1) as f64;
         let confident = |mut attempt: Identification| {
             attempt.matches.retain(|m| m.confidence >= threshold);
             attempt
@@ -535,6 +537,13 @@ impl Library {
         let started = Instant::now();
         let landmarks = self.query_landmarks(fingerprint);
         let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
+        let threshold = self
+            .match_config
+            .threshold_for_clip(fingerprint.duration_secs);
+        let mut config = std::borrow::Cow::Borrowed(&self.match_config);
+        if threshold > config.threshold {
+            config.to_mut().threshold = threshold;
+        }
         let outcome = matcher::score_early(
             &self.index,
             &landmarks,
@@ -542,7 +551,7 @@ impl Library {
                 peaks: &fingerprint.peaks,
                 contrast: fingerprint.contrast.as_ref(),
             },
-            &self.match_config,
+            &config,
             opening_frames,
         );
         let match_ms = elapsed_ms(started);

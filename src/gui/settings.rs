@@ -103,7 +103,8 @@ pub fn settings_ui(
         ui.label(
             egui::RichText::new(
                 "Matches below this confidence are reported as \u{201c}no match\u{201d}. \
-                 Lower finds more in noisy rooms, higher avoids wrong answers.",
+                 Lower finds more in noisy rooms, higher avoids wrong answers. \
+                 Clips shorter than 2 s need more (a 1 s clip halfway from here to 1).",
             )
             .weak(),
         );
