@@ -260,17 +260,22 @@ pub const FULL_EVIDENCE_SECS: f64 = 2.0;
 
 impl MatchConfig {
     /// The confidence a clip of `clip_secs` must reach to be answered: the threshold for clips
-    /// of [`FULL_EVIDENCE_SECS`] or more; below, the chance of a wrong answer that the
-    /// threshold allows (1 - threshold) shrinks in proportion to the clip's length (at the
-    /// default 0.8: 0.9 for a 1 s clip).
+    /// of [`FULL_EVIDENCE_SECS`] or more. Below, the odds of a wrong answer that the threshold
+    /// allows, (1 - t) / t, shrink in proportion to the clip's length: at the default 0.8, a
+    /// 1 s clip needs 0.89 (odds of 1 in 8 instead of 1 in 4), a 1.5 s clip 0.84. Thresholds
+    /// of 0 and 1 stay what they are.
     ///
     /// A second of audio holds so few landmarks that music not in the library reaches the
     /// threshold by chance far more often than in longer clips: on the development corpus, 2
     /// of 24 one-second clips of unindexed songs reached 0.83 and 0.86, while no clip of 2 s
     /// or more of them reached 0.8 (docs/BENCHMARK.md, "Short clips").
     pub fn threshold_for_clip(&self, clip_secs: f64) -> f64 {
-        let evidence = (clip_secs / FULL_EVIDENCE_SECS).clamp(0.0, 1.0);
-        1.0 - (1.0 - self.threshold) * evidence
+        let scale = FULL_EVIDENCE_SECS / clip_secs.max(f64::MIN_POSITIVE);
+        if scale <= 1.0 {
+            return self.threshold;
+        }
+        let weighted = self.threshold * scale;
+        weighted / (weighted + 1.0 - self.threshold)
     }
 
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
@@ -330,15 +335,19 @@ mod tests {
     #[test]
     fn short_clips_need_more_confidence() {
         let config = MatchConfig::default();
-        assert!((config.threshold_for_clip(1.0) - 0.9).abs() < 1e-12);
-        assert!((config.threshold_for_clip(1.5) - 0.85).abs() < 1e-12);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(config.threshold_for_clip(1.0), 8.0 / 9.0));
+        assert!(close(config.threshold_for_clip(1.5), 16.0 / 19.0));
         assert_eq!(config.threshold_for_clip(2.0), config.threshold);
         assert_eq!(config.threshold_for_clip(600.0), config.threshold);
-        let lenient = MatchConfig {
-            threshold: 0.5,
-            ..MatchConfig::default()
-        };
-        assert!((lenient.threshold_for_clip(1.0) - 0.75).abs() < 1e-12);
+        assert!(config.threshold_for_clip(0.9) > config.threshold_for_clip(1.0));
+        for threshold in [0.0, 1.0] {
+            let config = MatchConfig {
+                threshold,
+                ..MatchConfig::default()
+            };
+            assert_eq!(config.threshold_for_clip(1.0), threshold);
+        }
     }
 
     #[test]

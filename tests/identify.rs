@@ -174,6 +174,79 @@ fn a_1s_clean_clip_identifies() {
     );
 }
 
+/// `identify --json --threshold <threshold>` of `clips`, without the speed search: one result
+/// per clip.
+fn identify_at(sandbox: &Sandbox, threshold: f64, clips: &[PathBuf]) -> Vec<Value> {
+    let threshold = format!("{threshold:.12}");
+    let mut args = vec![
+        OsStr::new("identify"),
+        OsStr::new("--json"),
+        OsStr::new("--threshold"),
+        OsStr::new(&threshold),
+    ];
+    args.extend(clips.iter().map(|clip| clip.as_os_str()));
+    let run = sandbox.run_with_db(&sandbox.db(), &[("SPEED_SEARCH", "0")], args);
+    assert!(matches!(run.code, 0 | 1), "{run}");
+    match run.json() {
+        Value::Array(results) => results,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+#[test]
+fn a_1s_clip_must_be_more_certain_than_the_threshold() {
+    let (sandbox, songs) = indexed_library();
+    let song = &songs[4];
+    let offset = 8.5;
+    // Noisy 1 s clips, so that some match with a confidence well inside (0, 1).
+    let clips: Vec<PathBuf> = [40.0_f32, 30.0, 25.0, 20.0, 17.0, 14.0, 12.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &snr_db)| {
+            let noisy =
+                distort::add_white_noise(&song.excerpt(offset, 1.0), snr_db, 300 + i as u64);
+            let path = clip_path(&sandbox, "short", format!("noisy-1s-{i}.wav"));
+            write_clip_f32(&path, &noisy, SR);
+            path
+        })
+        .collect();
+    let everything = identify_at(&sandbox, 0.0, &clips);
+    let (clip, confidence) = clips
+        .iter()
+        .zip(&everything)
+        .find_map(|(clip, result)| {
+            let top = &result["matches"][0];
+            let confidence = top["confidence"].as_f64()?;
+            (top["title"] == song.title.as_str() && (0.05..0.99).contains(&confidence))
+                .then_some((clip.clone(), confidence))
+        })
+        .unwrap_or_else(|| panic!("no noisy 1 s clip matched within (0.05, 0.99): {everything:?}"));
+
+    // A 1 s clip needs the odds of error the threshold allows halved: t' = 2t / (1 + t). So
+    // it is answered at thresholds t with t' <= confidence, and not between those and the
+    // confidence itself, where a clip of 2 s or more would be.
+    let highest_answered = confidence / (2.0 - confidence);
+    let below = identify_at(
+        &sandbox,
+        highest_answered - 0.01,
+        std::slice::from_ref(&clip),
+    );
+    assert_eq!(below[0]["found"], true, "{}", below[0]);
+    assert_eq!(below[0]["matches"][0]["title"], song.title.as_str());
+    let between = identify_at(
+        &sandbox,
+        (highest_answered + confidence) / 2.0,
+        std::slice::from_ref(&clip),
+    );
+    assert_eq!(between[0]["found"], false, "{}", between[0]);
+    assert_eq!(
+        between[0]["matches"],
+        Value::Array(vec![]),
+        "{}",
+        between[0]
+    );
+}
+
 #[test]
 fn noisy_5s_excerpts_at_5db_snr_identify_with_the_right_offset() {
     let (sandbox, songs) = indexed_library();

@@ -104,7 +104,7 @@ pub fn settings_ui(
             egui::RichText::new(
                 "Matches below this confidence are reported as \u{201c}no match\u{201d}. \
                  Lower finds more in noisy rooms, higher avoids wrong answers. \
-                 Clips shorter than 2 s need more (a 1 s clip halfway from here to 1).",
+                 Clips shorter than 2 s must be more certain (at 0.80, a 1 s clip needs 0.89).",
             )
             .weak(),
         );
