@@ -343,16 +343,24 @@ fn failures_by_name(summary: &Value) -> BTreeMap<String, (String, bool)> {
         .collect()
 }
 
-#[test]
-fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retried() {
-    let sandbox = Sandbox::new();
+/// A folder `library` holding a good song and `broken.wav`, the first half of another song's
+/// WAV (songs made from `seed` and `seed + 1`): the folder, the broken file, and the bytes of
+/// the whole WAV (to mend it with).
+fn library_with_a_broken_file(sandbox: &Sandbox, seed: u64) -> (PathBuf, PathBuf, Vec<u8>) {
     let folder = sandbox.subdir("library");
     let work = sandbox.subdir("work");
-    write_song(&folder, "good", 4100, 8.0);
-    let whole = write_song(&work, "whole", 4101, 8.0);
+    write_song(&folder, "good", seed, 8.0);
+    let whole = write_song(&work, "whole", seed + 1, 8.0);
     let bytes = std::fs::read(&whole.path).expect("reading the whole WAV");
     let broken = folder.join("broken.wav");
     std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("writing broken.wav");
+    (folder, broken, bytes)
+}
+
+#[test]
+fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retried() {
+    let sandbox = Sandbox::new();
+    let (folder, broken, bytes) = library_with_a_broken_file(&sandbox, 4100);
     let index = |extra: &[&str]| {
         let mut args = vec![OsStr::new("index"), OsStr::new("--json")];
         args.extend(extra.iter().map(OsStr::new));
@@ -437,13 +445,7 @@ fn a_failed_file_is_reported_again_without_decoding_until_it_changes_or_is_retri
 #[test]
 fn failed_files_are_listed_counted_and_forgotten_once_deleted() {
     let sandbox = Sandbox::new();
-    let folder = sandbox.subdir("library");
-    let work = sandbox.subdir("work");
-    write_song(&folder, "good", 4200, 8.0);
-    let whole = write_song(&work, "whole", 4201, 8.0);
-    let bytes = std::fs::read(&whole.path).expect("reading the whole WAV");
-    let broken = folder.join("broken.wav");
-    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("writing broken.wav");
+    let (folder, broken, _) = library_with_a_broken_file(&sandbox, 4200);
     sandbox
         .run([OsStr::new("index"), folder.as_os_str()])
         .expect_code(2, "index of a folder with a broken file");
