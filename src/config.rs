@@ -271,7 +271,8 @@ impl MatchConfig {
     /// or more of them reached 0.8 (docs/BENCHMARK.md, "Short clips").
     pub fn threshold_for_clip(&self, clip_secs: f64) -> f64 {
         let scale = FULL_EVIDENCE_SECS / clip_secs.max(f64::MIN_POSITIVE);
-        if scale <= 1.0 {
+        // A clip cut at 2 s may measure a rounding error less.
+        if scale <= 1.0 + 1e-9 {
             return self.threshold;
         }
         let weighted = self.threshold * scale;
@@ -339,6 +340,10 @@ mod tests {
         assert!(close(config.threshold_for_clip(1.0), 8.0 / 9.0));
         assert!(close(config.threshold_for_clip(1.5), 16.0 / 19.0));
         assert_eq!(config.threshold_for_clip(2.0), config.threshold);
+        assert_eq!(
+            config.threshold_for_clip(1.999_999_999_999_999_6),
+            config.threshold
+        );
         assert_eq!(config.threshold_for_clip(600.0), config.threshold);
         assert!(config.threshold_for_clip(0.9) > config.threshold_for_clip(1.0));
         for threshold in [0.0, 1.0] {

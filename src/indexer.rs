@@ -516,9 +516,12 @@ fn place_known_file(
     if !(same_file || stored_is_gone) {
         return Ok(Some(SkipReason::Duplicate { song_id }));
     }
-    library
+    if !library
         .store()
-        .relink_song(song_id, &path_text, size, mtime)?;
+        .relink_song(song_id, &path_text, size, mtime)?
+    {
+        return Ok(None);
+    }
     Ok(Some(if same_spelling {
         SkipReason::Unchanged { song_id }
     } else {
