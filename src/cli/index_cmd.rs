@@ -113,15 +113,19 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             "cancelled": summary.cancelled,
         }))?;
     } else {
-        let speed = if summary.elapsed_secs > 0.0 {
+        // A rate only means something when songs were analysed: a re-run that skips (or
+        // relinks) everything just says how long it took.
+        let speed = if summary.elapsed_secs <= 0.0 {
+            String::new()
+        } else if summary.indexed == 0 {
+            format!(" in {:.2} s", summary.elapsed_secs)
+        } else {
             format!(
                 " in {:.1} s ({:.1} songs/s, {:.0}x realtime)",
                 summary.elapsed_secs,
                 summary.indexed as f64 / summary.elapsed_secs,
                 summary.audio_secs / summary.elapsed_secs
             )
-        } else {
-            String::new()
         };
         let moved = match summary.moved {
             0 => String::new(),
