@@ -276,6 +276,18 @@ pub fn index_files(
         todo.push((Job { path, stamp }, size));
     }
     let todo = largest_first(todo);
+    // Content already in the library is recognised by its hash before it is decoded. A run
+    // with nothing to analyse (every file unchanged) does not read the song list.
+    let known_content: HashSet<String> = if todo.is_empty() {
+        HashSet::new()
+    } else {
+        library
+            .store()
+            .songs()?
+            .into_iter()
+            .map(|song| song.content_hash)
+            .collect()
+    };
 
     let config = library.config().clone();
     let match_config = library.match_config().clone();
@@ -284,13 +296,6 @@ pub fn index_files(
         job_tx.send(job).ok(); // The receiver lives until the scope ends.
     }
     drop(job_tx);
-    // Content already in the library is recognised by its hash before it is decoded.
-    let known_content: HashSet<String> = library
-        .store()
-        .songs()?
-        .into_iter()
-        .map(|song| song.content_hash)
-        .collect();
     let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * 2);
     let mut store_error = None;
     std::thread::scope(|scope| {
