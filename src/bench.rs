@@ -25,8 +25,10 @@ use crate::indexer;
 use crate::library::Library;
 
 pub mod listening;
+pub mod songs;
 
 pub use listening::ListeningReport;
+pub use songs::{CorpusSongs, GeneratedSongs, SyntheticSongs};
 
 /// One line of `manifest.jsonl`.
 #[derive(Clone, Debug, Deserialize)]
@@ -599,53 +601,6 @@ pub struct ScaleReport {
     pub median_hits: usize,
 }
 
-/// Generated fingerprints for scale runs: 4-minute songs at a given peak density, frames
-/// spread evenly with jitter, bins skewed low as in real music (more energy and more peaks in
-/// the lower band). Deterministic: song `n` is always the same.
-pub struct SongGenerator {
-    /// Frames of every generated song.
-    pub frames_per_song: u32,
-    peaks_per_song: usize,
-    band_bins: u32,
-}
-
-impl SongGenerator {
-    /// Length of a generated song.
-    pub const SONG_SECS: f64 = 240.0;
-
-    /// A generator for `config`'s analysis at `peaks_per_second`.
-    pub fn new(config: &FingerprintConfig, peaks_per_second: f64) -> Self {
-        Self {
-            frames_per_song: (Self::SONG_SECS * config.frames_per_second()) as u32,
-            peaks_per_song: (Self::SONG_SECS * peaks_per_second) as usize,
-            band_bins: config.band_bins() as u32,
-        }
-    }
-
-    /// The peaks of generated song `song`, into `out` (sorted, no duplicates).
-    pub fn peaks(&self, song: usize, out: &mut Vec<Peak>) {
-        // Splitmix64.
-        let mut state = (song as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        let mut next = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        out.clear();
-        for i in 0..self.peaks_per_song {
-            let frame = ((i as u64 * u64::from(self.frames_per_song)) / self.peaks_per_song as u64
-                + next() % 3) as u32;
-            let u = (next() % 1_000_000) as f64 / 1_000_000.0;
-            let bin = ((u * u) * f64::from(self.band_bins - 1)) as u16;
-            out.push(Peak { frame, bin });
-        }
-        out.sort_unstable();
-        out.dedup();
-    }
-}
-
 /// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
 pub type RealSong = (Vec<Peak>, u32, Vec<Fingerprint>);
 
@@ -654,8 +609,8 @@ pub type RealSong = (Vec<Peak>, u32, Vec<Fingerprint>);
 pub struct ScaleOptions {
     /// Generated songs in the index (besides the real ones).
     pub songs: usize,
-    /// Peak density of the generated songs.
-    pub peaks_per_second: f64,
+    /// How they are generated.
+    pub generated: GeneratedSongs,
     /// Postings budgets to query with (`HITS_PER_LANDMARK`, 0 = no limit), one report each.
     pub budgets: Vec<usize>,
     /// Rounds over all the queries; a query's time is its median over the rounds, so that a
@@ -674,7 +629,7 @@ pub fn run_scale(
     match_config: &MatchConfig,
 ) -> Vec<ScaleReport> {
     let songs = options.songs;
-    let generator = SongGenerator::new(config, options.peaks_per_second);
+    let generator = &options.generated;
     let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let started = Instant::now();
     let index = InvertedIndex::build(config.frame_secs(), rule, |visit| {
@@ -686,7 +641,7 @@ pub fn run_scale(
             generator.peaks(song, &mut peaks);
             visit(
                 (real.len() + song) as i64,
-                generator.frames_per_song,
+                generator.frames_per_song(),
                 &peaks,
             );
         }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use rayon::prelude::*;
 
 use super::output::{bytes, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
@@ -11,6 +12,17 @@ use crate::bench::{self, CorpusOptions, ListeningReport, ManifestEntry};
 use crate::cancel::CancelToken;
 use crate::engine::{self, AudioSource, Side};
 use crate::listening;
+
+/// How `bench --scale` generates its songs (see [`crate::bench::songs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScaleSongs {
+    /// Excerpts of the other corpus songs' constellations, each shifted in frequency: keys
+    /// crowd as real music's do.
+    Corpus,
+    /// Independent peaks at the corpus's density: keys spread wider than real music's, so
+    /// lookups are cheaper than in a real library (the generator of earlier figures).
+    Synthetic,
+}
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
@@ -26,9 +38,13 @@ pub struct BenchArgs {
     #[arg(long, short = 'j')]
     pub workers: Option<usize>,
     /// Instead of the accuracy run: measure query latency and memory with this many songs
-    /// (generated fingerprints at the density real songs produce, plus the corpus songs).
+    /// (generated fingerprints, see `--scale-songs`, plus the first 20 corpus songs, whose
+    /// clips are the queries).
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub scale: Vec<usize>,
+    /// With `--scale`: how the songs are generated.
+    #[arg(long, value_enum, default_value_t = ScaleSongs::Corpus)]
+    pub scale_songs: ScaleSongs,
     /// With `--scale`: query with each of these `HITS_PER_LANDMARK` budgets (0 = no limit),
     /// on the same index, to show the speed/recall trade-off.
     #[arg(long, value_name = "B", value_delimiter = ',')]
@@ -273,7 +289,7 @@ fn write_scale_db(
     )?;
     let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
     refs.sort();
-    refs.truncate(20);
+    let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
     let summary = crate::indexer::index_files(
         &mut library,
         refs,
@@ -285,14 +301,14 @@ fn write_scale_db(
     anyhow::ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     let stats = library.store().stats()?;
     let density = stats.peaks as f64 / stats.total_secs.max(1.0);
-    let generator = bench::SongGenerator::new(config, density);
+    let generator = scale_generator(args.scale_songs, &sources, density, config, match_config)?;
     let mut peaks = Vec::new();
     for song in 0..songs {
         generator.peaks(song, &mut peaks);
         let fingerprint = engine::Fingerprint {
             peaks: std::mem::take(&mut peaks),
-            num_frames: generator.frames_per_song,
-            duration_secs: bench::SongGenerator::SONG_SECS,
+            num_frames: generator.frames_per_song(),
+            duration_secs: bench::songs::SONG_SECS,
             contrast: None,
         };
         let new_song = NewSong {
@@ -313,11 +329,54 @@ fn write_scale_db(
         }
     }
     println!(
-        "{}: {} corpus songs + {songs} generated ({density:.1} peaks/s)",
+        "{}: {} corpus songs + {songs} generated ({})",
         path.display(),
-        summary.indexed
+        summary.indexed,
+        generator.describe()
     );
     Ok(EXIT_OK)
+}
+
+/// Corpus songs (the first, in name order) whose clips a scale run queries; the others are
+/// the material of `--scale-songs corpus`.
+const QUERIED_SONGS: usize = 20;
+
+/// The generator `--scale-songs` asks for: excerpts of the constellations of `sources` (the
+/// corpus songs that are not queried), or synthetic peaks at `density` per second.
+fn scale_generator(
+    kind: ScaleSongs,
+    sources: &[PathBuf],
+    density: f64,
+    config: &crate::config::FingerprintConfig,
+    match_config: &crate::config::MatchConfig,
+) -> anyhow::Result<bench::GeneratedSongs> {
+    if kind == ScaleSongs::Synthetic {
+        let songs = bench::SyntheticSongs::new(config, density);
+        return Ok(bench::GeneratedSongs::Synthetic(songs));
+    }
+    let cancel = CancelToken::new();
+    let constellations = sources
+        .par_iter()
+        .map(|path| {
+            let (fingerprint, _) = engine::fingerprint_source(
+                AudioSource::File(path),
+                config,
+                match_config,
+                Side::Reference,
+                &cancel,
+            )
+            .with_context(|| format!("fingerprinting {}", path.display()))?;
+            Ok((fingerprint.peaks, fingerprint.num_frames))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    bench::CorpusSongs::new(config, constellations)
+        .map(bench::GeneratedSongs::Corpus)
+        .with_context(|| {
+            format!(
+                "--scale-songs corpus needs corpus songs besides the first {QUERIED_SONGS}, \
+                 longer than 20 s (or use --scale-songs synthetic)"
+            )
+        })
 }
 
 fn budget_label(hits_per_landmark: usize) -> String {
@@ -349,7 +408,7 @@ fn run_scale(
         .collect();
     let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
     refs.sort();
-    refs.truncate(20);
+    let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
     let cancel = CancelToken::new();
     let mut real = Vec::new();
     let mut real_ids = Vec::new();
@@ -407,10 +466,12 @@ fn run_scale(
         })
         .unzip();
     let density = peaks_total as f64 / secs_total.max(1.0);
+    let generator = scale_generator(args.scale_songs, &sources, density, config, match_config)?;
     let mut reports = Vec::new();
     for &songs in &args.scale {
         eprintln!(
-            "bench: building an index of {songs} generated songs (4 min each, {density:.1} peaks/s) + {} real; queries timed over {} rounds",
+            "bench: building an index of {songs} generated songs (4 min each, {}) + {} real; queries timed over {} rounds",
+            generator.describe(),
             real.len(),
             args.query_rounds.max(1)
         );
@@ -421,7 +482,7 @@ fn run_scale(
         };
         let options = bench::ScaleOptions {
             songs,
-            peaks_per_second: density,
+            generated: generator.clone(),
             budgets,
             query_rounds: args.query_rounds,
         };
