@@ -354,18 +354,10 @@ fn scale_generator(
         let songs = bench::SyntheticSongs::new(config, density);
         return Ok(bench::GeneratedSongs::Synthetic(songs));
     }
-    let cancel = CancelToken::new();
     let constellations = sources
         .par_iter()
         .map(|path| {
-            let (fingerprint, _) = engine::fingerprint_source(
-                AudioSource::File(path),
-                config,
-                match_config,
-                Side::Reference,
-                &cancel,
-            )
-            .with_context(|| format!("fingerprinting {}", path.display()))?;
+            let fingerprint = fingerprint_file(path, Side::Reference, config, match_config)?;
             Ok((fingerprint.peaks, fingerprint.num_frames))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -377,6 +369,20 @@ fn scale_generator(
                  longer than 20 s (or use --scale-songs synthetic)"
             )
         })
+}
+
+/// The fingerprint of the audio file at `path`, analysed for `side`.
+fn fingerprint_file(
+    path: &std::path::Path,
+    side: Side,
+    config: &crate::config::FingerprintConfig,
+    match_config: &crate::config::MatchConfig,
+) -> anyhow::Result<engine::Fingerprint> {
+    let source = AudioSource::File(path);
+    let (fingerprint, _) =
+        engine::fingerprint_source(source, config, match_config, side, &CancelToken::new())
+            .with_context(|| format!("fingerprinting {}", path.display()))?;
+    Ok(fingerprint)
 }
 
 fn budget_label(hits_per_landmark: usize) -> String {
@@ -409,19 +415,12 @@ fn run_scale(
     let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
     refs.sort();
     let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
-    let cancel = CancelToken::new();
     let mut real = Vec::new();
     let mut real_ids = Vec::new();
     let mut peaks_total = 0usize;
     let mut secs_total = 0.0;
     for path in &refs {
-        let (fingerprint, _) = engine::fingerprint_source(
-            AudioSource::File(path),
-            config,
-            match_config,
-            Side::Reference,
-            &cancel,
-        )?;
+        let fingerprint = fingerprint_file(path, Side::Reference, config, match_config)?;
         peaks_total += fingerprint.peaks.len();
         secs_total += fingerprint.duration_secs;
         let id = path
@@ -435,13 +434,7 @@ fn run_scale(
             .take(3)
         {
             let clip = args.corpus.join(&entry.query);
-            if let Ok((q, _)) = engine::fingerprint_source(
-                AudioSource::File(&clip),
-                config,
-                match_config,
-                Side::Query,
-                &cancel,
-            ) {
+            if let Ok(q) = fingerprint_file(&clip, Side::Query, config, match_config) {
                 queries.push(q);
             }
         }
@@ -454,15 +447,9 @@ fn run_scale(
         .filter(|m| m.truth.is_none() && (m.length_s - 10.0).abs() < 0.5)
         .filter_map(|entry| {
             let clip = args.corpus.join(&entry.query);
-            engine::fingerprint_source(
-                AudioSource::File(&clip),
-                config,
-                match_config,
-                Side::Query,
-                &cancel,
-            )
-            .ok()
-            .map(|(q, _)| (entry.query.as_str(), q))
+            fingerprint_file(&clip, Side::Query, config, match_config)
+                .ok()
+                .map(|q| (entry.query.as_str(), q))
         })
         .unzip();
     let density = peaks_total as f64 / secs_total.max(1.0);
