@@ -7,7 +7,7 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{Sandbox, Song, write_clip, write_song};
+use common::{Run, Sandbox, Song, write_clip, write_song};
 use serde_json::{Value, json};
 
 /// Writes a corpus of `refs` songs of `secs` seconds (`refs/d0001.wav`, ...) and one unindexed
@@ -46,18 +46,17 @@ fn write_corpus(sandbox: &Sandbox, refs: usize, clipped: usize, secs: f32) -> Pa
     root
 }
 
-fn corpus_arg(root: &Path) -> String {
-    root.display().to_string()
+/// `audiofp bench --corpus <corpus> <args...>` in `sandbox`.
+fn bench(sandbox: &Sandbox, corpus: &Path, args: &[&str]) -> Run {
+    let corpus = corpus.display().to_string();
+    sandbox.run(["bench", "--corpus", corpus.as_str()].iter().chain(args))
 }
 
 #[test]
 fn bench_counts_right_answers_and_false_positives_on_a_small_corpus() {
     let sandbox = Sandbox::new();
     let corpus = write_corpus(&sandbox, 4, 4, 24.0);
-    let run = sandbox.run([
-        "bench",
-        "--corpus",
-        &corpus_arg(&corpus),
+    let args = [
         "--cold-runs",
         "1",
         "--speed-rounds",
@@ -65,7 +64,8 @@ fn bench_counts_right_answers_and_false_positives_on_a_small_corpus() {
         "--no-listening",
         "--clips",
         "--json",
-    ]);
+    ];
+    let run = bench(&sandbox, &corpus, &args);
     run.expect_code(0, "bench");
     let report = run.json();
     assert_eq!(report["songs"], 4, "{report}");
@@ -112,20 +112,19 @@ fn bench_scale_builds_its_library_from_the_corpus_songs_it_does_not_query() {
     // material of the generated songs.
     let corpus = write_corpus(&sandbox, 22, 20, 24.0);
     for generator in ["corpus", "synthetic"] {
-        let run = sandbox.run([
-            "bench",
-            "--corpus",
-            &corpus_arg(&corpus),
+        let args = [
             "--scale",
             "30",
             "--scale-songs",
             generator,
             "--hit-budgets",
             "0,32",
-            "--query-rounds",
-            "1",
-            "--json",
-        ]);
+        ];
+        let run = bench(
+            &sandbox,
+            &corpus,
+            &[&args[..], &["--query-rounds", "1", "--json"]].concat(),
+        );
         run.expect_code(0, "bench --scale");
         let reports = run.json();
         let reports = reports.as_array().expect("one report per budget");
@@ -156,7 +155,7 @@ fn bench_scale_builds_its_library_from_the_corpus_songs_it_does_not_query() {
 fn bench_scale_from_corpus_songs_needs_songs_it_does_not_query() {
     let sandbox = Sandbox::new();
     let corpus = write_corpus(&sandbox, 3, 3, 24.0);
-    let run = sandbox.run(["bench", "--corpus", &corpus_arg(&corpus), "--scale", "10"]);
+    let run = bench(&sandbox, &corpus, &["--scale", "10"]);
     assert_ne!(run.code, 0, "{run}");
     assert!(
         run.stderr
