@@ -341,6 +341,29 @@ fn feed(samples: Vec<f32>, rate: u32) -> crossbeam_channel::Receiver<AudioChunk>
     rx
 }
 
+/// Starts listening session `job` on `chunks` and waits for its end: the outcome and the
+/// events seen on the way.
+fn listen_to_the_end(
+    worker: &WorkerHandle,
+    job: u64,
+    chunks: crossbeam_channel::Receiver<AudioChunk>,
+    timeout_secs: f64,
+) -> (ListenOutcome, Vec<Event>) {
+    worker.send(Request::Listen {
+        job,
+        chunks,
+        timeout_secs,
+        cancel: CancelToken::new(),
+    });
+    wait_for(worker, "the end of listening", |event| match event {
+        Event::ListenFinished {
+            job: finished,
+            outcome,
+        } if *finished == job => Some(outcome.clone()),
+        _ => None,
+    })
+}
+
 #[test]
 fn listening_to_a_sample_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,16 +427,12 @@ fn listening_to_a_sample_stream() {
     assert_eq!(outcome, ListenOutcome::Matched);
 
     // Noise only: gives up after the timeout (in heard seconds) with "no match".
-    worker.send(Request::Listen {
-        job: 3,
-        chunks: feed(noise(mic_rate as usize * 5, 9, 0.1), mic_rate),
-        timeout_secs: 3.0,
-        cancel: CancelToken::new(),
-    });
-    let (outcome, events) = wait_for(&worker, "the end of listening", |event| match event {
-        Event::ListenFinished { job: 3, outcome } => Some(outcome.clone()),
-        _ => None,
-    });
+    let (outcome, events) = listen_to_the_end(
+        &worker,
+        3,
+        feed(noise(mic_rate as usize * 5, 9, 0.1), mic_rate),
+        3.0,
+    );
     assert!(
         matches!(outcome, ListenOutcome::NoMatch { heard_secs } if heard_secs >= 3.0),
         "{outcome:?}"
@@ -423,16 +442,7 @@ fn listening_to_a_sample_stream() {
     // A source that goes away at once: no audio.
     let (tx, rx) = bounded::<AudioChunk>(1);
     drop(tx);
-    worker.send(Request::Listen {
-        job: 4,
-        chunks: rx,
-        timeout_secs: 15.0,
-        cancel: CancelToken::new(),
-    });
-    let (outcome, _) = wait_for(&worker, "the end of listening", |event| match event {
-        Event::ListenFinished { job: 4, outcome } => Some(outcome.clone()),
-        _ => None,
-    });
+    let (outcome, _) = listen_to_the_end(&worker, 4, rx, 15.0);
     assert_eq!(outcome, ListenOutcome::NoAudio);
 }
 
@@ -567,16 +577,7 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
     })
     .unwrap();
     drop(tx);
-    worker.send(Request::Listen {
-        job: 2,
-        chunks: rx,
-        timeout_secs: 15.0,
-        cancel: CancelToken::new(),
-    });
-    let (outcome, events) = wait_for(&worker, "the end of listening", |event| match event {
-        Event::ListenFinished { job: 2, outcome } => Some(outcome.clone()),
-        _ => None,
-    });
+    let (outcome, events) = listen_to_the_end(&worker, 2, rx, 15.0);
     assert_eq!(outcome, ListenOutcome::Matched, "{events:#?}");
     let guessed_first = events.iter().any(|event| {
         matches!(event, Event::ListenProgress { attempts: 1, best_guess: Some((title, _)), .. }
