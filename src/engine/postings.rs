@@ -7,9 +7,10 @@
 //! Layout: compressed sparse rows over the whole key space (`offsets[key] .. offsets[key + 1]`
 //! into `entries`), built with a counting sort. Songs added later go to a small sorted side list
 //! that is merged in once it grows; removed songs are filtered out at query time and dropped at
-//! the next merge. The index is derived data: it is rebuilt from the store's peaks at open.
+//! the next merge. The index is derived data: opening a library loads it from the file it was
+//! saved to (`postings/file.rs`) or rebuilds it from the store's peaks.
 //!
-//! The index also keeps every song's peaks (4 bytes each, a quarter of its postings), so that a
+//! The index also keeps every song's peaks (4 bytes each, a fifth of its postings), so that a
 //! query can re-check a few candidate songs exactly against all their landmarks without
 //! looking up every key in the whole library (see the matcher's hit budget).
 
@@ -200,11 +201,15 @@ impl InvertedIndex {
         let mut forward = Vec::new();
         let mut next_base = 0u32;
         let mut overflow = false;
-        let mut too_long = false;
         let mut landmarks = Vec::new();
         visit(&mut |song_id, num_frames, peaks| {
             if num_frames >= MAX_SONG_FRAMES || peaks.iter().any(|p| p.frame >= MAX_SONG_FRAMES) {
-                too_long = true;
+                // Stores refuse such songs since `check_song_fits`; one stored before must not
+                // make the whole library unusable. The second pass skips it too.
+                tracing::warn!(
+                    "song {song_id} is longer than one song may be ({:.0} hours); it is left out of the search",
+                    f64::from(MAX_SONG_FRAMES) * frame_secs / 3600.0
+                );
                 return;
             }
             landmarks.clear();
@@ -230,9 +235,6 @@ impl InvertedIndex {
         });
         if overflow {
             return Err(index.full());
-        }
-        if too_long {
-            return Err(index.too_long());
         }
         csr.start_placing();
         let mut song_index = 0usize;
@@ -747,5 +749,28 @@ mod tests {
             .add_song(1, MAX_SONG_FRAMES, &[peak(0, 1)])
             .unwrap_err();
         assert!(matches!(err, PostingsError::SongTooLong { .. }));
+    }
+
+    #[test]
+    fn a_song_too_long_for_the_index_is_left_out_of_a_build_and_the_others_are_found() {
+        let key = landmarks::pack_key(10, 2, 2);
+        let songs: [(i64, u32, Vec<Peak>); 3] = [
+            (1, 100, vec![peak(0, 10), peak(2, 12)]),
+            (2, MAX_SONG_FRAMES, vec![peak(0, 10), peak(2, 12)]),
+            (3, 100, vec![peak(5, 10), peak(7, 12)]),
+        ];
+        let index = InvertedIndex::build(0.032, rule(), |visit| {
+            for (id, frames, peaks) in &songs {
+                visit(*id, *frames, peaks);
+            }
+        })
+        .expect("a build");
+        let ids: Vec<i64> = index.spans().iter().map(|s| s.song_id).collect();
+        assert_eq!(ids, [1, 3]);
+        let mut found = Vec::new();
+        index.for_each_posting(key, |frame| {
+            found.push(index.song_at(frame).map(|s| s.song_id))
+        });
+        assert_eq!(found, [Some(1), Some(3)]);
     }
 }

@@ -37,7 +37,7 @@ pub enum IndexError {
     ConfigMismatch {
         /// The file.
         path: PathBuf,
-        /// `parameter: index value vs requested value`.
+        /// `NAME index value vs requested value`, one per parameter that differs.
         differences: Vec<String>,
     },
     /// No index exists at the path (for commands that only read).
@@ -59,6 +59,14 @@ pub enum IndexError {
     DuplicateContent {
         /// The song holding that content.
         song_id: i64,
+    },
+    /// A song longer than one song's stretch of the in-memory index can hold.
+    #[error("the song is {hours:.1} hours long; one song may be at most {max_hours:.0} hours")]
+    SongTooLong {
+        /// The song's length (its last frame's, when a peak lies past its stated end).
+        hours: f64,
+        /// The longest song that fits.
+        max_hours: f64,
     },
     /// A song id that does not exist.
     #[error("no song with id {0}")]

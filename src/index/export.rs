@@ -226,6 +226,8 @@ fn read_export(path: &Path, visit: &mut SongVisitor<'_>) -> Result<ExportInfo, E
                 .map_err(|e| invalid(&format!("song record: {e}")))?;
         let peaks = decode_peaks(&read_record(&mut input).map_err(|r| invalid(&r))?)
             .map_err(|r| invalid(&r))?;
+        super::check_song_fits(record.num_frames, &peaks, &header.fingerprint_config)
+            .map_err(|e| invalid(&format!("song {} ({}): {e}", record.id, record.title)))?;
         visit(record, peaks)?;
     }
     let mut trailer = [0u8; 12];

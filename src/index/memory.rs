@@ -45,6 +45,7 @@ impl Store for MemoryStore {
         song: &NewSong,
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, IndexError> {
+        super::check_song_fits(fingerprint.num_frames, &fingerprint.peaks, &self.config)?;
         if let Some((existing, _)) = self
             .songs
             .values()

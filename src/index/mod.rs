@@ -23,6 +23,29 @@ pub use error::IndexError;
 use crate::config::FingerprintConfig;
 use crate::engine::{Fingerprint, Peak};
 
+/// Refuses a song the in-memory index cannot hold: one of
+/// [`MAX_SONG_FRAMES`](crate::engine::postings::MAX_SONG_FRAMES) frames or more (about 74
+/// hours at the default analysis), or with a peak that far in. Both stores check it before
+/// writing anything, and import checks every song of an export before the first is added, so
+/// no such song is ever stored.
+pub fn check_song_fits(
+    num_frames: u32,
+    peaks: &[Peak],
+    config: &FingerprintConfig,
+) -> Result<(), IndexError> {
+    use crate::engine::postings::MAX_SONG_FRAMES;
+    let last_frame = peaks.iter().map(|p| p.frame).max().unwrap_or(0);
+    let frames = num_frames.max(last_frame.saturating_add(1));
+    if frames < MAX_SONG_FRAMES {
+        return Ok(());
+    }
+    let hours = |frames: u32| f64::from(frames) * config.frame_secs() / 3600.0;
+    Err(IndexError::SongTooLong {
+        hours: hours(frames),
+        max_hours: hours(MAX_SONG_FRAMES),
+    })
+}
+
 /// Metadata of a song about to be stored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewSong {
@@ -235,4 +258,76 @@ pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::postings::MAX_SONG_FRAMES;
+
+    fn song(name: &str) -> NewSong {
+        NewSong {
+            title: name.to_string(),
+            content_hash: format!("hash of {name}"),
+            ..NewSong::default()
+        }
+    }
+
+    fn fingerprint(num_frames: u32, last_peak_frame: u32) -> Fingerprint {
+        Fingerprint {
+            peaks: vec![
+                Peak { frame: 0, bin: 3 },
+                Peak {
+                    frame: last_peak_frame,
+                    bin: 7,
+                },
+            ],
+            num_frames,
+            duration_secs: 1.0,
+            contrast: None,
+        }
+    }
+
+    /// A song the in-memory index cannot hold is refused before anything is written, by both
+    /// stores: stored, it would make every later open of the library fail.
+    #[test]
+    fn both_stores_refuse_a_song_too_long_for_the_index_and_keep_the_others() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = FingerprintConfig::default();
+        let sqlite = sqlite::SqliteStore::open(
+            &dir.path().join("index.db"),
+            &config,
+            OpenMode::CreateIfMissing,
+        )
+        .expect("a new SQLite index");
+        let stores: [Box<dyn Store>; 2] = [
+            Box::new(memory::MemoryStore::new(config.clone())),
+            Box::new(sqlite),
+        ];
+        for mut store in stores {
+            let kind = store.kind();
+            store
+                .add_song(&song("short"), &fingerprint(100, 99))
+                .expect("a short song is stored");
+            for (name, too_long) in [
+                ("long", fingerprint(MAX_SONG_FRAMES, 10)),
+                ("late peak", fingerprint(100, MAX_SONG_FRAMES)),
+            ] {
+                let err = store
+                    .add_song(&song(name), &too_long)
+                    .expect_err("a song too long for the index");
+                assert!(
+                    matches!(err, IndexError::SongTooLong { max_hours, .. } if (max_hours - 74.0).abs() < 1.0),
+                    "{kind}, {name}: {err}"
+                );
+            }
+            let titles: Vec<String> = store
+                .songs()
+                .expect("songs")
+                .into_iter()
+                .map(|s| s.title)
+                .collect();
+            assert_eq!(titles, ["short"], "{kind}");
+        }
+    }
 }

@@ -391,6 +391,7 @@ impl Store for SqliteStore {
         song: &NewSong,
         fingerprint: &Fingerprint,
     ) -> Result<SongRecord, IndexError> {
+        super::check_song_fits(fingerprint.num_frames, &fingerprint.peaks, &self.config)?;
         let blob = encode_peaks(&fingerprint.peaks);
         let added_at = song.added_at.unwrap_or_else(unix_now);
         let path = self.path.clone();
