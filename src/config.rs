@@ -104,6 +104,16 @@ impl FingerprintConfig {
     /// Checks that the parameters are usable and fit the landmark bit layout.
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
+        for (name, value) in [
+            ("MIN_FREQ", self.min_freq_hz),
+            ("MAX_FREQ", self.max_freq_hz),
+            ("MIN_AMPLITUDE", self.min_amplitude_db),
+            ("PEAKS_PER_SECOND", self.peaks_per_second),
+        ] {
+            if !value.is_finite() {
+                problems.push(format!("{name} must be a finite number, not {value}"));
+            }
+        }
         if !(4000..=48_000).contains(&self.sample_rate_hz) {
             problems.push("SAMPLE_RATE must be within 4000..=48000".to_string());
         }
@@ -305,6 +315,9 @@ impl MatchConfig {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err("MATCH_THRESHOLD must be within 0..1".to_string());
         }
+        if !(self.query_density_factor.is_finite() && self.query_density_factor > 0.0) {
+            return Err("QUERY_DENSITY_FACTOR must be a positive number".to_string());
+        }
         Ok(self)
     }
 }
@@ -331,6 +344,27 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.first_bin(), 26);
         assert_eq!(config.last_bin(), 459);
+    }
+
+    /// NaN passes every `<=` test; stored in a new index, it would become JSON `null` and
+    /// the index could never be opened again.
+    #[test]
+    fn parameters_that_are_not_finite_numbers_are_refused() {
+        for (name, set) in [
+            (
+                "MIN_FREQ",
+                (|c: &mut FingerprintConfig| c.min_freq_hz = f32::NAN) as fn(&mut _),
+            ),
+            ("MAX_FREQ", |c| c.max_freq_hz = f32::NAN),
+            ("MIN_AMPLITUDE", |c| c.min_amplitude_db = f32::NAN),
+            ("PEAKS_PER_SECOND", |c| c.peaks_per_second = f32::NAN),
+            ("PEAKS_PER_SECOND", |c| c.peaks_per_second = f32::INFINITY),
+        ] {
+            let mut config = FingerprintConfig::default();
+            set(&mut config);
+            let problems = config.validate().expect_err(name);
+            assert!(problems.contains(name), "{name}: {problems}");
+        }
     }
 
     #[test]

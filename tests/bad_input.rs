@@ -113,6 +113,19 @@ fn write_bad_files(folder: &Path, work: &Path) -> Vec<BadFile> {
         mentions: None,
     });
 
+    // A WAV whose header declares an absurd sample rate (a prime near 2^32): resampling
+    // from it would plan a filter of billions of taps.
+    let source = write_song(work, "rate-source", 3235, 5.0);
+    let mut wav = std::fs::read(&source.path).expect("reading a WAV");
+    wav[24..28].copy_from_slice(&4_294_967_291u32.to_le_bytes());
+    let absurd_rate = folder.join("absurd-rate.wav");
+    std::fs::write(&absurd_rate, &wav).expect("writing absurd-rate.wav");
+    bad.push(BadFile {
+        path: absurd_rate,
+        codes: &["bad_format"],
+        mentions: Some("sample rate 4294967291 Hz"),
+    });
+
     // Real Opus audio, a common codec the decoders do not read: in Ogg, as .opus files are
     // (picked up by the folder walk and reported by name, not passed over), and in WebM, as
     // browsers record, a container that is read (the error names the track's codec).

@@ -81,6 +81,10 @@ impl AudioSource<'_> {
 /// A stream that breaks off mid-packet before this many seconds is refused as truncated.
 const MIN_SECS_OF_BROKEN_STREAM: f64 = 30.0;
 
+/// Sample rates a file may declare: telephone audio (8 kHz) and below, up to the 768 kHz of
+/// the fastest studio converters. Anything else is a damaged header.
+pub const SAMPLE_RATES_HZ: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
 /// Receives each decoded chunk: mono samples and their sample rate.
 type ChunkSink<'a> = dyn FnMut(&[f32], u32) -> Result<(), EngineError> + 'a;
 
@@ -247,7 +251,7 @@ fn decode_track(
                 track_id = next.track_id;
                 expected_frames = expected_frames
                     .zip(next.expected_frames)
-                    .map(|(so_far, more)| so_far + more);
+                    .map(|(so_far, more)| so_far.saturating_add(more));
                 decoder = next.decoder;
                 continue;
             }
@@ -302,10 +306,16 @@ fn decode_track(
         }
         let rate = decoded.spec().rate();
         let channels = decoded.spec().channels().count().max(1);
-        if rate == 0 {
+        if !SAMPLE_RATES_HZ.contains(&rate) {
+            // A damaged or crafted header: resampling from a rate like 4,294,967,291 Hz would
+            // plan a filter of billions of taps.
             return Err(EngineError::BadFormat {
                 source_name: path.display().to_string(),
-                reason: "sample rate 0".to_string(),
+                reason: format!(
+                    "sample rate {rate} Hz is outside {}..={} Hz",
+                    SAMPLE_RATES_HZ.start(),
+                    SAMPLE_RATES_HZ.end()
+                ),
             });
         }
         summary.sample_rate_hz = rate;
@@ -345,7 +355,8 @@ fn decode_track(
     // A header that promises much more audio than the stream holds means the file was cut.
     if let Some(expected) = expected_frames {
         let slack = u64::from(summary.sample_rate_hz / 2).max(4096);
-        if expected > summary.frames_decoded + slack && summary.frames_decoded < expected * 98 / 100
+        if expected > summary.frames_decoded.saturating_add(slack)
+            && summary.frames_decoded < expected / 100 * 98
         {
             let rate = f64::from(summary.sample_rate_hz.max(1));
             if summary.bad_packets > 0 {
