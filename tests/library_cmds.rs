@@ -189,6 +189,51 @@ fn export_then_import_into_a_fresh_index_round_trips_every_song_and_identifies()
     assert_eq!(sandbox.list_db(&imported_db).len(), NUM_SONGS);
 }
 
+/// `audiofp export` onto the index's own database (or the inverted index saved beside it)
+/// would replace the library with its export: refused, the files untouched.
+#[test]
+fn export_onto_the_index_itself_is_refused_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    small_library(&sandbox);
+    let database = sandbox.db();
+    let saved_index = sandbox.saved_index();
+    // The saved index is written by the first command that loads the library.
+    sandbox.run([OsStr::new("stats")]).expect_code(0, "stats");
+    assert!(
+        saved_index.exists(),
+        "no saved index at {}",
+        saved_index.display()
+    );
+    let alias = sandbox.path("alias.db");
+    std::os::unix::fs::symlink(&database, &alias).expect("a symlink to the database");
+    for target in [&database, &saved_index, &alias] {
+        let before = std::fs::read(target).expect("reading the index file");
+        let run = sandbox.run([OsStr::new("export"), target.as_os_str()]);
+        run.expect_code(2, &format!("export onto {}", target.display()));
+        assert!(
+            run.stderr.contains("the index's own file"),
+            "export onto {}:\n{run}",
+            target.display()
+        );
+        assert!(
+            std::fs::read(target).expect("reading the index file") == before,
+            "export onto {} changed it",
+            target.display()
+        );
+    }
+    assert_eq!(
+        sandbox.list().len(),
+        NUM_SONGS,
+        "the library after the refusals"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
+        .expect("the sandbox")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 #[test]
 fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
     let sandbox = Sandbox::new();

@@ -64,6 +64,26 @@ pub enum ExportError {
         /// The differences.
         differences: Vec<String>,
     },
+    /// The export would overwrite the index itself (its database or a file beside it).
+    #[error("{path}: this is the index's own file ({}); export to another file", index.display())]
+    IndexFile {
+        /// The export file asked for.
+        path: String,
+        /// The index file it is.
+        index: std::path::PathBuf,
+    },
+    /// The store changed while it was being exported (another process added or removed songs).
+    #[error(
+        "{path}: the index changed during the export ({expected} songs at the start, {written} written); run it again"
+    )]
+    Changed {
+        /// The export file.
+        path: String,
+        /// Songs the header announced.
+        expected: u64,
+        /// Songs written.
+        written: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -79,47 +99,127 @@ pub struct ImportSummary {
 }
 
 /// Writes every song of `store` to `path`. Returns the number of songs written.
+///
+/// The file is written beside `path` under a temporary name and renamed into place once
+/// whole, so a failed export leaves neither a half-written file nor a stray temporary one.
+/// `path` may not be the index's own database or a file beside it (its WAL, its saved
+/// inverted index): that would replace the library with its export.
 pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> {
+    let name = path.display().to_string();
+    if let Some(index) = index_file_at(store, path) {
+        return Err(ExportError::IndexFile { path: name, index });
+    }
+    let tmp = temporary_beside(path);
+    let result = write_export(store, path, &tmp);
+    if result.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    result
+}
+
+fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, ExportError> {
     let name = path.display().to_string();
     let io = |source| ExportError::Io {
         path: name.clone(),
         source,
     };
-    let songs = store.stats()?.songs;
-    // Write to a temporary file beside the target, then rename: never a half-written export.
-    let tmp = path.with_extension("partial");
-    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let file = std::fs::File::create(tmp).map_err(io)?;
     let mut out = BufWriter::new(file);
-    let header = ExportHeader {
-        fingerprint_config: store.fingerprint_config().clone(),
-        songs,
-        created_by: concat!("audiofp ", env!("CARGO_PKG_VERSION")).to_string(),
-    };
-    out.write_all(EXPORT_MAGIC).map_err(io)?;
-    out.write_all(&EXPORT_VERSION.to_le_bytes()).map_err(io)?;
-    write_record(&mut out, &serde_json::to_vec(&header).unwrap_or_default()).map_err(io)?;
+    let mut songs = 0u64;
     let mut written = 0u64;
-    let mut failure = None;
-    store.for_each_fingerprint(&mut |record, peaks| {
-        if failure.is_some() {
-            return;
-        }
-        let result = write_record(&mut out, &serde_json::to_vec(record).unwrap_or_default())
-            .and_then(|()| write_record(&mut out, &encode_peaks(&peaks)));
-        match result {
-            Ok(()) => written += 1,
-            Err(err) => failure = Some(err),
-        }
+    let mut failure: Option<ExportError> = None;
+    // The count in the header and the songs after it come from one state of the store.
+    store.with_snapshot(&mut || {
+        let result = (|| {
+            songs = store.stats()?.songs;
+            let header = ExportHeader {
+                fingerprint_config: store.fingerprint_config().clone(),
+                songs,
+                created_by: concat!("audiofp ", env!("CARGO_PKG_VERSION")).to_string(),
+            };
+            out.write_all(EXPORT_MAGIC).map_err(io)?;
+            out.write_all(&EXPORT_VERSION.to_le_bytes()).map_err(io)?;
+            write_record(&mut out, &serde_json::to_vec(&header).unwrap_or_default()).map_err(io)?;
+            let mut write_failure = None;
+            store.for_each_fingerprint(&mut |record, peaks| {
+                if write_failure.is_some() {
+                    return;
+                }
+                let result =
+                    write_record(&mut out, &serde_json::to_vec(record).unwrap_or_default())
+                        .and_then(|()| write_record(&mut out, &encode_peaks(&peaks)));
+                match result {
+                    Ok(()) => written += 1,
+                    Err(err) => write_failure = Some(err),
+                }
+            })?;
+            write_failure.map_or(Ok(()), |err| Err(io(err)))
+        })();
+        failure = result.err();
     })?;
     if let Some(err) = failure {
-        return Err(io(err));
+        return Err(err);
+    }
+    if written != songs {
+        return Err(ExportError::Changed {
+            path: name,
+            expected: songs,
+            written,
+        });
     }
     out.write_all(TRAILER_MAGIC).map_err(io)?;
     out.write_all(&written.to_le_bytes()).map_err(io)?;
     out.flush().map_err(io)?;
     drop(out);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)?;
     Ok(written)
+}
+
+/// The index file (`store`'s database, its WAL, shared-memory or journal file, or its saved
+/// inverted index) that `path` is, if it is one of them.
+fn index_file_at(store: &dyn Store, path: &Path) -> Option<std::path::PathBuf> {
+    if store.kind() != "sqlite" || !path.exists() {
+        return None;
+    }
+    let database = store.location();
+    ["", "-wal", "-shm", "-journal", ".postings"]
+        .into_iter()
+        .map(|suffix| {
+            let mut name = database.clone().into_os_string();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        })
+        .find(|file| is_same_file(file, path))
+}
+
+/// Whether `a` and `b` name the same existing file (through links too).
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A name beside `path` for the export while it is written: the target's name, the process
+/// id and `.partial`, so that no other file (or another export in progress) is overwritten.
+fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let mut name = path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(format!(".{}.partial", std::process::id()));
+    path.with_file_name(name)
 }
 
 /// What a valid export holds.
@@ -265,9 +365,16 @@ fn read_record(input: &mut impl Read) -> Result<Vec<u8>, String> {
     if len > MAX_RECORD_BYTES {
         return Err(format!("record length {len} is implausible"));
     }
-    let mut bytes = vec![0u8; len as usize];
+    // Read what is there rather than allocate what the length claims: a damaged length in a
+    // short file must not cost 256 MB.
+    let mut bytes = Vec::new();
     input
-        .read_exact(&mut bytes)
-        .map_err(|_| "truncated: a record is cut short".to_string())?;
+        .by_ref()
+        .take(u64::from(len))
+        .read_to_end(&mut bytes)
+        .map_err(|err| format!("reading a record: {err}"))?;
+    if bytes.len() != len as usize {
+        return Err("truncated: a record is cut short".to_string());
+    }
     Ok(bytes)
 }
