@@ -218,7 +218,7 @@ pub fn run_corpus(
 ) -> anyhow::Result<CorpusReport> {
     use anyhow::Context as _;
     let refs_dir = options.corpus.join("refs");
-    let (mut ref_files, _) = indexer::collect_audio_files(std::slice::from_ref(&refs_dir));
+    let mut ref_files = indexer::collect_audio_files(std::slice::from_ref(&refs_dir)).files;
     ref_files.sort();
     anyhow::ensure!(
         !ref_files.is_empty(),

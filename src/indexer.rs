@@ -143,42 +143,112 @@ pub struct FailedFile {
     pub remembered: bool,
 }
 
+/// What [`collect_audio_files`] found.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The audio files, absolute, in the order given and walked, each once.
+    pub files: Vec<PathBuf>,
+    /// Given paths that do not exist, as given.
+    pub missing: Vec<PathBuf>,
+    /// Folders (given or found in the walk) and given files that exist but cannot be read,
+    /// as failures (`io_error`) naming the path and the reason.
+    pub unreadable: Vec<FailedFile>,
+}
+
 /// Expands folders (recursively, sorted; files with audio extensions, including those of
 /// formats that cannot be decoded, so that they are reported) and keeps files as given,
-/// made absolute (against the working directory). Paths that do not exist are returned in
-/// the second list, as given.
-pub fn collect_audio_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut files = Vec::new();
-    let mut missing = Vec::new();
+/// made absolute (against the working directory).
+///
+/// Links to folders are followed, each real folder once: a link back up the tree (or two
+/// paths given for one folder) does not list the same files again. A file reached by two
+/// paths is listed once, under the first. macOS's `._` resource-fork files are not audio
+/// and are passed over in folders.
+pub fn collect_audio_files(paths: &[PathBuf]) -> Collected {
+    let mut found = Collected::default();
+    let mut seen = Walked::default();
     for given in paths {
         let absolute = std::path::absolute(given);
         let path = absolute.as_ref().unwrap_or(given);
-        if path.is_dir() {
-            walk(path, &mut files);
-        } else if path.exists() {
-            files.push(path.clone());
-        } else {
-            missing.push(given.clone());
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, &mut seen, &mut found),
+            Ok(_) => seen.add_file(path, &mut found.files),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                found.missing.push(given.clone());
+            }
+            Err(err) => found
+                .unreadable
+                .push(unreadable(path, "cannot read it", &err)),
         }
     }
-    (files, missing)
+    found
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// The folders and files a walk has taken, by their real paths.
+#[derive(Default)]
+struct Walked {
+    folders: HashSet<PathBuf>,
+    files: HashSet<PathBuf>,
+}
+
+impl Walked {
+    /// Whether the folder at `dir` is new to the walk (and marks it taken).
+    fn first_visit(&mut self, dir: &Path) -> bool {
+        self.folders
+            .insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()))
+    }
+
+    /// Adds `path` to `files` unless the file it names was added already.
+    fn add_file(&mut self, path: &Path, files: &mut Vec<PathBuf>) {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.files.insert(real) {
+            files.push(path.to_path_buf());
+        }
+    }
+}
+
+fn unreadable(path: &Path, what: &str, err: &std::io::Error) -> FailedFile {
+    FailedFile {
+        path: path.to_path_buf(),
+        code: "io_error".to_string(),
+        message: format!("{}: {what}: {err}", path.display()),
+        remembered: false,
+    }
+}
+
+fn walk(dir: &Path, seen: &mut Walked, found: &mut Collected) {
+    if !seen.first_visit(dir) {
         return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            found
+                .unreadable
+                .push(unreadable(dir, "cannot read this folder", &err));
+            return;
+        }
     };
     let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out);
+            walk(&path, seen, found);
+        } else if is_resource_fork(&path) {
+            continue;
         } else if has_audio_extension(&path) || engine::undecodable_format_name(&path).is_some() {
             // Formats that cannot be decoded are taken too: they fail with a reason that
             // names the format, instead of being left out without a word.
-            out.push(path);
+            seen.add_file(&path, &mut found.files);
         }
     }
+}
+
+/// macOS's AppleDouble files (`._name.mp3` beside `name.mp3` on non-Apple disks): metadata,
+/// never audio.
+fn is_resource_fork(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("._"))
 }
 
 /// Whether the file name ends in a known audio extension.
@@ -675,6 +745,44 @@ mod tests {
     use super::*;
     use crate::index::{OpenMode, StorageKind};
     use crate::testkit::{synth, wav};
+
+    /// The same folder or file given twice, or reached again through a link, is listed once;
+    /// resource forks are passed over in folders; a path that cannot be a folder's is reported
+    /// with its reason, one that does not exist as missing.
+    #[test]
+    fn collected_files_are_listed_once_whatever_the_paths_to_them() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let music = dir.path().join("music");
+        std::fs::create_dir_all(music.join("album")).expect("folders");
+        for name in ["album/one.flac", "two.mp3", "._two.mp3", "notes.txt"] {
+            std::fs::write(music.join(name), b"x").expect("a file");
+        }
+        std::os::unix::fs::symlink(&music, music.join("album/loop")).expect("a link");
+        let given = [
+            music.clone(),
+            music.join("two.mp3"),
+            music.join("album"),
+            music.join("two.mp3/inside"),
+            dir.path().join("absent"),
+        ];
+        let found = collect_audio_files(&given);
+        assert_eq!(
+            found.files,
+            [music.join("album/one.flac"), music.join("two.mp3")],
+            "{found:?}"
+        );
+        assert_eq!(found.missing, [dir.path().join("absent")], "{found:?}");
+        let unreadable: Vec<(&Path, &str)> = found
+            .unreadable
+            .iter()
+            .map(|f| (f.path.as_path(), f.code.as_str()))
+            .collect();
+        assert_eq!(
+            unreadable,
+            [(music.join("two.mp3/inside").as_path(), "io_error")],
+            "{found:?}"
+        );
+    }
 
     /// Indexes `files` into `library` with two threads, returning each file's skip reason.
     fn skip_reasons(library: &mut Library, files: &[PathBuf]) -> Vec<(PathBuf, SkipReason)> {

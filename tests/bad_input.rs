@@ -516,3 +516,83 @@ fn failed_files_are_listed_counted_and_forgotten_once_deleted() {
     let text = sandbox.run(["list", "--failed"]);
     assert!(text.stdout.contains("no failed files"), "{text}");
 }
+
+/// A folder `index` cannot read is a failure naming the folder and the reason (exit 2), not
+/// a folder passed over in silence; the readable songs beside it are indexed. A link back up
+/// the tree is followed once, and a dangling link is reported once.
+#[test]
+fn unreadable_folders_are_reported_and_links_are_walked_once() {
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+
+    let sandbox = Sandbox::new();
+    let music = sandbox.subdir("music");
+    write_song(&music, "readable", 4100, 8.0);
+    let locked = sandbox.subdir("music/locked");
+    write_song(&locked, "behind-a-lock", 4101, 8.0);
+    symlink(&music, music.join("back-up")).expect("a link back up the tree");
+    symlink(sandbox.path("nowhere.wav"), music.join("dangling.wav")).expect("a dangling link");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000))
+        .expect("locking the folder");
+
+    // Root reads any folder; without the capabilities that allow it, it reads as others do.
+    let privileged = std::fs::read_dir(&locked).is_ok();
+    let mut command = if privileged {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .arg("--bounding-set=-dac_override,-dac_read_search")
+            .arg(common::exe());
+        command
+    } else {
+        std::process::Command::new(common::exe())
+    };
+    let out = command
+        .env_clear()
+        .env("HOME", sandbox.root())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--db")
+        .arg(sandbox.db())
+        .args([OsStr::new("index"), OsStr::new("--json"), music.as_os_str()])
+        .output()
+        .expect("running audiofp index");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755))
+        .expect("unlocking the folder");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(&stdout).expect("index --json output");
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let failures = failures_by_name(&summary);
+    assert_eq!(
+        failures.keys().collect::<Vec<_>>(),
+        ["dangling.wav", "locked"],
+        "{summary}"
+    );
+    assert_eq!(
+        summary["failed"].as_array().map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["total"], 3,
+        "readable.wav, dangling.wav, locked: {summary}"
+    );
+    let locked_failure = summary["failed"]
+        .as_array()
+        .and_then(|failed| {
+            failed
+                .iter()
+                .find(|f| f["path"] == locked.display().to_string())
+        })
+        .unwrap_or_else(|| panic!("no failure for the locked folder: {summary}"));
+    assert_eq!(locked_failure["code"], "io_error", "{summary}");
+    let message = locked_failure["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&locked.display().to_string()) && message.contains("Permission denied"),
+        "{message}"
+    );
+    assert!(stderr.contains("cannot read this folder"), "{stderr}");
+}

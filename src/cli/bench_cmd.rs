@@ -287,7 +287,7 @@ fn write_scale_db(
         match_config,
         OpenMode::CreateIfMissing,
     )?;
-    let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
+    let mut refs = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]).files;
     refs.sort();
     let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
     let summary = crate::indexer::index_files(
@@ -412,7 +412,7 @@ fn run_scale(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let (mut refs, _) = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]);
+    let mut refs = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]).files;
     refs.sort();
     let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
     let mut real = Vec::new();

@@ -58,7 +58,7 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         &match_config()?,
         OpenMode::CreateIfMissing,
     )?;
-    let (files, _) = indexer::collect_audio_files(std::slice::from_ref(&songs_dir));
+    let files = indexer::collect_audio_files(std::slice::from_ref(&songs_dir)).files;
     let summary = indexer::index_files(
         &mut library,
         files,

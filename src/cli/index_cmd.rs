@@ -32,9 +32,16 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     // Adding songs needs only the store: the inverted index of a large library is not loaded
     // unless it is due to be saved.
     let mut library = cli.open_library_for_adding(OpenMode::CreateIfMissing, &match_config()?)?;
-    let (files, missing) = indexer::collect_audio_files(&args.paths);
+    let indexer::Collected {
+        files,
+        missing,
+        unreadable,
+    } = indexer::collect_audio_files(&args.paths);
     for path in &missing {
         eprintln!("error: {}: no such file or folder", path.display());
+    }
+    for failure in &unreadable {
+        eprintln!("error: {}", failure.message);
     }
     let workers = args
         .workers
@@ -59,7 +66,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     } else {
         KnownFailures::Report
     };
-    let summary = indexer::index_files(
+    let mut summary = indexer::index_files(
         &mut library,
         files,
         workers,
@@ -99,6 +106,8 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         },
     )?;
     bar.finish_and_clear();
+    summary.total += unreadable.len();
+    summary.failed.splice(0..0, unreadable);
 
     if args.json {
         print_json(&serde_json::json!({

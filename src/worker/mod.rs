@@ -398,7 +398,11 @@ impl Worker {
             });
             return;
         };
-        let (files, missing) = indexer::collect_audio_files(paths);
+        let indexer::Collected {
+            files,
+            missing,
+            unreadable,
+        } = indexer::collect_audio_files(paths);
         let missing_failures: Vec<FailedFile> = missing
             .iter()
             .map(|path| FailedFile {
@@ -407,13 +411,14 @@ impl Worker {
                 message: format!("{}: no such file or folder", path.display()),
                 remembered: false,
             })
+            .chain(unreadable)
             .collect();
         let sink = &self.sink;
         let inbox = &mut self.inbox;
         let shutdown = &self.shutdown;
         let mut progress = IndexProgress {
             job,
-            total: files.len() + missing.len(),
+            total: files.len() + missing_failures.len(),
             done: 0,
             indexed: 0,
             skipped: 0,
