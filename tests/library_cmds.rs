@@ -844,3 +844,74 @@ fn a_moved_library_is_found_again_by_content_and_paths_are_stored_absolute() {
     let (run, results) = sandbox.identify(&paths(&clips));
     assert_all_match("a clip of a moved song", &run, &results, &expected);
 }
+
+/// What a script piping `audiofp` meets: output cut short by a reader that stops (`| head`)
+/// ends quietly with exit 0, in text and in JSON; errors name their cause once; log lines
+/// on a pipe carry no colour codes; a misspelt log level and a malformed `.env` are errors,
+/// not settings silently dropped.
+#[test]
+fn output_to_pipes_and_bad_settings_behave_as_scripts_expect() {
+    let sandbox = Sandbox::new();
+    let (folder, _) = small_library(&sandbox);
+
+    for args in [["list"].as_slice(), &["list", "--json"], &["stats"]] {
+        let mut child = sandbox
+            .command_with_db(&sandbox.db(), &[], args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting audiofp");
+        // The reader goes away before audiofp has written a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("waiting for audiofp");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} into a closed pipe:\n{stderr}"
+        );
+        assert!(stderr.is_empty(), "{args:?} into a closed pipe:\n{stderr}");
+    }
+
+    let run = sandbox.run([
+        OsStr::new("import"),
+        sandbox.path("no-such.afpx").as_os_str(),
+    ]);
+    run.expect_code(2, "import of a missing file");
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "the cause once:\n{run}"
+    );
+
+    let run = sandbox.run_with_db(
+        &sandbox.db(),
+        &[("LOG_LEVEL", "info")],
+        [OsStr::new("index"), folder.as_os_str()],
+    );
+    run.expect_code(0, "index again at LOG_LEVEL=info");
+    assert!(run.stderr.contains("INFO"), "info lines expected:\n{run}");
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "colour codes in piped logs:\n{run}"
+    );
+
+    let run = sandbox.run(["--log-level", "verbose", "stats"]);
+    run.expect_code(2, "--log-level verbose");
+    assert!(
+        run.stderr.contains("invalid log level \"verbose\""),
+        "{run}"
+    );
+
+    std::fs::write(
+        sandbox.path(".env"),
+        "LOG_LEVEL=warn\nthis line is not a setting\nMATCH_THRESHOLD=0.5\n",
+    )
+    .expect("writing .env");
+    let run = sandbox.run(["stats"]);
+    run.expect_code(2, "stats with a malformed .env");
+    assert!(
+        run.stderr.contains(".env") && run.stderr.contains("this line is not a setting"),
+        "{run}"
+    );
+}

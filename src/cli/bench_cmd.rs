@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
-use super::output::{bytes, print_json};
+use super::output::{bytes, out, outln, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
 use crate::bench::{self, CorpusOptions, ListeningReport, ManifestEntry};
 use crate::cancel::CancelToken;
@@ -122,15 +122,15 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         print_json(&report)?;
         return Ok(EXIT_OK);
     }
-    println!(
+    outln!(
         "corpus: {} ({} songs, {:.2} h), {} workers",
         args.corpus.display(),
         report.songs,
         report.hours,
         report.workers
-    );
-    println!();
-    println!("top-1 accuracy (correct/total)");
+    )?;
+    outln!()?;
+    outln!("top-1 accuracy (correct/total)")?;
     let lengths: std::collections::BTreeSet<String> = report
         .accuracy
         .values()
@@ -142,33 +142,33 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
             .parse::<f64>()
             .map_or(0, |v| (v * 10.0) as i64)
     });
-    print!("{:<14}", "distortion");
+    out!("{:<14}", "distortion")?;
     for length in &lengths {
-        print!("{length:>12}");
+        out!("{length:>12}")?;
     }
-    println!();
+    outln!()?;
     for (distortion, cells) in &report.accuracy {
-        print!("{distortion:<14}");
+        out!("{distortion:<14}")?;
         for length in &lengths {
             match cells.get(length) {
-                Some((ok, total)) => print!(
+                Some((ok, total)) => out!(
                     "{:>12}",
                     format!(
                         "{:.0}% {ok}/{total}",
                         100.0 * *ok as f64 / (*total).max(1) as f64
                     )
-                ),
-                None => print!("{:>12}", "-"),
+                )?,
+                None => out!("{:>12}", "-")?,
             }
         }
-        println!();
+        outln!()?;
     }
     let (fp, negatives) = report.false_positives;
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "false positives: {fp}/{negatives} clips of unindexed songs ({:.2} %)",
         100.0 * fp as f64 / negatives.max(1) as f64
-    );
+    )?;
     if !report.shared_audio.is_empty() {
         let pairs: Vec<String> = report
             .shared_audio
@@ -180,13 +180,13 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
                 )
             })
             .collect();
-        println!(
+        outln!(
             "  of which {} name an indexed song whose audio an unindexed track contains: {}",
             report.false_positives_in_shared_audio,
             pairs.join("; ")
-        );
+        )?;
     }
-    println!("wrong song on indexed clips: {}", report.wrong_song);
+    outln!("wrong song on indexed clips: {}", report.wrong_song)?;
     let offsets: Vec<f64> = report
         .clips
         .iter()
@@ -194,50 +194,52 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         .collect();
     if !offsets.is_empty() {
         let within = offsets.iter().filter(|&&e| e <= 0.1).count();
-        println!(
+        outln!(
             "offset within 0.1 s: {within}/{} correct answers",
             offsets.len()
-        );
+        )?;
     }
     if let Some(listening) = &report.listening {
-        print_listening(listening);
+        print_listening(listening)?;
     }
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "warm query, 10 s clip (decode+analysis+match): median {:.2} ms, p95 {:.2} ms",
-        report.warm_10s_ms.0, report.warm_10s_ms.1
-    );
-    println!(
+        report.warm_10s_ms.0,
+        report.warm_10s_ms.1
+    )?;
+    outln!(
         "warm query, 10 s clip (matching only):          median {:.3} ms, p95 {:.3} ms",
-        report.warm_10s_match_ms.0, report.warm_10s_match_ms.1
-    );
+        report.warm_10s_match_ms.0,
+        report.warm_10s_match_ms.1
+    )?;
     if let Some((median, p95, n)) = report.cold_cli_ms {
-        println!(
+        outln!(
             "cold CLI `audiofp identify` (process start to answer): median {median:.0} ms, p95 {p95:.0} ms over {n} runs"
-        );
+        )?;
     }
-    println!(
+    outln!(
         "decode-only: {:.0}x realtime; indexing: {:.0}x realtime = {:.2} of decode-only speed (median of {} rounds); {:.1} songs/min per core",
         report.decode_x_realtime,
         report.index_x_realtime,
         report.index_vs_decode,
         report.speed_rounds,
         report.songs_per_min_per_core
-    );
-    println!(
+    )?;
+    outln!(
         "index: {} per hour of audio (SQLite file); {:.1} peaks/s stored, {:.0} hashes/s in memory",
         bytes(report.index_bytes_per_hour as u64),
         report.peaks_per_second,
         report.landmarks_per_second
-    );
-    println!(
+    )?;
+    outln!(
         "peak RSS: {} (indexing and clips, before the listening sessions)",
         bytes(report.peak_rss_bytes)
-    );
+    )?;
     if args.clips {
-        println!();
+        outln!()?;
         for clip in report.clips.iter().filter(|c| c.answer != c.truth) {
-            println!(
+            outln!(
                 "miss: {} truth={:?} answer={:?} conf={:.3} aligned={} {}",
                 clip.query,
                 clip.truth,
@@ -245,11 +247,11 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
                 clip.confidence,
                 clip.aligned,
                 clip.error.as_deref().unwrap_or("")
-            );
+            )?;
         }
         let sessions = report.listening.iter().flat_map(|l| &l.sessions);
         for session in sessions.filter(|s| s.answer.as_ref().map(|a| &a.0) != s.truth.as_ref()) {
-            println!(
+            outln!(
                 "listening miss: {} from {:.0} s{} truth={:?} answer={:?} (every attempt: {:?})",
                 session.track,
                 session.start_s,
@@ -257,7 +259,7 @@ pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
                 session.truth,
                 session.answer,
                 session.answer_at_every_attempt
-            );
+            )?;
         }
     }
     Ok(EXIT_OK)
@@ -328,12 +330,12 @@ fn write_scale_db(
             eprintln!("bench: {} / {songs} generated songs written", song + 1);
         }
     }
-    println!(
+    outln!(
         "{}: {} corpus songs + {songs} generated ({})",
         path.display(),
         summary.indexed,
         generator.describe()
-    );
+    )?;
     Ok(EXIT_OK)
 }
 
@@ -475,7 +477,7 @@ fn run_scale(
         };
         for report in bench::run_scale(&options, &real, &negatives, config, match_config) {
             if !args.json {
-                println!(
+                outln!(
                     "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; hits/landmark {}: 10 s query matching median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}, false positives {}/{}",
                     report.songs,
                     report.postings,
@@ -490,7 +492,7 @@ fn run_scale(
                     report.correct.1,
                     report.false_positives.0,
                     report.false_positives.1
-                );
+                )?;
                 for answer in &report.false_positive_answers {
                     let song = usize::try_from(answer.song_id)
                         .ok()
@@ -499,11 +501,11 @@ fn run_scale(
                             || format!("generated song {}", answer.song_id),
                             Clone::clone,
                         );
-                    println!(
+                    outln!(
                         "          false positive: {} -> {song} (confidence {:.2})",
                         negative_clips.get(answer.clip).copied().unwrap_or("?"),
                         answer.confidence
-                    );
+                    )?;
                 }
             }
             reports.push(report);
@@ -515,15 +517,15 @@ fn run_scale(
     Ok(EXIT_OK)
 }
 
-fn print_listening(report: &ListeningReport) {
-    println!();
-    println!(
+fn print_listening(report: &ListeningReport) -> std::io::Result<()> {
+    outln!()?;
+    outln!(
         "listening ({:.0} s sessions, clean and with white noise at {:.0} dB SNR; attempts every {:.0} s from {:.0} s):",
         report.session_secs,
         report.noise_snr_db,
         listening::ATTEMPT_EVERY_SECS,
         listening::FIRST_ATTEMPT_SECS
-    );
+    )?;
     let rows = [
         (
             format!(
@@ -538,18 +540,21 @@ fn print_listening(report: &ListeningReport) {
         ),
     ];
     for (how, figures) in rows {
-        println!("  {how}:");
-        println!(
+        outln!("  {how}:")?;
+        outln!(
             "    unindexed music: a song named in {}/{} sessions (+{} naming a song the track contains)",
-            figures.false_matches, report.unindexed_sessions, figures.shared_audio_matches
-        );
-        println!(
+            figures.false_matches,
+            report.unindexed_sessions,
+            figures.shared_audio_matches
+        )?;
+        outln!(
             "    indexed songs: right {}/{}, wrong {}; audio heard before the right answer: median {:.1} s, p95 {:.1} s",
             figures.right,
             report.indexed_sessions,
             figures.wrong,
             figures.secs_to_right_answer.0,
             figures.secs_to_right_answer.1
-        );
+        )?;
     }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::output::clock;
+use super::output::{clock, outln};
 use super::{Cli, EXIT_ERROR, EXIT_OK, fingerprint_config, match_config};
 use crate::cancel::CancelToken;
 use crate::index::{OpenMode, StorageKind};
@@ -37,11 +37,11 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     let songs_dir = dir.join("songs");
     std::fs::create_dir_all(&songs_dir)
         .with_context(|| format!("creating {}", songs_dir.display()))?;
-    println!(
+    outln!(
         "1. generating {} synthetic songs of {SONG_SECS:.0} s in {}",
         args.songs,
         songs_dir.display()
-    );
+    )?;
     for seed in 1..=args.songs {
         let samples = synth::song_stereo(seed, SONG_SECS, RATE_HZ);
         let path = songs_dir.join(format!("Demo song {seed}.wav"));
@@ -51,7 +51,7 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
 
     let db = dir.join("demo-index.db");
     std::fs::remove_file(&db).ok();
-    println!("2. indexing them into {}", db.display());
+    outln!("2. indexing them into {}", db.display())?;
     let mut library = Library::open(
         &StorageKind::Sqlite(db),
         &fingerprint_config()?,
@@ -67,12 +67,13 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         &CancelToken::new(),
         |_| {},
     )?;
-    println!(
+    outln!(
         "   {} songs indexed in {:.2} s",
-        summary.indexed, summary.elapsed_secs
-    );
+        summary.indexed,
+        summary.elapsed_secs
+    )?;
 
-    println!("3. identifying clips");
+    outln!("3. identifying clips")?;
     let clips_dir = dir.join("clips");
     std::fs::create_dir_all(&clips_dir)?;
     let target_seed = 1 + args.songs / 2;
@@ -94,10 +95,10 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         ),
         ("5 s of a song that is not indexed", unknown, RATE_HZ),
     ];
-    println!(
+    outln!(
         "   (the clips come from \"Demo song {target_seed}\" at {}, except the last)",
         clock(f64::from(start))
-    );
+    )?;
     let mut all_as_expected = true;
     for (index, (label, samples, rate)) in cases.into_iter().enumerate() {
         let path = clips_dir.join(format!("clip{}.wav", index + 1));
@@ -106,25 +107,25 @@ pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         let expect_match = index < 3;
         match answer.matches.first() {
             Some(top) => {
-                println!(
+                outln!(
                     "   {label:<36} -> {} at {} (confidence {:.2}, {:.0} ms)",
                     top.song.title,
                     clock(top.offset_secs),
                     top.confidence,
                     answer.processing_ms()
-                );
+                )?;
                 all_as_expected &=
                     expect_match && top.song.title == format!("Demo song {target_seed}");
             }
             None => {
-                println!(
+                outln!(
                     "   {label:<36} -> no match ({:.0} ms)",
                     answer.processing_ms()
-                );
+                )?;
                 all_as_expected &= !expect_match;
             }
         }
     }
-    println!("files are in {}", dir.display());
+    outln!("files are in {}", dir.display())?;
     Ok(if all_as_expected { EXIT_OK } else { EXIT_ERROR })
 }

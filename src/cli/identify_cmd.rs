@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::output::{clock, print_json};
+use super::output::{clock, outln, print_json};
 use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config};
 use crate::cancel::CancelToken;
 use crate::index::OpenMode;
@@ -105,7 +105,7 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
         if args.json {
             results.push(to_json(clip, outcome));
         } else {
-            print_human(clip, &outcome, args.clips.len() > 1);
+            print_human(clip, &outcome, args.clips.len() > 1)?;
         }
     }
     if args.json {
@@ -177,7 +177,7 @@ fn print_human(
     clip: &std::path::Path,
     outcome: &Result<Identification, LibraryError>,
     prefix: bool,
-) {
+) -> std::io::Result<()> {
     let lead = if prefix {
         format!("{}: ", clip.display())
     } else {
@@ -185,12 +185,12 @@ fn print_human(
     };
     match outcome {
         Err(err) => eprintln!("error: {err}"),
-        Ok(id) if !id.found() => println!(
+        Ok(id) if !id.found() => outln!(
             "{lead}no match ({:.1} s clip, {} hashes, {:.0} ms)",
             id.clip_secs,
             id.query_landmarks,
             id.processing_ms()
-        ),
+        )?,
         Ok(id) => {
             let altered = if id.speed != 1.0 {
                 format!("  (played {:+.0} % fast)", (id.speed - 1.0) * 100.0)
@@ -211,7 +211,7 @@ fn print_human(
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]{altered}",
                     m.song.title,
                     clock(m.offset_secs),
@@ -220,8 +220,9 @@ fn print_human(
                     m.aligned,
                     m.song.id,
                     id.processing_ms()
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{print_json, progress_bar};
+use super::output::{outln, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::cancel::CancelToken;
 use crate::index::OpenMode;
@@ -141,26 +141,26 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             1 => "; 1 found at a new path".to_string(),
             n => format!("; {n} found at new paths"),
         };
-        println!(
+        outln!(
             "{} indexed, {} skipped (already indexed{moved}), {} failed{speed}",
             summary.indexed,
             summary.skipped,
             summary.failed.len() + missing.len()
-        );
+        )?;
         for failed in &summary.failed {
             let text = indexer::describe_failure(&failed.message, failed.remembered);
-            println!("  failed: {text}");
+            outln!("  failed: {text}")?;
         }
         if summary.failed.iter().any(|f| f.remembered) {
-            println!(
+            outln!(
                 "(files that failed in an earlier run and are unchanged were not decoded again; \
                  --retry-failed decodes them)"
-            );
+            )?;
         }
         if summary.cancelled {
-            println!(
+            outln!(
                 "cancelled: songs indexed so far are kept; run the same command again to finish"
-            );
+            )?;
         }
     }
     Ok(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{bytes, clock, print_json, progress_bar};
+use super::output::{bytes, clock, outln, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::calendar::utc_date_time;
 use crate::index::export::{export_store, import_into, validate_export};
@@ -101,22 +101,25 @@ pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     if songs.is_empty() {
-        println!("no songs");
+        outln!("no songs")?;
         return Ok(EXIT_OK);
     }
-    println!(
+    outln!(
         "{:>6}  {:>7}  {:<40}  {:<24}  ALBUM",
-        "ID", "LENGTH", "TITLE", "ARTIST"
-    );
+        "ID",
+        "LENGTH",
+        "TITLE",
+        "ARTIST"
+    )?;
     for song in &songs {
-        println!(
+        outln!(
             "{:>6}  {:>7}  {:<40}  {:<24}  {}",
             song.id,
             clock(song.duration_secs),
             truncate(&song.title, 40),
             truncate(song.artist.as_deref().unwrap_or("-"), 24),
             song.album.as_deref().unwrap_or("-")
-        );
+        )?;
     }
     Ok(EXIT_OK)
 }
@@ -134,7 +137,7 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     if failures.is_empty() {
-        println!("no failed files");
+        outln!("no failed files")?;
         return Ok(EXIT_OK);
     }
     for failure in &failures {
@@ -144,20 +147,20 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
             .message
             .strip_prefix(&prefix)
             .unwrap_or(&failure.message);
-        println!("{}", failure.path);
-        println!(
+        outln!("{}", failure.path)?;
+        outln!(
             "    {} ({}; {}, audiofp {})",
             reason,
             failure.code,
             utc_date_time(failure.failed_at),
             failure.audiofp_version
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{} failed files; each is reported again by `audiofp index` until it changes \
          (--retry-failed decodes them again)",
         failures.len()
-    );
+    )?;
     Ok(EXIT_OK)
 }
 
@@ -180,23 +183,23 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
         print_json(&song)?;
         return Ok(EXIT_OK);
     }
-    println!("id:        {}", song.id);
-    println!("title:     {}", song.title);
-    println!("artist:    {}", song.artist.as_deref().unwrap_or("-"));
-    println!("album:     {}", song.album.as_deref().unwrap_or("-"));
-    println!(
+    outln!("id:        {}", song.id)?;
+    outln!("title:     {}", song.title)?;
+    outln!("artist:    {}", song.artist.as_deref().unwrap_or("-"))?;
+    outln!("album:     {}", song.album.as_deref().unwrap_or("-"))?;
+    outln!(
         "duration:  {} ({:.1} s)",
         clock(song.duration_secs),
         song.duration_secs
-    );
-    println!("path:      {}", song.path.as_deref().unwrap_or("-"));
-    println!("added:     {}", utc_date_time(song.added_at));
-    println!(
+    )?;
+    outln!("path:      {}", song.path.as_deref().unwrap_or("-"))?;
+    outln!("added:     {}", utc_date_time(song.added_at))?;
+    outln!(
         "peaks:     {} ({:.1} per second)",
         song.num_peaks,
         f64::from(song.num_peaks) / song.duration_secs.max(1e-9)
-    );
-    println!("blake3:    {}", song.content_hash);
+    )?;
+    outln!("blake3:    {}", song.content_hash)?;
     Ok(EXIT_OK)
 }
 
@@ -215,7 +218,7 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<u8> {
         print_json(&serde_json::json!({ "removed": removed, "unknown": unknown }))?;
     } else {
         for id in &removed {
-            println!("removed song {id}");
+            outln!("removed song {id}")?;
         }
         for id in &unknown {
             eprintln!("error: no song with id {id}");
@@ -252,19 +255,19 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         }))?;
         return Ok(EXIT_OK);
     }
-    println!(
+    outln!(
         "index:     {} ({})",
         store.location().display(),
         store.kind()
-    );
-    println!("songs:     {}", stats.songs);
-    println!("audio:     {:.2} hours", hours);
-    println!("peaks:     {}", stats.peaks);
-    println!(
+    )?;
+    outln!("songs:     {}", stats.songs)?;
+    outln!("audio:     {:.2} hours", hours)?;
+    outln!("peaks:     {}", stats.peaks)?;
+    outln!(
         "hashes:    {} (in memory: {})",
         hashes,
         bytes(library.inverted_index().memory_bytes() as u64)
-    );
+    )?;
     let per_hour = if hours > 0.0 {
         format!(
             " ({} per hour of audio)",
@@ -273,11 +276,11 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     } else {
         String::new()
     };
-    println!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk));
+    outln!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk))?;
     if failed_files > 0 {
-        println!("failed:    {failed_files} files (see `audiofp list --failed`)");
+        outln!("failed:    {failed_files} files (see `audiofp list --failed`)")?;
     }
-    println!(
+    outln!(
         "loaded:    {}",
         match library.index_origin() {
             IndexOrigin::Rebuilt => "index rebuilt from the database".to_string(),
@@ -287,14 +290,14 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
             ),
             IndexOrigin::NotLoaded => "index not loaded".to_string(),
         }
-    );
+    )?;
     Ok(EXIT_OK)
 }
 
 pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
     let store = store(cli, OpenMode::MustExist)?;
     let written = export_store(store.as_ref(), &args.file)?;
-    println!("exported {written} songs to {}", args.file.display());
+    outln!("exported {written} songs to {}", args.file.display())?;
     Ok(EXIT_OK)
 }
 
@@ -309,10 +312,11 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<u8> {
     if args.json {
         print_json(&summary)?;
     } else {
-        println!(
+        outln!(
             "imported {} songs, skipped {} already in the index",
-            summary.imported, summary.skipped
-        );
+            summary.imported,
+            summary.skipped
+        )?;
     }
     Ok(EXIT_OK)
 }

@@ -11,6 +11,7 @@ mod index_cmd;
 mod library_cmds;
 mod output;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -175,7 +176,21 @@ fn log_filter(level: &str) -> String {
     }
 }
 
+/// Whether `level` is a level name or a filter naming targets (`warn,audiofp=debug`). A lone
+/// word is not checked by tracing (it reads as a target), so `--log-level verbose` would
+/// silently log nothing.
+fn is_log_level(level: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = level.trim().to_ascii_lowercase();
+    LEVELS.contains(&level.as_str()) || level.contains('=') || level.contains(',')
+}
+
 fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_log_level(&cli.log_level),
+        "invalid log level {:?}: use error, warn, info, debug, trace or off, or a tracing filter such as warn,audiofp=debug",
+        cli.log_level
+    );
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .with_context(|| format!("invalid log level {:?}", cli.log_level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -193,7 +208,12 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
                 .ok();
         }
         None => {
-            builder.with_writer(std::io::stderr).try_init().ok();
+            // Colours only on a terminal: not in a file or a pipe that stderr was sent to.
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init()
+                .ok();
         }
     }
     Ok(())
@@ -201,8 +221,15 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
 
 /// Parses the command line and runs it. `run_gui` is called when no command is given.
 pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
-    // A missing .env is normal; a malformed one is reported by the first setting it breaks.
-    dotenvy::dotenv().ok();
+    // A missing .env is normal. A malformed one is an error: dotenvy stops at the bad line,
+    // and going on without the settings after it could, say, index into the default database
+    // instead of the one the file names.
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("error: .env: {err}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let cli = Cli::parse();
     match run(&cli, run_gui) {
         Ok(code) => ExitCode::from(code),
@@ -210,10 +237,28 @@ pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause whose text the message
+/// already holds (the library's errors name their cause in their own message, so `{:#}`
+/// would say "No such file or directory" twice).
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

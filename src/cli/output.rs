@@ -4,10 +4,35 @@ use std::io::Write as _;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `println!` that returns the write's error instead of panicking on it: standard output may
+/// be a pipe closed early (`audiofp list | head`), which the binary's edge treats as a normal
+/// end.
+macro_rules! outln {
+    () => {
+        std::io::Write::write_all(&mut std::io::stdout(), b"\n")
+    };
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// `print!` that returns the write's error (see [`outln`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value)?;
+    // A failed write is reported as the I/O error it is (a closed pipe ends quietly).
+    serde_json::to_writer_pretty(&mut stdout, value).map_err(|err| match err.io_error_kind() {
+        Some(kind) => anyhow::Error::from(std::io::Error::new(kind, err)),
+        None => err.into(),
+    })?;
     writeln!(stdout)?;
     Ok(())
 }
