@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
-use crate::engine::decode::{AudioSource, decode_mono};
+use crate::engine::decode::{AudioSource, CutStreams, decode_mono};
 use crate::engine::landmarks::Landmark;
 use crate::engine::postings::InvertedIndex;
 use crate::engine::verify::ClipEvidence;
@@ -524,12 +524,15 @@ fn decode_only(files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, f64)> 
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
                     let mut sink = 0.0f32;
-                    if let Ok(summary) =
-                        decode_mono(AudioSource::File(path), &CancelToken::new(), |chunk, _| {
+                    if let Ok(summary) = decode_mono(
+                        AudioSource::File(path),
+                        CutStreams::Refuse,
+                        &CancelToken::new(),
+                        |chunk, _| {
                             sink += chunk.first().copied().unwrap_or(0.0);
                             Ok(())
-                        })
-                        && let Ok(mut total) = total_secs.lock()
+                        },
+                    ) && let Ok(mut total) = total_secs.lock()
                     {
                         *total += summary.duration_secs();
                     }

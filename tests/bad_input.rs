@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use audiofp::testkit::{synth, wav};
 use common::{Sandbox, Song, argv, require_tool, run_tool, write_clip, write_song};
 use serde_json::Value;
 
@@ -336,6 +337,77 @@ fn identify_of_a_half_second_clip_says_too_short_and_of_digital_silence_says_sil
             "no song may be reported:\n{human}"
         );
     }
+}
+
+/// A clip is evidence however it ends: one cut mid-packet (a damaged last Ogg page) or
+/// whose header promises more than it holds is identified from what decodes, where
+/// `index` refuses such a file as a cut copy of a song. A WAV written to a pipe (its size
+/// fields 0xFFFFFFFF: length unknown) ends where the file does, for both; and a song of
+/// exactly 1 s, the shortest `index` takes, is taken.
+#[test]
+fn clips_cut_short_or_written_to_a_pipe_are_identified_from_what_decodes() {
+    require_tool("oggenc", "--version");
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let song = write_song(&folder, "the-song", 4200, 30.0);
+    sandbox.index_json(&[&folder], 0);
+
+    // 10 s from 6 s on, as Ogg Vorbis, with its last 300 bytes cut off.
+    let clip = write_clip(
+        &sandbox.path("clip.wav"),
+        &song.excerpt(6.0, 10.0),
+        common::SR,
+    );
+    let ogg = sandbox.path("clip.ogg");
+    run_tool("oggenc", &argv(&[&"--quiet", &"-o", &ogg, &clip]));
+    let bytes = std::fs::read(&ogg).expect("reading the Ogg clip");
+    let cut = sandbox.path("cut-clip.ogg");
+    std::fs::write(&cut, &bytes[..bytes.len() - 300]).expect("writing the cut clip");
+
+    // The same clip as a WAV whose RIFF and data sizes say "unknown".
+    let mut wav = std::fs::read(&clip).expect("reading the WAV clip");
+    assert_eq!(&wav[36..40], b"data", "a canonical 44-byte WAV header");
+    wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    wav[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+    let piped = sandbox.path("piped-clip.wav");
+    std::fs::write(&piped, &wav).expect("writing the piped clip");
+
+    let (run, results) = sandbox.identify(&[&cut, &piped]);
+    run.expect_code(0, "identify of a cut Ogg clip and a piped WAV clip");
+    for result in &results {
+        assert_eq!(result["matches"][0]["title"], "the-song", "{result}\n{run}");
+        let offset = result["matches"][0]["offset_seconds"]
+            .as_f64()
+            .unwrap_or(-1.0);
+        assert!((offset - 6.0).abs() < 0.1, "offset {offset}: {result}");
+    }
+
+    // index refuses the cut Ogg (a cut copy of a song), takes the piped WAV whole.
+    let intake = sandbox.subdir("intake");
+    std::fs::copy(&cut, intake.join("cut-clip.ogg")).expect("copying");
+    std::fs::copy(&piped, intake.join("piped-clip.wav")).expect("copying");
+    let one_second = synth::song(4201, 1.0, common::SR);
+    wav::write_wav_i16(&intake.join("one-second.wav"), &one_second, common::SR, 1)
+        .expect("writing a 1 s song");
+    let summary = sandbox.index_json(&[&intake], 2);
+    assert_eq!(summary["indexed"], 2, "{summary}");
+    let failures = failures_by_name(&summary);
+    assert_eq!(
+        failures.keys().collect::<Vec<_>>(),
+        ["cut-clip.ogg"],
+        "{summary}"
+    );
+    assert_eq!(failures["cut-clip.ogg"].0, "truncated", "{summary}");
+    let piped_song = sandbox
+        .list()
+        .into_iter()
+        .find(|s| s["title"] == "piped-clip")
+        .unwrap_or_else(|| panic!("the piped clip was not indexed"));
+    let secs = piped_song["duration_secs"].as_f64().unwrap_or(0.0);
+    assert!(
+        (secs - 10.0).abs() < 0.01,
+        "the piped WAV decoded to {secs} s"
+    );
 }
 
 /// The failed files of an index run's `--json` summary, by file name: (code, remembered).

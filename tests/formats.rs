@@ -277,6 +277,7 @@ fn a_chained_ogg_file_is_indexed_whole_across_a_rate_change() {
     // The decoder's own count of seconds adds each link at its rate.
     let summary = audiofp::engine::decode::decode_mono(
         audiofp::engine::AudioSource::File(&chained_path),
+        audiofp::engine::decode::CutStreams::Refuse,
         &audiofp::cancel::CancelToken::new(),
         |_, _| Ok(()),
     )

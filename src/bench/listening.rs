@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{SharedAudio, median_p95, track_id};
 use crate::cancel::CancelToken;
-use crate::engine::decode::{AudioSource, decode_mono};
+use crate::engine::decode::{AudioSource, CutStreams, decode_mono};
 use crate::library::Library;
 use crate::listening;
 use crate::testkit::distort::add_white_noise;
@@ -140,6 +140,7 @@ fn sessions_of(library: &Library, job: &Job) -> anyhow::Result<Vec<Session>> {
     let mut windows = WindowCutter::new(&job.starts);
     let decoded = decode_mono(
         AudioSource::File(&job.path),
+        CutStreams::Refuse,
         &CancelToken::new(),
         |chunk, rate| {
             windows.push(chunk, rate, |start_s, samples, rate| {

@@ -88,9 +88,23 @@ pub const SAMPLE_RATES_HZ: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 /// Receives each decoded chunk: mono samples and their sample rate.
 type ChunkSink<'a> = dyn FnMut(&[f32], u32) -> Result<(), EngineError> + 'a;
 
+/// What a stream that ends before it should (a header promising more, or a break
+/// mid-packet) means to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutStreams {
+    /// An error: a cut copy of a song must not be indexed as the song. A damaged tail on a
+    /// stream of [`MIN_SECS_OF_BROKEN_STREAM`] or more without a stated length is still
+    /// taken, with a warning.
+    Refuse,
+    /// Use what decoded: every second of a clip to identify is evidence, and a clip cut
+    /// from a longer file or sent half-uploaded is still worth matching.
+    Accept,
+}
+
 /// Decodes `source` and calls `on_chunk(mono_samples, sample_rate_hz)` for each decoded packet.
 pub fn decode_mono(
     source: AudioSource<'_>,
+    cut_streams: CutStreams,
     cancel: &CancelToken,
     mut on_chunk: impl FnMut(&[f32], u32) -> Result<(), EngineError>,
 ) -> Result<DecodeSummary, EngineError> {
@@ -133,7 +147,7 @@ pub fn decode_mono(
             MetadataOptions::default(),
         )
         .map_err(|err| unsupported(&path, &err))?;
-    decode_track(format.as_mut(), &path, cancel, &mut on_chunk)
+    decode_track(format.as_mut(), &path, cut_streams, cancel, &mut on_chunk)
 }
 
 /// Audio formats the decoders cannot read, by file extension, with their names: a folder
@@ -214,6 +228,7 @@ fn describe(err: &SymphoniaError) -> String {
 fn decode_track(
     format: &mut dyn FormatReader,
     path: &Path,
+    cut_streams: CutStreams,
     cancel: &CancelToken,
     on_chunk: &mut ChunkSink<'_>,
 ) -> Result<DecodeSummary, EngineError> {
@@ -352,7 +367,36 @@ fn decode_track(
             reason: hit_end_early.unwrap_or_else(|| "no audio could be decoded".to_string()),
         });
     }
-    // A header that promises much more audio than the stream holds means the file was cut.
+    // PCM in WAV or AIFF with no length in its header (written to a pipe: the size fields
+    // hold 0xFFFFFFFF) is read to the end of the file, and the end of the file is its end.
+    let open_ended_pcm =
+        expected_frames.is_none() && matches!(format.format_info().short_name, "wave" | "aiff");
+    if open_ended_pcm {
+        hit_end_early = None;
+    }
+    let cut = cut_stream(expected_frames, hit_end_early, &summary, path);
+    match (cut, cut_streams) {
+        (None, _) => Ok(summary),
+        (Some(err), CutStreams::Accept) => {
+            tracing::info!(
+                "{err}; using the {:.1} s that decoded",
+                summary.duration_secs()
+            );
+            Ok(summary)
+        }
+        (Some(err), CutStreams::Refuse) => Err(err),
+    }
+}
+
+/// Whether the stream ended before it should, as the error to report: a header that
+/// promises much more audio than the stream holds, or (with no length in the header) a
+/// break mid-packet in a stream too short for a damaged tail to be the likelier story.
+fn cut_stream(
+    expected_frames: Option<u64>,
+    hit_end_early: Option<String>,
+    summary: &DecodeSummary,
+    path: &Path,
+) -> Option<EngineError> {
     if let Some(expected) = expected_frames {
         let slack = u64::from(summary.sample_rate_hz / 2).max(4096);
         if expected > summary.frames_decoded.saturating_add(slack)
@@ -360,7 +404,7 @@ fn decode_track(
         {
             let rate = f64::from(summary.sample_rate_hz.max(1));
             if summary.bad_packets > 0 {
-                return Err(EngineError::Corrupt {
+                return Some(EngineError::Corrupt {
                     path: path.to_path_buf(),
                     reason: format!(
                         "{} damaged packets; decoded {:.1} s of the {:.1} s the header announces",
@@ -370,7 +414,7 @@ fn decode_track(
                     ),
                 });
             }
-            return Err(EngineError::Truncated {
+            return Some(EngineError::Truncated {
                 path: path.to_path_buf(),
                 decoded_secs: summary.duration_secs(),
                 expected_secs: expected as f64 / rate,
@@ -381,19 +425,19 @@ fn decode_track(
         // tail on a full-length song is common and the song is still worth indexing; a short
         // fragment is most likely a cut copy and is refused.
         if summary.duration_secs() < MIN_SECS_OF_BROKEN_STREAM {
-            return Err(EngineError::CutShort {
+            return Some(EngineError::CutShort {
                 path: path.to_path_buf(),
                 decoded_secs: summary.duration_secs(),
                 reason,
             });
         }
         tracing::warn!(
-            "{}: the stream breaks off after {:.1} s ({reason}); indexing what decoded",
+            "{}: the stream breaks off after {:.1} s ({reason}); using what decoded",
             path.display(),
             summary.duration_secs()
         );
     }
-    Ok(summary)
+    None
 }
 
 /// Resets without a packet in between after which the stream is taken to have ended.

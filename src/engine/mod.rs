@@ -171,7 +171,8 @@ impl Analyzer {
         }
         self.picker.finish(&mut self.peaks);
         let duration_secs = self.seconds_in;
-        if duration_secs < min_secs {
+        // Summed chunk by chunk, the length of exactly one second can come to 0.9999999.
+        if duration_secs < min_secs - 1e-6 {
             return Err(EngineError::TooShort {
                 source_name: source_name.to_string(),
                 secs: duration_secs,
@@ -256,7 +257,11 @@ pub fn fingerprint_source(
         AudioSource::Bytes { name, .. } => (*name).to_string(),
     };
     let mut analyzer = Analyzer::new(config, match_config, side);
-    let summary = decode::decode_mono(source, cancel, |chunk, rate| {
+    let cut_streams = match side {
+        Side::Reference => decode::CutStreams::Refuse,
+        Side::Query => decode::CutStreams::Accept,
+    };
+    let summary = decode::decode_mono(source, cut_streams, cancel, |chunk, rate| {
         analyzer.push(chunk, rate, &name)
     })?;
     let min_secs = match side {
@@ -294,7 +299,7 @@ pub fn fingerprint_query_source(
         samples: Vec::new(),
         sample_rate_hz: 0,
     });
-    decode::decode_mono(source, cancel, |chunk, rate| {
+    decode::decode_mono(source, decode::CutStreams::Accept, cancel, |chunk, rate| {
         if let Some(clip) = kept.as_mut() {
             if clip.sample_rate_hz == 0 {
                 clip.sample_rate_hz = rate;

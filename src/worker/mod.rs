@@ -959,19 +959,31 @@ fn spectrogram_levels(
         source_name: path.display().to_string(),
         reason,
     };
-    engine::decode::decode_mono(AudioSource::File(path), cancel, |chunk, rate| {
-        if resampler.as_ref().is_none_or(|(from, _)| *from != rate) {
-            let fresh = StreamResampler::new(rate, config.sample_rate_hz, config.max_freq_hz)
-                .map_err(bad_format)?;
-            resampler = Some((rate, fresh));
-        }
-        resampled.clear();
-        if let Some((_, resampler)) = resampler.as_mut() {
-            resampler.push(chunk, &mut resampled).map_err(bad_format)?;
-        }
-        stft.push(&resampled, &mut quantise);
-        Ok(())
-    })?;
+    engine::decode::decode_mono(
+        AudioSource::File(path),
+        engine::decode::CutStreams::Accept,
+        cancel,
+        |chunk, rate| {
+            if resampler.as_ref().is_none_or(|(from, _)| *from != rate) {
+                // A chained stream's next link at another rate: the last one's tail first, as
+                // the analysis does, so that the frames keep lining up with the stored peaks.
+                if let Some((_, mut previous)) = resampler.take() {
+                    resampled.clear();
+                    previous.finish(&mut resampled).map_err(bad_format)?;
+                    stft.push(&resampled, &mut quantise);
+                }
+                let fresh = StreamResampler::new(rate, config.sample_rate_hz, config.max_freq_hz)
+                    .map_err(bad_format)?;
+                resampler = Some((rate, fresh));
+            }
+            resampled.clear();
+            if let Some((_, resampler)) = resampler.as_mut() {
+                resampler.push(chunk, &mut resampled).map_err(bad_format)?;
+            }
+            stft.push(&resampled, &mut quantise);
+            Ok(())
+        },
+    )?;
     if let Some((_, mut resampler)) = resampler.take() {
         resampled.clear();
         resampler.finish(&mut resampled).map_err(bad_format)?;
