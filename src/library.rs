@@ -303,15 +303,20 @@ impl Library {
             store.with_snapshot(&mut || songs = store.songs())?;
             songs?
         };
-        let mut in_memory: Vec<(i64, u32)> = self
+        // Ids are given again after a removal: a song's frame and peak counts tell another
+        // process's new song under an old id from the song this index holds.
+        let mut in_memory: Vec<(i64, u32, u32)> = self
             .index
             .spans()
             .iter()
             .filter(|span| !self.index.is_removed(span.song_id))
-            .map(|span| (span.song_id, span.num_frames))
+            .map(|span| (span.song_id, span.num_frames, span.num_peaks()))
             .collect();
         in_memory.sort_unstable();
-        let in_store: Vec<(i64, u32)> = songs.iter().map(|s| (s.id, s.num_frames)).collect();
+        let in_store: Vec<(i64, u32, u32)> = songs
+            .iter()
+            .map(|s| (s.id, s.num_frames, s.num_peaks))
+            .collect();
         if in_memory != in_store {
             tracing::debug!(
                 "{}: the library changed in another process; not saving the index",
@@ -394,7 +399,9 @@ impl Library {
     /// Removes a song; `false` if there is none with that id.
     pub fn remove(&mut self, song_id: i64) -> Result<bool, LibraryError> {
         let removed = self.store().remove_song(song_id)?;
-        self.unsaved_changes = self.unsaved_changes.saturating_add(1);
+        if removed {
+            self.unsaved_changes = self.unsaved_changes.saturating_add(1);
+        }
         self.index.remove_song(song_id);
         Ok(removed)
     }
@@ -865,5 +872,37 @@ mod tests {
         assert!(!save_is_due(50_000, 1));
         assert!(!save_is_due(50_000, 999));
         assert!(save_is_due(50_000, 1_000));
+    }
+
+    /// Removing an id the library does not hold changes nothing, so it must not count
+    /// toward rewriting the saved index (a client repeating `DELETE` of a bad id would
+    /// force full rewrites).
+    #[test]
+    fn removing_an_unknown_song_is_not_a_change() {
+        let mut library = Library::open(
+            &StorageKind::Memory,
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            OpenMode::CreateIfMissing,
+        )
+        .expect("a memory library");
+        let peaks = vec![crate::engine::Peak { frame: 0, bin: 4 }];
+        let fingerprint = Fingerprint {
+            peaks,
+            num_frames: 10,
+            duration_secs: 0.3,
+            contrast: None,
+        };
+        let song = NewSong {
+            title: "one".to_string(),
+            content_hash: "one".to_string(),
+            ..NewSong::default()
+        };
+        let id = library.add(&song, &fingerprint).expect("a song").id;
+        let after_adding = library.unsaved_changes;
+        assert!(!library.remove(id + 100).expect("a removal"));
+        assert_eq!(library.unsaved_changes, after_adding);
+        assert!(library.remove(id).expect("a removal"));
+        assert_eq!(library.unsaved_changes, after_adding + 1);
     }
 }

@@ -41,6 +41,13 @@ pub struct SongSpan {
     peaks_len: u32,
 }
 
+impl SongSpan {
+    /// Number of the song's peaks the index keeps.
+    pub fn num_peaks(&self) -> u32 {
+        self.peaks_len
+    }
+}
+
 #[cfg(test)]
 impl SongSpan {
     /// A span with no peaks, for tests of the scoring.

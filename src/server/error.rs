@@ -66,6 +66,7 @@ impl From<LibraryError> for ApiError {
     fn from(err: LibraryError) -> Self {
         match err {
             LibraryError::Engine(engine) => ApiError::Engine(engine),
+            LibraryError::Index(index) => index.into(),
             other => ApiError::Library(other),
         }
     }
@@ -73,7 +74,14 @@ impl From<LibraryError> for ApiError {
 
 impl From<crate::index::IndexError> for ApiError {
     fn from(err: crate::index::IndexError) -> Self {
-        ApiError::Library(LibraryError::Index(err))
+        match err {
+            // Another process (the CLI) stored the same audio between the server's check and
+            // its write: the same answer as when the check finds it.
+            crate::index::IndexError::DuplicateContent { song_id } => {
+                ApiError::Duplicate { song_id }
+            }
+            other => ApiError::Library(LibraryError::Index(other)),
+        }
     }
 }
 
@@ -204,5 +212,21 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store finds the duplicate itself when another process stored the same audio
+    /// after the route's own check: still 409 with the song, never a 500.
+    #[test]
+    fn a_duplicate_found_by_the_store_is_a_conflict() {
+        let from_store = ApiError::from(LibraryError::Index(
+            crate::index::IndexError::DuplicateContent { song_id: 7 },
+        ));
+        assert_eq!(from_store.status(), StatusCode::CONFLICT);
+        assert!(matches!(from_store, ApiError::Duplicate { song_id: 7 }));
     }
 }

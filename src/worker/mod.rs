@@ -64,7 +64,8 @@ const DISPLAY_RANGE_DB: f32 = 60.0;
 pub struct WorkerConfig {
     /// The index to open (created when missing).
     pub storage: StorageKind,
-    /// Fingerprint parameters for a new index (an existing one keeps its own).
+    /// Fingerprint parameters: a new index is made with them; an existing index made with
+    /// others is refused, naming the parameters that differ.
     pub fingerprint_config: FingerprintConfig,
     /// Query settings.
     pub match_config: MatchConfig,

@@ -321,7 +321,12 @@ impl InvertedIndex {
                 .pending
                 .iter()
                 .all(|&(key, _)| (key as usize) < KEY_SPACE);
-        offsets_ok && spans_ok && pending_ok
+        // The song count is the spans less the removed songs: each removed id must be a
+        // span's, once.
+        let span_ids: HashSet<i64> = self.spans.iter().map(|span| span.song_id).collect();
+        let removed_ok = span_ids.len() == self.spans.len()
+            && self.removed.iter().all(|id| span_ids.contains(id));
+        offsets_ok && spans_ok && pending_ok && removed_ok
     }
 }
 
@@ -439,6 +444,13 @@ mod tests {
         assert!(damage(first_key + 4, 0).is_none());
         assert!(damage(first_key + 4 * (keys_len - 1), KEY_SPACE as u32).is_none());
         assert!(damage(offsets_start, 7).is_none());
+        // A removed song that is not one of the spans (the song count would underflow). The
+        // file ends with the removed ids, here song 3's.
+        let removed_at = bytes.len() - 8;
+        assert_eq!(bytes[removed_at..], 3i64.to_le_bytes());
+        let mut unknown_removed = bytes.clone();
+        unknown_removed[removed_at..].copy_from_slice(&99i64.to_le_bytes());
+        assert!(read(&unknown_removed, rule()).unwrap().is_none());
         // The undamaged bytes at those places read back.
         let first_count_value =
             u32::from_le_bytes(bytes[first_count..first_count + 4].try_into().unwrap());
