@@ -354,6 +354,60 @@ impl Library {
         Ok(())
     }
 
+    /// Whether another process (the CLI indexing or removing while the server or the app
+    /// runs) has written to the store since the last call: one query of the database's
+    /// change counter. When it has, [`catch_up_with_store`](Self::catch_up_with_store)
+    /// brings the index up to date.
+    pub fn store_changed_elsewhere(&self) -> Result<bool, LibraryError> {
+        Ok(self.origin != IndexOrigin::NotLoaded && self.store().changed_elsewhere()?)
+    }
+
+    /// Makes the in-memory index hold exactly the store's songs again: songs it holds that
+    /// the store no longer has (or has under the same id with other peaks) are removed, the
+    /// store's songs it lacks are added from their stored peaks. Returns (added, removed).
+    pub fn catch_up_with_store(&mut self) -> Result<(usize, usize), LibraryError> {
+        if self.origin == IndexOrigin::NotLoaded {
+            return Ok((0, 0));
+        }
+        let songs = self.store().songs()?;
+        let wanted: HashMap<i64, (u32, u32)> = songs
+            .iter()
+            .map(|s| (s.id, (s.num_frames, s.num_peaks)))
+            .collect();
+        let mut held = HashSet::new();
+        let mut stale = Vec::new();
+        for span in self.index.spans() {
+            if self.index.is_removed(span.song_id) {
+                continue;
+            }
+            if wanted.get(&span.song_id) == Some(&(span.num_frames, span.num_peaks())) {
+                held.insert(span.song_id);
+            } else {
+                stale.push(span.song_id);
+            }
+        }
+        for &song_id in &stale {
+            self.index.remove_song(song_id);
+        }
+        let mut added = 0;
+        for song in songs.iter().filter(|s| !held.contains(&s.id)) {
+            // Removed again since `songs()`: nothing to add.
+            let Some(peaks) = self.store().peaks(song.id)? else {
+                continue;
+            };
+            self.index.add_song(song.id, song.num_frames, &peaks)?;
+            added += 1;
+        }
+        self.index.prepare();
+        if added + stale.len() > 0 {
+            tracing::info!(
+                "songs changed in another process: {added} added to the index, {} removed",
+                stale.len()
+            );
+        }
+        Ok((added, stale.len()))
+    }
+
     /// Makes songs added since the last call fast to search (sorts the new postings). Songs
     /// are searchable without it; call it after a batch of additions.
     pub fn prepare(&mut self) {

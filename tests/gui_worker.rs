@@ -603,3 +603,63 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
         report.clip_secs
     );
 }
+
+/// `audiofp index` run on the app's database while the app is open (here a second connection,
+/// as another process has): the app's next request takes the song in, lists it and finds it.
+#[test]
+fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let songs = dir.path().join("songs");
+    std::fs::create_dir(&songs).unwrap();
+    let first = write_song(&songs, "Already There", 21);
+    let worker = spawn(StorageKind::Sqlite(db.clone()));
+    let (summary, _) = index(&worker, 1, vec![first]);
+    assert_eq!(summary.indexed, 1, "{summary:?}");
+
+    let later = dir.path().join("later");
+    std::fs::create_dir(&later).unwrap();
+    let newcomer = write_song(&later, "Indexed Meanwhile", 22);
+    let mut other = Library::open_for_adding(
+        &StorageKind::Sqlite(db),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    let summary = audiofp::indexer::index_files(
+        &mut other,
+        vec![newcomer],
+        1,
+        KnownFailures::Report,
+        &CancelToken::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.indexed, 1, "{summary:?}");
+    drop(other);
+
+    let clip = distort::excerpt(&synth::song(22, SONG_SECS, SR), SR, 4.0, 5.0);
+    worker.send(Request::IdentifyClip {
+        job: 2,
+        samples: clip,
+        sample_rate_hz: SR,
+        label: "clip".to_string(),
+    });
+    let (report, seen) = wait_for(&worker, "the identification", |event| match event {
+        Event::Matches(report) if report.job == 2 => Some(report.clone()),
+        Event::IdentifyFailed { reason, .. } => panic!("identification failed: {reason}"),
+        _ => None,
+    });
+    assert!(report.found(), "{report:#?}");
+    assert_eq!(
+        report.identification.matches[0].song.title,
+        "Indexed Meanwhile"
+    );
+    // Taking the song in, the worker showed the library again.
+    let listed_both = seen.iter().any(|event| {
+        matches!(event, Event::Library { rows }
+            if rows.iter().any(|row| row.title == "Indexed Meanwhile") && rows.len() == 2)
+    });
+    assert!(listed_both, "{seen:#?}");
+}

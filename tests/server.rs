@@ -152,6 +152,11 @@ impl TestServer {
         }
     }
 
+    /// The server's database file.
+    fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("index.db")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -270,6 +275,44 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
 
 // ------------------------------------------------------------------------------------------
 // Search
+
+/// `audiofp index` and `audiofp remove` on the server's database while it runs (here: a
+/// second connection, as another process has): the next request sees their songs, added and
+/// gone, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn songs_another_process_adds_or_removes_are_searched_without_a_restart() {
+    let server = TestServer::start().await;
+    let db = server.db_path();
+    let newcomer = tokio::task::spawn_blocking(|| analyse(4, "Late Arrival", "The CLI", None))
+        .await
+        .unwrap();
+    let removed_id = server.ids[0];
+    let clip = clip_of(&newcomer, 3.0, 6.0);
+    let newcomer_id = tokio::task::spawn_blocking(move || {
+        let mut other = Library::open_for_adding(
+            &StorageKind::Sqlite(db),
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            OpenMode::MustExist,
+        )
+        .unwrap();
+        let id = other.add(&newcomer.meta, &newcomer.fingerprint).unwrap().id;
+        assert!(other.remove(removed_id).unwrap());
+        id
+    })
+    .await
+    .unwrap();
+
+    let answer = server.search(clip).await;
+    assert_eq!(answer["matches"][0]["song_id"], newcomer_id, "{answer}");
+    let answer = server.search(clip_of(&library_songs()[0], 3.0, 6.0)).await;
+    assert_eq!(answer["found"], false, "the removed song: {answer}");
+    let health = server.get_json("/api/v1/health").await;
+    assert_eq!(health["songs"], 3, "{health}");
+    let stats = server.get_json("/api/v1/stats").await;
+    assert_eq!(stats["songs"], 3, "{stats}");
+    server.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_names_the_song_and_the_offset_of_a_noisy_excerpt() {

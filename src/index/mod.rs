@@ -194,6 +194,11 @@ pub trait Store: Send {
     fn flush(&mut self) -> Result<(), IndexError> {
         Ok(())
     }
+    /// Whether another process has written to the store since the last call (the first
+    /// call: since it was opened). A store no other process can reach says `false`.
+    fn changed_elsewhere(&self) -> Result<bool, IndexError> {
+        Ok(false)
+    }
 }
 
 /// A digest of a library holding `songs` (in id order): every song's id, content hash,

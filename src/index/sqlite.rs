@@ -17,6 +17,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
@@ -94,6 +95,13 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     config: FingerprintConfig,
+    /// SQLite's `data_version` when [`Store::changed_elsewhere`] last looked: it changes
+    /// when another connection commits.
+    seen_data_version: AtomicI64,
+}
+
+fn read_data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
 }
 
 impl SqliteStore {
@@ -224,10 +232,12 @@ impl SqliteStore {
                 }
             }
         }
+        let data_version = read_data_version(&conn).map_err(sqlite_err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
             config: config.clone(),
+            seen_data_version: AtomicI64::new(data_version),
         })
     }
 
@@ -628,6 +638,11 @@ impl Store for SqliteStore {
         .map_err(|e| self.err(e))?;
         read();
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    fn changed_elsewhere(&self) -> Result<bool, IndexError> {
+        let now = read_data_version(&self.conn).map_err(|e| self.err(e))?;
+        Ok(self.seen_data_version.swap(now, Ordering::Relaxed) != now)
     }
 
     fn flush(&mut self) -> Result<(), IndexError> {

@@ -335,6 +335,25 @@ pub async fn search(
     Ok(Json(answer))
 }
 
+/// Brings the index up to date with songs another process (`audiofp index` or `remove`
+/// on the same database) added or removed since the last request: a query of the
+/// database's change counter under the read lock, the write lock only when it moved.
+fn catch_up_with_other_processes(shared: &Shared) -> Result<(), ApiError> {
+    let changed = shared
+        .library
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .store_changed_elsewhere()?;
+    if changed {
+        shared
+            .library
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .catch_up_with_store()?;
+    }
+    Ok(())
+}
+
 /// Identifies a clip with the library's full query path (early answer, speed and pitch
 /// search) under the read lock: searches run side by side, writers wait for them.
 fn identify(
@@ -343,6 +362,7 @@ fn identify(
     name: &str,
     match_config: &MatchConfig,
 ) -> Result<SearchResponse, ApiError> {
+    catch_up_with_other_processes(shared)?;
     let library = shared
         .library
         .read()
@@ -544,6 +564,7 @@ pub async fn delete_song(
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
     let shared = Arc::clone(&state.shared);
     blocking(move || {
+        catch_up_with_other_processes(&shared)?;
         let library = shared
             .library
             .read()
@@ -574,6 +595,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, Api
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
     let shared = Arc::clone(&state.shared);
     blocking(move || {
+        catch_up_with_other_processes(&shared)?;
         let songs = shared
             .library
             .read()
@@ -594,6 +616,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthJson>, A
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let shared = Arc::clone(&state.shared);
     let text = blocking(move || {
+        catch_up_with_other_processes(&shared)?;
         let (songs, postings, memory) = {
             let library = shared
                 .library

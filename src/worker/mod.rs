@@ -298,6 +298,7 @@ impl Worker {
     }
 
     fn handle(&mut self, request: Request) {
+        self.catch_up_with_other_processes();
         match request {
             Request::RefreshLibrary => self.send_library(),
             Request::IndexPaths { job, paths, cancel } => {
@@ -348,6 +349,30 @@ impl Worker {
             Request::Cancel { job } => {
                 self.inbox.cancelled.insert(job);
             }
+        }
+    }
+
+    /// Takes in songs another process (`audiofp index` or `remove` on the same database)
+    /// added or removed while the app runs, so that they are searched (one query of the
+    /// database's change counter when nothing changed), and shows the library again if any.
+    fn catch_up_with_other_processes(&mut self) {
+        let Ok(library) = &mut self.library else {
+            return;
+        };
+        let caught_up = library.store_changed_elsewhere().and_then(|changed| {
+            if changed {
+                library.catch_up_with_store()
+            } else {
+                Ok((0, 0))
+            }
+        });
+        match caught_up {
+            Ok((0, 0)) => {}
+            Ok(_) => self.send_library(),
+            Err(err) => self.sink.send(Event::Error {
+                context: "reading songs another process changed".to_string(),
+                reason: err.to_string(),
+            }),
         }
     }
 
