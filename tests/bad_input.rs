@@ -668,3 +668,29 @@ fn unreadable_folders_are_reported_and_links_are_walked_once() {
     );
     assert!(stderr.contains("cannot read this folder"), "{stderr}");
 }
+
+/// What `identify` says of things that are not audio files: a folder is called a folder, and
+/// a file no decoder recognises gets a reason in audiofp's words with the formats it reads,
+/// not the decoder library's internals.
+#[test]
+fn identify_of_a_folder_or_a_non_audio_file_says_what_it_is() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    write_song(&folder, "a-song", 4300, 5.0);
+    sandbox.index_json(&[&folder], 0);
+    let text = sandbox.path("readme.txt");
+    std::fs::write(&text, "not audio at all\n".repeat(100)).expect("writing a text file");
+
+    let (run, results) = sandbox.identify(&[&folder, &text]);
+    run.expect_code(2, "identify of a folder and a text file");
+    assert_eq!(results[0]["error"]["code"], "io_error", "{run}");
+    let message = results[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("it is a folder"), "{message}");
+    assert_eq!(results[1]["error"]["code"], "unsupported_format", "{run}");
+    let message = results[1]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no decoder recognises its contents") && message.contains("MP2"),
+        "{message}"
+    );
+    assert!(!message.contains("probe"), "{message}");
+}

@@ -915,3 +915,51 @@ fn output_to_pipes_and_bad_settings_behave_as_scripts_expect() {
         "{run}"
     );
 }
+
+/// Small things a user runs into: an id given twice to `remove`, `--top 0`, an empty folder,
+/// an empty index, and `stats` of a memory index.
+#[test]
+fn remove_top_empty_folders_and_memory_stats_say_what_happened() {
+    let sandbox = Sandbox::new();
+    small_library(&sandbox);
+    let first_id = sandbox.list()[0]["id"].as_i64().expect("an id");
+    let id = first_id.to_string();
+    let run = sandbox.run(["remove", id.as_str(), id.as_str()]);
+    run.expect_code(0, "remove of one id given twice");
+    assert_eq!(run.stdout.matches("removed song").count(), 1, "{run}");
+    assert!(run.stderr.is_empty(), "{run}");
+    assert_eq!(sandbox.list().len(), NUM_SONGS - 1);
+
+    let clip = write_clip(&sandbox.path("silence.wav"), &vec![0.1; 22_050], SR);
+    let run = sandbox.run([
+        OsStr::new("identify"),
+        OsStr::new("--top"),
+        OsStr::new("0"),
+        clip.as_os_str(),
+    ]);
+    run.expect_code(2, "identify --top 0");
+    assert!(run.stderr.contains("--top must be at least 1"), "{run}");
+
+    let empty = sandbox.subdir("empty-folder");
+    let run = sandbox.run([OsStr::new("index"), empty.as_os_str()]);
+    run.expect_code(0, "index of an empty folder");
+    assert!(run.stderr.contains("no audio files found"), "{run}");
+
+    let empty_db = sandbox.path("empty.db");
+    sandbox
+        .run_with_db(&empty_db, &[], [OsStr::new("index"), empty.as_os_str()])
+        .expect_code(0, "index of nothing into a new database");
+    let song = common::write_song(&sandbox.subdir("clips"), "not-indexed", 7777, 5.0);
+    let run = sandbox.run_with_db(
+        &empty_db,
+        &[],
+        [OsStr::new("identify"), song.path.as_os_str()],
+    );
+    run.expect_code(1, "identify against an empty index");
+    assert!(run.stderr.contains("holds no songs"), "{run}");
+
+    let run = sandbox.run_with_db(&empty_db, &[("STORAGE_TYPE", "memory")], ["stats"]);
+    run.expect_code(0, "stats of a memory index");
+    assert!(run.stdout.contains("index:     in memory"), "{run}");
+    assert!(run.stdout.contains("audio:     0.00 hours"), "{run}");
+}

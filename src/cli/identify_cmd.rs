@@ -83,7 +83,8 @@ pub struct ErrorJson {
 
 pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
     let mut match_config = match_config()?;
-    match_config.top_n = args.top.max(1);
+    anyhow::ensure!(args.top >= 1, "--top must be at least 1");
+    match_config.top_n = args.top;
     if let Some(threshold) = args.threshold {
         anyhow::ensure!(
             (0.0..=1.0).contains(&threshold),
@@ -92,6 +93,12 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
         match_config.threshold = threshold;
     }
     let library = cli.open_library(OpenMode::MustExist, &match_config)?;
+    if library.inverted_index().song_count() == 0 {
+        eprintln!(
+            "note: {} holds no songs, so nothing can match; add some with `audiofp index <files or folders>`",
+            library.store().location().display()
+        );
+    }
     let mut results = Vec::new();
     let mut any_error = false;
     let mut any_miss = false;

@@ -43,6 +43,12 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     for failure in &unreadable {
         eprintln!("error: {}", failure.message);
     }
+    if files.is_empty() && missing.is_empty() && unreadable.is_empty() {
+        eprintln!(
+            "note: no audio files found (looked for {} files)",
+            indexer::AUDIO_EXTENSIONS.join(", ")
+        );
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -75,7 +81,9 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         |event| match event {
             IndexEvent::Started { .. } => {}
             IndexEvent::Indexed { path, .. } => {
-                bar.set_message(path.display().to_string());
+                // The file name: a long path would show only its start.
+                let name = path.file_name().unwrap_or(path.as_os_str());
+                bar.set_message(name.to_string_lossy().to_string());
                 bar.inc(1);
             }
             IndexEvent::Skipped { path, reason } => {

@@ -207,7 +207,9 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<u8> {
     let mut store = store(cli, OpenMode::MustExist)?;
     let mut removed = Vec::new();
     let mut unknown = Vec::new();
-    for &id in &args.ids {
+    let mut seen = std::collections::HashSet::new();
+    // An id given twice is removed once (not reported unknown the second time).
+    for &id in args.ids.iter().filter(|&&id| seen.insert(id)) {
         if store.remove_song(id)? {
             removed.push(id);
         } else {
@@ -255,11 +257,15 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         }))?;
         return Ok(EXIT_OK);
     }
-    outln!(
-        "index:     {} ({})",
-        store.location().display(),
-        store.kind()
-    )?;
+    if store.kind() == "memory" {
+        outln!("index:     in memory (STORAGE_TYPE=memory: gone when the process ends)")?;
+    } else {
+        outln!(
+            "index:     {} ({})",
+            store.location().display(),
+            store.kind()
+        )?;
+    }
     outln!("songs:     {}", stats.songs)?;
     outln!("audio:     {:.2} hours", hours)?;
     outln!("peaks:     {}", stats.peaks)?;

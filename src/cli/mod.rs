@@ -75,7 +75,7 @@ pub enum Command {
     List(library_cmds::ListArgs),
     /// Show one song.
     Show(library_cmds::ShowArgs),
-    /// Remove a song from the index.
+    /// Remove songs from the index, by id.
     Remove(library_cmds::RemoveArgs),
     /// Totals: songs, hours, hashes, bytes on disk.
     Stats(library_cmds::JsonFlag),

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// `println!` that returns the write's error instead of panicking on it: standard output may
 /// be a pipe closed early (`audiofp list | head`), which the binary's edge treats as a normal
@@ -58,11 +58,14 @@ pub fn bytes(n: u64) -> String {
 /// A progress bar on standard error, drawn only when it is a terminal.
 pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let template = format!(
-        "{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{wide_msg}}"
-    );
+    let template =
+        format!("{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  ETA {{eta}}  {{wide_msg}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style.progress_chars("=> "));
+        // indicatif's own {per_sec} prints "7.6051/s".
+        let rate = |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+            write!(out, "{:.1}/s", state.per_sec()).ok();
+        };
+        bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
     }
     bar
 }

@@ -119,13 +119,20 @@ pub fn decode_mono(
                 path: path.clone(),
                 source,
             })?;
-            let len = file
-                .metadata()
-                .map_err(|source| EngineError::Io {
-                    path: path.clone(),
-                    source,
-                })?
-                .len();
+            let metadata = file.metadata().map_err(|source| EngineError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if metadata.is_dir() {
+                return Err(EngineError::Io {
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::IsADirectory,
+                        "it is a folder, not an audio file",
+                    ),
+                });
+            }
+            let len = metadata.len();
             if len == 0 {
                 return Err(EngineError::EmptyFile { path });
             }
@@ -187,10 +194,19 @@ fn unsupported(path: &Path, err: &SymphoniaError) -> EngineError {
     }
 }
 
+/// What the decoders read, for messages about what they do not.
+const READABLE_FORMATS: &str =
+    "WAV, AIFF, CAF, FLAC, MP3, MP2, Ogg Vorbis, and AAC or Apple Lossless in M4A/MP4";
+
 fn not_decoded(format_name: &str) -> String {
+    // "Windows Media Audio audio" reads badly: the word only when the name lacks it.
+    let what = if format_name.to_ascii_lowercase().contains("audio") {
+        format_name.to_string()
+    } else {
+        format!("{format_name} audio")
+    };
     format!(
-        "{format_name} audio is not decoded; audiofp reads WAV, AIFF, FLAC, MP3, Ogg Vorbis, and \
-         AAC or Apple Lossless in M4A/MP4 (convert the file to one of these)"
+        "{what} is not decoded; audiofp reads {READABLE_FORMATS} (convert the file to one of these)"
     )
 }
 
@@ -219,6 +235,10 @@ fn describe(err: &SymphoniaError) -> String {
     match err {
         SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             "unexpected end of file".to_string()
+        }
+        // The probe found no container it knows: say so without the decoder's own wording.
+        SymphoniaError::Unsupported(what) if what.contains("probe") => {
+            format!("no decoder recognises its contents; audiofp reads {READABLE_FORMATS}")
         }
         SymphoniaError::Unsupported(what) => format!("unsupported: {what}"),
         other => other.to_string(),

@@ -159,7 +159,11 @@ impl Store for MemoryStore {
     fn stats(&self) -> Result<StoreStats, IndexError> {
         Ok(StoreStats {
             songs: self.songs.len() as u64,
-            total_secs: self.songs.values().map(|(r, _)| r.duration_secs).sum(),
+            // Summed from +0.0: an empty sum of f64 is -0.0, printed "-0.00 hours".
+            total_secs: self
+                .songs
+                .values()
+                .fold(0.0, |total, (r, _)| total + r.duration_secs),
             peaks: self.songs.values().map(|(_, p)| p.len() as u64).sum(),
             bytes_on_disk: 0,
         })

@@ -293,6 +293,47 @@ mod tests {
         }
     }
 
+    /// Export then import gives back every field bit for bit, durations included (JSON
+    /// floats must be parsed exactly, not to the nearest of a faster approximation).
+    #[test]
+    fn an_export_round_trip_keeps_durations_to_the_last_bit() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = FingerprintConfig::default();
+        let mut source = memory::MemoryStore::new(config.clone());
+        let durations = [
+            111.999_999_999_995_71,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            242.127_346_938_775_5,
+        ];
+        for (i, &duration_secs) in durations.iter().enumerate() {
+            let song = NewSong {
+                duration_secs,
+                ..song(&format!("song {i}"))
+            };
+            source
+                .add_song(&song, &fingerprint(100, 99))
+                .expect("a song");
+        }
+        let file = dir.path().join("library.afpx");
+        export::export_store(&source, &file).expect("an export");
+        let mut copy = memory::MemoryStore::new(config);
+        export::import_into(&mut copy, &file, |_| {}).expect("an import");
+        let bits = |store: &dyn Store| -> Vec<u64> {
+            store
+                .songs()
+                .expect("songs")
+                .iter()
+                .map(|s| s.duration_secs.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&copy), bits(&source));
+        assert_eq!(
+            bits(&source),
+            durations.iter().map(|d| d.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
     /// A song the in-memory index cannot hold is refused before anything is written, by both
     /// stores: stored, it would make every later open of the library fail.
     #[test]
