@@ -335,6 +335,16 @@ async fn search_names_the_song_and_the_offset_of_a_noisy_excerpt() {
     assert!(best["aligned_hashes"].as_u64().unwrap() > 0);
     assert!(answer["processing_time_ms"].as_f64().unwrap() > 0.0);
     assert!((answer["clip_seconds"].as_f64().unwrap() - 8.0).abs() < 0.05);
+    assert_eq!(answer["speed"], 1.0, "{answer}");
+    assert_eq!(answer["pitch_semitones"], 0.0, "{answer}");
+
+    // The same samples declared at a 2 % higher rate play 2 % fast: the speed search finds
+    // them, and the answer says at which speed.
+    let excerpt = distort::excerpt(&song.samples, SR, 5.0, 8.0);
+    let fast_rate = (f64::from(SR) * 1.02).round() as u32;
+    let answer = server.search(wav_bytes(&excerpt, fast_rate)).await;
+    assert_eq!(answer["matches"][0]["song_id"], server.ids[1], "{answer}");
+    assert_eq!(answer["speed"], 1.02, "{answer}");
     server.stop().await;
 }
 

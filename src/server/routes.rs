@@ -110,6 +110,12 @@ pub struct SearchResponse {
     pub clip_seconds: f64,
     /// Landmark hashes of the clip that were looked up.
     pub query_hashes: usize,
+    /// The speed the clip was found at: 1.02 when it plays 2 % fast (found by the speed
+    /// search), 1 otherwise.
+    pub speed: f64,
+    /// The pitch shift the clip was found at, in semitones: ±1 when the pitch search found it
+    /// a semitone off, 0 otherwise.
+    pub pitch_semitones: f64,
 }
 
 /// A page of songs.
@@ -390,6 +396,8 @@ fn identify(
         processing_time_ms: answer.processing_ms(),
         clip_seconds: answer.clip_secs,
         query_hashes: answer.query_landmarks,
+        speed: answer.speed,
+        pitch_semitones: answer.pitch_semitones,
     })
 }
 
