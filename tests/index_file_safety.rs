@@ -188,6 +188,31 @@ fn an_index_with_a_newer_schema_version_is_refused_saying_newer() {
     );
 }
 
+/// An index whose fingerprint parameters are gone (damaged, or edited by hand) is refused as
+/// damaged and left as it is: it used to get this run's parameters written into it.
+#[test]
+fn an_index_without_its_fingerprint_parameters_is_refused_and_left_untouched() {
+    let sandbox = Sandbox::new();
+    let (folder, _) = song_and_clip(&sandbox);
+    let db = sandbox.db();
+    sandbox.index_json(&[&folder], 0);
+    {
+        let conn = rusqlite::Connection::open(&db).expect("opening the index");
+        let deleted = conn
+            .execute("DELETE FROM meta WHERE key = 'fingerprint_config'", [])
+            .expect("deleting the parameters");
+        assert_eq!(deleted, 1);
+    }
+    let db_text = db.display().to_string();
+    assert_refused_untouched(
+        &sandbox,
+        &db,
+        &[],
+        &[&db_text, "damaged", "fingerprint parameters are missing"],
+        "index without its fingerprint parameters",
+    );
+}
+
 #[test]
 fn an_index_of_the_first_schema_is_migrated_and_keeps_its_songs() {
     let sandbox = Sandbox::new();

@@ -963,3 +963,27 @@ fn remove_top_empty_folders_and_memory_stats_say_what_happened() {
     assert!(run.stdout.contains("index:     in memory"), "{run}");
     assert!(run.stdout.contains("audio:     0.00 hours"), "{run}");
 }
+
+/// An export made with other fingerprint parameters is refused by name, before a new
+/// database is created for it.
+#[test]
+fn an_export_of_other_parameters_is_refused_without_creating_a_database() {
+    let sandbox = Sandbox::new();
+    small_library(&sandbox);
+    let export = sandbox.path("library.afpx");
+    sandbox
+        .run([OsStr::new("export"), export.as_os_str()])
+        .expect_code(0, "export");
+    let fresh = sandbox.path("fresh.db");
+    let run = sandbox.run_with_db(
+        &fresh,
+        &[("FAN_VALUE", "6")],
+        [OsStr::new("import"), export.as_os_str()],
+    );
+    run.expect_code(2, "import with FAN_VALUE=6");
+    assert!(run.stderr.contains("FAN_VALUE 5 vs 6"), "{run}");
+    assert!(
+        !fresh.exists(),
+        "a database was created for a refused import"
+    );
+}

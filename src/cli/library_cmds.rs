@@ -7,7 +7,7 @@ use clap::Args;
 use super::output::{bytes, clock, outln, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::calendar::utc_date_time;
-use crate::index::export::{export_store, import_into, validate_export};
+use crate::index::export::{check_parameters, export_store, import_validated, validate_export};
 use crate::index::{OpenMode, Store, open_store};
 use crate::library::IndexOrigin;
 
@@ -308,11 +308,13 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
 }
 
 pub fn import(cli: &Cli, args: &ImportArgs) -> anyhow::Result<u8> {
-    // Check the whole file before creating or touching the index.
-    validate_export(&args.file)?;
+    // Check the whole file, and that its parameters are this run's, before creating or
+    // touching the index: a refused import leaves no new database behind.
+    let info = validate_export(&args.file)?;
+    check_parameters(&info, &super::fingerprint_config()?, &args.file)?;
     let mut store = store(cli, OpenMode::CreateIfMissing)?;
-    let bar = progress_bar(0, "songs");
-    let summary = import_into(store.as_mut(), &args.file, |_| bar.inc(1))?;
+    let bar = progress_bar(info.songs, "songs");
+    let summary = import_validated(store.as_mut(), &args.file, &info, |_| bar.inc(1))?;
     store.flush()?;
     bar.finish_and_clear();
     if args.json {

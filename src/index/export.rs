@@ -243,18 +243,38 @@ pub fn validate_export(path: &Path) -> Result<ExportInfo, ExportError> {
 pub fn import_into(
     store: &mut dyn Store,
     path: &Path,
-    mut on_song: impl FnMut(Option<&SongRecord>),
+    on_song: impl FnMut(Option<&SongRecord>),
 ) -> Result<ImportSummary, ExportError> {
     let info = validate_export(path)?;
-    let differences = info
-        .fingerprint_config
-        .differences(store.fingerprint_config());
-    if !differences.is_empty() {
-        return Err(ExportError::ConfigMismatch {
+    import_validated(store, path, &info, on_song)
+}
+
+/// Refuses an export made with other fingerprint parameters than `config`.
+pub fn check_parameters(
+    info: &ExportInfo,
+    config: &FingerprintConfig,
+    path: &Path,
+) -> Result<(), ExportError> {
+    let differences = info.fingerprint_config.differences(config);
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(ExportError::ConfigMismatch {
             path: path.display().to_string(),
             differences,
-        });
+        })
     }
+}
+
+/// [`import_into`] for a file [`validate_export`] has already read whole (`info` is what it
+/// returned), so that it is read once more, not twice.
+pub fn import_validated(
+    store: &mut dyn Store,
+    path: &Path,
+    info: &ExportInfo,
+    mut on_song: impl FnMut(Option<&SongRecord>),
+) -> Result<ImportSummary, ExportError> {
+    check_parameters(info, store.fingerprint_config(), path)?;
     let mut summary = ImportSummary::default();
     read_export(path, &mut |record, peaks| {
         if store.find_by_content_hash(&record.content_hash)?.is_some() {

@@ -207,10 +207,7 @@ pub trait Store: Send {
 pub fn content_stamp_of(songs: &[SongRecord]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for song in songs {
-        hasher.update(&song.id.to_le_bytes());
-        hasher.update(song.content_hash.as_bytes());
-        hasher.update(&song.num_frames.to_le_bytes());
-        hasher.update(&song.num_peaks.to_le_bytes());
+        hash_song(&mut hasher, song);
     }
     *hasher.finalize().as_bytes()
 }
@@ -219,13 +216,19 @@ pub fn content_stamp_of(songs: &[SongRecord]) -> [u8; 32] {
 /// can be given again after a removal; the identity tells the new song from the old one.
 pub fn song_identity(song: &SongRecord) -> u64 {
     let mut hasher = blake3::Hasher::new();
+    hash_song(&mut hasher, song);
+    let mut identity = [0u8; 8];
+    identity.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(identity)
+}
+
+/// What tells one stored song from another for the saved index: id, content and
+/// fingerprint size.
+fn hash_song(hasher: &mut blake3::Hasher, song: &SongRecord) {
     hasher.update(&song.id.to_le_bytes());
     hasher.update(song.content_hash.as_bytes());
     hasher.update(&song.num_frames.to_le_bytes());
     hasher.update(&song.num_peaks.to_le_bytes());
-    let mut identity = [0u8; 8];
-    identity.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-    u64::from_le_bytes(identity)
 }
 
 /// Which store to open.

@@ -209,13 +209,13 @@ impl SqliteStore {
             .optional()
             .map_err(sqlite_err)?;
         match stored {
+            // Creating and migrating write the parameters in the transaction that sets the
+            // schema version: an index without them is damaged, and left as it is.
             None => {
-                let json = serde_json::to_string(config).unwrap_or_default();
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('fingerprint_config', ?1), ('created_by', ?2)",
-                    params![json, concat!("audiofp ", env!("CARGO_PKG_VERSION"))],
-                )
-                .map_err(sqlite_err)?;
+                return Err(IndexError::Damaged {
+                    path: path.to_path_buf(),
+                    reason: "its fingerprint parameters are missing".to_string(),
+                });
             }
             Some(json) => {
                 let stored: FingerprintConfig =
