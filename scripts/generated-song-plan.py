@@ -24,6 +24,8 @@ import math
 import sqlite3
 import sys
 
+from peak_blobs import decode_peaks
+
 MASK = (1 << 64) - 1
 SAMPLE_RATE, HOP, N_FFT = 11_025, 352, 1408
 FPS = SAMPLE_RATE / HOP
@@ -45,30 +47,6 @@ class SplitMix64:
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
         return z ^ (z >> 31)
-
-
-def decode_peaks(blob):
-    """index::codec: version 1, varint count, varints of (frame delta << 9 | bin)."""
-    assert blob[0] == 1, "fingerprint blob version"
-    pos = 1
-
-    def varint():
-        nonlocal pos
-        value, shift = 0, 0
-        while True:
-            byte = blob[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    frame, peaks = 0, []
-    for _ in range(varint()):
-        value = varint()
-        frame += value >> 9
-        peaks.append((frame, value & 511))
-    return peaks
 
 
 def sources(corpus_db):

@@ -26,32 +26,9 @@ import json
 import sqlite3
 import sys
 
-BIN_BITS = 9
+from peak_blobs import decode_peaks
+
 LIBRARY_SONGS = 50_000
-
-
-def read_varint(blob, position):
-    value = shift = 0
-    while True:
-        byte = blob[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, position
-
-
-def decode_peaks(blob):
-    if blob[0] != 1:
-        raise ValueError("fingerprint blob version %d is not supported" % blob[0])
-    count, position = read_varint(blob, 1)
-    frame = 0
-    peaks = []
-    for _ in range(count):
-        value, position = read_varint(blob, position)
-        frame += value >> BIN_BITS
-        peaks.append((frame, value & ((1 << BIN_BITS) - 1)))
-    return peaks
 
 
 def landmark_keys(peaks, fan_value, max_delta_frames, max_delta_bins):
