@@ -384,7 +384,12 @@ async fn search_rejects_bad_input_with_json_errors() {
         .send()
         .await
         .unwrap();
-    expect_error(response, 400, "invalid_multipart").await;
+    let body = expect_error(response, 400, "invalid_multipart").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("application/json") && message.contains("field named `audio`"),
+        "{message}"
+    );
 
     // Empty file.
     let response = server.post_audio(search, Vec::new(), "clip.wav", &[]).await;

@@ -2,7 +2,7 @@
 //! status that fits it. Bad input is always a 4xx; 5xx means the server itself failed.
 
 use axum::Json;
-use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,15 +81,6 @@ impl From<crate::index::IndexError> for ApiError {
                 ApiError::Duplicate { song_id }
             }
             other => ApiError::Library(LibraryError::Index(other)),
-        }
-    }
-}
-
-impl From<MultipartRejection> for ApiError {
-    fn from(err: MultipartRejection) -> Self {
-        ApiError::BadRequest {
-            code: "invalid_multipart",
-            message: format!("expected a multipart/form-data body: {}", err.body_text()),
         }
     }
 }

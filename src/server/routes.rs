@@ -207,11 +207,26 @@ struct UploadForm {
 
 /// Reads the form. `headers` give the announced body length, so the audio is received into
 /// one buffer of the right size instead of a chain of growing ones (less allocator churn).
+/// A body that is not a form is refused naming the content type that was sent.
 async fn read_form(
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
     headers: &HeaderMap,
     limit: u64,
 ) -> Result<UploadForm, ApiError> {
+    let mut multipart = multipart.map_err(|rejection| {
+        let sent = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| format!("Content-Type {:?}", v.to_str().unwrap_or("(not text)")))
+            .unwrap_or_else(|| "no Content-Type".to_string());
+        ApiError::BadRequest {
+            code: "invalid_multipart",
+            message: format!(
+                "expected a multipart/form-data body with the audio in a field named `audio` \
+                 (curl -F audio=@clip.wav ...); got {sent} ({})",
+                rejection.body_text()
+            ),
+        }
+    })?;
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -323,7 +338,7 @@ pub async fn search(
         match_config.top_n = top;
     }
     let form = read_form(
-        multipart?,
+        multipart,
         &headers,
         state.shared.settings.max_content_length,
     )
@@ -467,7 +482,7 @@ pub async fn add_song(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let form = read_form(
-        multipart?,
+        multipart,
         &headers,
         state.shared.settings.max_content_length,
     )
