@@ -921,7 +921,34 @@ fn output_to_pipes_and_bad_settings_behave_as_scripts_expect() {
 #[test]
 fn remove_top_empty_folders_and_memory_stats_say_what_happened() {
     let sandbox = Sandbox::new();
-    small_library(&sandbox);
+    let (_, songs) = small_library(&sandbox);
+
+    // A copy of an indexed song under another name is named as a duplicate of its song.
+    let copies = sandbox.subdir("copies");
+    let copy = copies.join("same-audio.wav");
+    std::fs::copy(&songs[1].path, &copy).expect("copying a song");
+    let song_id = sandbox
+        .list()
+        .into_iter()
+        .find(|s| s["title"] == songs[1].title)
+        .and_then(|s| s["id"].as_i64())
+        .expect("the copied song's id");
+    let summary = sandbox.index_json(&[&copies], 0);
+    assert_eq!(
+        summary["duplicates"],
+        serde_json::json!([{ "path": copy, "song_id": song_id }]),
+        "{summary}"
+    );
+    let run = sandbox.run([OsStr::new("index"), copies.as_os_str()]);
+    run.expect_code(0, "index of a copy");
+    assert!(
+        run.stdout.contains(&format!(
+            "duplicate: {} (the same audio as song {song_id}",
+            copy.display()
+        )),
+        "{run}"
+    );
+
     let first_id = sandbox.list()[0]["id"].as_i64().expect("an id");
     let id = first_id.to_string();
     let run = sandbox.run(["remove", id.as_str(), id.as_str()]);

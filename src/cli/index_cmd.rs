@@ -28,6 +28,9 @@ pub struct IndexArgs {
     pub retry_failed: bool,
 }
 
+/// Duplicates listed in the human summary; `--json` lists them all.
+const MAX_DUPLICATES_LISTED: usize = 20;
+
 pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     // Adding songs needs only the store: the inverted index of a large library is not loaded
     // unless it is due to be saved.
@@ -72,6 +75,8 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     } else {
         KnownFailures::Report
     };
+    // Files whose audio the library already holds from another file, as {path, song_id}.
+    let mut duplicates = Vec::new();
     let mut summary = indexer::index_files(
         &mut library,
         files,
@@ -87,6 +92,9 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
                 bar.inc(1);
             }
             IndexEvent::Skipped { path, reason } => {
+                if let SkipReason::Duplicate { song_id } = reason {
+                    duplicates.push(serde_json::json!({ "path": path, "song_id": song_id }));
+                }
                 tracing::info!(
                     "{}: skipped ({})",
                     path.display(),
@@ -124,6 +132,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             "skipped": summary.skipped,
             "moved": summary.moved,
             "failed": summary.failed,
+            "duplicates": duplicates,
             "missing": missing,
             "audio_seconds": summary.audio_secs,
             "elapsed_seconds": summary.elapsed_secs,
@@ -158,6 +167,19 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         for failed in &summary.failed {
             let text = indexer::describe_failure(&failed.message, failed.remembered);
             outln!("  failed: {text}")?;
+        }
+        for duplicate in duplicates.iter().take(MAX_DUPLICATES_LISTED) {
+            outln!(
+                "  duplicate: {} (the same audio as song {}, not indexed again)",
+                duplicate["path"].as_str().unwrap_or_default(),
+                duplicate["song_id"]
+            )?;
+        }
+        if duplicates.len() > MAX_DUPLICATES_LISTED {
+            outln!(
+                "  ... and {} more duplicates (--json lists them all)",
+                duplicates.len() - MAX_DUPLICATES_LISTED
+            )?;
         }
         if summary.failed.iter().any(|f| f.remembered) {
             outln!(
