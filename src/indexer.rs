@@ -134,6 +134,7 @@ pub struct IndexSummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct FailedFile {
     /// The file.
+    #[serde(serialize_with = "path_as_lossy_string")]
     pub path: PathBuf,
     /// Machine-readable code.
     pub code: String,
@@ -141,6 +142,15 @@ pub struct FailedFile {
     pub message: String,
     /// The failure is an earlier run's: the file is unchanged since and was not decoded.
     pub remembered: bool,
+}
+
+/// Serialises a path as a string, any bytes that are not UTF-8 replaced by U+FFFD: serde
+/// refuses such paths, and one odd file name must not cost a whole `--json` report.
+pub fn path_as_lossy_string<S: serde::Serializer>(
+    path: &Path,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// What [`collect_audio_files`] found.

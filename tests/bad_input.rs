@@ -694,3 +694,53 @@ fn identify_of_a_folder_or_a_non_audio_file_says_what_it_is() {
     );
     assert!(!message.contains("probe"), "{message}");
 }
+
+/// File names that are not UTF-8 (possible on Linux) cost nothing in the `--json` reports:
+/// a broken file, a duplicate and a clip with such names are reported, their names with
+/// U+FFFD where the bytes are not text, instead of the report failing (or panicking).
+#[test]
+fn file_names_that_are_not_utf8_are_reported_in_json() {
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let song = write_song(&folder, "a-song", 4400, 8.0);
+    let odd = |stem: &[u8]| {
+        folder.join(std::ffi::OsStr::from_bytes(
+            &[stem, b"-\xff.wav".as_slice()].concat(),
+        ))
+    };
+    std::fs::write(odd(b"broken"), b"RIFF\0\0\0\0WAVEnot audio").expect("a broken file");
+    let summary = sandbox.index_json(&[&folder], 2);
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let failed = summary["failed"][0]["path"].as_str().unwrap_or_default();
+    assert!(failed.ends_with("broken-\u{fffd}.wav"), "{summary}");
+
+    // Copied once the song is in, so that the copy is the duplicate (two files of one
+    // content indexed in one run are analysed in parallel: either could come first).
+    std::fs::copy(&song.path, odd(b"copy")).expect("a copy with an odd name");
+    let summary = sandbox.index_json(&[&folder], 2);
+    let duplicate = summary["duplicates"][0]["path"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(duplicate.ends_with("copy-\u{fffd}.wav"), "{summary}");
+
+    let clip = write_clip(
+        &sandbox.path("clip.wav"),
+        &song.excerpt(2.0, 5.0),
+        common::SR,
+    );
+    let odd_clip = sandbox
+        .root()
+        .join(std::ffi::OsStr::from_bytes(b"clip-\xfe.wav"));
+    std::fs::rename(&clip, &odd_clip).expect("renaming the clip");
+    let (run, results) = sandbox.identify(&[&odd_clip]);
+    run.expect_code(0, "identify of a clip with an odd name");
+    assert!(
+        results[0]["clip"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("clip-\u{fffd}.wav"),
+        "{run}"
+    );
+}

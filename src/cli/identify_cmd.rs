@@ -32,6 +32,7 @@ pub struct IdentifyArgs {
 #[derive(Serialize)]
 pub struct ClipJson {
     /// The clip.
+    #[serde(serialize_with = "crate::indexer::path_as_lossy_string")]
     pub clip: PathBuf,
     /// Whether anything matched.
     pub found: bool,

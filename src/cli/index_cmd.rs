@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::output::{outln, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
@@ -30,6 +31,31 @@ pub struct IndexArgs {
 
 /// Duplicates listed in the human summary; `--json` lists them all.
 const MAX_DUPLICATES_LISTED: usize = 20;
+
+/// A file skipped because the library holds its audio from another file.
+#[derive(Serialize)]
+struct Duplicate {
+    #[serde(serialize_with = "indexer::path_as_lossy_string")]
+    path: PathBuf,
+    /// The song with that audio.
+    song_id: i64,
+}
+
+/// `index --json` (docs/CLI.md).
+#[derive(Serialize)]
+struct IndexJson<'a> {
+    total: usize,
+    indexed: usize,
+    skipped: usize,
+    moved: usize,
+    failed: &'a [indexer::FailedFile],
+    duplicates: &'a [Duplicate],
+    /// Paths given that do not exist, as given.
+    missing: Vec<std::borrow::Cow<'a, str>>,
+    audio_seconds: f64,
+    elapsed_seconds: f64,
+    cancelled: bool,
+}
 
 pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     // Adding songs needs only the store: the inverted index of a large library is not loaded
@@ -75,7 +101,6 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     } else {
         KnownFailures::Report
     };
-    // Files whose audio the library already holds from another file, as {path, song_id}.
     let mut duplicates = Vec::new();
     let mut summary = indexer::index_files(
         &mut library,
@@ -93,7 +118,10 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             }
             IndexEvent::Skipped { path, reason } => {
                 if let SkipReason::Duplicate { song_id } = reason {
-                    duplicates.push(serde_json::json!({ "path": path, "song_id": song_id }));
+                    duplicates.push(Duplicate {
+                        path: path.clone(),
+                        song_id: *song_id,
+                    });
                 }
                 tracing::info!(
                     "{}: skipped ({})",
@@ -126,18 +154,18 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
     summary.failed.splice(0..0, unreadable);
 
     if args.json {
-        print_json(&serde_json::json!({
-            "total": summary.total,
-            "indexed": summary.indexed,
-            "skipped": summary.skipped,
-            "moved": summary.moved,
-            "failed": summary.failed,
-            "duplicates": duplicates,
-            "missing": missing,
-            "audio_seconds": summary.audio_secs,
-            "elapsed_seconds": summary.elapsed_secs,
-            "cancelled": summary.cancelled,
-        }))?;
+        print_json(&IndexJson {
+            total: summary.total,
+            indexed: summary.indexed,
+            skipped: summary.skipped,
+            moved: summary.moved,
+            failed: &summary.failed,
+            duplicates: &duplicates,
+            missing: missing.iter().map(|p| p.to_string_lossy()).collect(),
+            audio_seconds: summary.audio_secs,
+            elapsed_seconds: summary.elapsed_secs,
+            cancelled: summary.cancelled,
+        })?;
     } else {
         // A rate only means something when songs were analysed: a re-run that skips (or
         // relinks) everything just says how long it took.
@@ -171,8 +199,8 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         for duplicate in duplicates.iter().take(MAX_DUPLICATES_LISTED) {
             outln!(
                 "  duplicate: {} (the same audio as song {}, not indexed again)",
-                duplicate["path"].as_str().unwrap_or_default(),
-                duplicate["song_id"]
+                duplicate.path.display(),
+                duplicate.song_id
             )?;
         }
         if duplicates.len() > MAX_DUPLICATES_LISTED {
