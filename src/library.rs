@@ -742,7 +742,7 @@ fn build_index(
 fn index_file_of(store: &dyn Store) -> Option<PathBuf> {
     (store.kind() == "sqlite").then(|| {
         let mut name = store.location().into_os_string();
-        name.push(".postings");
+        name.push(crate::index::SAVED_INDEX_SUFFIX);
         PathBuf::from(name)
     })
 }

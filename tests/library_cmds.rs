@@ -232,6 +232,15 @@ fn export_onto_the_index_itself_is_refused_and_changes_nothing() {
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // The WAL is gone after a clean close; an export written under its name would be read
+    // as the database's log at the next open. Refused by name.
+    let wal = sandbox.path("index.db-wal");
+    assert!(!wal.exists(), "a WAL left after the commands ended");
+    let run = sandbox.run([OsStr::new("export"), wal.as_os_str()]);
+    run.expect_code(2, "export onto the WAL's name");
+    assert!(run.stderr.contains("the index's own file"), "{run}");
+    assert!(!wal.exists(), "an export written as the WAL");
 }
 
 #[test]

@@ -176,20 +176,22 @@ fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, Expor
 }
 
 /// The index file (`store`'s database, its WAL, shared-memory or journal file, or its saved
-/// inverted index) that `path` is, if it is one of them.
+/// inverted index) that `path` is, if it is one of them: the same file through links, or,
+/// for one that does not exist at the moment (a WAL after a clean close), the same name in
+/// the same folder.
 fn index_file_at(store: &dyn Store, path: &Path) -> Option<std::path::PathBuf> {
-    if store.kind() != "sqlite" || !path.exists() {
+    if store.kind() != "sqlite" {
         return None;
     }
     let database = store.location();
-    ["", "-wal", "-shm", "-journal", ".postings"]
+    ["", "-wal", "-shm", "-journal", super::SAVED_INDEX_SUFFIX]
         .into_iter()
         .map(|suffix| {
             let mut name = database.clone().into_os_string();
             name.push(suffix);
             std::path::PathBuf::from(name)
         })
-        .find(|file| is_same_file(file, path))
+        .find(|file| is_same_file(file, path) || is_same_place(file, path))
 }
 
 /// Whether `a` and `b` name the same existing file (through links too).
@@ -209,6 +211,15 @@ fn is_same_file(a: &Path, b: &Path) -> bool {
             _ => false,
         }
     }
+}
+
+/// Whether `a` and `b` have the same name in the same folder, whether or not they exist.
+fn is_same_place(a: &Path, b: &Path) -> bool {
+    let folder = |p: &Path| {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent.unwrap_or(Path::new(".")).canonicalize().ok()
+    };
+    a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
 }
 
 /// A name beside `path` for the export while it is written: the target's name, the process

@@ -46,6 +46,10 @@ pub fn check_song_fits(
     })
 }
 
+/// What the inverted index saved beside an SQLite database adds to its name
+/// (`index.db.postings`): a cache of the library's search structure, never the store of record.
+pub const SAVED_INDEX_SUFFIX: &str = ".postings";
+
 /// Metadata of a song about to be stored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewSong {
