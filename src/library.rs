@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::matcher::{self, ScoreOutcome};
-use crate::engine::postings::{InvertedIndex, PostingsError, SavedIndex, Stamp};
+use crate::engine::postings::{InvertedIndex, PostingsError, SavedIndex, SongSpan, Stamp};
 use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
 use crate::index::{
@@ -374,38 +374,20 @@ impl Library {
             .iter()
             .map(|s| (s.id, (s.num_frames, s.num_peaks)))
             .collect();
-        let mut held = HashSet::new();
-        let mut stale = Vec::new();
-        for span in self.index.spans() {
-            if self.index.is_removed(span.song_id) {
-                continue;
-            }
-            if wanted.get(&span.song_id) == Some(&(span.num_frames, span.num_peaks())) {
-                held.insert(span.song_id);
-            } else {
-                stale.push(span.song_id);
-            }
-        }
-        for &song_id in &stale {
-            self.index.remove_song(song_id);
-        }
-        let mut added = 0;
-        for song in songs.iter().filter(|s| !held.contains(&s.id)) {
-            // Removed again since `songs()`: nothing to add.
-            let Some(peaks) = self.store().peaks(song.id)? else {
-                continue;
-            };
-            self.index.add_song(song.id, song.num_frames, &peaks)?;
-            added += 1;
-        }
-        self.index.prepare();
-        if added + stale.len() > 0 {
+        let changes = SongChanges::between(&self.index, &songs, |_, span| {
+            wanted.get(&span.song_id) == Some(&(span.num_frames, span.num_peaks()))
+        });
+        // The store's guard and the index are borrowed apart (`store()` borrows all of self).
+        let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let added = changes.apply(&mut self.index, store.as_ref())?;
+        drop(store);
+        let removed = changes.stale.len();
+        if added + removed > 0 {
             tracing::info!(
-                "songs changed in another process: {added} added to the index, {} removed",
-                stale.len()
+                "songs changed in another process: {added} added to the index, {removed} removed"
             );
         }
-        Ok((added, stale.len()))
+        Ok((added, removed))
     }
 
     /// Makes songs added since the last call fast to search (sorts the new postings). Songs
@@ -840,41 +822,80 @@ fn catch_up(
         return Ok(Some((index, IndexOrigin::Saved)));
     }
     let wanted: HashMap<i64, u64> = songs.iter().map(|s| (s.id, song_identity(s))).collect();
-    let mut current = HashSet::new();
-    let mut stale = Vec::new();
-    for (span, identity) in index.spans().iter().zip(&identities) {
-        if index.is_removed(span.song_id) {
-            continue;
-        }
-        if wanted.get(&span.song_id) == Some(identity) {
-            current.insert(span.song_id);
-        } else {
-            stale.push(span.song_id);
-        }
-    }
-    let missing: Vec<&SongRecord> = songs.iter().filter(|s| !current.contains(&s.id)).collect();
-    if missing.len() as f64 > songs.len() as f64 * MAX_CATCH_UP_FRACTION
-        || stale.len() as f64 > (current.len() + stale.len()) as f64 * MAX_CATCH_UP_FRACTION
+    let changes = SongChanges::between(&index, &songs, |position, span| {
+        wanted.get(&span.song_id) == identities.get(position)
+    });
+    if changes.missing.len() as f64 > songs.len() as f64 * MAX_CATCH_UP_FRACTION
+        || changes.stale.len() as f64
+            > (changes.current + changes.stale.len()) as f64 * MAX_CATCH_UP_FRACTION
     {
         return Ok(None);
     }
-    for &song_id in &stale {
-        index.remove_song(song_id);
-    }
-    // A removed song's id may have been given to a new song: its old postings are dropped
-    // first (see `InvertedIndex::add_song`).
-    for song in &missing {
-        let Some(peaks) = store.peaks(song.id)? else {
-            return Ok(None);
-        };
-        index.add_song(song.id, song.num_frames, &peaks)?;
-    }
-    index.prepare();
+    let added = changes.apply(&mut index, store)?;
     let origin = IndexOrigin::CaughtUp {
-        added: missing.len(),
-        removed: stale.len(),
+        added,
+        removed: changes.stale.len(),
     };
     Ok(Some((index, origin)))
+}
+
+/// How an inverted index differs from the store's songs.
+struct SongChanges<'a> {
+    /// Live songs of the index that the store no longer has as they are there.
+    stale: Vec<i64>,
+    /// Store songs the index lacks (or holds stale).
+    missing: Vec<&'a SongRecord>,
+    /// Live songs of the index that are current.
+    current: usize,
+}
+
+impl<'a> SongChanges<'a> {
+    /// Compares `index` with the store's `songs`: `is_current(position, span)` says whether
+    /// the index's song at that position of its spans is the store's song of that id.
+    fn between(
+        index: &InvertedIndex,
+        songs: &'a [SongRecord],
+        is_current: impl Fn(usize, &SongSpan) -> bool,
+    ) -> Self {
+        let mut current = HashSet::new();
+        let mut stale = Vec::new();
+        for (position, span) in index.spans().iter().enumerate() {
+            if index.is_removed(span.song_id) {
+                continue;
+            }
+            if is_current(position, span) {
+                current.insert(span.song_id);
+            } else {
+                stale.push(span.song_id);
+            }
+        }
+        let missing = songs.iter().filter(|s| !current.contains(&s.id)).collect();
+        Self {
+            stale,
+            missing,
+            current: current.len(),
+        }
+    }
+
+    /// Removes the stale songs from `index` and adds the missing ones from their stored
+    /// peaks (a song removed from the store since is passed over). Returns the songs added.
+    fn apply(&self, index: &mut InvertedIndex, store: &dyn Store) -> Result<usize, LibraryError> {
+        for &song_id in &self.stale {
+            index.remove_song(song_id);
+        }
+        // A removed song's id may have been given to a new song: its old postings are dropped
+        // first (see `InvertedIndex::add_song`).
+        let mut added = 0;
+        for song in &self.missing {
+            let Some(peaks) = store.peaks(song.id)? else {
+                continue;
+            };
+            index.add_song(song.id, song.num_frames, &peaks)?;
+            added += 1;
+        }
+        index.prepare();
+        Ok(added)
+    }
 }
 
 /// Saves `index` at `path` (through a temporary file and a rename, so a reader never sees a
