@@ -12,6 +12,7 @@
 pub mod contrast;
 pub mod decode;
 pub mod error;
+pub mod front_end;
 pub mod landmarks;
 pub mod matcher;
 pub mod peaks;
@@ -28,9 +29,8 @@ pub use peaks::Peak;
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use contrast::ContrastMap;
+use front_end::FrontEnd;
 use peaks::PeakPicker;
-use resample::StreamResampler;
-use stft::Stft;
 
 /// RMS below this (about -80 dBFS) counts as silence.
 const SILENCE_RMS: f64 = 1e-4;
@@ -57,24 +57,14 @@ pub enum Side {
     Query,
 }
 
-/// Streaming analyser from mono samples at any rate to a [`Fingerprint`].
+/// Streaming analyser from mono samples at any rate to a [`Fingerprint`]: the
+/// [`FrontEnd`]'s frames through the peak picker (and, for queries, the contrast map).
 pub struct Analyzer {
-    config: FingerprintConfig,
     peaks_per_second: f32,
-    resampler: Option<(u32, StreamResampler)>,
-    resampled: Vec<f32>,
-    stft: Stft,
+    front_end: FrontEnd,
     picker: PeakPicker,
     peaks: Vec<Peak>,
     contrast: Option<ContrastMap>,
-    samples_in: u64,
-    /// Seconds of audio at earlier sample rates (a chained stream's earlier links).
-    seconds_before: f64,
-    /// Samples at the current rate: the length is counted, not summed chunk by chunk, so a
-    /// clip of 44,100 samples at 44.1 kHz is 1 s, not 0.9999999999999994.
-    samples_at_rate: u64,
-    sum_squares: f64,
-    analysed_samples: u64,
 }
 
 impl Analyzer {
@@ -85,26 +75,12 @@ impl Analyzer {
             Side::Query => config.peaks_per_second * match_config.query_density_factor,
         };
         Self {
-            config: config.clone(),
             peaks_per_second,
-            resampler: None,
-            resampled: Vec::new(),
-            stft: Stft::new(config),
+            front_end: FrontEnd::new(config),
             picker: PeakPicker::new(config, peaks_per_second),
             peaks: Vec::new(),
             contrast: (side == Side::Query).then(|| ContrastMap::new(config)),
-            samples_in: 0,
-            seconds_before: 0.0,
-            samples_at_rate: 0,
-            sum_squares: 0.0,
-            analysed_samples: 0,
         }
-    }
-
-    /// Seconds of audio pushed so far.
-    fn seconds_in(&self) -> f64 {
-        let rate = self.resampler.as_ref().map_or(1, |(rate, _)| *rate);
-        self.seconds_before + self.samples_at_rate as f64 / f64::from(rate)
     }
 
     /// The peak density this analyser aims at.
@@ -119,72 +95,32 @@ impl Analyzer {
         sample_rate_hz: u32,
         source_name: &str,
     ) -> Result<(), EngineError> {
-        let bad_format = |reason: String| EngineError::BadFormat {
-            source_name: source_name.to_string(),
-            reason,
-        };
-        let needs_new = match &self.resampler {
-            Some((rate, _)) => *rate != sample_rate_hz,
-            None => true,
-        };
-        if needs_new {
-            // A rate change mid-stream (chained Ogg) flushes the old resampler first.
-            if let Some((old_rate, mut old)) = self.resampler.take() {
-                self.resampled.clear();
-                old.finish(&mut self.resampled).map_err(bad_format)?;
-                self.analyse_resampled();
-                self.seconds_before += self.samples_at_rate as f64 / f64::from(old_rate);
-                self.samples_at_rate = 0;
-            }
-            let resampler = StreamResampler::new(
-                sample_rate_hz,
-                self.config.sample_rate_hz,
-                self.config.max_freq_hz,
-            )
-            .map_err(bad_format)?;
-            self.resampler = Some((sample_rate_hz, resampler));
-        }
-        self.samples_in += samples.len() as u64;
-        self.samples_at_rate += samples.len() as u64;
-        self.resampled.clear();
-        if let Some((_, resampler)) = self.resampler.as_mut() {
-            resampler
-                .push(samples, &mut self.resampled)
-                .map_err(bad_format)?;
-        }
-        self.analyse_resampled();
-        Ok(())
-    }
-
-    fn analyse_resampled(&mut self) {
-        self.sum_squares += sum_of_squares(&self.resampled);
-        self.analysed_samples += self.resampled.len() as u64;
-        let picker = &mut self.picker;
-        let peaks = &mut self.peaks;
-        let contrast = &mut self.contrast;
-        self.stft.push(&self.resampled, |frame| {
-            picker.push_frame(frame, peaks);
-            if let Some(map) = contrast.as_mut() {
-                map.push_frame(frame);
-            }
-        });
+        let Self {
+            front_end,
+            picker,
+            peaks,
+            contrast,
+            ..
+        } = self;
+        front_end.push(samples, sample_rate_hz, source_name, |frame| {
+            analyse_frame(frame, picker, peaks, contrast)
+        })
     }
 
     /// Ends the stream and returns the fingerprint, or why there is none.
     pub fn finish(mut self, source_name: &str, min_secs: f64) -> Result<Fingerprint, EngineError> {
-        // Before the resampler (which knows the rate) is taken.
-        let duration_secs = self.seconds_in();
-        if let Some((_, mut resampler)) = self.resampler.take() {
-            self.resampled.clear();
-            resampler
-                .finish(&mut self.resampled)
-                .map_err(|reason| EngineError::BadFormat {
-                    source_name: source_name.to_string(),
-                    reason,
-                })?;
-            self.analyse_resampled();
-        }
-        self.picker.finish(&mut self.peaks);
+        let Self {
+            front_end,
+            picker,
+            peaks,
+            contrast,
+            ..
+        } = &mut self;
+        front_end.finish(source_name, |frame| {
+            analyse_frame(frame, picker, peaks, contrast)
+        })?;
+        picker.finish(peaks);
+        let duration_secs = front_end.seconds_in();
         // Added over a chained stream's links, a length can miss by a rounding error.
         if duration_secs < min_secs - 1e-6 {
             return Err(EngineError::TooShort {
@@ -193,40 +129,31 @@ impl Analyzer {
                 min_secs,
             });
         }
-        let rms = (self.sum_squares / self.analysed_samples.max(1) as f64).sqrt();
-        if rms < SILENCE_RMS || self.peaks.is_empty() {
+        if front_end.rms() < SILENCE_RMS || peaks.is_empty() {
             return Err(EngineError::Silent {
                 source_name: source_name.to_string(),
             });
         }
         Ok(Fingerprint {
-            peaks: self.peaks,
             num_frames: self.picker.frames_seen(),
+            peaks: self.peaks,
             duration_secs,
             contrast: self.contrast,
         })
     }
 }
 
-/// The sum of the squares of `samples`, in f64.
-///
-/// Accumulated in independent lanes, which vectorises (a single running sum waits on each
-/// add); it only feeds the silence test, so the order of the additions does not matter.
-fn sum_of_squares(samples: &[f32]) -> f64 {
-    const LANES: usize = 8;
-    let chunks = samples.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .map(|&s| f64::from(s) * f64::from(s))
-        .sum::<f64>();
-    let mut lanes = [0.0f64; LANES];
-    for chunk in chunks {
-        for (lane, &s) in lanes.iter_mut().zip(chunk) {
-            *lane += f64::from(s) * f64::from(s);
-        }
+/// One front-end frame into the peak picker and the contrast map.
+fn analyse_frame(
+    frame: &[f32],
+    picker: &mut PeakPicker,
+    peaks: &mut Vec<Peak>,
+    contrast: &mut Option<ContrastMap>,
+) {
+    picker.push_frame(frame, peaks);
+    if let Some(map) = contrast.as_mut() {
+        map.push_frame(frame);
     }
-    lanes.iter().sum::<f64>() + tail
 }
 
 /// Fingerprints mono samples held in memory (a recorded or uploaded clip).

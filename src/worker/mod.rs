@@ -33,8 +33,7 @@ pub use protocol::{
 
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
-use crate::engine::resample::StreamResampler;
-use crate::engine::stft::Stft;
+use crate::engine::front_end::FrontEnd;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{OpenMode, StorageKind, unix_now};
 use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary, KnownFailures};
@@ -970,9 +969,8 @@ fn spectrogram_levels(
     config: &FingerprintConfig,
     cancel: &CancelToken,
 ) -> Result<Vec<u8>, EngineError> {
-    let mut resampler: Option<(u32, StreamResampler)> = None;
-    let mut stft = Stft::new(config);
-    let mut resampled = Vec::new();
+    let name = path.display().to_string();
+    let mut front_end = FrontEnd::new(config);
     let mut levels = Vec::new();
     let mut quantise = |frame: &[f32]| {
         levels.extend(frame.iter().map(|&db| {
@@ -981,40 +979,13 @@ fn spectrogram_levels(
                 .clamp(0.0, 255.0) as u8
         }));
     };
-    let bad_format = |reason: String| EngineError::BadFormat {
-        source_name: path.display().to_string(),
-        reason,
-    };
     engine::decode::decode_mono(
         AudioSource::File(path),
         engine::decode::CutStreams::Accept,
         cancel,
-        |chunk, rate| {
-            if resampler.as_ref().is_none_or(|(from, _)| *from != rate) {
-                // A chained stream's next link at another rate: the last one's tail first, as
-                // the analysis does, so that the frames keep lining up with the stored peaks.
-                if let Some((_, mut previous)) = resampler.take() {
-                    resampled.clear();
-                    previous.finish(&mut resampled).map_err(bad_format)?;
-                    stft.push(&resampled, &mut quantise);
-                }
-                let fresh = StreamResampler::new(rate, config.sample_rate_hz, config.max_freq_hz)
-                    .map_err(bad_format)?;
-                resampler = Some((rate, fresh));
-            }
-            resampled.clear();
-            if let Some((_, resampler)) = resampler.as_mut() {
-                resampler.push(chunk, &mut resampled).map_err(bad_format)?;
-            }
-            stft.push(&resampled, &mut quantise);
-            Ok(())
-        },
+        |chunk, rate| front_end.push(chunk, rate, &name, &mut quantise),
     )?;
-    if let Some((_, mut resampler)) = resampler.take() {
-        resampled.clear();
-        resampler.finish(&mut resampled).map_err(bad_format)?;
-        stft.push(&resampled, &mut quantise);
-    }
+    front_end.finish(&name, &mut quantise)?;
     Ok(levels)
 }
 
