@@ -229,7 +229,7 @@ pub struct MatchConfig {
     /// (1.02 = played 2 % fast). Empty disables the search (`SPEED_SEARCH=0`).
     pub speed_search: Vec<f64>,
     /// Pitch shifts tried, in semitones, when nothing matched at the clip's speed or at the
-    /// `speed_search` speeds (tempo kept, key changed). Empty disables it.
+    /// `speed_search` speeds (tempo kept, key changed). Empty disables it (`PITCH_SEARCH=0`).
     pub pitch_search_semitones: Vec<f64>,
     /// Matches with a confidence below this are not reported (`MATCH_THRESHOLD`).
     pub threshold: f64,
@@ -290,7 +290,7 @@ impl MatchConfig {
     }
 
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
-    /// `HITS_PER_LANDMARK` and `SPEED_SEARCH` from the environment.
+    /// `HITS_PER_LANDMARK`, `SPEED_SEARCH` and `PITCH_SEARCH` from the environment.
     pub fn with_env(mut self) -> Result<Self, String> {
         read_env("MATCH_THRESHOLD", &mut self.threshold)?;
         read_env("MIN_ALIGNED", &mut self.min_aligned)?;
@@ -298,19 +298,11 @@ impl MatchConfig {
         read_env("QUERY_FAN_FACTOR", &mut self.query_fan_factor)?;
         read_env("HITS_PER_LANDMARK", &mut self.hits_per_landmark)?;
         if let Ok(text) = std::env::var("SPEED_SEARCH") {
-            self.speed_search = text
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && *t != "0")
-                .map(|t| {
-                    t.parse::<f64>()
-                        .ok()
-                        .filter(|v| (0.8..=1.25).contains(v))
-                        .ok_or_else(|| {
-                            format!("SPEED_SEARCH: {t:?} is not a speed within 0.8..=1.25")
-                        })
-                })
-                .collect::<Result<_, _>>()?;
+            self.speed_search = parse_search_list("SPEED_SEARCH", &text, "a speed", 0.8..=1.25)?;
+        }
+        if let Ok(text) = std::env::var("PITCH_SEARCH") {
+            self.pitch_search_semitones =
+                parse_search_list("PITCH_SEARCH", &text, "a shift in semitones", -3.0..=3.0)?;
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err("MATCH_THRESHOLD must be within 0..1".to_string());
@@ -320,6 +312,32 @@ impl MatchConfig {
         }
         Ok(self)
     }
+}
+
+/// A comma-separated list of search attempts (`1.02,0.98`) within `range`; `0` or an empty
+/// text is no attempt at all.
+fn parse_search_list(
+    name: &str,
+    text: &str,
+    what: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Vec<f64>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && *t != "0")
+        .map(|t| {
+            t.parse::<f64>()
+                .ok()
+                .filter(|v| range.contains(v) && *v != 0.0)
+                .ok_or_else(|| {
+                    format!(
+                        "{name}: {t:?} is not {what} within {}..={}",
+                        range.start(),
+                        range.end()
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Sets `slot` from the environment variable `name` when it is set, or says which variable
