@@ -177,8 +177,8 @@ pub fn collect_audio_files(paths: &[PathBuf]) -> Collected {
     let mut found = Collected::default();
     let mut seen = Walked::default();
     for given in paths {
-        let absolute = std::path::absolute(given);
-        let path = absolute.as_ref().unwrap_or(given);
+        let absolute = crate::paths::absolute_path(given);
+        let path = absolute.as_ref();
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => walk(path, &mut seen, &mut found),
             Ok(_) => seen.add_file(path, &mut found.files),

@@ -11,6 +11,7 @@ pub mod index;
 pub mod indexer;
 pub mod library;
 pub mod listening;
+pub mod paths;
 pub mod server;
 pub mod testkit;
 pub mod worker;

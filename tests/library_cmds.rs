@@ -854,6 +854,95 @@ fn a_moved_library_is_found_again_by_content_and_paths_are_stored_absolute() {
     assert_all_match("a clip of a moved song", &run, &results, &expected);
 }
 
+#[test]
+fn paths_with_dot_dot_are_stored_as_a_later_run_spells_them() {
+    let sandbox = Sandbox::new();
+    let music = sandbox.subdir("music");
+    sandbox.subdir("work");
+    write_song(&music, "upstairs", 9300, 12.0);
+    let root = std::path::absolute(sandbox.root()).unwrap();
+
+    // Given as `work/../music` (relative, through `..`), stored as `<root>/music/...`.
+    let summary = sandbox.index_json(&[Path::new("work/../music")], 0);
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let stored = ids_and_paths(&sandbox.list());
+    assert_eq!(
+        stored["upstairs"].1,
+        root.join("music/upstairs.wav"),
+        "{stored:?}"
+    );
+
+    // The plain spelling is the same file: skipped unread, not a duplicate of itself.
+    let summary = sandbox.index_json(&[&music], 0);
+    assert_eq!(summary["skipped"], 1, "{summary}");
+    assert_eq!(summary["duplicates"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["moved"], 0, "{summary}");
+
+    // After a link, `..` is the link target's parent, as the file system resolves it.
+    let elsewhere = sandbox.subdir("deep/shelf");
+    let other_music = sandbox.subdir("deep/music");
+    write_song(&other_music, "downstairs", 9301, 12.0);
+    std::os::unix::fs::symlink(&elsewhere, sandbox.path("shortcut")).unwrap();
+    let summary = sandbox.index_json(&[Path::new("shortcut/../music")], 0);
+    assert_eq!(summary["indexed"], 1, "{summary}");
+    let stored = ids_and_paths(&sandbox.list());
+    assert_eq!(
+        stored["downstairs"].1.canonicalize().ok(),
+        other_music.join("downstairs.wav").canonicalize().ok(),
+        "{stored:?}"
+    );
+    assert!(
+        !stored["downstairs"]
+            .1
+            .components()
+            .any(|c| c == std::path::Component::ParentDir),
+        "{stored:?}"
+    );
+
+    // The text summary counts paths that do not exist apart from files that failed.
+    let run = sandbox.run(["index", "music", "no-such-folder"]);
+    run.expect_code(2, "index with a missing path");
+    assert!(
+        run.stdout.contains("0 failed, 1 not found"),
+        "the summary line: {run}"
+    );
+}
+
+#[test]
+fn index_flags_a_command_would_ignore_are_refused() {
+    let sandbox = Sandbox::new();
+    // `--db` with memory storage: the file would never be written.
+    let run = sandbox.run_with_db(&sandbox.db(), &[("STORAGE_TYPE", "memory")], ["stats"]);
+    run.expect_code(2, "--db with STORAGE_TYPE=memory");
+    assert!(
+        run.stderr.contains("--db") && run.stderr.contains("memory"),
+        "{run}"
+    );
+    assert!(!sandbox.db().exists(), "no index file may be created");
+
+    // From the environment (a .env naming a database) memory storage is just memory.
+    let db = sandbox.db().display().to_string();
+    let envs = [
+        ("STORAGE_TYPE", "memory"),
+        ("SQLITE_DATABASE_PATH", db.as_str()),
+    ];
+    let run = sandbox.run_without_db(&envs, ["stats", "--json"]);
+    run.expect_code(0, "STORAGE_TYPE=memory with SQLITE_DATABASE_PATH");
+    let stats = run.json();
+    assert_eq!(stats["storage"], "memory", "{stats}");
+
+    // demo and bench keep their own index.
+    for command in [vec!["demo", "--songs", "1"], vec!["bench", "--limit", "1"]] {
+        let run = sandbox.run(&command);
+        run.expect_code(2, command[0]);
+        assert!(
+            run.stderr.contains("--db is not used") && run.stderr.contains(command[0]),
+            "{run}"
+        );
+    }
+    assert!(!sandbox.db().exists(), "no index file may be created");
+}
+
 /// What a script piping `audiofp` meets: output cut short by a reader that stops (`| head`)
 /// ends quietly with exit 0, in text and in JSON; errors name their cause once; log lines
 /// on a pipe carry no colour codes; a misspelt log level and a malformed `.env` are errors,
@@ -994,7 +1083,7 @@ fn remove_top_empty_folders_and_memory_stats_say_what_happened() {
     run.expect_code(1, "identify against an empty index");
     assert!(run.stderr.contains("holds no songs"), "{run}");
 
-    let run = sandbox.run_with_db(&empty_db, &[("STORAGE_TYPE", "memory")], ["stats"]);
+    let run = sandbox.run_without_db(&[("STORAGE_TYPE", "memory")], ["stats"]);
     run.expect_code(0, "stats of a memory index");
     assert!(run.stdout.contains("index:     in memory"), "{run}");
     assert!(run.stdout.contains("audio:     0.00 hours"), "{run}");

@@ -83,7 +83,11 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-pub fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
+    cli.refuse_index_flags(
+        "bench",
+        "measures an SQLite index it builds in a temporary folder (--write-db saves a --scale library)",
+    )?;
     let config = fingerprint_config()?;
     let match_config = match_config()?;
     let workers = args

@@ -29,7 +29,11 @@ pub struct DemoArgs {
 const RATE_HZ: u32 = 44_100;
 const SONG_SECS: f32 = 30.0;
 
-pub fn run(_cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
+    cli.refuse_index_flags(
+        "demo",
+        "writes its own index in --dir (a temporary folder by default)",
+    )?;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("audiofp-demo-{}", std::process::id())),

@@ -186,11 +186,16 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             1 => "; 1 found at a new path".to_string(),
             n => format!("; {n} found at new paths"),
         };
+        // As in `--json`: paths that do not exist are not files that failed.
+        let not_found = match missing.len() {
+            0 => String::new(),
+            n => format!(", {n} not found"),
+        };
         outln!(
-            "{} indexed, {} skipped (already indexed{moved}), {} failed{speed}",
+            "{} indexed, {} skipped (already indexed{moved}), {} failed{not_found}{speed}",
             summary.indexed,
             summary.skipped,
-            summary.failed.len() + missing.len()
+            summary.failed.len()
         )?;
         for failed in &summary.failed {
             let text = indexer::describe_failure(&failed.message, failed.remembered);

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::index::{OpenMode, StorageKind};
@@ -53,6 +53,20 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Which of `--db` and `--storage` were given on the command line (not taken from the
+    /// environment), to refuse a flag that would be ignored.
+    #[arg(skip)]
+    pub given_flags: GivenFlags,
+}
+
+/// Index flags given on the command line itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GivenFlags {
+    /// `--db PATH`.
+    pub db: bool,
+    /// `--storage KIND`.
+    pub storage: bool,
 }
 
 /// Storage backends.
@@ -98,12 +112,37 @@ impl Cli {
     /// The store selected by flags and environment.
     pub fn storage(&self) -> anyhow::Result<StorageKind> {
         Ok(match self.storage {
+            StorageType::Memory if self.given_flags.db => anyhow::bail!(
+                "--db names an index file, but the storage is `memory` (--storage or \
+                 STORAGE_TYPE), which keeps the index in RAM and writes no file; give one or \
+                 the other"
+            ),
             StorageType::Memory => StorageKind::Memory,
             StorageType::Sqlite => StorageKind::Sqlite(match &self.db {
                 Some(path) => path.clone(),
                 None => default_db_path()?,
             }),
         })
+    }
+
+    /// Refuses `--db` and `--storage` given on the command line to a command that keeps its
+    /// own index (`what` says where), instead of ignoring them.
+    pub fn refuse_index_flags(&self, command: &str, what: &str) -> anyhow::Result<()> {
+        let given: Vec<&str> = [
+            (self.given_flags.db, "--db"),
+            (self.given_flags.storage, "--storage"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} {} not used by `{command}`: it {what}",
+            given.join(" and "),
+            if given.len() == 1 { "is" } else { "are" }
+        )
     }
 
     /// Opens the library.
@@ -230,7 +269,17 @@ pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
         eprintln!("error: .env: {err}");
         return ExitCode::from(EXIT_ERROR);
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let from_command_line =
+        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    cli.given_flags = GivenFlags {
+        db: from_command_line("db"),
+        storage: from_command_line("storage"),
+    };
     match run(&cli, run_gui) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -191,26 +191,7 @@ fn index_file_at(store: &dyn Store, path: &Path) -> Option<std::path::PathBuf> {
             name.push(suffix);
             std::path::PathBuf::from(name)
         })
-        .find(|file| is_same_file(file, path) || is_same_place(file, path))
-}
-
-/// Whether `a` and `b` name the same existing file (through links too).
-fn is_same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
-    }
+        .find(|file| crate::paths::is_same_file(file, path) || is_same_place(file, path))
 }
 
 /// Whether `a` and `b` have the same name in the same folder, whether or not they exist.

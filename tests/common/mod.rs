@@ -131,8 +131,8 @@ impl Sandbox {
         self.path("index.db.postings")
     }
 
-    /// `audiofp --db <db> ...`, with a cleared environment (plus `envs`).
-    pub fn command_with_db<I, S>(&self, db: &Path, envs: &[(&str, &str)], args: I) -> Command
+    /// `audiofp args...`, with a cleared environment (plus `envs`), in the sandbox.
+    pub fn command<I, S>(&self, envs: &[(&str, &str)], args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -143,12 +143,21 @@ impl Sandbox {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .current_dir(self.root())
             .stdin(Stdio::null())
-            .arg("--db")
-            .arg(db)
             .args(args);
         for (key, value) in envs {
             cmd.env(key, value);
         }
+        cmd
+    }
+
+    /// `audiofp --db <db> ...`, with a cleared environment (plus `envs`).
+    pub fn command_with_db<I, S>(&self, db: &Path, envs: &[(&str, &str)], args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(envs, [OsStr::new("--db"), db.as_os_str()]);
+        cmd.args(args);
         cmd
     }
 
@@ -158,25 +167,19 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<S> = args.into_iter().collect();
-        let cmdline = std::iter::once(format!("audiofp --db {}", db.display()))
-            .chain(
-                args.iter()
-                    .map(|a| a.as_ref().to_string_lossy().to_string()),
-            )
-            .collect::<Vec<_>>()
-            .join(" ");
-        let envline: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
-        let out = self
-            .command_with_db(db, envs, &args)
-            .output()
-            .expect("running the audiofp binary");
-        Run {
-            cmdline: format!("{envline}{cmdline}"),
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
+        let mut cmd = self.command_with_db(db, envs, args);
+        run_to_completion(&mut cmd, envs)
+    }
+
+    /// Runs `audiofp args...` to completion, without `--db` (for commands that keep their own
+    /// index, or settings from the environment alone).
+    pub fn run_without_db<I, S>(&self, envs: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(envs, args);
+        run_to_completion(&mut cmd, envs)
     }
 
     /// Runs `audiofp --db <sandbox db> args...`.
@@ -235,6 +238,23 @@ impl Sandbox {
     /// `identify --json --top 3 <clips>` against the sandbox's index.
     pub fn identify(&self, clips: &[&Path]) -> (Run, Vec<Value>) {
         self.identify_db(&self.db(), clips)
+    }
+}
+
+/// Runs `cmd` and collects its outcome; the command line shown in messages starts with
+/// the `envs` it was given.
+fn run_to_completion(cmd: &mut Command, envs: &[(&str, &str)]) -> Run {
+    let envline: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let cmdline = std::iter::once("audiofp".to_string())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = cmd.output().expect("running the audiofp binary");
+    Run {
+        cmdline: format!("{envline}{cmdline}"),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
     }
 }
 
