@@ -6,6 +6,20 @@
 #          sox is used by the corpus builder; pulseaudio + pulseaudio-utils + libasound2-plugins
 #          give the microphone test a fake microphone (scripts/fake-mic.sh).
 set -euo pipefail
+
+# Rust comes from rustup, not apt (Debian's rustc is older than the 1.95 the crate needs).
+need_rust="1.95"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo is not installed. audiofp needs Rust $need_rust or newer; install it with rustup:" >&2
+  echo "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\"" >&2
+  exit 1
+fi
+have_rust=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$need_rust" "$have_rust" | sort -V | head -n1)" != "$need_rust" ]; then
+  echo "error: Rust $have_rust is too old; audiofp needs $need_rust or newer (rustup update stable)" >&2
+  exit 1
+fi
+
 packages=(gcc libc6-dev pkg-config libasound2-dev flac lame vorbis-tools ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins)
 missing=()
 for p in "${packages[@]}"; do
