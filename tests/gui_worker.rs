@@ -662,4 +662,40 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
             if rows.iter().any(|row| row.title == "Indexed Meanwhile") && rows.len() == 2)
     });
     assert!(listed_both, "{seen:#?}");
+
+    // Another change, then the app asks for the list: it is sent once, not once for the catch
+    // up and again for the request.
+    let third = write_song(&later, "Third", 23);
+    let mut other = Library::open_for_adding(
+        &StorageKind::Sqlite(dir.path().join("index.db")),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    audiofp::indexer::index_files(
+        &mut other,
+        vec![third],
+        1,
+        KnownFailures::Report,
+        &CancelToken::new(),
+        |_| {},
+    )
+    .unwrap();
+    drop(other);
+    worker.send(Request::RefreshLibrary);
+    worker.send(Request::SetMatchThreshold { threshold: 0.8 });
+    worker.send(Request::LoadSongDetail { song_id: 1 });
+    let (_, seen) = wait_for(&worker, "the song detail", |event| match event {
+        Event::SongDetail(_) => Some(()),
+        _ => None,
+    });
+    let lists: Vec<usize> = seen
+        .iter()
+        .filter_map(|event| match event {
+            Event::Library { rows } => Some(rows.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lists, vec![3], "{seen:#?}");
 }

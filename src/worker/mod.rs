@@ -297,8 +297,10 @@ impl Worker {
     }
 
     fn handle(&mut self, request: Request) {
-        self.catch_up_with_other_processes();
+        let library_sent = self.catch_up_with_other_processes();
         match request {
+            // Once is enough when catching up has just sent it.
+            Request::RefreshLibrary if library_sent => {}
             Request::RefreshLibrary => self.send_library(),
             Request::IndexPaths { job, paths, cancel } => {
                 if self.inbox.take_cancelled(job) {
@@ -354,9 +356,10 @@ impl Worker {
     /// Takes in songs another process (`audiofp index` or `remove` on the same database)
     /// added or removed while the app runs, so that they are searched (one query of the
     /// database's change counter when nothing changed), and shows the library again if any.
-    fn catch_up_with_other_processes(&mut self) {
+    /// Whether the library was sent.
+    fn catch_up_with_other_processes(&mut self) -> bool {
         let Ok(library) = &mut self.library else {
-            return;
+            return false;
         };
         let caught_up = library.store_changed_elsewhere().and_then(|changed| {
             if changed {
@@ -366,12 +369,18 @@ impl Worker {
             }
         });
         match caught_up {
-            Ok((0, 0)) => {}
-            Ok(_) => self.send_library(),
-            Err(err) => self.sink.send(Event::Error {
-                context: "reading songs another process changed".to_string(),
-                reason: err.to_string(),
-            }),
+            Ok((0, 0)) => false,
+            Ok(_) => {
+                self.send_library();
+                true
+            }
+            Err(err) => {
+                self.sink.send(Event::Error {
+                    context: "reading songs another process changed".to_string(),
+                    reason: err.to_string(),
+                });
+                false
+            }
         }
     }
 
