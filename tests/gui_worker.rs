@@ -604,6 +604,28 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
     );
 }
 
+/// Indexes `song` into the database at `db` through a connection of its own, as `audiofp
+/// index` in another process does.
+fn index_from_another_connection(db: &Path, song: PathBuf) {
+    let mut other = Library::open_for_adding(
+        &StorageKind::Sqlite(db.to_path_buf()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    let summary = audiofp::indexer::index_files(
+        &mut other,
+        vec![song],
+        1,
+        KnownFailures::Report,
+        &CancelToken::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.indexed, 1, "{summary:?}");
+}
+
 /// `audiofp index` run on the app's database while the app is open (here a second connection,
 /// as another process has): the app's next request takes the song in, lists it and finds it.
 #[test]
@@ -620,24 +642,7 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
     let later = dir.path().join("later");
     std::fs::create_dir(&later).unwrap();
     let newcomer = write_song(&later, "Indexed Meanwhile", 22);
-    let mut other = Library::open_for_adding(
-        &StorageKind::Sqlite(db),
-        &FingerprintConfig::default(),
-        &MatchConfig::default(),
-        OpenMode::MustExist,
-    )
-    .unwrap();
-    let summary = audiofp::indexer::index_files(
-        &mut other,
-        vec![newcomer],
-        1,
-        KnownFailures::Report,
-        &CancelToken::new(),
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(summary.indexed, 1, "{summary:?}");
-    drop(other);
+    index_from_another_connection(&db, newcomer);
 
     let clip = distort::excerpt(&synth::song(22, SONG_SECS, SR), SR, 4.0, 5.0);
     worker.send(Request::IdentifyClip {
@@ -666,23 +671,7 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
     // Another change, then the app asks for the list: it is sent once, not once for the catch
     // up and again for the request.
     let third = write_song(&later, "Third", 23);
-    let mut other = Library::open_for_adding(
-        &StorageKind::Sqlite(dir.path().join("index.db")),
-        &FingerprintConfig::default(),
-        &MatchConfig::default(),
-        OpenMode::MustExist,
-    )
-    .unwrap();
-    audiofp::indexer::index_files(
-        &mut other,
-        vec![third],
-        1,
-        KnownFailures::Report,
-        &CancelToken::new(),
-        |_| {},
-    )
-    .unwrap();
-    drop(other);
+    index_from_another_connection(&db, third);
     worker.send(Request::RefreshLibrary);
     worker.send(Request::SetMatchThreshold { threshold: 0.8 });
     worker.send(Request::LoadSongDetail { song_id: 1 });
