@@ -28,8 +28,14 @@ fn write_song(dir: &Path, title: &str, seed: u64) -> PathBuf {
 }
 
 fn spawn(storage: StorageKind) -> WorkerHandle {
+    spawn_with_idle_check(storage, WorkerConfig::new(StorageKind::Memory).idle_check)
+}
+
+/// A worker that looks for other processes' changes after `idle_check` without requests.
+fn spawn_with_idle_check(storage: StorageKind, idle_check: Duration) -> WorkerHandle {
     let mut config = WorkerConfig::new(storage);
     config.index_threads = 2;
+    config.idle_check = idle_check;
     WorkerHandle::spawn(config).unwrap()
 }
 
@@ -626,6 +632,62 @@ fn index_from_another_connection(db: &Path, song: PathBuf) {
     assert_eq!(summary.indexed, 1, "{summary:?}");
 }
 
+/// The app left alone while `audiofp index` and `audiofp remove` run in a terminal: its library
+/// list follows without any click.
+#[test]
+fn an_idle_app_shows_songs_other_processes_add_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let songs = dir.path().join("songs");
+    std::fs::create_dir(&songs).unwrap();
+    let worker = spawn_with_idle_check(StorageKind::Sqlite(db.clone()), Duration::from_millis(100));
+    let (summary, _) = index(&worker, 1, vec![write_song(&songs, "First", 31)]);
+    assert_eq!(summary.indexed, 1, "{summary:?}");
+
+    index_from_another_connection(&db, write_song(&songs, "From The Terminal", 32));
+    let (rows, _) = wait_for(&worker, "the list with the new song", |event| match event {
+        Event::Library { rows } if rows.len() == 2 => Some(rows.clone()),
+        _ => None,
+    });
+    assert!(
+        rows.iter().any(|row| row.title == "From The Terminal"),
+        "{rows:?}"
+    );
+
+    let mut other = Library::open(
+        &StorageKind::Sqlite(db),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    let first_id = rows
+        .iter()
+        .find(|row| row.title == "First")
+        .unwrap()
+        .song_id;
+    assert!(other.remove(first_id).unwrap());
+    drop(other);
+    let (rows, _) = wait_for(
+        &worker,
+        "the list without the removed song",
+        |event| match event {
+            Event::Library { rows } if rows.len() == 1 => Some(rows.clone()),
+            _ => None,
+        },
+    );
+    assert_eq!(rows[0].title, "From The Terminal");
+
+    // The Song page of the removed song ends in a message, not a spinner.
+    worker.send(Request::LoadSongDetail { song_id: first_id });
+    let (gone, _) = wait_for(&worker, "the detail's failure", |event| match event {
+        Event::SongDetailFailed { song_id, gone, .. } if *song_id == first_id => Some(*gone),
+        Event::SongDetail(_) => panic!("a removed song's detail was loaded"),
+        _ => None,
+    });
+    assert!(gone);
+}
+
 /// `audiofp index` run on the app's database while the app is open (here a second connection,
 /// as another process has): the app's next request takes the song in, lists it and finds it.
 #[test]
@@ -635,7 +697,8 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
     let songs = dir.path().join("songs");
     std::fs::create_dir(&songs).unwrap();
     let first = write_song(&songs, "Already There", 21);
-    let worker = spawn(StorageKind::Sqlite(db.clone()));
+    // Catching up only when a request comes, so that the events below are the requests'.
+    let worker = spawn_with_idle_check(StorageKind::Sqlite(db.clone()), Duration::from_secs(3600));
     let (summary, _) = index(&worker, 1, vec![first]);
     assert_eq!(summary.indexed, 1, "{summary:?}");
 

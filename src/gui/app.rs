@@ -419,6 +419,17 @@ impl AudiofpApp {
         });
     }
 
+    /// Takes down the banner if its button is `is_stale` (the job it offers to change ended).
+    fn clear_notice_for(&mut self, is_stale: impl Fn(&Action) -> bool) {
+        if self
+            .notice
+            .as_ref()
+            .is_some_and(|n| !n.is_error && n.action.as_ref().is_some_and(|(_, a)| is_stale(a)))
+        {
+            self.notice = None;
+        }
+    }
+
     fn show_info(&mut self, text: String, action: Option<(String, Action)>) {
         self.notice = Some(Notice {
             text,
@@ -498,6 +509,9 @@ impl AudiofpApp {
                     text.push_str(&format!(" {} could not be read.", summary.failed.len()));
                 }
                 self.library.last_summary = Some(text);
+                if self.library.jobs.is_empty() {
+                    self.clear_notice_for(|a| matches!(a, Action::CancelIndexing));
+                }
                 if let Some(pending) = &mut self.results.pending {
                     pending.queued_behind_indexing = !self.library.jobs.is_empty();
                 }
@@ -518,6 +532,7 @@ impl AudiofpApp {
                 }
                 if for_pending {
                     self.results.pending = None;
+                    self.clear_notice_for(|a| matches!(a, Action::IndexInstead(_)));
                 }
                 self.push_history(results_panel::history_entry(&report));
                 self.results.push(report);
@@ -531,6 +546,7 @@ impl AudiofpApp {
             Event::IdentifyFailed { job, reason } => {
                 if self.results.pending.as_ref().is_some_and(|p| p.job == job) {
                     self.results.pending = None;
+                    self.clear_notice_for(|a| matches!(a, Action::IndexInstead(_)));
                     if reason != "cancelled" {
                         self.results.error = Some(reason);
                     }
@@ -604,6 +620,16 @@ impl AudiofpApp {
                 }
             }
             Event::SongDetail(detail) => self.detail.set_detail(detail),
+            Event::SongDetailFailed {
+                song_id,
+                reason,
+                gone,
+            } => {
+                if gone {
+                    self.library.remove_row(song_id);
+                }
+                self.detail.set_failure(song_id, reason);
+            }
             Event::Error { context, reason } => {
                 self.show_error(format!("{context}: {reason}"));
             }
@@ -744,7 +770,8 @@ impl AudiofpApp {
             Action::OpenSong(song_id) => {
                 self.library.selected = Some(song_id);
                 let already = self.detail.song_id == Some(song_id)
-                    && (self.detail.loading || self.detail.is_loaded());
+                    && (self.detail.loading || self.detail.is_loaded())
+                    && self.detail.failure().is_none();
                 if !already {
                     self.detail.begin(song_id);
                     self.worker.send(Request::LoadSongDetail { song_id });

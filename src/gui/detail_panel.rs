@@ -23,6 +23,8 @@ pub struct DetailState {
     show_peaks: bool,
     /// Whether a request is on its way.
     pub loading: bool,
+    /// Why the song could not be loaded, if it could not.
+    failure: Option<String>,
     /// Set when the plot should reset its view.
     reset_view: bool,
 }
@@ -37,7 +39,21 @@ impl DetailState {
         }
         self.song_id = Some(song_id);
         self.loading = true;
+        self.failure = None;
         self.show_peaks = true;
+    }
+
+    /// The worker could not load `song_id`.
+    pub fn set_failure(&mut self, song_id: i64, reason: String) {
+        if self.song_id == Some(song_id) {
+            self.loading = false;
+            self.failure = Some(reason);
+        }
+    }
+
+    /// Why the song shown could not be loaded, if it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// The worker's answer.
@@ -105,6 +121,9 @@ pub fn detail_ui(
                 ui.label(RichText::new(parts.join(" \u{00B7} ")).weak());
             });
         }
+        if state.failure.is_some() {
+            return;
+        }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui.button("Remove from library\u{2026}").clicked() {
                 actions.push(Action::AskRemove(song_id));
@@ -117,6 +136,13 @@ pub fn detail_ui(
     });
     ui.add_space(6.0);
 
+    if let Some(failure) = &state.failure {
+        ui.add_space(40.0);
+        ui.vertical_centered(|ui| {
+            ui.colored_label(WARM, format!("\u{26A0} {failure}"));
+        });
+        return;
+    }
     let Some(detail) = &state.detail else {
         ui.add_space(40.0);
         ui.vertical_centered(|ui| {

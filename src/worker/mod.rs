@@ -42,6 +42,10 @@ use crate::listening;
 
 /// How often progress and new rows are reported while indexing.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// With no request for this long, the worker looks for songs other processes added or
+/// removed (one query of SQLite's change counter when there are none); the default of
+/// [`WorkerConfig::idle_check`].
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// A listening session also gives up when the source has been silent (no chunks) this long
 /// beyond its timeout.
 const LISTEN_STALL_GRACE: Duration = Duration::from_secs(5);
@@ -70,6 +74,9 @@ pub struct WorkerConfig {
     pub match_config: MatchConfig,
     /// Analysis threads while indexing.
     pub index_threads: usize,
+    /// With no request for this long, the worker looks for songs other processes added or
+    /// removed.
+    pub idle_check: Duration,
 }
 
 impl WorkerConfig {
@@ -81,6 +88,7 @@ impl WorkerConfig {
             fingerprint_config: FingerprintConfig::default(),
             match_config: MatchConfig::default(),
             index_threads: cores.saturating_sub(1).max(1),
+            idle_check: IDLE_CHECK,
         }
     }
 }
@@ -204,17 +212,33 @@ impl Drop for WorkerHandle {
 /// Requests that arrived while a long job ran, and cancellations of queued jobs.
 struct Inbox {
     rx: Receiver<Request>,
+    idle_check: Duration,
     pending: VecDeque<Request>,
     cancelled: HashSet<JobId>,
 }
 
+/// What the worker's wait for a request gave.
+enum Next {
+    /// A request to handle.
+    Request(Request),
+    /// None came for [`WorkerConfig::idle_check`]: time to look for changes made by other
+    /// processes.
+    Idle,
+    /// The app is gone.
+    Closed,
+}
+
 impl Inbox {
-    /// The next request to handle, waiting for one; `None` when the sender is gone.
-    fn next(&mut self) -> Option<Request> {
+    /// The next request to handle, waiting at most `idle_check` for one.
+    fn next(&mut self) -> Next {
         if let Some(request) = self.pending.pop_front() {
-            return Some(request);
+            return Next::Request(request);
         }
-        self.rx.recv().ok()
+        match self.rx.recv_timeout(self.idle_check) {
+            Ok(request) => Next::Request(request),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Next::Idle,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Next::Closed,
+        }
     }
 
     /// Takes the requests that arrived, applying cancellations for `job` to `cancel`.
@@ -261,7 +285,15 @@ impl Worker {
             &config.match_config,
             OpenMode::CreateIfMissing,
         )
-        .map_err(|err| format!("cannot open the index at {location}: {err}"));
+        .map_err(|err| {
+            // Most errors name the file already.
+            let err = err.to_string();
+            if err.contains(&location) {
+                format!("cannot open the index: {err}")
+            } else {
+                format!("cannot open the index at {location}: {err}")
+            }
+        });
         match &library {
             Ok(library) => {
                 let songs = library.store().stats().map_or(0, |stats| {
@@ -277,6 +309,7 @@ impl Worker {
             library,
             inbox: Inbox {
                 rx: requests,
+                idle_check: config.idle_check,
                 pending: VecDeque::new(),
                 cancelled: HashSet::new(),
             },
@@ -288,11 +321,19 @@ impl Worker {
 
     fn run(&mut self) {
         self.send_library();
-        while let Some(request) = self.inbox.next() {
+        loop {
+            let next = self.inbox.next();
             if self.shutdown.is_cancelled() {
                 break;
             }
-            self.handle(request);
+            match next {
+                Next::Request(request) => self.handle(request),
+                // `audiofp index` in a terminal shows in the open app without a click.
+                Next::Idle => {
+                    self.catch_up_with_other_processes();
+                }
+                Next::Closed => break,
+            }
         }
     }
 
@@ -798,11 +839,13 @@ impl Worker {
     }
 
     fn load_detail(&mut self, song_id: i64) {
+        let failed = |reason: String, gone: bool| Event::SongDetailFailed {
+            song_id,
+            reason,
+            gone,
+        };
         let Ok(library) = &self.library else {
-            self.sink.send(Event::Error {
-                context: "loading a song".to_string(),
-                reason: self.library_error(),
-            });
+            self.sink.send(failed(self.library_error(), false));
             return;
         };
         let fetched = {
@@ -814,17 +857,14 @@ impl Worker {
         let (song, peaks) = match fetched {
             Ok((Some(song), peaks)) => (song, peaks.unwrap_or_default()),
             Ok((None, _)) => {
-                self.sink.send(Event::Error {
-                    context: "loading a song".to_string(),
-                    reason: format!("there is no song with id {song_id}"),
-                });
+                self.sink.send(failed(
+                    "This song is no longer in the library.".to_string(),
+                    true,
+                ));
                 return;
             }
             Err(err) => {
-                self.sink.send(Event::Error {
-                    context: "loading a song".to_string(),
-                    reason: err.to_string(),
-                });
+                self.sink.send(failed(err.to_string(), false));
                 return;
             }
         };

@@ -317,6 +317,16 @@ pub enum Event {
     },
     /// A song's spectrogram and peaks.
     SongDetail(Box<SongDetail>),
+    /// A song's detail could not be loaded.
+    SongDetailFailed {
+        /// The song.
+        song_id: i64,
+        /// Why.
+        reason: String,
+        /// Whether the song is no longer in the library (removed meanwhile, e.g. by another
+        /// process).
+        gone: bool,
+    },
     /// Something failed that belongs to no job (remove, detail).
     Error {
         /// What was being done.
