@@ -108,6 +108,8 @@ fn drop_folder_identify_clip_listen_remove_and_reopen() {
     let mut harness = harness(StorageKind::Sqlite(db.clone()));
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     harness.get_by_label("What's playing?");
+    // Not "-0.0 h" (an empty f64 sum is negative zero).
+    harness.get_by_label_contains("\u{2022} 0 songs \u{00B7} 0.0 h of music");
 
     // Dropping a folder indexes it and shows the library.
     drop_file(&mut harness, &songs);
@@ -119,7 +121,11 @@ fn drop_folder_identify_clip_listen_remove_and_reopen() {
     });
     harness.get_by_label("Your library");
     // The banner offering to cancel went with the job.
-    assert!(harness.query_by_label_contains("Adding the folder").is_none());
+    assert!(
+        harness
+            .query_by_label_contains("Adding the folder")
+            .is_none()
+    );
     harness.get_by_label("Copper Lanterns");
     harness.get_by_label("Night Ferry");
 
@@ -255,6 +261,45 @@ fn drop_folder_identify_clip_listen_remove_and_reopen() {
         .collect();
     titles.sort();
     assert_eq!(titles, ["Copper Lanterns"]);
+}
+
+/// A file that is not an audiofp index: the app says so on every page, never offers to add
+/// music or to listen, and leaves the file as it was.
+#[test]
+fn an_index_that_cannot_be_opened_is_explained_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("not-an-index.db");
+    std::fs::write(&db, b"junk that is not SQLite\n").unwrap();
+    let mut harness = harness(StorageKind::Sqlite(db.clone()));
+    step_until(&mut harness, "the open to fail", |app| {
+        app.open_error().is_some()
+    });
+    let reason = harness.state().open_error().unwrap().to_string();
+    assert!(reason.contains("not-an-index.db"), "{reason}");
+    assert_eq!(reason.matches("not-an-index.db").count(), 1, "{reason}");
+    // The banner can be dismissed.
+    harness.get_by_label("Dismiss");
+
+    harness.state_mut().set_page(Page::Library);
+    harness.run_steps(2);
+    harness.get_by_label("The index could not be opened");
+    assert!(harness.query_by_label("Your library is empty").is_none());
+    assert!(
+        harness
+            .query_by_label("Add a music folder\u{2026}")
+            .is_none()
+    );
+
+    harness.state_mut().set_page(Page::Listen);
+    harness.run_steps(2);
+    harness.get_by_label_contains("nothing to recognise against");
+    assert!(
+        harness
+            .query_by_label_contains("Your library is empty")
+            .is_none()
+    );
+    drop(harness);
+    assert_eq!(std::fs::read(&db).unwrap(), b"junk that is not SQLite\n");
 }
 
 #[test]

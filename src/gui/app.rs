@@ -136,10 +136,15 @@ pub struct AudiofpApp {
 impl AudiofpApp {
     /// The app as eframe creates it: settings from eframe's storage, a worker on `config`.
     pub fn new(cc: &eframe::CreationContext<'_>, config: WorkerConfig) -> anyhow::Result<Self> {
-        let settings = cc
+        let mut settings = cc
             .storage
             .and_then(|storage| eframe::get_value::<Settings>(storage, settings::STORAGE_KEY))
             .unwrap_or_default();
+        // As everywhere else, the environment beats what was saved: `MATCH_THRESHOLD=0.95
+        // audiofp` starts at 0.95 (and Settings shows it).
+        if std::env::var_os("MATCH_THRESHOLD").is_some() {
+            settings.match_threshold = config.match_config.threshold;
+        }
         let mut app = Self::with_settings(config, settings)?;
         let ctx = cc.egui_ctx.clone();
         app.worker.waker().set(move || ctx.request_repaint());
@@ -448,12 +453,16 @@ impl AudiofpApp {
             Event::OpenFailed { reason } => {
                 self.index_state = IndexState::Failed(reason.clone());
                 self.library.loaded = true;
+                self.library.open_error = Some(reason.clone());
                 self.show_error(reason);
             }
             Event::Library { rows } => self.library.set_rows(rows),
             Event::IndexStarted { job, total } => {
                 if let Some(view) = self.library.jobs.iter_mut().find(|v| v.job == job) {
                     view.total = total;
+                    // A job queued behind another starts now: its rate and time left count
+                    // from here, not from the request.
+                    view.started = Instant::now();
                 }
             }
             Event::Progress {
@@ -907,7 +916,17 @@ impl AudiofpApp {
                             "\u{2139}"
                         };
                         ui.label(RichText::new(icon).color(colour));
-                        ui.label(&notice.text);
+                        // Room kept for the buttons, so that a long message wraps instead
+                        // of pushing them out of the window.
+                        let action_width = notice
+                            .action
+                            .as_ref()
+                            .map_or(0.0, |(label, _)| 8.0 * label.chars().count() as f32 + 30.0);
+                        let text_width = (ui.available_width() - action_width - 90.0).max(120.0);
+                        ui.scope(|ui| {
+                            ui.set_max_width(text_width);
+                            ui.add(egui::Label::new(&notice.text).wrap());
+                        });
                         if let Some((label, action)) = &notice.action
                             && ui.button(label).clicked()
                         {
@@ -929,7 +948,7 @@ impl AudiofpApp {
                     ui,
                     &mut self.listen,
                     !self.library.jobs.is_empty(),
-                    self.library.loaded && self.library.rows().is_empty(),
+                    listen_panel::LibraryStatus::of(&self.library),
                     actions,
                 ),
                 Page::Library => library_panel::library_ui(ui, &mut self.library, actions),
@@ -947,8 +966,18 @@ impl AudiofpApp {
                     &self.settings.history,
                     actions,
                 ),
+                // Scrolls, so that every card stays reachable in a small window.
                 Page::Settings => {
-                    settings::settings_ui(ui, &mut self.settings, &self.settings_view, actions)
+                    egui::ScrollArea::vertical()
+                        .show(ui, |ui| {
+                            settings::settings_ui(
+                                ui,
+                                &mut self.settings,
+                                &self.settings_view,
+                                actions,
+                            )
+                        })
+                        .inner
                 }
             });
         library_panel::remove_dialog_ui(ui, &mut self.library, actions);
@@ -1030,8 +1059,13 @@ impl AudiofpApp {
                     let hours = self.library.total_secs() / 3600.0;
                     ui.label(
                         RichText::new(format!(
-                            "\u{2022} {} songs \u{00B7} {:.1} h of music \u{00B7} {}",
+                            "\u{2022} {} song{} \u{00B7} {:.1} h of music \u{00B7} {}",
                             thousands(self.library.rows().len()),
+                            if self.library.rows().len() == 1 {
+                                ""
+                            } else {
+                                "s"
+                            },
                             hours,
                             self.settings_view.index_location
                         ))

@@ -11,7 +11,7 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::cancel::CancelToken;
 use crate::gui::app::Action;
-use crate::gui::{ACCENT, ERROR, clock, date, thousands};
+use crate::gui::{ACCENT, ERROR, WARM, clock, date, thousands};
 use crate::worker::{JobId, SongRow};
 
 /// The column the table is sorted by.
@@ -104,6 +104,8 @@ pub struct LibraryState {
     pub last_summary: Option<String>,
     /// Whether the song list has arrived once.
     pub loaded: bool,
+    /// Why the index could not be opened, if it could not (nothing can be added then).
+    pub open_error: Option<String>,
     /// The song awaiting confirmation of its removal, and the frame the question appeared.
     confirm_remove: Option<(i64, String, Option<u64>)>,
 }
@@ -124,6 +126,7 @@ impl Default for LibraryState {
             failures: Vec::new(),
             last_summary: None,
             loaded: false,
+            open_error: None,
             confirm_remove: None,
         }
     }
@@ -199,7 +202,10 @@ impl LibraryState {
 
     /// Total audio, seconds.
     pub fn total_secs(&self) -> f64 {
-        self.rows.iter().map(|r| r.duration_secs).sum()
+        // A fold from +0: an empty f64 sum is -0.0, shown as "-0.0 h".
+        self.rows
+            .iter()
+            .fold(0.0, |total, r| total + r.duration_secs)
     }
 
     fn matches_filter(&self, keys: &RowKeys) -> bool {
@@ -322,7 +328,7 @@ pub fn library_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec
     ui.allocate_ui_with_layout(list_size, Layout::top_down(Align::Min), |ui| {
         ui.set_min_height(list_size.y);
         if state.rows.is_empty() {
-            empty_library_ui(ui, state.loaded, actions);
+            empty_library_ui(ui, state.loaded, state.open_error.as_deref(), actions);
         } else if state.view.is_empty() {
             ui.add_space(20.0);
             ui.vertical_centered(|ui| {
@@ -438,9 +444,31 @@ fn failures_ui(ui: &mut egui::Ui, state: &mut LibraryState) {
     }
 }
 
-fn empty_library_ui(ui: &mut egui::Ui, loaded: bool, actions: &mut Vec<Action>) {
+fn empty_library_ui(
+    ui: &mut egui::Ui,
+    loaded: bool,
+    open_error: Option<&str>,
+    actions: &mut Vec<Action>,
+) {
     ui.add_space(60.0);
     ui.vertical_centered(|ui| {
+        if let Some(reason) = open_error {
+            ui.label(RichText::new("\u{26A0}").size(48.0).color(WARM));
+            ui.label(
+                RichText::new("The index could not be opened")
+                    .size(20.0)
+                    .strong(),
+            );
+            ui.add(egui::Label::new(reason).wrap());
+            ui.label(
+                RichText::new(
+                    "Nothing was changed in it. Start audiofp with another index \
+                     (--db PATH or SQLITE_DATABASE_PATH), or move this file away.",
+                )
+                .weak(),
+            );
+            return;
+        }
         if !loaded {
             ui.spinner();
             ui.label("Opening the index\u{2026}");

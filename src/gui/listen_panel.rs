@@ -144,12 +144,36 @@ impl ListenState {
     }
 }
 
+/// What the library allows the Listen page to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LibraryStatus {
+    /// Still opening, or songs to recognise.
+    Usable,
+    /// Open, without songs.
+    Empty,
+    /// The index could not be opened.
+    Unavailable,
+}
+
+impl LibraryStatus {
+    /// The status of `library`.
+    pub fn of(library: &crate::gui::library_panel::LibraryState) -> Self {
+        if library.open_error.is_some() {
+            Self::Unavailable
+        } else if library.loaded && library.rows().is_empty() {
+            Self::Empty
+        } else {
+            Self::Usable
+        }
+    }
+}
+
 /// The Listen page.
 pub fn listen_ui(
     ui: &mut egui::Ui,
     state: &mut ListenState,
     busy_indexing: bool,
-    library_empty: bool,
+    library: LibraryStatus,
     actions: &mut Vec<Action>,
 ) {
     let listening = state.is_listening();
@@ -162,7 +186,7 @@ pub fn listen_ui(
         };
         ui.label(RichText::new(title).size(26.0).strong());
         ui.add_space(14.0);
-        let enabled = listening || !busy_indexing;
+        let enabled = listening || (!busy_indexing && library != LibraryStatus::Unavailable);
         let clicked = listen_button_ui(ui, listening, enabled);
         if clicked {
             actions.push(if listening {
@@ -172,12 +196,13 @@ pub fn listen_ui(
             });
         }
         ui.add_space(12.0);
-        status_ui(ui, state, busy_indexing, library_empty);
+        status_ui(ui, state, busy_indexing, library);
     });
     ui.add_space(14.0);
     level_meter_ui(ui, state.level_dbfs, state.peak, listening);
     ui.add_space(8.0);
-    let height = (ui.available_height() - 70.0).clamp(90.0, 220.0);
+    // Shrinks before the row below it would leave a small window.
+    let height = (ui.available_height() - 70.0).clamp(40.0, 220.0);
     let ctx = ui.ctx().clone();
     egui::Frame::new()
         .fill(Color32::from_rgb(6, 4, 18))
@@ -217,7 +242,10 @@ pub fn listen_ui(
             if ui.button("\u{1F4C2} Identify a file\u{2026}").clicked() {
                 actions.push(Action::PickClipToIdentify);
             }
-            ui.label(RichText::new("or drop a clip on the window").weak());
+            // Left out when the window is too narrow for it beside the buttons.
+            if ui.available_width() > 210.0 {
+                ui.label(RichText::new("or drop a clip on the window").weak());
+            }
         });
     });
 }
@@ -290,7 +318,7 @@ fn listen_button_ui(ui: &mut egui::Ui, listening: bool, enabled: bool) -> bool {
     response.clicked()
 }
 
-fn status_ui(ui: &mut egui::Ui, state: &ListenState, busy_indexing: bool, library_empty: bool) {
+fn status_ui(ui: &mut egui::Ui, state: &ListenState, busy_indexing: bool, library: LibraryStatus) {
     if let Some(error) = &state.error {
         ui.colored_label(ERROR, format!("\u{26A0} {error}"));
     }
@@ -331,7 +359,14 @@ fn status_ui(ui: &mut egui::Ui, state: &ListenState, busy_indexing: bool, librar
                     RichText::new("Listening is available when indexing finishes (or cancel it).")
                         .weak(),
                 );
-            } else if library_empty {
+            } else if library == LibraryStatus::Unavailable {
+                ui.label(
+                    RichText::new(
+                        "The index could not be opened (see the message above), so there is nothing to recognise against.",
+                    )
+                    .color(WARM),
+                );
+            } else if library == LibraryStatus::Empty {
                 ui.label(
                     RichText::new(
                         "Your library is empty: add some music first, so there is something to recognise.",
