@@ -25,6 +25,9 @@ pub use crate::engine::matcher::EARLY_ANSWER_CONFIDENCE;
 pub const FIRST_ATTEMPT_SECS: f64 = 2.0;
 /// Audio collected between two attempts.
 pub const ATTEMPT_EVERY_SECS: f64 = 1.0;
+/// The best candidate of an inconclusive attempt is shown ("Maybe ...?") only from this
+/// confidence: below it, the leading song is as likely chance as not.
+pub const BEST_GUESS_FLOOR: f64 = 0.5;
 
 /// Whether an attempt is due, having heard `heard_secs` and last tried at `attempted_secs`.
 pub fn attempt_due(heard_secs: f64, attempted_secs: f64) -> bool {
@@ -36,6 +39,16 @@ pub fn attempt_due(heard_secs: f64, attempted_secs: f64) -> bool {
 pub fn answer(identification: &Identification, last_attempt: bool) -> Option<&Match> {
     let top = identification.matches.first()?;
     (last_attempt || top.confidence >= EARLY_ANSWER_CONFIDENCE).then_some(top)
+}
+
+/// The candidate worth showing while the session goes on, if any: the best song of an
+/// attempt that did not answer, from [`BEST_GUESS_FLOOR`] up.
+pub fn best_guess(identification: &Identification) -> Option<&Match> {
+    identification
+        .matches
+        .first()
+        .or(identification.best_rejected.as_ref())
+        .filter(|candidate| candidate.confidence >= BEST_GUESS_FLOOR)
 }
 
 /// The audio heard at each attempt of a session that is given `available_secs` of audio and
@@ -138,5 +151,59 @@ mod tests {
         assert!(!attempt_due(1.9, 0.0));
         assert!(!attempt_due(2.9, 2.0));
         assert!(attempt_due(3.0, 2.0));
+    }
+
+    fn candidate(title: &str, confidence: f64) -> Match {
+        Match {
+            song: crate::index::SongRecord {
+                id: 1,
+                title: title.to_string(),
+                artist: None,
+                album: None,
+                duration_secs: 100.0,
+                path: None,
+                file_size: None,
+                file_mtime: None,
+                content_hash: String::new(),
+                added_at: 0,
+                num_frames: 0,
+                num_peaks: 0,
+            },
+            confidence,
+            offset_secs: 0.0,
+            aligned: 5,
+            aligned_frames: 5,
+            aligned_span_secs: 1.0,
+            song_hits: 0,
+            background_secs: 0.0,
+            peaks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_a_candidate_from_the_floor_up_is_a_best_guess() {
+        let mut identification = Identification {
+            matches: Vec::new(),
+            clip_secs: 3.0,
+            query_landmarks: 0,
+            hits: 0,
+            analysis_ms: 0.0,
+            match_ms: 0.0,
+            best_rejected: Some(candidate("Chance", 0.025)),
+            speed: 1.0,
+            pitch_semitones: 0.0,
+        };
+        assert!(best_guess(&identification).is_none());
+        identification.best_rejected = Some(candidate("Likely", 0.6));
+        assert_eq!(
+            best_guess(&identification).map(|m| m.song.title.as_str()),
+            Some("Likely")
+        );
+        // A match below the early bar comes before the rejected one.
+        identification.matches = vec![candidate("Matched", 0.85)];
+        assert_eq!(
+            best_guess(&identification).map(|m| m.song.title.as_str()),
+            Some("Matched")
+        );
     }
 }

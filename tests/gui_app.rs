@@ -302,6 +302,35 @@ fn an_index_that_cannot_be_opened_is_explained_and_left_alone() {
     assert_eq!(std::fs::read(&db).unwrap(), b"junk that is not SQLite\n");
 }
 
+/// The worker does one long job at a time: a clip opened while listening says what it waits
+/// for, and goes on when listening stops.
+#[test]
+fn a_clip_opened_while_listening_says_it_waits_for_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    // A microphone that stays open and silent.
+    let (mic, chunks) = crossbeam_channel::bounded::<AudioChunk>(16);
+    harness.state_mut().start_listening_from(chunks, None);
+    harness.step();
+    assert!(harness.state().listen().is_listening());
+
+    let clip = dir.path().join("queued.wav");
+    wav::write_wav_i16(&clip, &synth::song(5, 3.0, SR), SR, 1).unwrap();
+    harness.state_mut().identify_path(clip);
+    harness.run_steps(2);
+    harness.get_by_label_contains("waiting for listening to finish");
+
+    drop(mic);
+    step_until(&mut harness, "listening to end", |app| {
+        !app.listen().is_listening()
+    });
+    step_until(&mut harness, "the queued clip's answer", |app| {
+        app.results().pending.is_none()
+    });
+    assert!(harness.query_by_label_contains("waiting for").is_none());
+}
+
 #[test]
 fn a_library_of_100k_songs_stays_responsive() {
     let mut harness = harness(StorageKind::Memory);

@@ -247,6 +247,18 @@ impl AudiofpApp {
         matches!(self.index_state, IndexState::Open) && self.library.loaded
     }
 
+    /// The long job the worker is busy with, which requests wait for: `"indexing"` or
+    /// `"listening"`.
+    fn worker_busy_with(&self) -> Option<&'static str> {
+        if self.is_indexing() {
+            Some("indexing")
+        } else if self.listen.is_listening() {
+            Some("listening")
+        } else {
+            None
+        }
+    }
+
     /// The reason the index could not be opened, if so.
     pub fn open_error(&self) -> Option<&str> {
         match &self.index_state {
@@ -305,7 +317,7 @@ impl AudiofpApp {
             label,
             started: Instant::now(),
             cancel,
-            queued_behind_indexing: self.is_indexing(),
+            queued_behind: self.worker_busy_with(),
         });
         self.results.error = None;
         self.set_page(Page::Results);
@@ -521,8 +533,9 @@ impl AudiofpApp {
                 if self.library.jobs.is_empty() {
                     self.clear_notice_for(|a| matches!(a, Action::CancelIndexing));
                 }
+                let busy = self.worker_busy_with();
                 if let Some(pending) = &mut self.results.pending {
-                    pending.queued_behind_indexing = !self.library.jobs.is_empty();
+                    pending.queued_behind = busy;
                 }
             }
             Event::Matches(report) => {
@@ -582,6 +595,10 @@ impl AudiofpApp {
             Event::ListenFinished { job, outcome } => {
                 if self.listen.session.as_ref().is_some_and(|s| s.job == job) {
                     self.listen.session = None;
+                    let busy = self.worker_busy_with();
+                    if let Some(pending) = &mut self.results.pending {
+                        pending.queued_behind = busy;
+                    }
                     if let Some(capture) = &mut self.listen.capture {
                         capture.stop();
                     }
@@ -958,7 +975,14 @@ impl AudiofpApp {
                         .song_id
                         .and_then(|id| self.library.row(id))
                         .cloned();
-                    detail_panel::detail_ui(ui, &mut self.detail, row.as_ref(), actions);
+                    let waiting_for = self.worker_busy_with();
+                    detail_panel::detail_ui(
+                        ui,
+                        &mut self.detail,
+                        row.as_ref(),
+                        waiting_for,
+                        actions,
+                    );
                 }
                 Page::Results => results_panel::results_ui(
                     ui,
@@ -1022,7 +1046,14 @@ impl AudiofpApp {
         ));
         items.push((Page::Settings, "\u{2699}", "Settings", String::new()));
         for (page, icon, label, badge) in items {
-            if nav_item_ui(ui, self.page == page, icon, label, &badge) {
+            let shortcut = match page {
+                Page::Listen => "Ctrl+1; Ctrl+L listens",
+                Page::Library => "Ctrl+2",
+                Page::Results => "Ctrl+3",
+                Page::Settings => "Ctrl+4",
+                Page::Song => "",
+            };
+            if nav_item_ui(ui, self.page == page, (icon, label, shortcut), &badge) {
                 self.set_page(page);
             }
             ui.add_space(2.0);
@@ -1169,9 +1200,19 @@ fn logo_ui(ui: &mut egui::Ui) {
 }
 
 /// One navigation entry; returns whether it was clicked.
-fn nav_item_ui(ui: &mut egui::Ui, selected: bool, icon: &str, label: &str, badge: &str) -> bool {
+fn nav_item_ui(
+    ui: &mut egui::Ui,
+    selected: bool,
+    (icon, label, shortcut): (&str, &str, &str),
+    badge: &str,
+) -> bool {
     let size = egui::vec2(ui.available_width(), 36.0);
     let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+    let response = if shortcut.is_empty() {
+        response
+    } else {
+        response.on_hover_text(shortcut)
+    };
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, label));
     let painter = ui.painter_at(rect);
     let visuals = ui.visuals();
@@ -1184,6 +1225,15 @@ fn nav_item_ui(ui: &mut egui::Ui, selected: bool, icon: &str, label: &str, badge
         );
     } else if response.hovered() {
         painter.rect_filled(rect, 8.0, visuals.widgets.hovered.weak_bg_fill);
+    }
+    // Keyboard focus (Tab) gets egui's focus outline, as built-in widgets do.
+    if response.has_focus() {
+        painter.rect_stroke(
+            rect.shrink(1.0),
+            8.0,
+            visuals.selection.stroke,
+            egui::StrokeKind::Inside,
+        );
     }
     let text_colour = if selected {
         visuals.strong_text_color()

@@ -88,6 +88,7 @@ pub fn detail_ui(
     ui: &mut egui::Ui,
     state: &mut DetailState,
     row: Option<&SongRow>,
+    waiting_for: Option<&str>,
     actions: &mut Vec<Action>,
 ) {
     let Some(song_id) = state.song_id else {
@@ -147,7 +148,13 @@ pub fn detail_ui(
         ui.add_space(40.0);
         ui.vertical_centered(|ui| {
             ui.spinner();
-            ui.label("Decoding the song and computing its spectrogram\u{2026}");
+            match waiting_for {
+                // The worker does one thing at a time.
+                Some(job) => ui.label(format!(
+                    "Waiting for {job} to finish, then decoding the song\u{2026}"
+                )),
+                None => ui.label("Decoding the song and computing its spectrogram\u{2026}"),
+            };
         });
         return;
     };

@@ -297,6 +297,14 @@ fn listen_button_ui(ui: &mut egui::Ui, listening: bool, enabled: bool) -> bool {
     };
     painter.circle_filled(centre, radius + 4.0, fill.gamma_multiply(0.25));
     painter.circle_filled(centre, radius, fill);
+    // Keyboard focus (Tab; Space or Enter presses it) is drawn, as on egui's own buttons.
+    if response.has_focus() {
+        painter.circle_stroke(
+            centre,
+            radius + 8.0,
+            egui::Stroke::new(3.0, ui.visuals().selection.stroke.color),
+        );
+    }
     let icon = if listening { "\u{25A0}" } else { "\u{1F3A4}" };
     painter.text(
         centre - egui::vec2(0.0, 14.0),

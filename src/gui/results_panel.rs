@@ -30,8 +30,9 @@ pub struct PendingIdentify {
     pub started: Instant,
     /// Cancels it.
     pub cancel: CancelToken,
-    /// Whether the worker is busy with an indexing job (the request waits).
-    pub queued_behind_indexing: bool,
+    /// What the worker was busy with when it was asked (`"indexing"`, `"listening"`): the
+    /// request waits for it.
+    pub queued_behind: Option<&'static str>,
 }
 
 /// State of the Results page.
@@ -111,10 +112,9 @@ pub fn results_ui(
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.spinner();
-                let waiting = if pending.queued_behind_indexing {
-                    " (waiting for indexing to finish)"
-                } else {
-                    ""
+                let waiting = match pending.queued_behind {
+                    Some(job) => format!(" (waiting for {job} to finish)"),
+                    None => String::new(),
                 };
                 ui.label(format!(
                     "Identifying {}{waiting}\u{2026} {:.1} s",

@@ -743,11 +743,7 @@ impl Worker {
                             self.sink.send(Event::Matches(Box::new(report)));
                             break ListenOutcome::Matched;
                         }
-                        let best_guess = report
-                            .identification
-                            .matches
-                            .first()
-                            .or(report.identification.best_rejected.as_ref())
+                        let best_guess = listening::best_guess(&report.identification)
                             .map(|m| (m.song.title.clone(), m.confidence));
                         self.sink.send(Event::ListenProgress {
                             job,
