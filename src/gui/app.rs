@@ -23,6 +23,9 @@ use crate::index::unix_now;
 use crate::indexer::AUDIO_EXTENSIONS;
 use crate::worker::{AudioChunk, Event, JobId, ListenOutcome, Request, WorkerConfig, WorkerHandle};
 
+/// A file dialog that answers "cancelled" sooner than this never opened.
+const DIALOG_NEVER_OPENED: Duration = Duration::from_millis(400);
+
 /// The pages of the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
@@ -123,7 +126,8 @@ pub struct AudiofpApp {
     settings_view: SettingsView,
     index_state: IndexState,
     notice: Option<Notice>,
-    dialog: Option<Receiver<Option<DialogOutcome>>>,
+    /// The open file dialog's answer, and whether it failed to open at all.
+    dialog: Option<Receiver<(Option<DialogOutcome>, bool)>>,
     devices: Option<Receiver<Result<Vec<InputDevice>, String>>>,
     frame_stats: Option<FrameStats>,
     waker_installed: bool,
@@ -402,6 +406,7 @@ impl AudiofpApp {
         let spawned = std::thread::Builder::new()
             .name("audiofp-file-dialog".to_string())
             .spawn(move || {
+                let opened = Instant::now();
                 let audio = rfd::FileDialog::new().add_filter("Audio", AUDIO_EXTENSIONS);
                 let outcome = match kind {
                     DialogKind::Folder => rfd::FileDialog::new()
@@ -417,8 +422,11 @@ impl AudiofpApp {
                         .pick_file()
                         .map(DialogOutcome::Identify),
                 };
+                // Nobody cancels a dialog this fast: it never opened (on Linux, rfd finds
+                // neither the desktop portal nor zenity and says so only in a log line).
+                let never_opened = outcome.is_none() && opened.elapsed() < DIALOG_NEVER_OPENED;
                 // The app may have closed while the dialog was open.
-                tx.send(outcome).ok();
+                tx.send((outcome, never_opened)).ok();
                 waker.wake();
             });
         match spawned {
@@ -709,8 +717,16 @@ impl AudiofpApp {
         }
         if let Some(rx) = &self.dialog {
             match rx.try_recv() {
-                Ok(outcome) => {
+                Ok((outcome, never_opened)) => {
                     self.dialog = None;
+                    if never_opened {
+                        self.show_error(
+                            "No file dialog could be opened (on Linux, install \
+                             xdg-desktop-portal-gtk or zenity). Drop files or folders onto the \
+                             window instead, or run `audiofp index PATH` in a terminal."
+                                .to_string(),
+                        );
+                    }
                     match outcome {
                         Some(DialogOutcome::Index(paths)) => {
                             self.index_paths(paths);
