@@ -331,6 +331,59 @@ fn a_clip_opened_while_listening_says_it_waits_for_listening() {
     assert!(harness.query_by_label_contains("waiting for").is_none());
 }
 
+/// An answer from an earlier session (its full report is gone) opens its song's page.
+#[test]
+fn an_old_history_entry_opens_its_song() {
+    let settings = Settings {
+        history: vec![audiofp::gui::settings::HistoryEntry {
+            at_unix_secs: 1_700_000_000,
+            source: "microphone".to_string(),
+            title: Some("Yesterday's Song".to_string()),
+            artist: None,
+            song_id: Some(42),
+            confidence: 0.97,
+            offset_secs: 30.0,
+        }],
+        ..Settings::default()
+    };
+    let mut harness = harness_with(StorageKind::Memory, 1, settings);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Results);
+    harness.run_steps(2);
+    // The history button (the sidebar also says "Last: Yesterday's Song").
+    harness.get_by_label_contains("Yesterday's Song\n").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().page(), Page::Song);
+    assert_eq!(harness.state().detail().song_id, Some(42));
+}
+
+/// Adding a folder twice reports each bad file once (the newest reason).
+#[test]
+fn a_file_failing_twice_is_listed_once() {
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    for (job, reason) in [(1, "not audio"), (2, "not audio (in an earlier run)")] {
+        harness.state_mut().apply(Event::Failed {
+            job,
+            path: PathBuf::from("/music/broken.mp3"),
+            reason: reason.to_string(),
+        });
+    }
+    harness.state_mut().apply(Event::Failed {
+        job: 2,
+        path: PathBuf::from("/music/other.flac"),
+        reason: "truncated".to_string(),
+    });
+    let failures = &harness.state().library().failures;
+    assert_eq!(
+        failures.len(),
+        2,
+        "{:?}",
+        failures.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+    assert_eq!(failures[0].reason, "not audio (in an earlier run)");
+}
+
 #[test]
 fn a_library_of_100k_songs_stays_responsive() {
     let mut harness = harness(StorageKind::Memory);

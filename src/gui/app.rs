@@ -505,6 +505,8 @@ impl AudiofpApp {
             }
             Event::Indexed { rows, .. } => self.library.append_rows(rows),
             Event::Failed { path, reason, .. } => {
+                // The same file failing again (a folder added twice) is listed once, newest.
+                self.library.failures.retain(|f| f.path != path);
                 self.library.failures.push(Failure { path, reason });
             }
             Event::IndexFinished { job, summary } => {
@@ -1173,6 +1175,12 @@ impl eframe::App for AudiofpApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, settings::STORAGE_KEY, &self.settings);
+    }
+
+    /// Settings and the history of answers are a few kilobytes: saved every few seconds
+    /// (eframe's default is 30 s), so that a logout or a kill loses little.
+    fn auto_save_interval(&self) -> Duration {
+        Duration::from_secs(5)
     }
 }
 

@@ -67,14 +67,11 @@ impl ResultsState {
         self.reports.front().map(AsRef::as_ref)
     }
 
-    fn show_report_of(&mut self, entry: &HistoryEntry) {
-        if let Some(index) = self
-            .reports
+    /// Where the full report of `entry` is kept, if it still is (this session's latest).
+    fn report_of(&self, entry: &HistoryEntry) -> Option<usize> {
+        self.reports
             .iter()
             .position(|r| r.finished_at_unix_secs == entry.at_unix_secs && r.label == entry.source)
-        {
-            self.shown = index;
-        }
     }
 }
 
@@ -103,7 +100,7 @@ pub fn results_ui(
         .resizable(true)
         .default_size(280.0)
         .show(ui, |ui| {
-            history_ui(ui, state, history);
+            history_ui(ui, state, history, actions);
         });
 
     ui.heading("Identification");
@@ -370,7 +367,14 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
     });
 }
 
-fn history_ui(ui: &mut egui::Ui, state: &mut ResultsState, history: &[HistoryEntry]) {
+/// The list of past answers. An entry whose full report is still kept shows it; an older one
+/// opens its song's page; an old "no match" has nothing more to show.
+fn history_ui(
+    ui: &mut egui::Ui,
+    state: &mut ResultsState,
+    history: &[HistoryEntry],
+    actions: &mut Vec<Action>,
+) {
     ui.add_space(4.0);
     ui.label(RichText::new("Recent").size(17.0).strong());
     ui.add_space(4.0);
@@ -419,16 +423,24 @@ fn history_ui(ui: &mut egui::Ui, state: &mut ResultsState, history: &[HistoryEnt
                     egui::FontSelection::Default,
                     egui::Align::LEFT,
                 );
+                let kept = state.report_of(entry);
+                let hint = match (kept, entry.song_id) {
+                    (Some(_), _) => "Show this answer",
+                    (None, Some(_)) => "Open the song (this answer's details are no longer kept)",
+                    (None, None) => "This answer's details are no longer kept",
+                };
                 let button = egui::Button::new(job)
                     .frame(false)
                     .min_size(egui::vec2(ui.available_width(), 0.0));
-                if ui.add(button).clicked() {
-                    clicked = Some(entry.clone());
+                if ui.add(button).on_hover_text(hint).clicked() {
+                    clicked = Some((kept, entry.song_id));
                 }
                 ui.separator();
             }
         });
-    if let Some(entry) = clicked {
-        state.show_report_of(&entry);
+    match clicked {
+        Some((Some(index), _)) => state.shown = index,
+        Some((None, Some(song_id))) => actions.push(Action::OpenSong(song_id)),
+        _ => {}
     }
 }
