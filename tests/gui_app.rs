@@ -357,6 +357,39 @@ fn an_old_history_entry_opens_its_song() {
     assert_eq!(harness.state().detail().song_id, Some(42));
 }
 
+/// Clearing the history asks first.
+#[test]
+fn clearing_the_history_asks_first() {
+    let entry = |title: &str| audiofp::gui::settings::HistoryEntry {
+        at_unix_secs: 1_700_000_000,
+        source: "microphone".to_string(),
+        title: Some(title.to_string()),
+        artist: None,
+        song_id: Some(1),
+        confidence: 0.9,
+        offset_secs: 0.0,
+    };
+    let settings = Settings {
+        history: vec![entry("One"), entry("Two")],
+        ..Settings::default()
+    };
+    let mut harness = harness_with(StorageKind::Memory, 1, settings);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Settings);
+    harness.run_steps(2);
+    harness.get_by_label("Clear history\u{2026}").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Forget the 2 recent answers?");
+    harness.get_by_label("Keep").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.history.len(), 2);
+    harness.get_by_label("Clear history\u{2026}").click();
+    harness.run_steps(2);
+    harness.get_by_label("Clear").click();
+    harness.run_steps(2);
+    assert!(harness.state().settings.history.is_empty());
+}
+
 /// Adding a folder twice reports each bad file once (the newest reason).
 #[test]
 fn a_file_failing_twice_is_listed_once() {

@@ -363,6 +363,21 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
             .x_axis_formatter(|mark, _| clock(mark.value))
             .show(right, |plot_ui| {
                 plot_ui.bar_chart(BarChart::new("offsets", bars));
+                // A bar a quarter of a second wide is under a pixel on a song's time axis:
+                // the match's bar is also drawn as a line of fixed width, so the spike shows
+                // at any zoom.
+                if let Some(&(offset, count)) = report
+                    .offset_histogram
+                    .iter()
+                    .filter(|(offset, _)| (offset - offset_secs).abs() <= width)
+                    .max_by_key(|(_, count)| *count)
+                {
+                    plot_ui.line(
+                        Line::new("match", vec![[offset, 0.0], [offset, f64::from(count)]])
+                            .color(ACCENT)
+                            .width(3.0),
+                    );
+                }
             });
     });
 }

@@ -181,6 +181,7 @@ pub fn settings_ui(
         });
     });
 
+    let history_len = settings.history.len();
     card(ui, "Index", &mut |ui| {
         ui.horizontal_wrapped(|ui| {
             ui.label("Songs are stored in");
@@ -193,9 +194,32 @@ pub fn settings_ui(
             .weak(),
         );
         ui.add_space(4.0);
-        if ui.button("Clear history").clicked() {
-            actions.push(Action::ClearHistory);
-        }
+        // Clearing cannot be undone: it asks first.
+        let confirm_id = egui::Id::unique("settings-confirm-clear-history");
+        let mut confirming = ui.data(|d| d.get_temp::<bool>(confirm_id)).unwrap_or(false);
+        let entries = history_len;
+        ui.horizontal(|ui| {
+            if !confirming {
+                let button =
+                    ui.add_enabled(entries > 0, egui::Button::new("Clear history\u{2026}"));
+                if button.clicked() {
+                    confirming = true;
+                }
+            } else {
+                ui.label(format!(
+                    "Forget the {entries} recent answer{}? This cannot be undone.",
+                    if entries == 1 { "" } else { "s" }
+                ));
+                if ui.button("Clear").clicked() {
+                    actions.push(Action::ClearHistory);
+                    confirming = false;
+                }
+                if ui.button("Keep").clicked() {
+                    confirming = false;
+                }
+            }
+        });
+        ui.data_mut(|d| d.insert_temp(confirm_id, confirming));
     });
 }
 
