@@ -357,6 +357,58 @@ fn an_old_history_entry_opens_its_song() {
     assert_eq!(harness.state().detail().song_id, Some(42));
 }
 
+/// While indexing, new songs are listed at the top (newest first) and push the rows down: a
+/// double click whose second click lands on the newcomer opens the song its first click chose.
+#[test]
+fn a_double_click_opens_the_row_its_first_click_chose_even_if_rows_moved() {
+    let row = |song_id: i64, title: &str| SongRow {
+        song_id,
+        title: title.to_string(),
+        artist: String::new(),
+        album: String::new(),
+        duration_secs: 200.0,
+        added_at_unix_secs: 1_700_000_000 + song_id,
+        path: None,
+    };
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().apply(Event::Library {
+        rows: vec![row(1, "Older"), row(2, "Aimed At")],
+    });
+    harness.state_mut().set_page(Page::Library);
+    harness.run_steps(2);
+    // Both clicks at one spot, as a hand makes them (kittest clicks a node at its centre),
+    // 0.2 s apart (egui tells a double click by the input's clock).
+    let spot = harness.get_by_label("Aimed At").rect().left_center() + egui::vec2(4.0, 0.0);
+    let click = |harness: &mut Harness<'_, AudiofpApp>, at_secs: f64| {
+        harness.input_mut().time = Some(at_secs);
+        harness.event(egui::Event::PointerMoved(spot));
+        for pressed in [true, false] {
+            harness.event(egui::Event::PointerButton {
+                pos: spot,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: egui::Modifiers::default(),
+            });
+        }
+    };
+    click(&mut harness, 10.0);
+    harness.step();
+    assert_eq!(harness.state().library().selected, Some(2));
+    // A song indexed between the two clicks takes the top row, under the pointer.
+    harness.state_mut().apply(Event::Indexed {
+        job: 1,
+        rows: vec![row(3, "Just Indexed")],
+    });
+    harness.step();
+    let under = harness.get_by_label("Just Indexed").rect();
+    assert!(under.y_range().contains(spot.y), "{under:?} {spot:?}");
+    click(&mut harness, 10.2);
+    harness.run_steps(2);
+    assert_eq!(harness.state().page(), Page::Song);
+    assert_eq!(harness.state().detail().song_id, Some(2));
+}
+
 /// Clearing the history asks first.
 #[test]
 fn clearing_the_history_asks_first() {

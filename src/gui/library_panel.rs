@@ -571,7 +571,11 @@ fn table_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Actio
                 });
                 let response = table_row.response();
                 if response.double_clicked() {
-                    actions.push(Action::OpenSong(row.song_id));
+                    // The double click's first click selected the row it meant; while indexing
+                    // (newest first) rows can move under the pointer before the second one, so
+                    // that row is opened, not the one under the pointer now.
+                    let meant = selected.unwrap_or(row.song_id);
+                    actions.push(Action::OpenSong(meant));
                 } else if response.clicked() {
                     actions.push(Action::SelectSong(row.song_id));
                 }
