@@ -655,7 +655,7 @@ fn an_idle_app_shows_songs_other_processes_add_and_remove() {
     );
 
     let mut other = Library::open(
-        &StorageKind::Sqlite(db),
+        &StorageKind::Sqlite(db.clone()),
         &FingerprintConfig::default(),
         &MatchConfig::default(),
         OpenMode::MustExist,

@@ -266,6 +266,9 @@ struct Worker {
     sink: EventSink,
     shutdown: CancelToken,
     index_threads: usize,
+    /// The last failure to catch up with other processes that was shown: the same one is
+    /// not shown again every [`WorkerConfig::idle_check`] (a share that went away).
+    catch_up_error: Option<String>,
 }
 
 impl Worker {
@@ -316,6 +319,7 @@ impl Worker {
             sink,
             shutdown,
             index_threads: config.index_threads.max(1),
+            catch_up_error: None,
         }
     }
 
@@ -410,16 +414,23 @@ impl Worker {
             }
         });
         match caught_up {
-            Ok((0, 0)) => false,
-            Ok(_) => {
+            Ok(changes) => {
+                self.catch_up_error = None;
+                if changes == (0, 0) {
+                    return false;
+                }
                 self.send_library();
                 true
             }
             Err(err) => {
-                self.sink.send(Event::Error {
-                    context: "reading songs another process changed".to_string(),
-                    reason: err.to_string(),
-                });
+                let reason = err.to_string();
+                if self.catch_up_error.as_ref() != Some(&reason) {
+                    self.catch_up_error = Some(reason.clone());
+                    self.sink.send(Event::Error {
+                        context: "reading songs another process changed".to_string(),
+                        reason,
+                    });
+                }
                 false
             }
         }
