@@ -331,19 +331,24 @@ fn a_clip_opened_while_listening_says_it_waits_for_listening() {
     assert!(harness.query_by_label_contains("waiting for").is_none());
 }
 
+/// A past answer naming `title` (song `song_id`), as the app saves them.
+fn history_entry(title: &str, song_id: i64) -> audiofp::gui::settings::HistoryEntry {
+    audiofp::gui::settings::HistoryEntry {
+        at_unix_secs: 1_700_000_000,
+        source: "microphone".to_string(),
+        title: Some(title.to_string()),
+        artist: None,
+        song_id: Some(song_id),
+        confidence: 0.97,
+        offset_secs: 30.0,
+    }
+}
+
 /// An answer from an earlier session (its full report is gone) opens its song's page.
 #[test]
 fn an_old_history_entry_opens_its_song() {
     let settings = Settings {
-        history: vec![audiofp::gui::settings::HistoryEntry {
-            at_unix_secs: 1_700_000_000,
-            source: "microphone".to_string(),
-            title: Some("Yesterday's Song".to_string()),
-            artist: None,
-            song_id: Some(42),
-            confidence: 0.97,
-            offset_secs: 30.0,
-        }],
+        history: vec![history_entry("Yesterday's Song", 42)],
         ..Settings::default()
     };
     let mut harness = harness_with(StorageKind::Memory, 1, settings);
@@ -412,17 +417,8 @@ fn a_double_click_opens_the_row_its_first_click_chose_even_if_rows_moved() {
 /// Clearing the history asks first.
 #[test]
 fn clearing_the_history_asks_first() {
-    let entry = |title: &str| audiofp::gui::settings::HistoryEntry {
-        at_unix_secs: 1_700_000_000,
-        source: "microphone".to_string(),
-        title: Some(title.to_string()),
-        artist: None,
-        song_id: Some(1),
-        confidence: 0.9,
-        offset_secs: 0.0,
-    };
     let settings = Settings {
-        history: vec![entry("One"), entry("Two")],
+        history: vec![history_entry("One", 1), history_entry("Two", 2)],
         ..Settings::default()
     };
     let mut harness = harness_with(StorageKind::Memory, 1, settings);
