@@ -438,6 +438,24 @@ fn clearing_the_history_asks_first() {
     assert!(harness.state().settings.history.is_empty());
 }
 
+/// A job's time counts from when the worker starts it, not from the request (a job queued
+/// behind another one waited meanwhile).
+#[test]
+fn an_indexing_job_is_timed_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness
+        .state_mut()
+        .index_paths(vec![dir.path().join("nothing-here")]);
+    // The job starts and ends at once on the worker; the app reads both events only now,
+    // half a second after its request.
+    std::thread::sleep(Duration::from_millis(500));
+    step_until(&mut harness, "the job to end", |app| !app.is_indexing());
+    let summary = harness.state().library().last_summary.clone().unwrap();
+    assert!(summary.starts_with("Added 0 songs in 0.0 s"), "{summary}");
+}
+
 /// Adding a folder twice reports each bad file once (the newest reason).
 #[test]
 fn a_file_failing_twice_is_listed_once() {
