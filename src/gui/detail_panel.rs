@@ -109,7 +109,10 @@ pub fn detail_ui(
         ui.add_space(6.0);
         if let Some(song) = &song {
             ui.vertical(|ui| {
-                ui.label(RichText::new(&song.title).size(22.0).strong());
+                // Room for the buttons on the right: a long title is cut with an ellipsis
+                // (the whole of it on hover).
+                ui.set_max_width((ui.available_width() - 400.0).max(160.0));
+                ui.add(egui::Label::new(RichText::new(&song.title).size(22.0).strong()).truncate());
                 let mut parts = Vec::new();
                 if !song.artist.is_empty() {
                     parts.push(song.artist.clone());
@@ -119,7 +122,7 @@ pub fn detail_ui(
                 }
                 parts.push(clock(song.duration_secs));
                 parts.push(format!("added {}", date(song.added_at_unix_secs)));
-                ui.label(RichText::new(parts.join(" \u{00B7} ")).weak());
+                ui.add(egui::Label::new(RichText::new(parts.join(" \u{00B7} ")).weak()).truncate());
             });
         }
         if state.failure.is_some() {

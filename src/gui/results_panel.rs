@@ -164,10 +164,17 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                 Some(best) => {
                     ui.horizontal(|ui| {
                         ui.vertical(|ui| {
+                            // Long titles wrap short of the confidence ring.
+                            ui.set_max_width((ui.available_width() - 120.0).max(160.0));
                             ui.label(RichText::new("\u{2714} It's").color(ACCENT));
-                            ui.label(RichText::new(&best.song.title).size(30.0).strong());
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(&best.song.title).size(30.0).strong(),
+                                )
+                                .wrap(),
+                            );
                             if let Some(artist) = &best.song.artist {
-                                ui.label(RichText::new(artist).size(18.0));
+                                ui.add(egui::Label::new(RichText::new(artist).size(18.0)).wrap());
                             }
                             ui.add_space(4.0);
                             ui.label(
