@@ -112,6 +112,16 @@ enum IndexState {
     Failed(String),
 }
 
+impl IndexState {
+    /// Why the index could not be opened, if it could not.
+    fn failure(&self) -> Option<&str> {
+        match self {
+            Self::Failed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// The desktop app.
 pub struct AudiofpApp {
     worker: WorkerHandle,
@@ -263,12 +273,17 @@ impl AudiofpApp {
         }
     }
 
+    /// A long job ended: what the pending identification waits for now.
+    fn update_pending_wait(&mut self) {
+        let busy = self.worker_busy_with();
+        if let Some(pending) = &mut self.results.pending {
+            pending.queued_behind = busy;
+        }
+    }
+
     /// The reason the index could not be opened, if so.
     pub fn open_error(&self) -> Option<&str> {
-        match &self.index_state {
-            IndexState::Failed(reason) => Some(reason),
-            _ => None,
-        }
+        self.index_state.failure()
     }
 
     fn new_job(&mut self) -> JobId {
@@ -473,7 +488,6 @@ impl AudiofpApp {
             Event::OpenFailed { reason } => {
                 self.index_state = IndexState::Failed(reason.clone());
                 self.library.loaded = true;
-                self.library.open_error = Some(reason.clone());
                 self.show_error(reason);
             }
             Event::Library { rows } => self.library.set_rows(rows),
@@ -543,10 +557,7 @@ impl AudiofpApp {
                 if self.library.jobs.is_empty() {
                     self.clear_notice_for(|a| matches!(a, Action::CancelIndexing));
                 }
-                let busy = self.worker_busy_with();
-                if let Some(pending) = &mut self.results.pending {
-                    pending.queued_behind = busy;
-                }
+                self.update_pending_wait();
             }
             Event::Matches(report) => {
                 let for_pending = self
@@ -605,10 +616,7 @@ impl AudiofpApp {
             Event::ListenFinished { job, outcome } => {
                 if self.listen.session.as_ref().is_some_and(|s| s.job == job) {
                     self.listen.session = None;
-                    let busy = self.worker_busy_with();
-                    if let Some(pending) = &mut self.results.pending {
-                        pending.queued_behind = busy;
-                    }
+                    self.update_pending_wait();
                     if let Some(capture) = &mut self.listen.capture {
                         capture.stop();
                     }
@@ -983,10 +991,15 @@ impl AudiofpApp {
                     ui,
                     &mut self.listen,
                     !self.library.jobs.is_empty(),
-                    listen_panel::LibraryStatus::of(&self.library),
+                    listen_panel::LibraryStatus::of(&self.library, self.index_state.failure()),
                     actions,
                 ),
-                Page::Library => library_panel::library_ui(ui, &mut self.library, actions),
+                Page::Library => library_panel::library_ui(
+                    ui,
+                    &mut self.library,
+                    self.index_state.failure(),
+                    actions,
+                ),
                 Page::Song => {
                     let row = self
                         .detail

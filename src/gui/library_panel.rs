@@ -104,8 +104,6 @@ pub struct LibraryState {
     pub last_summary: Option<String>,
     /// Whether the song list has arrived once.
     pub loaded: bool,
-    /// Why the index could not be opened, if it could not (nothing can be added then).
-    pub open_error: Option<String>,
     /// The song awaiting confirmation of its removal, and the frame the question appeared.
     confirm_remove: Option<(i64, String, Option<u64>)>,
 }
@@ -126,7 +124,6 @@ impl Default for LibraryState {
             failures: Vec::new(),
             last_summary: None,
             loaded: false,
-            open_error: None,
             confirm_remove: None,
         }
     }
@@ -275,7 +272,14 @@ impl LibraryState {
 }
 
 /// The Library page.
-pub fn library_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Action>) {
+/// The Library page; `open_error` is why the index could not be opened, if it could not
+/// (nothing can be added then).
+pub fn library_ui(
+    ui: &mut egui::Ui,
+    state: &mut LibraryState,
+    open_error: Option<&str>,
+    actions: &mut Vec<Action>,
+) {
     state.refresh_view();
     ui.horizontal(|ui| {
         ui.heading("Your library");
@@ -328,7 +332,7 @@ pub fn library_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec
     ui.allocate_ui_with_layout(list_size, Layout::top_down(Align::Min), |ui| {
         ui.set_min_height(list_size.y);
         if state.rows.is_empty() {
-            empty_library_ui(ui, state.loaded, state.open_error.as_deref(), actions);
+            empty_library_ui(ui, state.loaded, open_error, actions);
         } else if state.view.is_empty() {
             ui.add_space(20.0);
             ui.vertical_centered(|ui| {

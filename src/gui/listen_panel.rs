@@ -156,9 +156,9 @@ pub enum LibraryStatus {
 }
 
 impl LibraryStatus {
-    /// The status of `library`.
-    pub fn of(library: &crate::gui::library_panel::LibraryState) -> Self {
-        if library.open_error.is_some() {
+    /// The status of `library`, whose index failed to open with `open_error` if so.
+    pub fn of(library: &crate::gui::library_panel::LibraryState, open_error: Option<&str>) -> Self {
+        if open_error.is_some() {
             Self::Unavailable
         } else if library.loaded && library.rows().is_empty() {
             Self::Empty
