@@ -63,10 +63,7 @@ impl FrontEnd {
             .is_none_or(|(rate, _)| *rate != sample_rate_hz)
         {
             // The previous link's tail first, so that frames go on where it ended.
-            if let Some(old_rate) = self.drain_resampler(source_name, &mut on_frame)? {
-                self.seconds_before += self.samples_at_rate as f64 / f64::from(old_rate);
-                self.samples_at_rate = 0;
-            }
+            self.end_link(source_name, &mut on_frame)?;
             let resampler =
                 StreamResampler::new(sample_rate_hz, self.analysis_rate_hz, self.keep_hz)
                     .map_err(|reason| bad_format(source_name, reason))?;
@@ -90,12 +87,7 @@ impl FrontEnd {
         source_name: &str,
         mut on_frame: impl FnMut(&[f32]),
     ) -> Result<(), EngineError> {
-        if let Some(rate) = self.drain_resampler(source_name, &mut on_frame)? {
-            // The length stays what was pushed; a later push would start a new link.
-            self.seconds_before += self.samples_at_rate as f64 / f64::from(rate);
-            self.samples_at_rate = 0;
-        }
-        Ok(())
+        self.end_link(source_name, &mut on_frame)
     }
 
     /// Seconds of audio pushed so far.
@@ -109,21 +101,24 @@ impl FrontEnd {
         (self.sum_squares / self.analysed_samples.max(1) as f64).sqrt()
     }
 
-    /// Flushes and drops the current resampler; its input rate, if there was one.
-    fn drain_resampler(
+    /// Ends the current link, if any: flushes and drops its resampler and moves its length
+    /// into `seconds_before` (a later push starts a new link).
+    fn end_link(
         &mut self,
         source_name: &str,
         on_frame: &mut impl FnMut(&[f32]),
-    ) -> Result<Option<u32>, EngineError> {
+    ) -> Result<(), EngineError> {
         let Some((rate, mut resampler)) = self.resampler.take() else {
-            return Ok(None);
+            return Ok(());
         };
+        self.seconds_before += self.samples_at_rate as f64 / f64::from(rate);
+        self.samples_at_rate = 0;
         self.resampled.clear();
         resampler
             .finish(&mut self.resampled)
             .map_err(|reason| bad_format(source_name, reason))?;
         self.analyse_resampled(on_frame);
-        Ok(Some(rate))
+        Ok(())
     }
 
     fn analyse_resampled(&mut self, on_frame: &mut impl FnMut(&[f32])) {

@@ -200,7 +200,7 @@ fn is_same_place(a: &Path, b: &Path) -> bool {
         let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
         parent.unwrap_or(Path::new(".")).canonicalize().ok()
     };
-    a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b)
+    a.file_name() == b.file_name() && folder(a).is_some_and(|folder_a| folder(b) == Some(folder_a))
 }
 
 /// A name beside `path` for the export while it is written: the target's name, the process
