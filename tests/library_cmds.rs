@@ -243,6 +243,82 @@ fn export_onto_the_index_itself_is_refused_and_changes_nothing() {
     assert!(!wal.exists(), "an export written as the WAL");
 }
 
+/// An export through a link writes the file the link points to (the link stays, the file
+/// keeps its permissions); a folder, a device or a pipe is refused and left as it was; `-`
+/// writes the same bytes to standard output.
+#[cfg(unix)]
+#[test]
+fn export_writes_through_links_refuses_what_is_not_a_file_and_streams_to_stdout() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let sandbox = Sandbox::new();
+    small_library(&sandbox);
+    let plain = sandbox.path("plain.afpx");
+    sandbox
+        .run([OsStr::new("export"), plain.as_os_str()])
+        .expect_code(0, "export to a new file");
+    let exported = std::fs::read(&plain).expect("the export");
+
+    // A link to an older backup with private permissions.
+    let backup = sandbox.path("backup.afpx");
+    std::fs::write(&backup, b"an older backup").expect("writing the old backup");
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o600))
+        .expect("making it private");
+    let link = sandbox.path("latest.afpx");
+    std::os::unix::fs::symlink(&backup, &link).expect("a link to the backup");
+    sandbox
+        .run([OsStr::new("export"), link.as_os_str()])
+        .expect_code(0, "export through a link");
+    let link_meta = std::fs::symlink_metadata(&link).expect("the link");
+    assert!(link_meta.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(std::fs::read(&backup).expect("the backup"), exported);
+    let mode = std::fs::metadata(&backup)
+        .expect("the backup")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "permissions of the replaced file");
+
+    // A folder and a pipe: refused, named, untouched.
+    let folder = sandbox.subdir("exports");
+    let pipe = sandbox.path("pipe.afpx");
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+    assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+    for (target, what) in [(&folder, "folder"), (&pipe, "pipe")] {
+        let run = sandbox.run([OsStr::new("export"), target.as_os_str()]);
+        run.expect_code(2, &format!("export onto a {what}"));
+        assert!(
+            run.stderr.contains(&target.display().to_string()) && run.stderr.contains(what),
+            "{run}"
+        );
+    }
+    assert!(folder.is_dir(), "the folder is gone");
+    let pipe_type = std::fs::symlink_metadata(&pipe)
+        .expect("the pipe")
+        .file_type();
+    assert!(pipe_type.is_fifo(), "the pipe was replaced");
+
+    // `-`: the export on standard output, the note on standard error.
+    let output = sandbox
+        .command_with_db(&sandbox.db(), &[], ["export", "-"])
+        .output()
+        .expect("running export -");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        output.stdout == exported,
+        "export - differs from the file export"
+    );
+    let note = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        note.contains(&format!("exported {NUM_SONGS} songs")),
+        "{note}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
+        .expect("the sandbox")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 #[test]
 fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
     let sandbox = Sandbox::new();

@@ -1,5 +1,6 @@
 //! `list`, `show`, `remove`, `stats`, `export`, `import`: looking after the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -7,7 +8,9 @@ use clap::Args;
 use super::output::{bytes, clock, outln, print_json, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::calendar::utc_date_time;
-use crate::index::export::{check_parameters, export_store, import_validated, validate_export};
+use crate::index::export::{
+    check_parameters, export_store, export_to_writer, import_validated, validate_export,
+};
 use crate::index::{OpenMode, Store, open_store};
 use crate::library::IndexOrigin;
 
@@ -58,7 +61,7 @@ pub struct RemoveArgs {
 /// Arguments of `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// File to write.
+    /// File to write (replaced whole once written), or `-` for standard output.
     pub file: PathBuf,
 }
 
@@ -302,6 +305,19 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
 
 pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
     let store = store(cli, OpenMode::MustExist)?;
+    if args.file.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        if stdout.is_terminal() {
+            anyhow::bail!(
+                "standard output is a terminal: redirect it to a file or a pipe (`audiofp export - > library.afpx`)"
+            );
+        }
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let written = export_to_writer(store.as_ref(), "standard output", &mut out)?;
+        // Standard output holds the export; the note goes to the terminal.
+        eprintln!("exported {written} songs to standard output");
+        return Ok(EXIT_OK);
+    }
     let written = export_store(store.as_ref(), &args.file)?;
     outln!("exported {written} songs to {}", args.file.display())?;
     Ok(EXIT_OK)

@@ -84,6 +84,14 @@ pub enum ExportError {
         /// Songs written.
         written: u64,
     },
+    /// The export would replace something that is not a regular file.
+    #[error("{path}: {what}; an export is written to a regular file (or `-`, standard output)")]
+    NotAFile {
+        /// The export file asked for.
+        path: String,
+        /// What is there instead.
+        what: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -102,29 +110,87 @@ pub struct ImportSummary {
 ///
 /// The file is written beside `path` under a temporary name and renamed into place once
 /// whole, so a failed export leaves neither a half-written file nor a stray temporary one.
-/// `path` may not be the index's own database or a file beside it (its WAL, its saved
-/// inverted index): that would replace the library with its export.
+/// A link at `path` stays a link: the file it points to is the one replaced, and keeps its
+/// permissions. Anything but a regular file there (a folder, a device, a pipe) is refused,
+/// and so is the index's own database or a file beside it (its WAL, its saved inverted
+/// index): that would replace the library with its export.
 pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> {
     let name = path.display().to_string();
-    if let Some(index) = index_file_at(store, path) {
+    let (target, permissions) = export_target(path)?;
+    if let Some(index) = index_file_at(store, &target) {
         return Err(ExportError::IndexFile { path: name, index });
     }
-    let tmp = temporary_beside(path);
-    let result = write_export(store, path, &tmp);
+    let tmp = temporary_beside(&target);
+    let io = |source| ExportError::Io {
+        path: name.clone(),
+        source,
+    };
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut out = BufWriter::new(file);
+        let written = write_export(store, &name, &mut out)?;
+        let file = out.into_inner().map_err(|err| io(err.into_error()))?;
+        if let Some(permissions) = permissions {
+            file.set_permissions(permissions).map_err(io)?;
+        }
+        drop(file);
+        std::fs::rename(&tmp, &target).map_err(io)?;
+        Ok(written)
+    })();
     if result.is_err() {
         std::fs::remove_file(&tmp).ok();
     }
     result
 }
 
-fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, ExportError> {
+/// Writes every song of `store` to `out` (standard output, a socket), named `name` in
+/// messages. Returns the number of songs written. Unlike [`export_store`], a failure leaves
+/// what was written so far: the reader sees a file without its trailer, which import refuses.
+pub fn export_to_writer(
+    store: &dyn Store,
+    name: &str,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
+    write_export(store, name, out)
+}
+
+/// The file an export to `path` replaces (the file a link there points to) and its
+/// permissions, or `path` itself when nothing is there yet.
+fn export_target(
+    path: &Path,
+) -> Result<(std::path::PathBuf, Option<std::fs::Permissions>), ExportError> {
     let name = path.display().to_string();
+    let not_a_file = |what| ExportError::NotAFile {
+        path: name.clone(),
+        what,
+    };
     let io = |source| ExportError::Io {
         path: name.clone(),
         source,
     };
-    let file = std::fs::File::create(tmp).map_err(io)?;
-    let mut out = BufWriter::new(file);
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            let target = std::fs::canonicalize(path).map_err(io)?;
+            Ok((target, Some(meta.permissions())))
+        }
+        Ok(meta) if meta.is_dir() => Err(not_a_file("this is a folder")),
+        Ok(_) => Err(not_a_file("this is a device or a pipe, not a regular file")),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                Err(not_a_file("this is a link to a file that does not exist"))
+            } else {
+                Ok((path.to_path_buf(), None))
+            }
+        }
+        Err(source) => Err(io(source)),
+    }
+}
+
+fn write_export(store: &dyn Store, name: &str, out: &mut impl Write) -> Result<u64, ExportError> {
+    let io = |source| ExportError::Io {
+        path: name.to_string(),
+        source,
+    };
     let mut songs = 0u64;
     let mut written = 0u64;
     let mut failure: Option<ExportError> = None;
@@ -139,15 +205,14 @@ fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, Expor
             };
             out.write_all(EXPORT_MAGIC).map_err(io)?;
             out.write_all(&EXPORT_VERSION.to_le_bytes()).map_err(io)?;
-            write_record(&mut out, &serde_json::to_vec(&header).unwrap_or_default()).map_err(io)?;
+            write_record(out, &serde_json::to_vec(&header).unwrap_or_default()).map_err(io)?;
             let mut write_failure = None;
             store.for_each_fingerprint(&mut |record, peaks| {
                 if write_failure.is_some() {
                     return;
                 }
-                let result =
-                    write_record(&mut out, &serde_json::to_vec(record).unwrap_or_default())
-                        .and_then(|()| write_record(&mut out, &encode_peaks(&peaks)));
+                let result = write_record(out, &serde_json::to_vec(record).unwrap_or_default())
+                    .and_then(|()| write_record(out, &encode_peaks(&peaks)));
                 match result {
                     Ok(()) => written += 1,
                     Err(err) => write_failure = Some(err),
@@ -162,7 +227,7 @@ fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, Expor
     }
     if written != songs {
         return Err(ExportError::Changed {
-            path: name,
+            path: name.to_string(),
             expected: songs,
             written,
         });
@@ -170,8 +235,6 @@ fn write_export(store: &dyn Store, path: &Path, tmp: &Path) -> Result<u64, Expor
     out.write_all(TRAILER_MAGIC).map_err(io)?;
     out.write_all(&written.to_le_bytes()).map_err(io)?;
     out.flush().map_err(io)?;
-    drop(out);
-    std::fs::rename(tmp, path).map_err(io)?;
     Ok(written)
 }
 
@@ -311,6 +374,9 @@ fn read_export(path: &Path, visit: &mut SongVisitor<'_>) -> Result<ExportInfo, E
         path: name.clone(),
         source,
     })?;
+    if file.metadata().is_ok_and(|meta| meta.is_dir()) {
+        return Err(invalid("this is a folder, not a file"));
+    }
     let mut input = BufReader::new(file);
     let mut magic = [0u8; 4];
     input
