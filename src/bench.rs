@@ -276,7 +276,7 @@ pub fn run_corpus(
             options.workers,
             indexer::KnownFailures::Retry,
             &CancelToken::new(),
-            |_| {},
+            |_: &_| {},
         )?;
         let index_secs = started.elapsed().as_secs_f64();
         anyhow::ensure!(

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{RecvTimeoutError, bounded, unbounded};
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
@@ -96,6 +96,15 @@ pub enum IndexEvent {
         /// Why.
         reason: SkipReason,
     },
+    /// A file's content changed since it was indexed (retagged, re-encoded, replaced): the
+    /// songs of its earlier versions were removed. Its new content is reported next, as
+    /// [`Indexed`](Self::Indexed) or [`Skipped`](Self::Skipped).
+    Replaced {
+        /// The file.
+        path: PathBuf,
+        /// The songs removed.
+        song_ids: Vec<i64>,
+    },
     /// A file could not be indexed.
     Failed {
         /// The file.
@@ -109,6 +118,34 @@ pub enum IndexEvent {
     },
 }
 
+/// What an indexing run reports to, and lends the library to between songs.
+///
+/// A closure `FnMut(&IndexEvent)` is an observer that only listens.
+pub trait IndexObserver {
+    /// A file was stored, skipped or failed (or the run has its work list).
+    fn on_event(&mut self, event: &IndexEvent);
+
+    /// Called after each file the run finishes and, while the analysis threads are still
+    /// busy, at least every [`LEND_INTERVAL`]. No transaction is open then, so the library
+    /// can answer queries, show a song or remove one: an app identifies a clip dropped on it
+    /// while a long run goes on. The time spent here delays the next song's write, not its
+    /// analysis (the threads go on until [`ANALYSED_AHEAD_PER_THREAD`] songs wait).
+    fn between_songs(&mut self, _library: &mut Library) {}
+}
+
+impl<F: FnMut(&IndexEvent)> IndexObserver for F {
+    fn on_event(&mut self, event: &IndexEvent) {
+        self(event);
+    }
+}
+
+/// While waiting for the analysis threads, the run lends the library to its observer at least
+/// this often.
+pub const LEND_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Analysed songs that may wait per analysis thread for the writer.
+const ANALYSED_AHEAD_PER_THREAD: usize = 2;
+
 /// Totals of an indexing run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct IndexSummary {
@@ -120,6 +157,9 @@ pub struct IndexSummary {
     pub skipped: usize,
     /// Of the skipped files, those found at a new path: their songs now point to them.
     pub moved: usize,
+    /// Files whose content changed since they were indexed: the songs of their earlier
+    /// versions were removed (the files themselves are counted as indexed or skipped).
+    pub replaced: usize,
     /// Files that failed, with reasons.
     pub failed: Vec<FailedFile>,
     /// Seconds of audio stored.
@@ -295,21 +335,21 @@ struct Analysed {
     result: Result<Analysis, EngineError>,
 }
 
-/// Indexes `files` into `library` with `workers` analysis threads, reporting through `on_event`.
+/// Indexes `files` into `library` with `workers` analysis threads, reporting to `observer`.
 pub fn index_files(
     library: &mut Library,
     files: Vec<PathBuf>,
     workers: usize,
     known_failures: KnownFailures,
     cancel: &CancelToken,
-    mut on_event: impl FnMut(&IndexEvent),
+    mut observer: impl IndexObserver,
 ) -> Result<IndexSummary, LibraryError> {
     let started = Instant::now();
     let mut summary = IndexSummary {
         total: files.len(),
         ..IndexSummary::default()
     };
-    on_event(&IndexEvent::Started { total: files.len() });
+    observer.on_event(&IndexEvent::Started { total: files.len() });
 
     // Unchanged files are skipped without reading them, and so are unchanged files that
     // failed before (reported again). Files whose earlier failure is out of date are noted so
@@ -330,7 +370,7 @@ pub fn index_files(
             && let Some(song) = library.store().find_by_file(&path_text, size, mtime)?
         {
             summary.skipped += 1;
-            on_event(&IndexEvent::Skipped {
+            observer.on_event(&IndexEvent::Skipped {
                 path,
                 reason: SkipReason::Unchanged { song_id: song.id },
             });
@@ -342,7 +382,7 @@ pub fn index_files(
             if unchanged && known_failures == KnownFailures::Report {
                 report_failure(
                     &mut summary,
-                    &mut on_event,
+                    &mut observer,
                     path,
                     failure.code.clone(),
                     failure.message.clone(),
@@ -376,7 +416,7 @@ pub fn index_files(
         job_tx.send(job).ok(); // The receiver lives until the scope ends.
     }
     drop(job_tx);
-    let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * 2);
+    let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * ANALYSED_AHEAD_PER_THREAD);
     let mut store_error = None;
     std::thread::scope(|scope| {
         for worker in 0..workers.max(1) {
@@ -402,12 +442,39 @@ pub fn index_files(
             }
         }
         drop(result_tx);
-        for analysed in result_rx.iter() {
+        loop {
+            if store_error.is_none() {
+                observer.between_songs(library);
+            }
+            let analysed = match result_rx.recv_timeout(LEND_INTERVAL) {
+                Ok(analysed) => analysed,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             if store_error.is_some() {
                 cancel.cancel();
                 continue;
             }
             let Job { path, stamp } = analysed.job;
+            let new_content = match &analysed.result {
+                Ok(Analysis::Known { content_hash }) => Some(content_hash.as_str()),
+                Ok(Analysis::New(new)) => Some(new.0.content_hash.as_str()),
+                Err(_) => None,
+            };
+            if let Some(content_hash) = new_content {
+                match remove_earlier_versions(library, &path, content_hash) {
+                    Ok(song_ids) if song_ids.is_empty() => {}
+                    Ok(song_ids) => {
+                        summary.replaced += 1;
+                        let path = path.clone();
+                        observer.on_event(&IndexEvent::Replaced { path, song_ids });
+                    }
+                    Err(err) => {
+                        store_error = Some(err);
+                        continue;
+                    }
+                }
+            }
             let result = match analysed.result {
                 Ok(Analysis::Known { content_hash }) => {
                     match place_known_file(library, &path, stamp, &content_hash) {
@@ -419,7 +486,7 @@ pub fn index_files(
                             if matches!(reason, SkipReason::Moved { .. }) {
                                 summary.moved += 1;
                             }
-                            on_event(&IndexEvent::Skipped { path, reason });
+                            observer.on_event(&IndexEvent::Skipped { path, reason });
                             continue;
                         }
                         // The song was removed (by another process) since the run began.
@@ -445,7 +512,7 @@ pub fn index_files(
                 Err(err) => {
                     remember_failure(library, &path, stamp, &err);
                     let (code, message) = (err.code().to_string(), err.to_string());
-                    report_failure(&mut summary, &mut on_event, path, code, message, false);
+                    report_failure(&mut summary, &mut observer, path, code, message, false);
                 }
                 Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
                     Ok(Ok(record)) => {
@@ -454,14 +521,14 @@ pub fn index_files(
                         }
                         summary.indexed += 1;
                         summary.audio_secs += record.duration_secs;
-                        on_event(&IndexEvent::Indexed { path, song: record });
+                        observer.on_event(&IndexEvent::Indexed { path, song: record });
                     }
                     Ok(Err(reason)) => {
                         if earlier_failures.contains(&path) {
                             forget_failure(library, &path);
                         }
                         summary.skipped += 1;
-                        on_event(&IndexEvent::Skipped { path, reason });
+                        observer.on_event(&IndexEvent::Skipped { path, reason });
                     }
                     Err(err) => store_error = Some(err),
                 },
@@ -494,13 +561,13 @@ pub fn describe_failure(message: &str, remembered: bool) -> String {
 /// Counts a failed file and reports it.
 fn report_failure(
     summary: &mut IndexSummary,
-    on_event: &mut impl FnMut(&IndexEvent),
+    observer: &mut impl IndexObserver,
     path: PathBuf,
     code: String,
     message: String,
     remembered: bool,
 ) {
-    on_event(&IndexEvent::Failed {
+    observer.on_event(&IndexEvent::Failed {
         path: path.clone(),
         code: code.clone(),
         message: message.clone(),
@@ -615,6 +682,30 @@ fn place_known_file(
             from: song.path,
         }
     }))
+}
+
+/// Removes the songs indexed from `path` whose content is not `content_hash`: the file was
+/// changed (retagged, re-encoded, or another song saved under its name) since. Their ids.
+///
+/// Done before the new content is stored, each removal in its own transaction: a run stopped
+/// in between leaves the file unindexed, which the next run completes, never two songs for
+/// one file.
+fn remove_earlier_versions(
+    library: &mut Library,
+    path: &Path,
+    content_hash: &str,
+) -> Result<Vec<i64>, LibraryError> {
+    let earlier: Vec<i64> = library
+        .store()
+        .find_by_path(&path.to_string_lossy())?
+        .into_iter()
+        .filter(|song| song.content_hash != content_hash)
+        .map(|song| song.id)
+        .collect();
+    for &song_id in &earlier {
+        library.remove(song_id)?;
+    }
+    Ok(earlier)
 }
 
 fn store_song(
@@ -803,7 +894,7 @@ mod tests {
             2,
             KnownFailures::Report,
             &CancelToken::new(),
-            |event| {
+            |event: &IndexEvent| {
                 if let IndexEvent::Skipped { path, reason } = event {
                     skipped.push((path.clone(), reason.clone()));
                 }

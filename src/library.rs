@@ -101,6 +101,17 @@ impl Identification {
     }
 }
 
+/// An identification with the clip's fingerprint that made it: the fingerprint at the speed
+/// or pitch the search found the clip at, when it did. The app draws the evidence of the
+/// match from it.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The identification.
+    pub identification: Identification,
+    /// The clip's fingerprint that gave it.
+    pub fingerprint: Fingerprint,
+}
+
 /// The pairs of (query frame, song frame) behind a match, for the match visualisation.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MatchEvidence {
@@ -448,8 +459,13 @@ impl Library {
         path: &Path,
         cancel: &CancelToken,
     ) -> Result<Identification, LibraryError> {
+        Ok(self.query_file(path, cancel)?.identification)
+    }
+
+    /// Identifies an audio file, keeping the clip's fingerprint (see [`Answer`]).
+    pub fn query_file(&self, path: &Path, cancel: &CancelToken) -> Result<Answer, LibraryError> {
         self.ensure_loaded()?;
-        self.identify_source(AudioSource::File(path), cancel)
+        self.query_source(AudioSource::File(path), cancel)
     }
 
     /// Identifies encoded audio held in memory (an upload).
@@ -459,14 +475,17 @@ impl Library {
         name: &str,
     ) -> Result<Identification, LibraryError> {
         self.ensure_loaded()?;
-        self.identify_source(AudioSource::Bytes { bytes, name }, &CancelToken::new())
+        let source = AudioSource::Bytes { bytes, name };
+        Ok(self
+            .query_source(source, &CancelToken::new())?
+            .identification)
     }
 
-    fn identify_source(
+    fn query_source(
         &self,
         source: AudioSource<'_>,
         cancel: &CancelToken,
-    ) -> Result<Identification, LibraryError> {
+    ) -> Result<Answer, LibraryError> {
         let started = Instant::now();
         let (fingerprint, clip) = engine::fingerprint_query_source(
             source,
@@ -475,11 +494,14 @@ impl Library {
             cancel,
             MAX_SPEED_SEARCH_SECS,
         )?;
-        let first = self.match_fingerprint(&fingerprint, elapsed_ms(started));
-        Ok(match clip {
+        let first = Answer {
+            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started))?,
+            fingerprint,
+        };
+        match clip {
             Some(clip) => self.search_speeds(first, &clip, started),
-            None => first,
-        })
+            None => Ok(first),
+        }
     }
 
     /// Identifies mono samples (a microphone recording).
@@ -488,6 +510,15 @@ impl Library {
         samples: &[f32],
         sample_rate_hz: u32,
     ) -> Result<Identification, LibraryError> {
+        Ok(self.query_samples(samples, sample_rate_hz)?.identification)
+    }
+
+    /// Identifies mono samples, keeping the clip's fingerprint (see [`Answer`]).
+    pub fn query_samples(
+        &self,
+        samples: &[f32],
+        sample_rate_hz: u32,
+    ) -> Result<Answer, LibraryError> {
         self.ensure_loaded()?;
         let started = Instant::now();
         let fingerprint = engine::fingerprint_samples(
@@ -497,7 +528,10 @@ impl Library {
             &self.match_config,
             Side::Query,
         )?;
-        let first = self.match_fingerprint(&fingerprint, elapsed_ms(started));
+        let first = Answer {
+            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started))?,
+            fingerprint,
+        };
         if samples.len() as f64 > MAX_SPEED_SEARCH_SECS * f64::from(sample_rate_hz) {
             return Ok(first);
         }
@@ -505,7 +539,7 @@ impl Library {
             samples: samples.to_vec(),
             sample_rate_hz,
         };
-        Ok(self.search_speeds(first, &clip, started))
+        self.search_speeds(first, &clip, started)
     }
 
     /// When nothing matched at the clip's own speed, tries the configured playback speeds and
@@ -517,12 +551,12 @@ impl Library {
     /// average.
     fn search_speeds(
         &self,
-        first: Identification,
+        first: Answer,
         clip: &engine::ClipAudio,
         started: Instant,
-    ) -> Identification {
-        if first.found() {
-            return first;
+    ) -> Result<Answer, LibraryError> {
+        if first.identification.found() {
+            return Ok(first);
         }
         let attempts =
             self.match_config.speed_search.len() + self.match_config.pitch_search_semitones.len();
@@ -533,17 +567,23 @@ impl Library {
             attempt.matches.retain(|m| m.confidence >= threshold);
             attempt
         };
+        let found = |mut identification: Identification, fingerprint: Fingerprint| {
+            identification.analysis_ms = elapsed_ms(started) - identification.match_ms;
+            Answer {
+                identification,
+                fingerprint,
+            }
+        };
         for &speed in &self.match_config.speed_search {
             let Ok(fingerprint) =
                 engine::fingerprint_at_speed(clip, speed, &self.config, &self.match_config)
             else {
                 continue;
             };
-            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0));
+            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0)?);
             if attempt.found() {
                 attempt.speed = speed;
-                attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
-                return attempt;
+                return Ok(found(attempt, fingerprint));
             }
         }
         if let Ok(fingerprint) =
@@ -552,17 +592,14 @@ impl Library {
             for &semitones in &self.match_config.pitch_search_semitones {
                 let shifted =
                     engine::shift_pitch(&fingerprint, 2f64.powf(semitones / 12.0), &self.config);
-                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0));
+                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0)?);
                 if attempt.found() {
                     attempt.pitch_semitones = semitones;
-                    attempt.analysis_ms = elapsed_ms(started) - attempt.match_ms;
-                    return attempt;
+                    return Ok(found(attempt, shifted));
                 }
             }
         }
-        let mut first = first;
-        first.analysis_ms = elapsed_ms(started) - first.match_ms;
-        first
+        Ok(found(first.identification, first.fingerprint))
     }
 
     /// Matches an already analysed clip (analysed with [`Side::Query`]).
@@ -572,11 +609,15 @@ impl Library {
         analysis_ms: f64,
     ) -> Result<Identification, LibraryError> {
         self.ensure_loaded()?;
-        Ok(self.match_fingerprint(fingerprint, analysis_ms))
+        self.match_fingerprint(fingerprint, analysis_ms)
     }
 
     /// [`Library::identify_fingerprint`] once the caller has checked that the index is loaded.
-    fn match_fingerprint(&self, fingerprint: &Fingerprint, analysis_ms: f64) -> Identification {
+    fn match_fingerprint(
+        &self,
+        fingerprint: &Fingerprint,
+        analysis_ms: f64,
+    ) -> Result<Identification, LibraryError> {
         let started = Instant::now();
         let landmarks = self.query_landmarks(fingerprint);
         let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
@@ -616,12 +657,16 @@ impl Library {
         clip_secs: f64,
         analysis_ms: f64,
         match_ms: f64,
-    ) -> Identification {
+    ) -> Result<Identification, LibraryError> {
         let frame_secs = self.config.frame_secs();
         let store = self.store();
-        let to_match = |scored: &matcher::ScoredSong| -> Option<Match> {
-            let song = store.song(scored.song_id).ok().flatten()?;
-            Some(Match {
+        // A song removed since the index was loaded (by another process) is no match; a
+        // store that cannot be read is an error, not a "no match".
+        let to_match = |scored: &matcher::ScoredSong| -> Result<Option<Match>, LibraryError> {
+            let Some(song) = store.song(scored.song_id)? else {
+                return Ok(None);
+            };
+            Ok(Some(Match {
                 song,
                 confidence: scored.confidence,
                 offset_secs: (scored.offset_frames * frame_secs).max(0.0),
@@ -631,19 +676,27 @@ impl Library {
                 song_hits: scored.song_hits,
                 background_secs: f64::from(scored.background_frames) * frame_secs,
                 peaks: scored.peaks,
-            })
+            }))
         };
-        Identification {
-            matches: outcome.matches.iter().filter_map(to_match).collect(),
+        let mut matches = Vec::with_capacity(outcome.matches.len());
+        for scored in &outcome.matches {
+            matches.extend(to_match(scored)?);
+        }
+        let best_rejected = match &outcome.best_rejected {
+            Some(scored) => to_match(scored)?,
+            None => None,
+        };
+        Ok(Identification {
+            matches,
             clip_secs,
             query_landmarks: outcome.query_landmarks,
             hits: outcome.hits,
             analysis_ms,
             match_ms,
-            best_rejected: outcome.best_rejected.as_ref().and_then(to_match),
+            best_rejected,
             speed: 1.0,
             pitch_semitones: 0.0,
-        }
+        })
     }
 
     /// The hits of a clip in one song, for the match plot.

@@ -564,7 +564,7 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
         2,
         KnownFailures::Report,
         &CancelToken::new(),
-        |_| {},
+        |_: &_| {},
     )
     .unwrap();
     assert_eq!(summary.indexed, 3);
@@ -626,7 +626,7 @@ fn index_from_another_connection(db: &Path, song: PathBuf) {
         1,
         KnownFailures::Report,
         &CancelToken::new(),
-        |_| {},
+        |_: &_| {},
     )
     .unwrap();
     assert_eq!(summary.indexed, 1, "{summary:?}");
@@ -750,4 +750,146 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
         })
         .collect();
     assert_eq!(lists, vec![3], "{seen:#?}");
+}
+
+/// Writes "not audio" to a named pipe for every reader that opens it, from
+/// [`start`](PipeFeeder::start) on, or from its drop: a failing test must not leave the
+/// worker's analysis thread waiting on the pipe (and the test hanging in the worker's drop).
+struct PipeFeeder {
+    path: PathBuf,
+    started: bool,
+}
+
+impl PipeFeeder {
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let path = self.path.clone();
+        // Detached: after the last reader it waits in `open` until the process ends.
+        std::thread::Builder::new()
+            .name("test-pipe-feeder".to_string())
+            .spawn(move || {
+                while let Ok(mut pipe) = std::fs::OpenOptions::new().write(true).open(&path) {
+                    use std::io::Write;
+                    pipe.write_all(b"not audio").ok();
+                }
+            })
+            .unwrap();
+    }
+}
+
+impl Drop for PipeFeeder {
+    fn drop(&mut self) {
+        self.start();
+    }
+}
+
+/// The id of the song titled `title` in the worker's song list.
+fn song_id(worker: &WorkerHandle, title: &str) -> i64 {
+    worker.send(Request::RefreshLibrary);
+    wait_for(worker, "the song list", |event| match event {
+        Event::Library { rows } => Some(rows.iter().find(|r| r.title == title).map(|r| r.song_id)),
+        _ => None,
+    })
+    .0
+    .unwrap_or_else(|| panic!("{title} is in the library"))
+}
+
+/// A long indexing run does not hold up the app: identifications, a listening session, song
+/// details and removals are served between its songs. The run is held open by a named pipe,
+/// whose analysis waits until the test writes to it.
+#[cfg(unix)]
+#[test]
+fn requests_are_served_while_an_indexing_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write_song(dir.path(), "Blue Harbour", 11);
+    write_song(dir.path(), "Copper Lanterns", 12);
+    let pipe = dir.path().join("stream.wav");
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+    assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+    let worker = spawn(StorageKind::Memory);
+    let (summary, _) = index(&worker, 1, vec![dir.path().join("Blue Harbour.wav")]);
+    assert_eq!(summary.indexed, 1);
+
+    worker.send(Request::IndexPaths {
+        job: 2,
+        paths: vec![dir.path().join("Copper Lanterns.wav"), pipe.clone()],
+        cancel: CancelToken::new(),
+    });
+    let mut feeder = PipeFeeder {
+        path: pipe,
+        started: false,
+    };
+    // "Copper Lanterns" is stored; the pipe's analysis waits.
+    let (_, mut during_run) = wait_for(&worker, "the first song of run 2", |event| match event {
+        Event::Indexed { job: 2, rows } => Some(rows.len()),
+        _ => None,
+    });
+    let copper = song_id(&worker, "Copper Lanterns");
+
+    // A clip dropped on the window: the song this run has just added, found mid-run.
+    let clip = distort::excerpt(&synth::song(12, SONG_SECS, SR), SR, 5.0, 5.0);
+    worker.send(Request::IdentifyClip {
+        job: 3,
+        samples: clip,
+        sample_rate_hz: SR,
+        label: "dropped clip".to_string(),
+    });
+    let (report, seen) = wait_for(&worker, "the identification", |event| match event {
+        Event::Matches(report) if report.job == 3 => Some(report.clone()),
+        Event::IdentifyFailed { reason, .. } => panic!("identification failed: {reason}"),
+        _ => None,
+    });
+    during_run.extend(seen);
+    let best = report.identification.matches.first().expect("a match");
+    assert_eq!(best.song.title, "Copper Lanterns");
+    assert!((best.offset_secs - 5.0).abs() < 0.2, "{}", best.offset_secs);
+
+    // Listening: "Blue Harbour" through the microphone from 3 s.
+    let heard = distort::excerpt(&synth::song(11, SONG_SECS, SR), SR, 3.0, 8.0);
+    let (outcome, seen) = listen_to_the_end(&worker, 4, feed(heard, SR), 10.0);
+    during_run.extend(seen);
+    assert_eq!(outcome, ListenOutcome::Matched);
+
+    // The song page, then removing the song.
+    worker.send(Request::LoadSongDetail { song_id: copper });
+    let (detail, seen) = wait_for(&worker, "the song detail", |event| match event {
+        Event::SongDetail(detail) => Some(detail.clone()),
+        Event::SongDetailFailed { reason, .. } => panic!("no detail: {reason}"),
+        _ => None,
+    });
+    during_run.extend(seen);
+    assert_eq!(detail.song.title, "Copper Lanterns");
+    assert!(!detail.tiles.is_empty() && !detail.peaks.is_empty());
+    worker.send(Request::Remove { song_id: copper });
+    let (_, seen) = wait_for(&worker, "the removal", |event| match event {
+        Event::Removed { song_id } if *song_id == copper => Some(()),
+        _ => None,
+    });
+    during_run.extend(seen);
+    assert!(
+        !during_run
+            .iter()
+            .any(|event| matches!(event, Event::IndexFinished { .. })),
+        "every request was answered while run 2 went on"
+    );
+
+    // The pipe gives no audio: the run ends with it failed, and the removal stands.
+    feeder.start();
+    let (summary, _) = wait_for(&worker, "the end of run 2", |event| match event {
+        Event::IndexFinished { job: 2, summary } => Some(summary.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        (summary.indexed, summary.failed.len()),
+        (1, 1),
+        "{summary:?}"
+    );
+    assert!(
+        summary.failed[0].path.ends_with("stream.wav"),
+        "{summary:?}"
+    );
+    assert_eq!(library_rows(&worker), ["Blue Harbour"]);
 }

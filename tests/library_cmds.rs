@@ -597,8 +597,9 @@ fn a_rebuilt_index_is_saved_when_the_library_is_closed() {
 
 /// A saved index that is out of date (songs were added and removed by a process that stopped
 /// before saving, say) is loaded and brought up to date song by song instead of being rebuilt,
-/// and answers as a rebuilt one would. SQLite gives a removed song's id to the next song when
-/// it was the last id: the new song must not be taken for the old one.
+/// and answers as a rebuilt one would. In a database written by an earlier build (which did
+/// not record the next song id), SQLite gives a removed song's id to the next song when it
+/// was the last id: the new song must not be taken for the old one.
 #[test]
 fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     use audiofp::config::{FingerprintConfig, MatchConfig};
@@ -609,7 +610,7 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("index.db");
     let saved = dir.path().join("index.db.postings");
-    let storage = StorageKind::Sqlite(db);
+    let storage = StorageKind::Sqlite(db.clone());
     let config = FingerprintConfig::default();
     let match_config = MatchConfig::default();
     let open = || Library::open(&storage, &config, &match_config, OpenMode::CreateIfMissing);
@@ -629,6 +630,11 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     let mut second = open().unwrap();
     assert_eq!(second.index_origin(), IndexOrigin::Saved);
     assert!(second.remove(ids[2]).unwrap());
+    // As an earlier build left it: no record of the next id.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'next_song_id'", [])
+        .unwrap();
     let reused = second.add(&songs[3].0, &songs[3].1).unwrap().id;
     assert_eq!(reused, ids[2], "SQLite gave the removed song's id again");
     // The library that removed the old song finds the new one under the same id.
@@ -1186,5 +1192,90 @@ fn an_export_of_other_parameters_is_refused_without_creating_a_database() {
     assert!(
         !fresh.exists(),
         "a database was created for a refused import"
+    );
+}
+
+/// A file changed since it was indexed (another song saved under its name, a retag, a
+/// re-encode) is indexed again and the song of its earlier version removed: one song per
+/// file, the one the file holds now.
+#[test]
+fn a_file_changed_since_it_was_indexed_replaces_its_earlier_song() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let first = write_song(&folder, "track", 9300, 15.0);
+    let other = write_song(&folder, "other", 9301, 15.0);
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 2, "{summary}");
+    let old_id = ids_and_paths(&sandbox.list())["track"].0;
+
+    // Another song saved as "track.wav" (a later modification time, as a second later).
+    let second = write_song(&folder, "track", 9302, 15.0);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&second.path)
+        .and_then(|file| file.set_modified(later))
+        .expect("setting the modification time");
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(
+        (
+            &summary["indexed"],
+            &summary["skipped"],
+            &summary["replaced"]
+        ),
+        (&Value::from(1), &Value::from(1), &Value::from(1)),
+        "{summary}"
+    );
+    let songs = ids_and_paths(&sandbox.list());
+    assert_eq!(songs.len(), 2, "{songs:?}");
+    assert_ne!(
+        songs["track"].0, old_id,
+        "the earlier version's song is gone"
+    );
+
+    // The file's audio now is found; its earlier audio is no longer in the library.
+    let now = write_clip(&sandbox.path("now.wav"), &second.excerpt(4.0, 5.0), SR);
+    let before = write_clip(&sandbox.path("before.wav"), &first.excerpt(4.0, 5.0), SR);
+    let kept = write_clip(&sandbox.path("kept.wav"), &other.excerpt(4.0, 5.0), SR);
+    let (run, results) = sandbox.identify(&[&now, &before, &kept]);
+    assert_eq!(results[0]["matches"][0]["title"], "track", "{run}");
+    assert_eq!(
+        results[0]["matches"][0]["song_id"], songs["track"].0,
+        "{run}"
+    );
+    assert_eq!(results[1]["found"], false, "{run}");
+    assert_eq!(results[2]["matches"][0]["title"], "other", "{run}");
+
+    // Nothing changed since: a re-run replaces nothing.
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["replaced"], 0, "{summary}");
+    assert_eq!(summary["skipped"], 2, "{summary}");
+}
+
+/// The id of a removed song is never given to another: a script holding it must not reach a
+/// different song. (SQLite alone gives the highest id again once its row is gone.)
+#[test]
+fn the_id_of_a_removed_song_is_never_given_again() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    write_song(&folder, "first", 9400, 8.0);
+    sandbox.index_json(&[&folder], 0);
+    let second = sandbox.subdir("later");
+    write_song(&second, "second", 9401, 8.0);
+    sandbox.index_json(&[&second], 0);
+    let ids = ids_and_paths(&sandbox.list());
+    let highest = ids["second"].0;
+    assert!(highest > ids["first"].0, "{ids:?}");
+
+    sandbox
+        .run(["remove", &highest.to_string()])
+        .expect_code(0, "remove the song with the highest id");
+    let third = sandbox.subdir("third");
+    write_song(&third, "third", 9402, 8.0);
+    sandbox.index_json(&[&third], 0);
+    let ids = ids_and_paths(&sandbox.list());
+    assert!(
+        ids["third"].0 > highest,
+        "id {highest} given again: {ids:?}"
     );
 }

@@ -302,7 +302,7 @@ fn write_scale_db(
         workers,
         crate::indexer::KnownFailures::Retry,
         &CancelToken::new(),
-        |_| {},
+        |_: &_| {},
     )?;
     anyhow::ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     let stats = library.store().stats()?;

@@ -69,7 +69,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         2,
         indexer::KnownFailures::Retry,
         &CancelToken::new(),
-        |_| {},
+        |_: &_| {},
     )?;
     outln!(
         "   {} songs indexed in {:.2} s",

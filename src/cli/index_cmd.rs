@@ -48,6 +48,7 @@ struct IndexJson<'a> {
     indexed: usize,
     skipped: usize,
     moved: usize,
+    replaced: usize,
     failed: &'a [indexer::FailedFile],
     duplicates: &'a [Duplicate],
     /// Paths given that do not exist, as given.
@@ -108,8 +109,12 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         workers,
         known_failures,
         &cancel,
-        |event| match event {
+        |event: &IndexEvent| match event {
             IndexEvent::Started { .. } => {}
+            IndexEvent::Replaced { path, song_ids } => tracing::info!(
+                "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
+                path.display()
+            ),
             IndexEvent::Indexed { path, .. } => {
                 // The file name: a long path would show only its start.
                 let name = path.file_name().unwrap_or(path.as_os_str());
@@ -159,6 +164,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             indexed: summary.indexed,
             skipped: summary.skipped,
             moved: summary.moved,
+            replaced: summary.replaced,
             failed: &summary.failed,
             duplicates: &duplicates,
             missing: missing.iter().map(|p| p.to_string_lossy()).collect(),
@@ -186,13 +192,18 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             1 => "; 1 found at a new path".to_string(),
             n => format!("; {n} found at new paths"),
         };
+        let replaced = match summary.replaced {
+            0 => String::new(),
+            1 => " (1 changed since it was indexed: its earlier version removed)".to_string(),
+            n => format!(" ({n} changed since they were indexed: their earlier versions removed)"),
+        };
         // As in `--json`: paths that do not exist are not files that failed.
         let not_found = match missing.len() {
             0 => String::new(),
             n => format!(", {n} not found"),
         };
         outln!(
-            "{} indexed, {} skipped (already indexed{moved}), {} failed{not_found}{speed}",
+            "{} indexed{replaced}, {} skipped (already indexed{moved}), {} failed{not_found}{speed}",
             summary.indexed,
             summary.skipped,
             summary.failed.len()

@@ -261,16 +261,10 @@ impl AudiofpApp {
         matches!(self.index_state, IndexState::Open) && self.library.loaded
     }
 
-    /// The long job the worker is busy with, which requests wait for: `"indexing"` or
-    /// `"listening"`.
+    /// The job the worker is busy with that requests wait for: `"listening"`. (An indexing
+    /// run serves them between songs.)
     fn worker_busy_with(&self) -> Option<&'static str> {
-        if self.is_indexing() {
-            Some("indexing")
-        } else if self.listen.is_listening() {
-            Some("listening")
-        } else {
-            None
-        }
+        self.listen.is_listening().then_some("listening")
     }
 
     /// A long job ended: what the pending identification waits for now.
@@ -278,6 +272,18 @@ impl AudiofpApp {
         let busy = self.worker_busy_with();
         if let Some(pending) = &mut self.results.pending {
             pending.queued_behind = busy;
+        }
+    }
+
+    /// Takes a song that is no longer in the library off the list and, if it is open, off
+    /// the Song page.
+    fn forget_song(&mut self, song_id: i64) {
+        self.library.remove_row(song_id);
+        if self.detail.song_id == Some(song_id) {
+            self.detail.clear();
+            if self.page == Page::Song {
+                self.page = Page::Library;
+            }
         }
     }
 
@@ -586,13 +592,17 @@ impl AudiofpApp {
                     self.set_page(Page::Results);
                 }
             }
+            Event::IdentifyCancelled { job } => {
+                if self.results.pending.as_ref().is_some_and(|p| p.job == job) {
+                    self.results.pending = None;
+                    self.clear_notice_for(|a| matches!(a, Action::IndexInstead(_)));
+                }
+            }
             Event::IdentifyFailed { job, reason } => {
                 if self.results.pending.as_ref().is_some_and(|p| p.job == job) {
                     self.results.pending = None;
                     self.clear_notice_for(|a| matches!(a, Action::IndexInstead(_)));
-                    if reason != "cancelled" {
-                        self.results.error = Some(reason);
-                    }
+                    self.results.error = Some(reason);
                 } else if self.listen.session.as_ref().is_some_and(|s| s.job == job) {
                     self.listen.error = Some(reason);
                 }
@@ -647,15 +657,14 @@ impl AudiofpApp {
                     });
                 }
             }
+            Event::Superseded { song_ids, .. } => {
+                for song_id in song_ids {
+                    self.forget_song(song_id);
+                }
+            }
             Event::Removed { song_id } => {
                 let title = self.library.row(song_id).map(|r| r.title.clone());
-                self.library.remove_row(song_id);
-                if self.detail.song_id == Some(song_id) {
-                    self.detail.clear();
-                    if self.page == Page::Song {
-                        self.page = Page::Library;
-                    }
-                }
+                self.forget_song(song_id);
                 if let Some(title) = title {
                     self.show_info(
                         format!("Removed \u{201c}{title}\u{201d} from the library."),
@@ -914,7 +923,7 @@ impl AudiofpApp {
         if pressed(Key::L) {
             if self.listen.is_listening() {
                 self.stop_listening();
-            } else if !self.is_indexing() {
+            } else {
                 self.start_listening();
             }
         }

@@ -186,7 +186,7 @@ pub fn listen_ui(
         };
         ui.label(RichText::new(title).size(26.0).strong());
         ui.add_space(14.0);
-        let enabled = listening || (!busy_indexing && library != LibraryStatus::Unavailable);
+        let enabled = listening || library != LibraryStatus::Unavailable;
         let clicked = listen_button_ui(ui, listening, enabled);
         if clicked {
             actions.push(if listening {
@@ -349,6 +349,9 @@ fn status_ui(ui: &mut egui::Ui, state: &ListenState, busy_indexing: bool, librar
                     .weak(),
                 );
             }
+            if busy_indexing {
+                ui.label(RichText::new("Indexing waits until listening ends.").weak());
+            }
             let fraction = (session.heard_secs / session.timeout_secs.max(1.0)).clamp(0.0, 1.0);
             if fraction > 0.0 {
                 ui.add(
@@ -362,11 +365,6 @@ fn status_ui(ui: &mut egui::Ui, state: &ListenState, busy_indexing: bool, librar
         None => {
             if let Some(outcome) = &state.last_outcome {
                 ui.label(RichText::new(outcome).size(15.0));
-            } else if busy_indexing {
-                ui.label(
-                    RichText::new("Listening is available when indexing finishes (or cancel it).")
-                        .weak(),
-                );
             } else if library == LibraryStatus::Unavailable {
                 ui.label(
                     RichText::new(

@@ -125,6 +125,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn find_by_path(&self, path: &str) -> Result<Vec<SongRecord>, IndexError> {
+        Ok(self
+            .songs
+            .values()
+            .filter(|(r, _)| r.path.as_deref() == Some(path))
+            .map(|(r, _)| r.clone())
+            .collect())
+    }
+
     fn find_by_file(
         &self,
         path: &str,

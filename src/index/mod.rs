@@ -157,6 +157,8 @@ pub trait Store: Send {
     fn songs(&self) -> Result<Vec<SongRecord>, IndexError>;
     /// The song with this content hash.
     fn find_by_content_hash(&self, content_hash: &str) -> Result<Option<SongRecord>, IndexError>;
+    /// The songs indexed from this path, whatever its size and mtime were then.
+    fn find_by_path(&self, path: &str) -> Result<Vec<SongRecord>, IndexError>;
     /// The song indexed from this path with this size and mtime.
     fn find_by_file(
         &self,

@@ -2,7 +2,8 @@
 //!
 //! ## Layout
 //! `songs` (metadata, one row per song), `fingerprints` (the song's peaks as one compact blob,
-//! see [`super::codec`]) and `meta` (the fingerprint parameters the index was built with).
+//! see [`super::codec`]) and `meta` (the fingerprint parameters the index was built with, and the id the next song
+//! gets: ids of removed songs are never given again).
 //!
 //! ## Safety
 //! - `application_id` marks the file as ours and `user_version` is the schema version. A file
@@ -84,6 +85,9 @@ fn retry_while_busy<T>(mut attempt: impl FnMut() -> rusqlite::Result<T>) -> rusq
         }
     }
 }
+
+/// The `meta` key of the id the next song gets.
+const NEXT_SONG_ID: &str = "next_song_id";
 
 /// Newest schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -239,26 +243,6 @@ impl SqliteStore {
             config: config.clone(),
             seen_data_version: AtomicI64::new(data_version),
         })
-    }
-
-    /// Reads the fingerprint parameters stored in an index without opening it for use.
-    pub fn stored_config(path: &Path) -> Result<Option<FingerprintConfig>, IndexError> {
-        check_sqlite_header(path)?;
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
-            |source| IndexError::Sqlite {
-                path: path.to_path_buf(),
-                source,
-            },
-        )?;
-        let json: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'fingerprint_config'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|source| not_an_index(path, source))?;
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     fn err(&self, source: rusqlite::Error) -> IndexError {
@@ -427,9 +411,29 @@ impl Store for SqliteStore {
             // Another process indexed the same audio since the caller last looked.
             return Err(IndexError::DuplicateContent { song_id });
         }
+        // Ids are never reused: a script or an API client holding the id of a removed song
+        // must not reach another with it. SQLite would give the highest id again once its
+        // song is removed, so the next id is kept in `meta` (a database written before it was
+        // kept starts from the highest id in use).
+        let id: i64 = tx
+            .query_row(
+                &format!(
+                    "SELECT MAX(COALESCE((SELECT MAX(id) FROM songs), 0) + 1,
+                                COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{NEXT_SONG_ID}'), 1))"
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(err)?;
         tx.execute(
-            "INSERT INTO songs (title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![NEXT_SONG_ID, (id + 1).to_string()],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO songs (id, title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks)
+             VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 song.title,
                 song.artist,
@@ -442,10 +446,10 @@ impl Store for SqliteStore {
                 added_at,
                 i64::from(fingerprint.num_frames),
                 fingerprint.peaks.len() as i64,
+                id,
             ],
         )
         .map_err(err)?;
-        let id = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO fingerprints (song_id, peaks) VALUES (?1, ?2)",
             params![id, blob],
@@ -492,6 +496,10 @@ impl Store for SqliteStore {
             .query_songs("WHERE content_hash = ?1", &[&content_hash])?
             .into_iter()
             .next())
+    }
+
+    fn find_by_path(&self, path: &str) -> Result<Vec<SongRecord>, IndexError> {
+        self.query_songs("WHERE path = ?1", &[&path])
     }
 
     fn find_by_file(

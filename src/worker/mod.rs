@@ -36,8 +36,8 @@ use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::front_end::FrontEnd;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{OpenMode, StorageKind, unix_now};
-use crate::indexer::{self, FailedFile, IndexEvent, IndexSummary, KnownFailures};
-use crate::library::{Library, LibraryError, MatchEvidence};
+use crate::indexer::{self, FailedFile, IndexEvent, IndexObserver, IndexSummary, KnownFailures};
+use crate::library::{Answer, Library, LibraryError, MatchEvidence};
 use crate::listening;
 
 /// How often progress and new rows are reported while indexing.
@@ -215,6 +215,9 @@ struct Inbox {
     idle_check: Duration,
     pending: VecDeque<Request>,
     cancelled: HashSet<JobId>,
+    /// The jobs running now (an indexing run, and a listening session served within it):
+    /// their cancellation takes effect at once.
+    running: Vec<(JobId, CancelToken)>,
 }
 
 /// What the worker's wait for a request gave.
@@ -241,27 +244,59 @@ impl Inbox {
         }
     }
 
-    /// Takes the requests that arrived, applying cancellations for `job` to `cancel`.
-    fn poll(&mut self, job: JobId, cancel: &CancelToken) {
+    /// Takes the requests that arrived: cancellations of running jobs take effect, the rest
+    /// wait in `pending`.
+    fn poll(&mut self) {
         while let Ok(request) = self.rx.try_recv() {
             match request {
-                Request::Cancel { job: target } if target == job => cancel.cancel(),
-                Request::Cancel { job: target } => {
-                    self.cancelled.insert(target);
+                Request::Cancel { job } => {
+                    match self.running.iter().find(|(running, _)| *running == job) {
+                        Some((_, cancel)) => cancel.cancel(),
+                        None => {
+                            self.cancelled.insert(job);
+                        }
+                    }
                 }
                 other => self.pending.push_back(other),
             }
         }
     }
 
+    /// Marks `job` as running until [`finished`](Self::finished); whether it was cancelled
+    /// before it started (`cancel` is cancelled then).
+    fn started(&mut self, job: JobId, cancel: &CancelToken) {
+        if self.cancelled.remove(&job) {
+            cancel.cancel();
+        }
+        self.running.push((job, cancel.clone()));
+    }
+
+    fn finished(&mut self, job: JobId) {
+        self.running.retain(|(running, _)| *running != job);
+    }
+
     /// Whether `job` was cancelled before it started (forgets it).
     fn take_cancelled(&mut self, job: JobId) -> bool {
         self.cancelled.remove(&job)
     }
+
+    /// The first waiting request that `can_serve` accepts, taken out of the queue.
+    fn take_first(&mut self, can_serve: impl Fn(&Request) -> bool) -> Option<Request> {
+        let at = self.pending.iter().position(can_serve)?;
+        self.pending.remove(at)
+    }
 }
 
 struct Worker {
+    /// The engine and the index, or why they could not be opened.
     library: Result<Library, String>,
+    desk: Desk,
+}
+
+/// Everything the worker handles requests with but the library, which is passed in: an
+/// indexing run borrows the library and lends it back between songs
+/// ([`IndexObserver::between_songs`]), and the requests that came meanwhile are served then.
+struct Desk {
     inbox: Inbox,
     sink: EventSink,
     shutdown: CancelToken,
@@ -310,31 +345,38 @@ impl Worker {
         }
         Self {
             library,
-            inbox: Inbox {
-                rx: requests,
-                idle_check: config.idle_check,
-                pending: VecDeque::new(),
-                cancelled: HashSet::new(),
+            desk: Desk {
+                inbox: Inbox {
+                    rx: requests,
+                    idle_check: config.idle_check,
+                    pending: VecDeque::new(),
+                    cancelled: HashSet::new(),
+                    running: Vec::new(),
+                },
+                sink,
+                shutdown,
+                index_threads: config.index_threads.max(1),
+                catch_up_error: None,
             },
-            sink,
-            shutdown,
-            index_threads: config.index_threads.max(1),
-            catch_up_error: None,
         }
     }
 
     fn run(&mut self) {
-        self.send_library();
+        if let Ok(library) = &self.library {
+            self.desk.send_library(library);
+        }
         loop {
-            let next = self.inbox.next();
-            if self.shutdown.is_cancelled() {
+            let next = self.desk.inbox.next();
+            if self.desk.shutdown.is_cancelled() {
                 break;
             }
             match next {
                 Next::Request(request) => self.handle(request),
                 // `audiofp index` in a terminal shows in the open app without a click.
                 Next::Idle => {
-                    self.catch_up_with_other_processes();
+                    if let Ok(library) = &mut self.library {
+                        self.desk.catch_up_with_other_processes(library);
+                    }
                 }
                 Next::Closed => break,
             }
@@ -342,22 +384,33 @@ impl Worker {
     }
 
     fn handle(&mut self, request: Request) {
-        let library_sent = self.catch_up_with_other_processes();
+        match &mut self.library {
+            Ok(library) => {
+                let library_sent = self.desk.catch_up_with_other_processes(library);
+                self.desk.handle(library, request, library_sent);
+            }
+            Err(reason) => self.desk.refuse(request, reason),
+        }
+    }
+}
+
+impl Desk {
+    /// Handles `request`; `library_sent`: the song list went to the GUI just now.
+    fn handle(&mut self, library: &mut Library, request: Request, library_sent: bool) {
         match request {
             // Once is enough when catching up has just sent it.
             Request::RefreshLibrary if library_sent => {}
-            Request::RefreshLibrary => self.send_library(),
+            Request::RefreshLibrary => self.send_library(library),
             Request::IndexPaths { job, paths, cancel } => {
-                if self.inbox.take_cancelled(job) {
-                    cancel.cancel();
-                }
-                self.index_paths(job, &paths, &cancel);
+                self.inbox.started(job, &cancel);
+                self.index_paths(library, job, &paths, &cancel);
+                self.inbox.finished(job);
             }
             Request::IdentifyFile { job, path, cancel } => {
                 if self.inbox.take_cancelled(job) {
                     cancel.cancel();
                 }
-                self.identify_file(job, &path, &cancel);
+                self.identify_file(library, job, &path, &cancel);
             }
             Request::IdentifyClip {
                 job,
@@ -368,7 +421,7 @@ impl Worker {
                 if self.inbox.take_cancelled(job) {
                     return;
                 }
-                self.identify_clip(job, &samples, sample_rate_hz, label);
+                self.identify_clip(library, job, &samples, sample_rate_hz, label);
             }
             Request::Listen {
                 job,
@@ -376,21 +429,18 @@ impl Worker {
                 timeout_secs,
                 cancel,
             } => {
-                if self.inbox.take_cancelled(job) {
-                    cancel.cancel();
-                }
-                self.listen(job, &chunks, timeout_secs, &cancel);
+                self.inbox.started(job, &cancel);
+                self.listen(library, job, &chunks, timeout_secs, &cancel);
+                self.inbox.finished(job);
             }
-            Request::Remove { song_id } => self.remove(song_id),
-            Request::LoadSongDetail { song_id } => self.load_detail(song_id),
+            Request::Remove { song_id } => self.remove(library, song_id),
+            Request::LoadSongDetail { song_id } => self.load_detail(library, song_id),
             Request::SetMatchThreshold { threshold } => {
-                if let Ok(library) = &mut self.library {
-                    let match_config = MatchConfig {
-                        threshold: threshold.clamp(0.0, 1.0),
-                        ..library.match_config().clone()
-                    };
-                    library.set_match_config(match_config);
-                }
+                let match_config = MatchConfig {
+                    threshold: threshold.clamp(0.0, 1.0),
+                    ..library.match_config().clone()
+                };
+                library.set_match_config(match_config);
             }
             Request::Cancel { job } => {
                 self.inbox.cancelled.insert(job);
@@ -398,14 +448,73 @@ impl Worker {
         }
     }
 
+    /// Answers `request` when the index could not be opened (`reason`).
+    fn refuse(&mut self, request: Request, reason: &str) {
+        let reason = reason.to_string();
+        match request {
+            Request::RefreshLibrary | Request::SetMatchThreshold { .. } => {}
+            Request::Cancel { job } => {
+                self.inbox.cancelled.insert(job);
+            }
+            Request::IndexPaths { job, .. } => {
+                self.sink.send(Event::Failed {
+                    job,
+                    path: PathBuf::new(),
+                    reason,
+                });
+                self.sink.send(Event::IndexFinished {
+                    job,
+                    summary: IndexSummary::default(),
+                });
+            }
+            Request::IdentifyFile { job, .. } | Request::IdentifyClip { job, .. } => {
+                self.sink.send(Event::IdentifyFailed { job, reason });
+            }
+            Request::Listen { job, .. } => {
+                self.sink.send(Event::IdentifyFailed { job, reason });
+                self.sink.send(Event::ListenFinished {
+                    job,
+                    outcome: ListenOutcome::Cancelled,
+                });
+            }
+            Request::Remove { .. } => self.sink.send(Event::Error {
+                context: "removing a song".to_string(),
+                reason,
+            }),
+            Request::LoadSongDetail { song_id } => self.sink.send(Event::SongDetailFailed {
+                song_id,
+                reason,
+                gone: false,
+            }),
+        }
+    }
+
+    /// Serves the requests that came during an indexing run (identifications, listening,
+    /// song details, removals), in order; further indexing runs wait for this one to end.
+    fn serve_between_songs(&mut self, library: &mut Library) {
+        self.inbox.poll();
+        let mut prepared = false;
+        while !self.shutdown.is_cancelled()
+            && let Some(request) = self
+                .inbox
+                .take_first(|request| !matches!(request, Request::IndexPaths { .. }))
+        {
+            if !prepared {
+                // The songs this run added are searchable already; sorted, they are
+                // searched faster.
+                library.prepare();
+                prepared = true;
+            }
+            self.handle(library, request, false);
+            self.inbox.poll();
+        }
+    }
+
     /// Takes in songs another process (`audiofp index` or `remove` on the same database)
     /// added or removed while the app runs, so that they are searched (one query of the
     /// database's change counter when nothing changed), and shows the library again if any.
     /// Whether the library was sent.
-    fn catch_up_with_other_processes(&mut self) -> bool {
-        let Ok(library) = &mut self.library else {
-            return false;
-        };
+    fn catch_up_with_other_processes(&mut self, library: &mut Library) -> bool {
         let caught_up = library.store_changed_elsewhere().and_then(|changed| {
             if changed {
                 library.catch_up_with_store()
@@ -419,7 +528,7 @@ impl Worker {
                 if changes == (0, 0) {
                     return false;
                 }
-                self.send_library();
+                self.send_library(library);
                 true
             }
             Err(err) => {
@@ -447,17 +556,7 @@ impl Worker {
         }
     }
 
-    fn library_error(&self) -> String {
-        match &self.library {
-            Ok(_) => String::new(),
-            Err(reason) => reason.clone(),
-        }
-    }
-
-    fn send_library(&self) {
-        let Ok(library) = &self.library else {
-            return;
-        };
+    fn send_library(&self, library: &Library) {
         let songs = library.store().songs();
         match songs {
             Ok(songs) => self.sink.send(Event::Library {
@@ -470,20 +569,13 @@ impl Worker {
         }
     }
 
-    fn index_paths(&mut self, job: JobId, paths: &[PathBuf], cancel: &CancelToken) {
-        let open_error = self.library_error();
-        let Ok(library) = &mut self.library else {
-            self.sink.send(Event::Failed {
-                job,
-                path: PathBuf::new(),
-                reason: open_error,
-            });
-            self.sink.send(Event::IndexFinished {
-                job,
-                summary: IndexSummary::default(),
-            });
-            return;
-        };
+    fn index_paths(
+        &mut self,
+        library: &mut Library,
+        job: JobId,
+        paths: &[PathBuf],
+        cancel: &CancelToken,
+    ) {
         let indexer::Collected {
             files,
             missing,
@@ -499,9 +591,10 @@ impl Worker {
             })
             .chain(unreadable)
             .collect();
-        let sink = &self.sink;
-        let inbox = &mut self.inbox;
-        let shutdown = &self.shutdown;
+        let threads = self.index_threads;
+        // As the CLI does by default: a file that failed before and is unchanged is reported
+        // again without decoding it.
+        let known_failures = KnownFailures::Report;
         let mut progress = IndexProgress {
             job,
             total: files.len() + missing_failures.len(),
@@ -512,78 +605,28 @@ impl Worker {
             current: None,
             rows: Vec::new(),
             last_sent: Instant::now(),
+            unsent: false,
         };
-        // As the CLI does by default: a file that failed before and is unchanged is reported
-        // again without decoding it.
-        let known_failures = KnownFailures::Report;
-        let threads = self.index_threads;
-        let result =
-            indexer::index_files(library, files, threads, known_failures, cancel, |event| {
-                inbox.poll(job, cancel);
-                if shutdown.is_cancelled() {
-                    cancel.cancel();
-                }
-                match event {
-                    IndexEvent::Started { total } => {
-                        progress.total = total + missing_failures.len();
-                        sink.send(Event::IndexStarted {
-                            job,
-                            total: progress.total,
-                        });
-                        for failure in &missing_failures {
-                            progress.failed += 1;
-                            progress.done += 1;
-                            sink.send(Event::Failed {
-                                job,
-                                path: failure.path.clone(),
-                                reason: failure.message.clone(),
-                            });
-                        }
-                    }
-                    IndexEvent::Indexed { path, song } => {
-                        progress.indexed += 1;
-                        progress.done += 1;
-                        progress.current = Some(path.clone());
-                        progress.rows.push(SongRow::from(song));
-                    }
-                    IndexEvent::Skipped { path, .. } => {
-                        progress.skipped += 1;
-                        progress.done += 1;
-                        progress.current = Some(path.clone());
-                    }
-                    IndexEvent::Failed {
-                        path,
-                        message,
-                        remembered,
-                        ..
-                    } => {
-                        progress.failed += 1;
-                        progress.done += 1;
-                        progress.current = Some(path.clone());
-                        sink.send(Event::Failed {
-                            job,
-                            path: path.clone(),
-                            reason: indexer::describe_failure(message, *remembered),
-                        });
-                    }
-                }
-                if progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
-                    progress.flush(sink);
-                }
-            });
-        progress.flush(sink);
+        let run = IndexingRun {
+            desk: self,
+            progress: &mut progress,
+            missing_failures: &missing_failures,
+            cancel,
+        };
+        let result = indexer::index_files(library, files, threads, known_failures, cancel, run);
+        progress.flush(&self.sink);
         match result {
             Ok(mut summary) => {
                 summary.total += missing_failures.len();
                 summary.failed.extend(missing_failures);
-                sink.send(Event::IndexFinished { job, summary });
+                self.sink.send(Event::IndexFinished { job, summary });
             }
             Err(err) => {
-                sink.send(Event::Error {
+                self.sink.send(Event::Error {
                     context: "indexing".to_string(),
                     reason: err.to_string(),
                 });
-                sink.send(Event::IndexFinished {
+                self.sink.send(Event::IndexFinished {
                     job,
                     summary: IndexSummary {
                         total: progress.total,
@@ -595,40 +638,23 @@ impl Worker {
                 });
             }
         }
-        self.send_library();
+        self.send_library(library);
     }
 
-    fn identify_file(&mut self, job: JobId, path: &Path, cancel: &CancelToken) {
+    fn identify_file(&self, library: &Library, job: JobId, path: &Path, cancel: &CancelToken) {
         let started = Instant::now();
-        let open_error = self.library_error();
-        let Ok(library) = &mut self.library else {
-            self.sink.send(Event::IdentifyFailed {
-                job,
-                reason: open_error,
-            });
-            return;
-        };
         let label = path.file_name().map_or_else(
             || path.display().to_string(),
             |name| name.to_string_lossy().to_string(),
         );
-        let analysed = engine::fingerprint_source(
-            AudioSource::File(path),
-            library.config(),
-            library.match_config(),
-            Side::Query,
-            cancel,
-        );
-        match analysed {
-            Ok((fingerprint, _)) => {
-                let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
-                let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
+        match library.query_file(path, cancel) {
+            Ok(answer) => {
+                let report = make_report(library, job, label, answer, started);
                 self.send_report(job, report);
             }
-            Err(EngineError::Cancelled) => self.sink.send(Event::IdentifyFailed {
-                job,
-                reason: "cancelled".to_string(),
-            }),
+            Err(LibraryError::Engine(EngineError::Cancelled)) => {
+                self.sink.send(Event::IdentifyCancelled { job });
+            }
             Err(err) => self.sink.send(Event::IdentifyFailed {
                 job,
                 reason: err.to_string(),
@@ -636,48 +662,29 @@ impl Worker {
         }
     }
 
-    fn identify_clip(&mut self, job: JobId, samples: &[f32], sample_rate_hz: u32, label: String) {
+    fn identify_clip(
+        &self,
+        library: &Library,
+        job: JobId,
+        samples: &[f32],
+        sample_rate_hz: u32,
+        label: String,
+    ) {
         let started = Instant::now();
-        let open_error = self.library_error();
-        let Ok(library) = &mut self.library else {
-            self.sink.send(Event::IdentifyFailed {
-                job,
-                reason: open_error,
-            });
-            return;
-        };
-        match fingerprint_clip(library, samples, sample_rate_hz) {
-            Ok(fingerprint) => {
-                let analysis_ms = started.elapsed().as_secs_f64() * 1000.0;
-                let report = make_report(library, job, label, &fingerprint, analysis_ms, started);
-                self.send_report(job, report);
-            }
-            Err(err) => self.sink.send(Event::IdentifyFailed {
-                job,
-                reason: err.to_string(),
-            }),
-        }
+        let report = library
+            .query_samples(samples, sample_rate_hz)
+            .and_then(|answer| make_report(library, job, label, answer, started));
+        self.send_report(job, report);
     }
 
     fn listen(
         &mut self,
+        library: &Library,
         job: JobId,
         chunks: &Receiver<AudioChunk>,
         timeout_secs: f64,
         cancel: &CancelToken,
     ) {
-        let open_error = self.library_error();
-        let Ok(library) = &mut self.library else {
-            self.sink.send(Event::IdentifyFailed {
-                job,
-                reason: open_error,
-            });
-            self.sink.send(Event::ListenFinished {
-                job,
-                outcome: ListenOutcome::Cancelled,
-            });
-            return;
-        };
         let started = Instant::now();
         let mut recording: Vec<f32> = Vec::new();
         let mut sample_rate_hz = 0_u32;
@@ -695,7 +702,7 @@ impl Worker {
             }
         };
         let outcome = loop {
-            self.inbox.poll(job, cancel);
+            self.inbox.poll();
             if cancel.is_cancelled() || self.shutdown.is_cancelled() {
                 break ListenOutcome::Cancelled;
             }
@@ -734,14 +741,16 @@ impl Worker {
                 match fingerprint_clip(library, clip, sample_rate_hz) {
                     Ok(fingerprint) => {
                         let analysis_ms = attempt_started.elapsed().as_secs_f64() * 1000.0;
-                        let report = match make_report(
-                            library,
-                            job,
-                            "microphone".to_string(),
-                            &fingerprint,
-                            analysis_ms,
-                            attempt_started,
-                        ) {
+                        let report = match library
+                            .identify_fingerprint(&fingerprint, analysis_ms)
+                            .and_then(|identification| {
+                                let answer = Answer {
+                                    identification,
+                                    fingerprint,
+                                };
+                                let label = "microphone".to_string();
+                                make_report(library, job, label, answer, attempt_started)
+                            }) {
                             Ok(report) => report,
                             Err(err) => {
                                 self.send_report(job, Err(err));
@@ -818,15 +827,7 @@ impl Worker {
         self.sink.send(Event::ListenFinished { job, outcome });
     }
 
-    fn remove(&mut self, song_id: i64) {
-        let open_error = self.library_error();
-        let Ok(library) = &mut self.library else {
-            self.sink.send(Event::Error {
-                context: "removing a song".to_string(),
-                reason: open_error,
-            });
-            return;
-        };
+    fn remove(&self, library: &mut Library, song_id: i64) {
         match library.remove(song_id) {
             Ok(true) => {
                 if let Err(err) = library.store().flush() {
@@ -845,15 +846,11 @@ impl Worker {
         }
     }
 
-    fn load_detail(&mut self, song_id: i64) {
+    fn load_detail(&self, library: &Library, song_id: i64) {
         let failed = |reason: String, gone: bool| Event::SongDetailFailed {
             song_id,
             reason,
             gone,
-        };
-        let Ok(library) = &self.library else {
-            self.sink.send(failed(self.library_error(), false));
-            return;
         };
         let fetched = {
             let store = library.store();
@@ -922,6 +919,90 @@ impl Worker {
     }
 }
 
+/// An indexing run as the worker sees it: progress for the GUI, and the requests that came
+/// meanwhile, served between songs.
+struct IndexingRun<'a> {
+    desk: &'a mut Desk,
+    progress: &'a mut IndexProgress,
+    /// Paths given that do not exist or cannot be read, reported when the run starts.
+    missing_failures: &'a [FailedFile],
+    cancel: &'a CancelToken,
+}
+
+impl IndexObserver for IndexingRun<'_> {
+    fn on_event(&mut self, event: &IndexEvent) {
+        // A cancellation queued right behind the run reaches it before any analysis starts.
+        self.desk.inbox.poll();
+        let (progress, sink) = (&mut *self.progress, &self.desk.sink);
+        match event {
+            IndexEvent::Started { total } => {
+                progress.total = total + self.missing_failures.len();
+                sink.send(Event::IndexStarted {
+                    job: progress.job,
+                    total: progress.total,
+                });
+                for failure in self.missing_failures {
+                    progress.failed += 1;
+                    progress.done += 1;
+                    sink.send(Event::Failed {
+                        job: progress.job,
+                        path: failure.path.clone(),
+                        reason: failure.message.clone(),
+                    });
+                }
+            }
+            IndexEvent::Indexed { path, song } => {
+                progress.indexed += 1;
+                progress.done += 1;
+                progress.current = Some(path.clone());
+                progress.rows.push(SongRow::from(song));
+            }
+            IndexEvent::Replaced { song_ids, .. } => {
+                sink.send(Event::Superseded {
+                    job: progress.job,
+                    song_ids: song_ids.clone(),
+                });
+            }
+            IndexEvent::Skipped { path, .. } => {
+                progress.skipped += 1;
+                progress.done += 1;
+                progress.current = Some(path.clone());
+            }
+            IndexEvent::Failed {
+                path,
+                message,
+                remembered,
+                ..
+            } => {
+                progress.failed += 1;
+                progress.done += 1;
+                progress.current = Some(path.clone());
+                sink.send(Event::Failed {
+                    job: progress.job,
+                    path: path.clone(),
+                    reason: indexer::describe_failure(message, *remembered),
+                });
+            }
+        }
+        progress.unsent = true;
+        if progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
+            progress.flush(sink);
+        }
+    }
+
+    fn between_songs(&mut self, library: &mut Library) {
+        if self.desk.shutdown.is_cancelled() {
+            self.cancel.cancel();
+            return;
+        }
+        // Songs stored while the analysis of the next one takes long are shown anyway.
+        if self.progress.unsent && self.progress.last_sent.elapsed() >= PROGRESS_INTERVAL {
+            self.progress.flush(&self.desk.sink);
+        }
+        self.desk.serve_between_songs(library);
+    }
+}
+
 /// Counters of an indexing job, flushed to the GUI at most every [`PROGRESS_INTERVAL`].
 struct IndexProgress {
     job: JobId,
@@ -933,6 +1014,8 @@ struct IndexProgress {
     current: Option<PathBuf>,
     rows: Vec<SongRow>,
     last_sent: Instant,
+    /// Counts changed since the last flush.
+    unsent: bool,
 }
 
 impl IndexProgress {
@@ -953,6 +1036,7 @@ impl IndexProgress {
             current: self.current.clone(),
         });
         self.last_sent = Instant::now();
+        self.unsent = false;
     }
 }
 
@@ -970,23 +1054,25 @@ fn fingerprint_clip(
     )
 }
 
-/// Matches an analysed clip and gathers the evidence for the plots.
+/// Gathers the evidence of an answer for the plots.
 fn make_report(
-    library: &mut Library,
+    library: &Library,
     job: JobId,
     label: String,
-    fingerprint: &Fingerprint,
-    analysis_ms: f64,
+    answer: Answer,
     started: Instant,
 ) -> Result<MatchReport, LibraryError> {
-    let identification = library.identify_fingerprint(fingerprint, analysis_ms)?;
+    let Answer {
+        identification,
+        fingerprint,
+    } = answer;
     let best = identification
         .matches
         .first()
         .or(identification.best_rejected.as_ref())
         .map(|best| (best.song.id, best.offset_secs));
     let evidence = match best {
-        Some((song_id, offset_secs)) => library.evidence(fingerprint, song_id, offset_secs)?,
+        Some((song_id, offset_secs)) => library.evidence(&fingerprint, song_id, offset_secs)?,
         None => MatchEvidence::default(),
     };
     let offset_histogram = offset_histogram(&evidence, HISTOGRAM_BIN_SECS);

@@ -291,6 +291,12 @@ pub enum Event {
         /// Why, in words.
         reason: String,
     },
+    /// An identification was cancelled (the app asked for another, or for none) before it
+    /// answered.
+    IdentifyCancelled {
+        /// The job.
+        job: JobId,
+    },
     /// A listening session tried again.
     ListenProgress {
         /// The job.
@@ -314,6 +320,14 @@ pub enum Event {
     Removed {
         /// The song.
         song_id: i64,
+    },
+    /// An indexing run found files changed since they were indexed and removed the songs of
+    /// their earlier versions (the new versions come as [`Event::Indexed`] rows).
+    Superseded {
+        /// The job.
+        job: JobId,
+        /// The songs removed.
+        song_ids: Vec<i64>,
     },
     /// A song's spectrogram and peaks.
     SongDetail(Box<SongDetail>),
