@@ -139,6 +139,12 @@ impl FingerprintConfig {
         if self.peaks_per_second <= 0.0 {
             problems.push("PEAKS_PER_SECOND must be positive".to_string());
         }
+        if self.peak_neighborhood_size > 64 {
+            problems.push("PEAK_NEIGHBORHOOD_SIZE must be within 0..=64 bins".to_string());
+        }
+        if self.peak_neighborhood_frames > 32 {
+            problems.push("PEAK_NEIGHBORHOOD_FRAMES must be within 0..=32 frames".to_string());
+        }
         if self.fan_value == 0 || self.fan_value > 64 {
             problems.push("FAN_VALUE must be within 1..=64".to_string());
         }
@@ -212,6 +218,9 @@ fn parameter_name(field: &str) -> &str {
         other => other,
     }
 }
+
+/// Most matches a query may ask for (`identify --top`, the API's `top`).
+pub const MAX_TOP_MATCHES: usize = 50;
 
 /// Query-side settings: they change how a clip is analysed and scored, not the index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -304,13 +313,32 @@ impl MatchConfig {
             self.pitch_search_semitones =
                 parse_search_list("PITCH_SEARCH", &text, "a shift in semitones", -3.0..=3.0)?;
         }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks that the settings are usable.
+    pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err("MATCH_THRESHOLD must be within 0..1".to_string());
         }
-        if !(self.query_density_factor.is_finite() && self.query_density_factor > 0.0) {
-            return Err("QUERY_DENSITY_FACTOR must be a positive number".to_string());
+        if !(1..=MAX_TOP_MATCHES).contains(&self.top_n) {
+            return Err(format!(
+                "at most {MAX_TOP_MATCHES} matches (and at least 1) can be asked for"
+            ));
         }
-        Ok(self)
+        if !(self.query_density_factor.is_finite()
+            && self.query_density_factor > 0.0
+            && self.query_density_factor <= 16.0)
+        {
+            return Err(
+                "QUERY_DENSITY_FACTOR must be a number within 0..=16 (above 0)".to_string(),
+            );
+        }
+        if !(1..=16).contains(&self.query_fan_factor) {
+            return Err("QUERY_FAN_FACTOR must be within 1..=16".to_string());
+        }
+        Ok(())
     }
 }
 
@@ -383,6 +411,37 @@ mod tests {
             let problems = config.validate().expect_err(name);
             assert!(problems.contains(name), "{name}: {problems}");
         }
+    }
+
+    /// Out of range, they would make the peak picker or the query's pairing allocate without
+    /// bound (or overflow).
+    #[test]
+    fn neighbourhoods_and_query_factors_out_of_range_are_refused() {
+        let config = FingerprintConfig {
+            peak_neighborhood_size: 1 << 40,
+            ..FingerprintConfig::default()
+        };
+        let problems = config.validate().expect_err("a huge neighbourhood");
+        assert!(problems.contains("PEAK_NEIGHBORHOOD_SIZE"), "{problems}");
+        let config = FingerprintConfig {
+            peak_neighborhood_frames: 33,
+            ..FingerprintConfig::default()
+        };
+        let problems = config.validate().expect_err("a long neighbourhood");
+        assert!(problems.contains("PEAK_NEIGHBORHOOD_FRAMES"), "{problems}");
+
+        let refused = |change: fn(&mut MatchConfig), name: &str| {
+            let mut config = MatchConfig::default();
+            change(&mut config);
+            let problem = config.validate().expect_err(name);
+            assert!(problem.contains(name), "{name}: {problem}");
+        };
+        refused(|c| c.query_fan_factor = usize::MAX / 2, "QUERY_FAN_FACTOR");
+        refused(|c| c.query_fan_factor = 0, "QUERY_FAN_FACTOR");
+        refused(|c| c.query_density_factor = 1e30, "QUERY_DENSITY_FACTOR");
+        refused(|c| c.top_n = 5_000_000_000, "matches");
+        refused(|c| c.top_n = 0, "matches");
+        MatchConfig::default().validate().expect("the defaults");
     }
 
     #[test]

@@ -396,6 +396,7 @@ pub fn index_files(
         todo.push((Job { path, stamp }, size));
     }
     let todo = largest_first(todo);
+    let todo_count = todo.len();
     // Content already in the library is recognised by its hash before it is decoded. A run
     // with nothing to analyse (every file unchanged) does not read the song list.
     let known_content: HashSet<String> = if todo.is_empty() {
@@ -416,10 +417,12 @@ pub fn index_files(
         job_tx.send(job).ok(); // The receiver lives until the scope ends.
     }
     drop(job_tx);
-    let (result_tx, result_rx) = bounded::<Analysed>(workers.max(1) * ANALYSED_AHEAD_PER_THREAD);
+    // More threads than files would only wait.
+    let workers = workers.clamp(1, todo_count.max(1));
+    let (result_tx, result_rx) = bounded::<Analysed>(workers * ANALYSED_AHEAD_PER_THREAD);
     let mut store_error = None;
     std::thread::scope(|scope| {
-        for worker in 0..workers.max(1) {
+        for worker in 0..workers {
             let job_rx = job_rx.clone();
             let result_tx = result_tx.clone();
             let (config, match_config, cancel) = (&config, &match_config, cancel);

@@ -145,12 +145,64 @@ fn clean_5s_excerpts_at_various_offsets_identify_with_the_right_offset() {
     }
     let (run, results) = sandbox.identify(&as_paths(&clips));
     assert_all_match("clean 5 s excerpts", &run, &results, &expected);
+    let threshold = audiofp::config::MatchConfig::default().threshold;
     for result in &results {
         let confidence = result["matches"][0]["confidence"].as_f64().unwrap_or(0.0);
         assert!(
-            (0.5..=1.0).contains(&confidence),
-            "confidence {confidence} outside [threshold 0.5, 1]: {result}"
+            (threshold..=1.0).contains(&confidence),
+            "confidence {confidence} outside [threshold {threshold}, 1]: {result}"
         );
+    }
+}
+
+/// `identify -` reads the clip from standard input, and a pipe given as a file (whose size
+/// is not known before it is read) is read whole: `ffmpeg ... | audiofp identify -`.
+#[cfg(unix)]
+#[test]
+fn a_clip_from_standard_input_or_a_pipe_identifies() {
+    use std::io::Write;
+    let (sandbox, songs) = indexed_library();
+    let song = &songs[4];
+    let clip = write_clip(&sandbox.path("piped.wav"), &song.excerpt(7.0, 5.0), SR);
+    let bytes = std::fs::read(&clip).expect("the clip");
+    let expected = [Expect {
+        clip: format!("5 s excerpt of {:?} at 7 s, piped", song.title),
+        title: &song.title,
+        offset_secs: 7.0,
+    }];
+
+    for arg in ["-", "/dev/stdin"] {
+        let mut child = sandbox
+            .command_with_db(&sandbox.db(), &[], ["identify", "--json", arg])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting identify");
+        let mut stdin = child.stdin.take().expect("its standard input");
+        let bytes = bytes.clone();
+        // Written from another thread, as a pipe is: identify must read to the end.
+        let feeder = std::thread::Builder::new()
+            .name("test-stdin".to_string())
+            .spawn(move || {
+                for piece in bytes.chunks(4096) {
+                    stdin.write_all(piece).expect("writing the clip");
+                }
+            })
+            .expect("a thread");
+        let output = child.wait_with_output().expect("identify's output");
+        feeder.join().expect("the writer");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "identify {arg}: {stdout}{stderr}"
+        );
+        let results: Value = serde_json::from_str(&stdout).expect("identify --json output");
+        let result = &results[0];
+        common::check_match(result, &expected[0])
+            .unwrap_or_else(|err| panic!("identify {arg}: {err}\n{stdout}"));
     }
 }
 

@@ -1,20 +1,24 @@
 //! `audiofp identify <clip>...`
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
 
-use super::output::{clock, outln, print_json};
+use super::output::{clock, outln, print_json, printable};
 use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config};
 use crate::cancel::CancelToken;
+use crate::config::MAX_TOP_MATCHES;
+use crate::engine::EngineError;
 use crate::index::OpenMode;
-use crate::library::{Identification, LibraryError};
+use crate::library::{Identification, Library, LibraryError};
 
 /// Arguments of `identify`.
 #[derive(Debug, Args)]
 pub struct IdentifyArgs {
-    /// Audio clips to identify (any supported format, any sample rate).
+    /// Audio clips to identify (any supported format, any sample rate); `-` reads one from
+    /// standard input.
     #[arg(required = true, value_name = "CLIP")]
     pub clips: Vec<PathBuf>,
     /// Print results as JSON (see docs/CLI.md for the schema).
@@ -84,7 +88,10 @@ pub struct ErrorJson {
 
 pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
     let mut match_config = match_config()?;
-    anyhow::ensure!(args.top >= 1, "--top must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_TOP_MATCHES).contains(&args.top),
+        "--top must be within 1..={MAX_TOP_MATCHES}"
+    );
     match_config.top_n = args.top;
     if let Some(threshold) = args.threshold {
         anyhow::ensure!(
@@ -104,7 +111,7 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
     let mut any_error = false;
     let mut any_miss = false;
     for clip in &args.clips {
-        let outcome = library.identify_file(clip, &CancelToken::new());
+        let outcome = identify_one(&library, clip);
         match &outcome {
             Ok(id) if !id.found() => any_miss = true,
             Err(_) => any_error = true,
@@ -126,6 +133,50 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+/// Identifies the clip at `clip`: a file, or `-` for standard input. Standard input and what
+/// is not a regular file (a pipe such as `<(ffmpeg ...)` or /dev/stdin, whose size is not
+/// known before it is read) are read whole first.
+fn identify_one(library: &Library, clip: &Path) -> Result<Identification, LibraryError> {
+    let is_stdin = clip.as_os_str() == "-";
+    let streamed =
+        is_stdin || std::fs::metadata(clip).is_ok_and(|meta| !meta.is_file() && !meta.is_dir());
+    if !streamed {
+        return library.identify_file(clip, &CancelToken::new());
+    }
+    let name = if is_stdin {
+        "standard input".to_string()
+    } else {
+        clip.display().to_string()
+    };
+    let read = if is_stdin {
+        read_clip(std::io::stdin().lock())
+    } else {
+        std::fs::File::open(clip).and_then(read_clip)
+    };
+    let bytes = read.map_err(|source| EngineError::Io {
+        path: PathBuf::from(&name),
+        source,
+    })?;
+    library.identify_bytes(bytes, &name)
+}
+
+/// Most bytes read from standard input or a pipe (an hour of CD-quality WAV is 635 MB).
+const MAX_STREAMED_CLIP_BYTES: u64 = 1 << 30;
+
+fn read_clip(source: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    source
+        .take(MAX_STREAMED_CLIP_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_STREAMED_CLIP_BYTES {
+        return Err(std::io::Error::other(format!(
+            "more than {} MiB: give a file instead",
+            MAX_STREAMED_CLIP_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>) -> ClipJson {
@@ -212,7 +263,7 @@ fn print_human(
                     .song
                     .artist
                     .as_deref()
-                    .map(|a| format!(" - {a}"))
+                    .map(|a| format!(" - {}", printable(a)))
                     .unwrap_or_default();
                 let rank = if id.matches.len() > 1 {
                     format!("#{} ", rank + 1)
@@ -221,7 +272,7 @@ fn print_human(
                 };
                 outln!(
                     "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]{altered}",
-                    m.song.title,
+                    printable(&m.song.title),
                     clock(m.offset_secs),
                     m.offset_secs,
                     m.confidence,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{bytes, clock, outln, print_json, progress_bar};
+use super::output::{bytes, clock, outln, print_json, printable, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
 use crate::calendar::utc_date_time;
 use crate::index::export::{
@@ -119,9 +119,9 @@ pub fn list(cli: &Cli, args: &ListArgs) -> anyhow::Result<u8> {
             "{:>6}  {:>7}  {:<40}  {:<24}  {}",
             song.id,
             clock(song.duration_secs),
-            truncate(&song.title, 40),
-            truncate(song.artist.as_deref().unwrap_or("-"), 24),
-            song.album.as_deref().unwrap_or("-")
+            truncate(&printable(&song.title), 40),
+            truncate(&printable(song.artist.as_deref().unwrap_or("-")), 24),
+            printable(song.album.as_deref().unwrap_or("-"))
         )?;
     }
     Ok(EXIT_OK)
@@ -187,15 +187,24 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     outln!("id:        {}", song.id)?;
-    outln!("title:     {}", song.title)?;
-    outln!("artist:    {}", song.artist.as_deref().unwrap_or("-"))?;
-    outln!("album:     {}", song.album.as_deref().unwrap_or("-"))?;
+    outln!("title:     {}", printable(&song.title))?;
+    outln!(
+        "artist:    {}",
+        printable(song.artist.as_deref().unwrap_or("-"))
+    )?;
+    outln!(
+        "album:     {}",
+        printable(song.album.as_deref().unwrap_or("-"))
+    )?;
     outln!(
         "duration:  {} ({:.1} s)",
         clock(song.duration_secs),
         song.duration_secs
     )?;
-    outln!("path:      {}", song.path.as_deref().unwrap_or("-"))?;
+    outln!(
+        "path:      {}",
+        printable(song.path.as_deref().unwrap_or("-"))
+    )?;
     outln!("added:     {}", utc_date_time(song.added_at))?;
     outln!(
         "peaks:     {} ({:.1} per second)",

@@ -69,3 +69,35 @@ pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
     }
     bar
 }
+
+/// `text` (a tag, a file name) as it may go to a terminal: control characters are written as
+/// escapes (`\n`, `\t`, `\u{1b}`), so that a tag cannot move the cursor, recolour the
+/// terminal or break the one-line-per-item output scripts read.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            printable("Evil\u{1b}[31mRED\u{1b}[0m\nfake: line\tend"),
+            "Evil\\u{1b}[31mRED\\u{1b}[0m\\nfake: line\\tend"
+        );
+        assert_eq!(printable("Café – 東京"), "Café – 東京");
+    }
+}

@@ -30,7 +30,7 @@ pub const DEFAULT_PAGE: usize = 50;
 /// Largest page size of `GET /api/v1/songs`.
 pub const MAX_PAGE: usize = 1000;
 /// Most matches a search may ask for.
-pub const MAX_TOP: usize = 50;
+pub const MAX_TOP: usize = crate::config::MAX_TOP_MATCHES;
 /// Longest title, artist or album accepted, in characters.
 const MAX_TEXT_CHARS: usize = 1000;
 

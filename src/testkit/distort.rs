@@ -379,11 +379,9 @@ mod tests {
     }
 
     #[test]
-    fn resample_speed() {
+    fn resampling_gives_the_length_of_the_new_rate() {
         let x = crate::testkit::synth::song(2, 30.0, 44_100);
-        let t = std::time::Instant::now();
         let y = resample_linear(&x, 44_100, 8_000);
-        eprintln!("resample 30 s 44.1k -> 8k: {:?}", t.elapsed());
         assert_eq!(y.len(), 240_000);
     }
 }

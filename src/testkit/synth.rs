@@ -1577,12 +1577,10 @@ mod tests {
     }
 
     #[test]
-    fn generation_speed() {
-        let t = std::time::Instant::now();
+    fn a_song_has_the_length_and_level_asked_for() {
         let x = song(1234, 30.0, 44_100);
-        let el = t.elapsed();
-        eprintln!("30 s mono at 44.1 kHz: {el:?}, rms {}", rms(&x));
         assert_eq!(x.len(), 1_323_000);
-        assert!(el.as_secs_f32() < 5.0, "too slow: {el:?}");
+        let level = rms(&x);
+        assert!((0.05..0.5).contains(&level), "rms {level}");
     }
 }
