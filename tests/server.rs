@@ -451,6 +451,56 @@ async fn search_rejects_bad_input_with_json_errors() {
     server.stop().await;
 }
 
+/// A client that stalls (half its headers sent, an upload stopped half-way, a keep-alive
+/// connection left open) is disconnected once the connection has been idle for the timeout,
+/// and the server goes on answering others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_and_idle_connections_are_closed() {
+    let idle_timeout = Duration::from_millis(800);
+    let server = TestServer::start_with(ServerSettings {
+        idle_timeout,
+        ..ServerSettings::default()
+    })
+    .await;
+    let half_headers = "POST /api/v1/search HTTP/1.1\r\nHost: test\r\n".to_string();
+    let half_upload = "POST /api/v1/search HTTP/1.1\r\nHost: test\r\n\
+        Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 1000000\r\n\r\n\
+        --XyZ\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\nRIFF"
+        .to_string();
+    let idle_keep_alive = "GET /api/v1/health HTTP/1.1\r\nHost: test\r\n\r\n".to_string();
+    for (what, sent) in [
+        ("half the headers", half_headers),
+        ("half an upload", half_upload),
+        ("an idle keep-alive connection", idle_keep_alive),
+    ] {
+        let started = std::time::Instant::now();
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(sent.as_bytes()).await.unwrap();
+        // Whatever the server answers, it must then close the connection.
+        let mut received = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut received)).await;
+        assert!(closed.is_ok(), "{what}: still open after 20 s");
+        let waited = started.elapsed();
+        assert!(
+            waited >= idle_timeout,
+            "{what}: closed after {waited:?}, before the timeout"
+        );
+        let text = String::from_utf8_lossy(&received);
+        if what.contains("keep-alive") {
+            assert!(text.starts_with("HTTP/1.1 200"), "{what}: {text}");
+        }
+    }
+    let response = server
+        .client
+        .get(server.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_uploads_get_413_whether_announced_or_streamed() {
     let limit = 64 * 1024;

@@ -11,11 +11,13 @@
 //! parallel; adding or deleting a song takes the write lock only for the store write and the
 //! index update (an upload is decoded and fingerprinted before the lock is taken). Blocking
 //! work never runs on the async worker threads. SIGINT/SIGTERM stop accepting connections
-//! and let requests in flight finish.
+//! and let requests in flight finish. A connection idle for 30 s while the server waits on it
+//! is closed ([`connection`]).
 //!
 //! The endpoints are documented in `docs/API.md` and `docs/openapi.json` (served at
 //! `/api/v1/openapi.json`).
 
+pub mod connection;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -105,6 +107,9 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Searches and uploads analysed at once.
     pub engine_threads: usize,
+    /// A connection with no byte in either direction for this long, while the server waits
+    /// on it, is closed (stalled uploads, half-sent headers, idle keep-alives).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -113,6 +118,7 @@ impl Default for ServerSettings {
             max_content_length: DEFAULT_MAX_CONTENT_LENGTH,
             cors_origins: Vec::new(),
             engine_threads: cores(),
+            idle_timeout: connection::IDLE_TIMEOUT,
         }
     }
 }
@@ -132,6 +138,7 @@ impl ServerSettings {
                 .map(str::to_string)
                 .collect(),
             engine_threads: args.engine_threads.unwrap_or_else(cores).max(1),
+            idle_timeout: connection::IDLE_TIMEOUT,
         }
     }
 }
@@ -307,6 +314,7 @@ pub async fn serve_on(
         shutdown.await;
         stopping_tx.send(()).ok();
     };
+    let listener = connection::IdleClosingListener::new(listener, state.settings().idle_timeout);
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
     let deadline = async move {
         if stopping_rx.await.is_ok() {

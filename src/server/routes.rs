@@ -31,6 +31,10 @@ pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 1000;
 /// Most matches a search may ask for.
 pub const MAX_TOP: usize = crate::config::MAX_TOP_MATCHES;
+
+/// Memory reserved for an upload before its bytes arrive (at most its announced length):
+/// enough for a 45 s CD-quality WAV, so most clips land in one buffer.
+const UPLOAD_RESERVE_BYTES: u64 = 8 << 20;
 /// Longest title, artist or album accepted, in characters.
 const MAX_TEXT_CHARS: usize = 1000;
 
@@ -240,7 +244,10 @@ async fn read_form(
         match name.as_str() {
             "audio" => {
                 let file_name = upload_name(field.file_name());
-                let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+                // Reserved up to what a typical clip needs: a client could announce the limit
+                // and send nothing.
+                let reserve = announced.min(UPLOAD_RESERVE_BYTES);
+                let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
                 while let Some(chunk) = field.chunk().await.map_err(mp_err)? {
                     bytes.extend_from_slice(&chunk);
                 }
