@@ -420,6 +420,13 @@ pub fn index_files(
     // More threads than files would only wait.
     let workers = workers.clamp(1, todo_count.max(1));
     let (result_tx, result_rx) = bounded::<Analysed>(workers * ANALYSED_AHEAD_PER_THREAD);
+    // A file that failed in an earlier run and is taken now (indexed, or known content) is
+    // no longer a failure.
+    let forget_earlier_failure = |library: &mut Library, path: &Path| {
+        if earlier_failures.contains(path) {
+            forget_failure(library, path);
+        }
+    };
     let mut store_error = None;
     std::thread::scope(|scope| {
         for worker in 0..workers {
@@ -482,9 +489,7 @@ pub fn index_files(
                 Ok(Analysis::Known { content_hash }) => {
                     match place_known_file(library, &path, stamp, &content_hash) {
                         Ok(Some(reason)) => {
-                            if earlier_failures.contains(&path) {
-                                forget_failure(library, &path);
-                            }
+                            forget_earlier_failure(library, &path);
                             summary.skipped += 1;
                             if matches!(reason, SkipReason::Moved { .. }) {
                                 summary.moved += 1;
@@ -519,17 +524,13 @@ pub fn index_files(
                 }
                 Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
                     Ok(Ok(record)) => {
-                        if earlier_failures.contains(&path) {
-                            forget_failure(library, &path);
-                        }
+                        forget_earlier_failure(library, &path);
                         summary.indexed += 1;
                         summary.audio_secs += record.duration_secs;
                         observer.on_event(&IndexEvent::Indexed { path, song: record });
                     }
                     Ok(Err(reason)) => {
-                        if earlier_failures.contains(&path) {
-                            forget_failure(library, &path);
-                        }
+                        forget_earlier_failure(library, &path);
                         summary.skipped += 1;
                         observer.on_event(&IndexEvent::Skipped { path, reason });
                     }
@@ -815,12 +816,11 @@ fn fingerprint_file(
         Side::Reference,
         cancel,
     )?;
-    let file_title = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string());
     let song = NewSong {
-        title: decoded.tags.title.unwrap_or(file_title),
+        title: decoded
+            .tags
+            .title
+            .unwrap_or_else(|| crate::paths::title_from_file_name(path)),
         artist: decoded.tags.artist,
         album: decoded.tags.album,
         duration_secs: fingerprint.duration_secs,

@@ -1,8 +1,18 @@
 //! How paths given by the user are spelled and compared: one absolute spelling for what is
-//! stored, and file identity (through links) for what must not be confused.
+//! stored, file identity (through links) for what must not be confused, and the title a
+//! file's name gives a song without tags.
 
 use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
+
+/// The title a song takes from its file's name when its tags have none: the name without
+/// its extension ("Track 01.flac" is "Track 01"), or the whole path if it has no name.
+pub fn title_from_file_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |stem| stem.to_string_lossy().to_string(),
+    )
+}
 
 /// `given` made absolute against the working directory, with `.` and `..` taken out, so that
 /// `../Music/a.mp3` is stored as `/home/me/Music/a.mp3`, the spelling a later run from

@@ -159,10 +159,13 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
             failure.audiofp_version
         )?;
     }
+    let (count, each) = match failures.len() {
+        1 => ("1 failed file".to_string(), "it is"),
+        n => (format!("{n} failed files"), "each is"),
+    };
     outln!(
-        "{} failed files; each is reported again by `audiofp index` until it changes \
-         (--retry-failed decodes them again)",
-        failures.len()
+        "{count}; {each} reported again by `audiofp index` until it changes \
+         (--retry-failed decodes again)"
     )?;
     Ok(EXIT_OK)
 }

@@ -39,7 +39,7 @@ pub struct Cli {
     pub db: Option<PathBuf>,
 
     /// Where the index lives: `sqlite` (a file, the default) or `memory` (gone at exit).
-    #[arg(long, global = true, env = "STORAGE_TYPE", value_enum, default_value_t = StorageType::Sqlite)]
+    #[arg(long, global = true, env = "STORAGE_TYPE", value_enum, ignore_case = true, default_value_t = StorageType::Sqlite)]
     pub storage: StorageType,
 
     /// Log level: error, warn, info, debug, trace (or a tracing filter).
@@ -266,7 +266,13 @@ pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
     if let Err(err) = dotenvy::dotenv()
         && !err.not_found()
     {
-        eprintln!("error: .env: {err}");
+        match err {
+            dotenvy::Error::LineParse(line, at) => eprintln!(
+                "error: .env: cannot read the line {line:?} (at character {}); lines are NAME=value, or # comments",
+                at + 1
+            ),
+            other => eprintln!("error: .env: {other}"),
+        }
         return ExitCode::from(EXIT_ERROR);
     }
     let matches = Cli::command().get_matches();

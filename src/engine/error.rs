@@ -86,6 +86,14 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// The stream could not be resampled to the analysis rate.
+    #[error("{source_name}: {source}")]
+    Resample {
+        /// File path or "clip".
+        source_name: String,
+        /// Why.
+        source: super::resample::ResampleError,
+    },
     /// The work was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -103,7 +111,12 @@ impl EngineError {
             EngineError::Truncated { .. } | EngineError::CutShort { .. } => "truncated",
             EngineError::TooShort { .. } => "too_short",
             EngineError::Silent { .. } => "silent",
-            EngineError::BadFormat { .. } => "bad_format",
+            EngineError::BadFormat { .. }
+            | EngineError::Resample {
+                source: super::resample::ResampleError::Rates { .. },
+                ..
+            } => "bad_format",
+            EngineError::Resample { .. } => "internal_error",
             EngineError::Cancelled => "cancelled",
         }
     }

@@ -12,7 +12,7 @@
 //! counts the input's length and the level of what it analysed (for the silence test).
 
 use super::EngineError;
-use super::resample::StreamResampler;
+use super::resample::{ResampleError, StreamResampler};
 use super::stft::Stft;
 use crate::config::FingerprintConfig;
 
@@ -66,7 +66,7 @@ impl FrontEnd {
             self.end_link(source_name, &mut on_frame)?;
             let resampler =
                 StreamResampler::new(sample_rate_hz, self.analysis_rate_hz, self.keep_hz)
-                    .map_err(|reason| bad_format(source_name, reason))?;
+                    .map_err(|source| resample_error(source_name, source))?;
             self.resampler = Some((sample_rate_hz, resampler));
         }
         self.samples_at_rate += samples.len() as u64;
@@ -74,7 +74,7 @@ impl FrontEnd {
         if let Some((_, resampler)) = self.resampler.as_mut() {
             resampler
                 .push(samples, &mut self.resampled)
-                .map_err(|reason| bad_format(source_name, reason))?;
+                .map_err(|source| resample_error(source_name, source))?;
         }
         self.analyse_resampled(&mut on_frame);
         Ok(())
@@ -116,7 +116,7 @@ impl FrontEnd {
         self.resampled.clear();
         resampler
             .finish(&mut self.resampled)
-            .map_err(|reason| bad_format(source_name, reason))?;
+            .map_err(|source| resample_error(source_name, source))?;
         self.analyse_resampled(on_frame);
         Ok(())
     }
@@ -128,10 +128,10 @@ impl FrontEnd {
     }
 }
 
-fn bad_format(source_name: &str, reason: String) -> EngineError {
-    EngineError::BadFormat {
+fn resample_error(source_name: &str, source: ResampleError) -> EngineError {
+    EngineError::Resample {
         source_name: source_name.to_string(),
-        reason,
+        source,
     }
 }
 
@@ -231,5 +231,7 @@ mod tests {
             .push(&[0.0; 10], 0, "odd.wav", |_| {})
             .expect_err("rate 0");
         assert!(error.to_string().contains("odd.wav"), "{error}");
+        // The file's fault, not the program's.
+        assert_eq!(error.code(), "bad_format", "{error}");
     }
 }

@@ -60,13 +60,33 @@ pub struct StreamResampler {
     frames_out: u64,
 }
 
+/// Why a stream cannot be resampled.
+#[derive(Debug, thiserror::Error)]
+pub enum ResampleError {
+    /// The rates, or the band to keep, do not allow it (a file declaring a rate of 0, say).
+    #[error("cannot resample {from_hz} Hz to {to_hz} Hz keeping {keep_hz} Hz")]
+    Rates {
+        /// The stream's rate.
+        from_hz: u32,
+        /// The rate asked for.
+        to_hz: u32,
+        /// The band to keep intact.
+        keep_hz: f32,
+    },
+    /// The resampler failed (a fault of this program, not of the audio).
+    #[error("resampling failed: {0}")]
+    Failed(String),
+}
+
 impl StreamResampler {
     /// A resampler from `from_hz` to `to_hz` that keeps the band below `keep_hz` intact.
-    pub fn new(from_hz: u32, to_hz: u32, keep_hz: f32) -> Result<Self, String> {
+    pub fn new(from_hz: u32, to_hz: u32, keep_hz: f32) -> Result<Self, ResampleError> {
         if from_hz == 0 || to_hz == 0 || !(keep_hz > 0.0 && keep_hz <= to_hz as f32 / 2.0) {
-            return Err(format!(
-                "cannot resample {from_hz} Hz to {to_hz} Hz keeping {keep_hz} Hz"
-            ));
+            return Err(ResampleError::Rates {
+                from_hz,
+                to_hz,
+                keep_hz,
+            });
         }
         let protected_hz =
             (f64::from(keep_hz) + KEEP_MARGIN_HZ).min(MAX_PROTECTED_FRACTION * f64::from(to_hz));
@@ -85,7 +105,9 @@ impl StreamResampler {
         let (inner, chunk_frames) = if rate == to_hz {
             (None, CHUNK_FRAMES)
         } else {
-            let err = |err| format!("cannot resample {from_hz} Hz to {to_hz} Hz: {err}");
+            let err = |err: rubato::ResamplerConstructionError| {
+                ResampleError::Failed(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {err}"))
+            };
             let gcd = gcd(rate as usize, to_hz as usize);
             let min_block = rate as usize / gcd;
             let block = min_block * MIN_FFT_BLOCK.div_ceil(min_block).next_power_of_two();
@@ -120,7 +142,7 @@ impl StreamResampler {
     }
 
     /// Resamples `input`, appending what is ready to `out`.
-    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), ResampleError> {
         if self.stages.is_empty() {
             return self.push_rubato(input, out);
         }
@@ -140,7 +162,7 @@ impl StreamResampler {
     }
 
     /// Flushes the last partial chunk and the resampler's tail.
-    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
+    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), ResampleError> {
         if !self.stages.is_empty() {
             // Flush each stage in turn, feeding its tail through the stages after it.
             let mut tail = Vec::new();
@@ -184,7 +206,7 @@ impl StreamResampler {
     }
 
     /// Hands (pre-decimated) samples to rubato.
-    fn push_rubato(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+    fn push_rubato(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), ResampleError> {
         self.frames_in += input.len() as u64;
         if self.inner.is_none() {
             out.extend_from_slice(input);
@@ -227,14 +249,19 @@ impl StreamResampler {
         result
     }
 
-    fn process(&mut self, chunk: &[f32], partial_len: Option<usize>) -> Result<usize, String> {
+    fn process(
+        &mut self,
+        chunk: &[f32],
+        partial_len: Option<usize>,
+    ) -> Result<usize, ResampleError> {
         let Some(inner) = self.inner.as_mut() else {
             return Ok(0);
         };
-        let input = InterleavedSlice::new(chunk, 1, chunk.len()).map_err(|e| e.to_string())?;
+        let failed = |err: &dyn std::fmt::Display| ResampleError::Failed(err.to_string());
+        let input = InterleavedSlice::new(chunk, 1, chunk.len()).map_err(|e| failed(&e))?;
         let out_len = self.out_scratch.len();
         let mut output = InterleavedSlice::new_mut(&mut self.out_scratch[..], 1, out_len)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(&e))?;
         let indexing = Indexing {
             input_offset: 0,
             output_offset: 0,
@@ -243,7 +270,7 @@ impl StreamResampler {
         };
         let (_, produced) = inner
             .process_into_buffer(&input, &mut output, Some(&indexing))
-            .map_err(|e| format!("resampling failed: {e}"))?;
+            .map_err(|e| failed(&e))?;
         Ok(produced)
     }
 
@@ -445,7 +472,7 @@ pub fn resample_clip(
     from_hz: u32,
     to_hz: u32,
     keep_hz: f32,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>, ResampleError> {
     let mut resampler = StreamResampler::new(from_hz, to_hz, keep_hz)?;
     let mut out = Vec::with_capacity(
         (samples.len() as f64 * f64::from(to_hz) / f64::from(from_hz.max(1))) as usize + 16,

@@ -55,20 +55,8 @@ impl Store for MemoryStore {
                 song_id: existing.id,
             });
         }
-        let record = SongRecord {
-            id: self.next_id,
-            title: song.title.clone(),
-            artist: song.artist.clone(),
-            album: song.album.clone(),
-            duration_secs: song.duration_secs,
-            path: song.path.clone(),
-            file_size: song.file_size,
-            file_mtime: song.file_mtime,
-            content_hash: song.content_hash.clone(),
-            added_at: song.added_at.unwrap_or_else(unix_now),
-            num_frames: fingerprint.num_frames,
-            num_peaks: fingerprint.peaks.len() as u32,
-        };
+        let added_at = song.added_at.unwrap_or_else(unix_now);
+        let record = SongRecord::stored(self.next_id, song, fingerprint, added_at);
         self.next_id += 1;
         self.songs
             .insert(record.id, (record.clone(), fingerprint.peaks.clone()));

@@ -102,6 +102,26 @@ pub struct SongRecord {
     pub num_peaks: u32,
 }
 
+impl SongRecord {
+    /// The record of `song`, stored under `id` at `added_at` with `fingerprint`.
+    pub fn stored(id: i64, song: &NewSong, fingerprint: &Fingerprint, added_at: i64) -> Self {
+        Self {
+            id,
+            title: song.title.clone(),
+            artist: song.artist.clone(),
+            album: song.album.clone(),
+            duration_secs: song.duration_secs,
+            path: song.path.clone(),
+            file_size: song.file_size,
+            file_mtime: song.file_mtime,
+            content_hash: song.content_hash.clone(),
+            added_at,
+            num_frames: fingerprint.num_frames,
+            num_peaks: fingerprint.peaks.len() as u32,
+        }
+    }
+}
+
 /// Totals for `audiofp stats`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreStats {

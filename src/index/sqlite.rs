@@ -456,20 +456,7 @@ impl Store for SqliteStore {
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(SongRecord {
-            id,
-            title: song.title.clone(),
-            artist: song.artist.clone(),
-            album: song.album.clone(),
-            duration_secs: song.duration_secs,
-            path: song.path.clone(),
-            file_size: song.file_size,
-            file_mtime: song.file_mtime,
-            content_hash: song.content_hash.clone(),
-            added_at,
-            num_frames: fingerprint.num_frames,
-            num_peaks: fingerprint.peaks.len() as u32,
-        })
+        Ok(SongRecord::stored(id, song, fingerprint, added_at))
     }
 
     fn remove_song(&mut self, song_id: i64) -> Result<bool, IndexError> {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::engine::EngineError;
+use crate::engine::resample::ResampleError;
 use crate::library::LibraryError;
 
 /// Why a request failed.
@@ -133,8 +134,12 @@ impl ApiError {
                 | EngineError::CutShort { .. }
                 | EngineError::TooShort { .. }
                 | EngineError::Silent { .. }
-                | EngineError::BadFormat { .. } => StatusCode::BAD_REQUEST,
-                EngineError::Io { .. } | EngineError::Cancelled => {
+                | EngineError::BadFormat { .. }
+                | EngineError::Resample {
+                    source: ResampleError::Rates { .. },
+                    ..
+                } => StatusCode::BAD_REQUEST,
+                EngineError::Io { .. } | EngineError::Resample { .. } | EngineError::Cancelled => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },

@@ -524,11 +524,8 @@ pub async fn add_song(
         )?)
     })
     .await?;
-    let file_title = (file_name != "upload").then(|| {
-        FsPath::new(&file_name)
-            .file_stem()
-            .map_or_else(|| file_name.clone(), |s| s.to_string_lossy().to_string())
-    });
+    let file_title = (file_name != "upload")
+        .then(|| crate::paths::title_from_file_name(FsPath::new(&file_name)));
     let song = NewSong {
         title: form
             .title
