@@ -535,6 +535,55 @@ fn a_library_of_100k_songs_lays_out_only_visible_rows_and_filters() {
     );
 }
 
+/// The library without a mouse: Down and Up move the selection through the list as shown
+/// (newest first), Enter opens the selected song.
+#[test]
+fn the_library_is_browsed_and_a_song_opened_with_the_keyboard() {
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    let rows: Vec<SongRow> = (1..=5)
+        .map(|i| SongRow {
+            song_id: i,
+            title: format!("Track {i}"),
+            artist: String::new(),
+            album: String::new(),
+            duration_secs: 60.0,
+            added_at_unix_secs: 1_700_000_000 + i,
+            path: None,
+        })
+        .collect();
+    harness.state_mut().apply(Event::Library { rows });
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    assert_eq!(harness.state_mut().library_mut().selected, None);
+
+    let press = |harness: &mut Harness<'_, AudiofpApp>, key: egui::Key| {
+        harness.key_press(key);
+        harness.step();
+    };
+    press(&mut harness, egui::Key::ArrowDown);
+    assert_eq!(
+        harness.state_mut().library_mut().selected,
+        Some(5),
+        "newest first"
+    );
+    press(&mut harness, egui::Key::ArrowDown);
+    press(&mut harness, egui::Key::ArrowDown);
+    press(&mut harness, egui::Key::ArrowUp);
+    assert_eq!(harness.state_mut().library_mut().selected, Some(4));
+    for _ in 0..6 {
+        press(&mut harness, egui::Key::ArrowDown);
+    }
+    assert_eq!(
+        harness.state_mut().library_mut().selected,
+        Some(1),
+        "stops at the end"
+    );
+    press(&mut harness, egui::Key::Enter);
+    assert_eq!(harness.state().page(), Page::Song);
+    assert_eq!(harness.state().detail().song_id, Some(1));
+}
+
 #[test]
 fn listening_without_the_chosen_device_explains_why() {
     let settings = Settings {

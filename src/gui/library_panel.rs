@@ -197,6 +197,24 @@ impl LibraryState {
         self.view.len()
     }
 
+    /// Moves the selection `delta` rows down the list as shown (up when negative), stopping at
+    /// its ends; with nothing selected, selects the first row (the last, going up). The new
+    /// selection's place in the list as shown.
+    pub fn move_selection(&mut self, delta: isize) -> Option<usize> {
+        self.refresh_view();
+        let last = self.view.len().checked_sub(1)?;
+        let current = self
+            .selected
+            .and_then(|id| self.view.iter().position(|&i| self.rows[i].song_id == id));
+        let place = match current {
+            Some(at) => at.saturating_add_signed(delta).min(last),
+            None if delta < 0 => last,
+            None => 0,
+        };
+        self.selected = Some(self.rows[self.view[place]].song_id);
+        Some(place)
+    }
+
     /// Total audio, seconds.
     pub fn total_secs(&self) -> f64 {
         // A fold from +0: an empty f64 sum is -0.0, shown as "-0.0 h".
@@ -499,7 +517,36 @@ fn empty_library_ui(
     });
 }
 
+/// Up and Down move the selection and Enter opens the selected song, when no widget has the
+/// keyboard (a focused button takes Enter, the filter box takes the arrows). The row to
+/// scroll to, if the selection moved.
+fn keyboard_navigation(
+    ui: &egui::Ui,
+    state: &mut LibraryState,
+    actions: &mut Vec<Action>,
+) -> Option<usize> {
+    if ui.memory(|memory| memory.focused().is_some()) {
+        return None;
+    }
+    let (down, up, enter) = ui.input(|input| {
+        (
+            input.key_pressed(egui::Key::ArrowDown),
+            input.key_pressed(egui::Key::ArrowUp),
+            input.key_pressed(egui::Key::Enter),
+        )
+    });
+    if enter && let Some(song_id) = state.selected {
+        actions.push(Action::OpenSong(song_id));
+    }
+    match (down, up) {
+        (true, false) => state.move_selection(1),
+        (false, true) => state.move_selection(-1),
+        _ => None,
+    }
+}
+
 fn table_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Action>) {
+    let scroll_to = keyboard_navigation(ui, state, actions);
     let mut sort_clicked = None;
     let row_height = 26.0;
     let sort_label = |key: SortKey, name: &str, state: &LibraryState| {
@@ -517,7 +564,7 @@ fn table_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Actio
         }
     };
     ui.style_mut().interaction.selectable_labels = false;
-    let table = TableBuilder::new(ui)
+    let mut table = TableBuilder::new(ui)
         .id_salt("library-table")
         .striped(true)
         .resizable(true)
@@ -527,6 +574,9 @@ fn table_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Actio
         .column(Column::initial(200.0).at_least(80.0).clip(true))
         .column(Column::initial(80.0).at_least(60.0))
         .column(Column::initial(110.0).at_least(90.0));
+    if let Some(row) = scroll_to {
+        table = table.scroll_to_row(row, None);
+    }
     let headers = [
         (SortKey::Title, "Title"),
         (SortKey::Artist, "Artist"),
