@@ -356,6 +356,16 @@ fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
             with_first_song_frames(&bytes, 9_000_000),
             &["not a valid audiofp export", "hours long"],
         ),
+        (
+            "a-title-changed-in-storage.afpx",
+            with_bytes_replaced(&bytes, b"\"lib-1\"", b"\"lib-7\""),
+            &["not a valid audiofp export", "checksum does not match"],
+        ),
+        (
+            "data-after-the-end.afpx",
+            [bytes.as_slice(), b"junk"].concat(),
+            &["not a valid audiofp export", "after the end"],
+        ),
     ];
     for (i, (name, content, words)) in cases.iter().enumerate() {
         let file = sandbox.path(name);
@@ -380,6 +390,45 @@ fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
             );
         }
     }
+}
+
+/// `bytes` with the first occurrence of `from` replaced by `to` (of the same length).
+fn with_bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|window| window == from)
+        .expect("the bytes to replace");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+/// An export of format version 1 (before the checksum) still imports whole.
+#[test]
+fn an_export_of_format_version_1_still_imports() {
+    let sandbox = Sandbox::new();
+    small_library(&sandbox);
+    let export = sandbox.path("library.afpx");
+    sandbox
+        .run([OsStr::new("export"), export.as_os_str()])
+        .expect_code(0, "export");
+    let bytes = std::fs::read(&export).expect("reading the export");
+    assert_eq!(
+        &bytes[4..8],
+        &2u32.to_le_bytes(),
+        "this build writes version 2"
+    );
+    // Version 1: the same layout without the 32-byte checksum at the end.
+    let mut old = bytes[..bytes.len() - 32].to_vec();
+    old[4..8].copy_from_slice(&1u32.to_le_bytes());
+    let old_file = sandbox.path("old.afpx");
+    std::fs::write(&old_file, &old).expect("writing the version 1 file");
+    let db = sandbox.path("from-v1.db");
+    sandbox
+        .run_with_db(&db, &[], [OsStr::new("import"), old_file.as_os_str()])
+        .expect_code(0, "import of a version 1 export");
+    assert_eq!(sandbox.list_db(&db), sandbox.list());
 }
 
 /// `export` (an AFPX file) with its first song's record claiming `num_frames` frames: the

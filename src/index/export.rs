@@ -7,7 +7,12 @@
 //! u32 len, JSON header {fingerprint_config, songs, created_by}
 //! per song: u32 len, JSON song record  |  u32 len, peak blob (see index::codec)
 //! "AFPE"  u64 song count               (a missing trailer means a truncated file)
+//! 32 bytes: BLAKE3 of every byte before them (from version 2)
 //! ```
+//!
+//! The checksum finds a file damaged in storage or in transit (a flipped bit in a peak blob
+//! would otherwise import as a slightly wrong song); nothing may follow it. Version 1 files
+//! (without it) are still read.
 //!
 //! Peaks are exported, not audio: the round trip is exact (same metadata, same peaks, same
 //! `added_at`), and an import into an index with other fingerprint parameters is refused.
@@ -26,7 +31,9 @@ use crate::engine::{Fingerprint, Peak};
 pub const EXPORT_MAGIC: &[u8; 4] = b"AFPX";
 const TRAILER_MAGIC: &[u8; 4] = b"AFPE";
 /// Current export format version.
-pub const EXPORT_VERSION: u32 = 1;
+pub const EXPORT_VERSION: u32 = 2;
+/// The first version whose files end with a checksum.
+const CHECKSUM_SINCE_VERSION: u32 = 2;
 /// Largest JSON record or blob accepted (guards against garbage lengths).
 const MAX_RECORD_BYTES: u32 = 256 * 1024 * 1024;
 
@@ -191,6 +198,20 @@ fn write_export(store: &dyn Store, name: &str, out: &mut impl Write) -> Result<u
         path: name.to_string(),
         source,
     };
+    let mut hashed = Hashing::new(&mut *out);
+    let written = write_songs(store, name, &mut hashed)?;
+    let digest = hashed.hasher.finalize();
+    out.write_all(digest.as_bytes()).map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(written)
+}
+
+/// Everything of an export but its checksum.
+fn write_songs(store: &dyn Store, name: &str, out: &mut impl Write) -> Result<u64, ExportError> {
+    let io = |source| ExportError::Io {
+        path: name.to_string(),
+        source,
+    };
     let mut songs = 0u64;
     let mut written = 0u64;
     let mut failure: Option<ExportError> = None;
@@ -234,8 +255,42 @@ fn write_export(store: &dyn Store, name: &str, out: &mut impl Write) -> Result<u
     }
     out.write_all(TRAILER_MAGIC).map_err(io)?;
     out.write_all(&written.to_le_bytes()).map_err(io)?;
-    out.flush().map_err(io)?;
     Ok(written)
+}
+
+/// A reader or writer that hashes (BLAKE3) the bytes passing through it.
+struct Hashing<T> {
+    inner: T,
+    hasher: blake3::Hasher,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The index file (`store`'s database, its WAL, shared-memory or journal file, or its saved
@@ -377,7 +432,7 @@ fn read_export(path: &Path, visit: &mut SongVisitor<'_>) -> Result<ExportInfo, E
     if file.metadata().is_ok_and(|meta| meta.is_dir()) {
         return Err(invalid("this is a folder, not a file"));
     }
-    let mut input = BufReader::new(file);
+    let mut input = Hashing::new(BufReader::new(file));
     let mut magic = [0u8; 4];
     input
         .read_exact(&mut magic)
@@ -421,6 +476,31 @@ fn read_export(path: &Path, visit: &mut SongVisitor<'_>) -> Result<ExportInfo, E
         return Err(invalid(
             "the end marker's song count differs from the header's",
         ));
+    }
+    if version >= CHECKSUM_SINCE_VERSION {
+        let digest = input.hasher.finalize();
+        let mut stored = [0u8; 32];
+        input
+            .inner
+            .read_exact(&mut stored)
+            .map_err(|_| invalid("truncated: the checksum is missing"))?;
+        if digest != blake3::Hash::from_bytes(stored) {
+            return Err(invalid(
+                "the checksum does not match: the file was damaged after it was written",
+            ));
+        }
+    }
+    let mut after = [0u8; 1];
+    if input
+        .inner
+        .read(&mut after)
+        .map_err(|source| ExportError::Io {
+            path: name.clone(),
+            source,
+        })?
+        != 0
+    {
+        return Err(invalid("unexpected data after the end of the export"));
     }
     Ok(ExportInfo {
         fingerprint_config: header.fingerprint_config,
