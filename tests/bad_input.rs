@@ -324,6 +324,10 @@ fn identify_of_a_half_second_clip_says_too_short_and_of_digital_silence_says_sil
         );
         assert_eq!(result["found"], false, "{}: {result}", clip.display());
         assert_eq!(result["matches"], Value::Array(vec![]), "{result}");
+        if code == "too_short" {
+            let secs = result["clip_seconds"].as_f64().unwrap_or_default();
+            assert!((secs - 0.5).abs() < 0.02, "clip_seconds {secs}: {result}");
+        }
         run.expect_code(2, &format!("identify --json of {}", clip.display()));
 
         let human = sandbox.run([OsStr::new("identify"), clip.as_os_str()]);

@@ -112,6 +112,26 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
     let mut any_miss = false;
     for clip in &args.clips {
         let outcome = identify_one(&library, clip);
+        if let Ok(id) = &outcome {
+            tracing::info!(
+                "{}: {:.1} s, {} landmarks looked up, {} hits; analysis {:.1} ms, matching {:.1} ms; {}",
+                clip.display(),
+                id.clip_secs,
+                id.query_landmarks,
+                id.hits,
+                id.analysis_ms,
+                id.match_ms,
+                match (id.matches.first(), &id.best_rejected) {
+                    (Some(best), _) =>
+                        format!("song {} at confidence {:.3}", best.song.id, best.confidence),
+                    (None, Some(rejected)) => format!(
+                        "no match (best: song {} at confidence {:.3})",
+                        rejected.song.id, rejected.confidence
+                    ),
+                    (None, None) => "no candidate".to_string(),
+                }
+            );
+        }
         match &outcome {
             Ok(id) if !id.found() => any_miss = true,
             Err(_) => any_error = true,
@@ -209,7 +229,11 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
             clip: clip.to_path_buf(),
             found: false,
             matches: Vec::new(),
-            clip_seconds: 0.0,
+            // How long a too-short clip is, when the error says; 0 when nothing was measured.
+            clip_seconds: match &err {
+                LibraryError::Engine(EngineError::TooShort { secs, .. }) => *secs,
+                _ => 0.0,
+            },
             processing_time_ms: 0.0,
             query_hashes: 0,
             speed: 1.0,

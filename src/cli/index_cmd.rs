@@ -115,7 +115,14 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
                 "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
                 path.display()
             ),
-            IndexEvent::Indexed { path, .. } => {
+            IndexEvent::Indexed { path, song } => {
+                tracing::info!(
+                    "{}: indexed as song {} ({:.1} s of audio, {} peaks)",
+                    path.display(),
+                    song.id,
+                    song.duration_secs,
+                    song.num_peaks
+                );
                 // The file name: a long path would show only its start.
                 let name = path.file_name().unwrap_or(path.as_os_str());
                 bar.set_message(name.to_string_lossy().to_string());
