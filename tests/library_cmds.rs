@@ -20,6 +20,26 @@ fn small_library(sandbox: &Sandbox) -> (PathBuf, Vec<Song>) {
     (folder, songs)
 }
 
+/// Fails if an export left its temporary file (`*.partial`) in the sandbox.
+fn assert_no_partial_exports(sandbox: &Sandbox) {
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
+        .expect("the sandbox")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// Exports the sandbox's library to `<root>/<name>`: the file and its bytes.
+fn export_to(sandbox: &Sandbox, name: &str) -> (PathBuf, Vec<u8>) {
+    let file = sandbox.path(name);
+    sandbox
+        .run([OsStr::new("export"), file.as_os_str()])
+        .expect_code(0, "export");
+    let bytes = std::fs::read(&file).expect("reading the export");
+    (file, bytes)
+}
+
 /// Clips at 6.5 s of each song, with what they should identify as.
 fn clips_of<'a>(
     sandbox: &Sandbox,
@@ -226,12 +246,7 @@ fn export_onto_the_index_itself_is_refused_and_changes_nothing() {
         NUM_SONGS,
         "the library after the refusals"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
-        .expect("the sandbox")
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_partial_exports(&sandbox);
 
     // The WAL is gone after a clean close; an export written under its name would be read
     // as the database's log at the next open. Refused by name.
@@ -252,11 +267,7 @@ fn export_writes_through_links_refuses_what_is_not_a_file_and_streams_to_stdout(
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let sandbox = Sandbox::new();
     small_library(&sandbox);
-    let plain = sandbox.path("plain.afpx");
-    sandbox
-        .run([OsStr::new("export"), plain.as_os_str()])
-        .expect_code(0, "export to a new file");
-    let exported = std::fs::read(&plain).expect("the export");
+    let (_, exported) = export_to(&sandbox, "plain.afpx");
 
     // A link to an older backup with private permissions.
     let backup = sandbox.path("backup.afpx");
@@ -311,23 +322,14 @@ fn export_writes_through_links_refuses_what_is_not_a_file_and_streams_to_stdout(
         note.contains(&format!("exported {NUM_SONGS} songs")),
         "{note}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root())
-        .expect("the sandbox")
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_partial_exports(&sandbox);
 }
 
 #[test]
 fn importing_a_truncated_or_foreign_export_file_fails_with_a_clear_error() {
     let sandbox = Sandbox::new();
     let (_, songs) = small_library(&sandbox);
-    let export = sandbox.path("library.afpx");
-    sandbox
-        .run([OsStr::new("export"), export.as_os_str()])
-        .expect_code(0, "export");
-    let bytes = std::fs::read(&export).expect("reading the export");
+    let (_, bytes) = export_to(&sandbox, "library.afpx");
 
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         (
@@ -409,11 +411,7 @@ fn with_bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 fn an_export_of_format_version_1_still_imports() {
     let sandbox = Sandbox::new();
     small_library(&sandbox);
-    let export = sandbox.path("library.afpx");
-    sandbox
-        .run([OsStr::new("export"), export.as_os_str()])
-        .expect_code(0, "export");
-    let bytes = std::fs::read(&export).expect("reading the export");
+    let (_, bytes) = export_to(&sandbox, "library.afpx");
     assert_eq!(
         &bytes[4..8],
         &2u32.to_le_bytes(),
