@@ -1185,14 +1185,16 @@ fn remove_top_empty_folders_and_memory_stats_say_what_happened() {
     assert_eq!(sandbox.list().len(), NUM_SONGS - 1);
 
     let clip = write_clip(&sandbox.path("silence.wav"), &vec![0.1; 22_050], SR);
-    let run = sandbox.run([
-        OsStr::new("identify"),
-        OsStr::new("--top"),
-        OsStr::new("0"),
-        clip.as_os_str(),
-    ]);
-    run.expect_code(2, "identify --top 0");
-    assert!(run.stderr.contains("--top must be at least 1"), "{run}");
+    for top in ["0", "51"] {
+        let run = sandbox.run([
+            OsStr::new("identify"),
+            OsStr::new("--top"),
+            OsStr::new(top),
+            clip.as_os_str(),
+        ]);
+        run.expect_code(2, &format!("identify --top {top}"));
+        assert!(run.stderr.contains("--top must be within 1..=50"), "{run}");
+    }
 
     let empty = sandbox.subdir("empty-folder");
     let run = sandbox.run([OsStr::new("index"), empty.as_os_str()]);
