@@ -268,6 +268,10 @@ fn export_writes_through_links_refuses_what_is_not_a_file_and_streams_to_stdout(
     let sandbox = Sandbox::new();
     small_library(&sandbox);
     let (_, exported) = export_to(&sandbox, "plain.afpx");
+    let summary = sandbox.run(["export", "--json", "summary.afpx"]);
+    summary.expect_code(0, "export --json");
+    assert_eq!(summary.json()["exported"], NUM_SONGS, "{summary}");
+    assert_eq!(summary.json()["file"], "summary.afpx", "{summary}");
 
     // A link to an older backup with private permissions.
     let backup = sandbox.path("backup.afpx");

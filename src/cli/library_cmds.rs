@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::output::{bytes, clock, outln, print_json, printable, progress_bar};
 use super::{Cli, EXIT_ERROR, EXIT_OK, match_config};
@@ -63,6 +64,16 @@ pub struct RemoveArgs {
 pub struct ExportArgs {
     /// File to write (replaced whole once written), or `-` for standard output.
     pub file: PathBuf,
+    /// Print the summary as JSON (on stderr when the export goes to standard output).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `export --json` (docs/CLI.md).
+#[derive(Serialize)]
+struct ExportJson<'a> {
+    exported: u64,
+    file: std::borrow::Cow<'a, str>,
 }
 
 /// Arguments of `import`.
@@ -327,11 +338,26 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
         let mut out = std::io::BufWriter::new(stdout.lock());
         let written = export_to_writer(store.as_ref(), "standard output", &mut out)?;
         // Standard output holds the export; the note goes to the terminal.
-        eprintln!("exported {written} songs to standard output");
+        if args.json {
+            let summary = ExportJson {
+                exported: written,
+                file: "-".into(),
+            };
+            eprintln!("{}", serde_json::to_string(&summary)?);
+        } else {
+            eprintln!("exported {written} songs to standard output");
+        }
         return Ok(EXIT_OK);
     }
     let written = export_store(store.as_ref(), &args.file)?;
-    outln!("exported {written} songs to {}", args.file.display())?;
+    if args.json {
+        print_json(&ExportJson {
+            exported: written,
+            file: args.file.to_string_lossy(),
+        })?;
+    } else {
+        outln!("exported {written} songs to {}", args.file.display())?;
+    }
     Ok(EXIT_OK)
 }
 
