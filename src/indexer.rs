@@ -129,7 +129,7 @@ pub trait IndexObserver {
     /// busy, at least every [`LEND_INTERVAL`]. No transaction is open then, so the library
     /// can answer queries, show a song or remove one: an app identifies a clip dropped on it
     /// while a long run goes on. The time spent here delays the next song's write, not its
-    /// analysis (the threads go on until [`ANALYSED_AHEAD_PER_THREAD`] songs wait).
+    /// analysis (the threads go on until two songs each wait).
     fn between_songs(&mut self, _library: &mut Library) {}
 }
 

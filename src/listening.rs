@@ -13,10 +13,14 @@
 //! usually clears the early bar within two or three seconds; `audiofp bench` measures both
 //! the false matches and the time to answer.
 //!
+//! Each attempt identifies as `audiofp identify` does ([`Library::identify_samples`]), trying
+//! the clip 2 % fast and slow and a semitone up and down when nothing matches at its own
+//! speed: a record played fast is found through the microphone too.
+//!
 //! The desktop app's worker runs sessions on live audio; [`listen_to`] runs one on a recording,
 //! with the same schedule and the same rule, for the benchmark and the tests.
 
-use crate::engine::{self, EngineError, Side};
+use crate::engine::EngineError;
 use crate::library::{Identification, Library, LibraryError, Match};
 
 pub use crate::engine::matcher::EARLY_ANSWER_CONFIDENCE;
@@ -105,18 +109,16 @@ pub fn listen_to(
         let heard_samples = ((heard_secs * f64::from(sample_rate_hz)) as usize).min(samples.len());
         outcome.attempts += 1;
         outcome.heard_secs = heard_secs;
-        let fingerprint = match engine::fingerprint_samples(
-            &samples[..heard_samples],
-            sample_rate_hz,
-            library.config(),
-            library.match_config(),
-            Side::Query,
-        ) {
-            Ok(fingerprint) => fingerprint,
-            Err(EngineError::TooShort { .. } | EngineError::Silent { .. }) => continue,
-            Err(err) => return Err(err.into()),
-        };
-        let identification = library.identify_fingerprint(&fingerprint, 0.0)?;
+        let identification =
+            match library.identify_samples(&samples[..heard_samples], sample_rate_hz) {
+                Ok(identification) => identification,
+                Err(LibraryError::Engine(
+                    EngineError::TooShort { .. } | EngineError::Silent { .. },
+                )) => {
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
         if outcome.first_at_threshold.is_none()
             && let Some(top) = identification.matches.first()
         {

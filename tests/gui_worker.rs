@@ -432,6 +432,33 @@ fn listening_to_a_sample_stream() {
     });
     assert_eq!(outcome, ListenOutcome::Matched);
 
+    // A record played 2 % fast (the same samples at a 2 % higher rate): the speed search
+    // finds it, as `identify` does.
+    let song = distort::excerpt(&synth::song(12, SONG_SECS, SR), SR, 3.0, 10.0);
+    let fast_rate = (f64::from(SR) * 1.02).round() as u32;
+    worker.send(Request::Listen {
+        job: 5,
+        chunks: feed(song, fast_rate),
+        timeout_secs: 12.0,
+        cancel: CancelToken::new(),
+    });
+    let (report, _) = wait_for(&worker, "a match at 2 % fast", |event| match event {
+        Event::Matches(report) if report.job == 5 => Some(report.clone()),
+        Event::ListenFinished { job: 5, outcome } => {
+            panic!("listening to a fast record ended without a match: {outcome:?}")
+        }
+        _ => None,
+    });
+    assert_eq!(
+        report.identification.matches[0].song.title,
+        "Copper Lanterns"
+    );
+    assert_eq!(report.identification.speed, 1.02);
+    wait_for(&worker, "the end of that session", |event| match event {
+        Event::ListenFinished { job: 5, .. } => Some(()),
+        _ => None,
+    });
+
     // Noise only: gives up after the timeout (in heard seconds) with "no match".
     let (outcome, events) = listen_to_the_end(
         &worker,

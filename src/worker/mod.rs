@@ -34,7 +34,7 @@ pub use protocol::{
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::front_end::FrontEnd;
-use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
+use crate::engine::{self, AudioSource, EngineError};
 use crate::index::{OpenMode, StorageKind, unix_now};
 use crate::indexer::{self, FailedFile, IndexEvent, IndexObserver, IndexSummary, KnownFailures};
 use crate::library::{Answer, Library, LibraryError, MatchEvidence};
@@ -738,19 +738,11 @@ impl Desk {
                 let attempt_started = Instant::now();
                 let limit = (timeout_secs * f64::from(sample_rate_hz)) as usize;
                 let clip = recording.get(..limit.min(recording.len())).unwrap_or(&[]);
-                match fingerprint_clip(library, clip, sample_rate_hz) {
-                    Ok(fingerprint) => {
-                        let analysis_ms = attempt_started.elapsed().as_secs_f64() * 1000.0;
-                        let report = match library
-                            .identify_fingerprint(&fingerprint, analysis_ms)
-                            .and_then(|identification| {
-                                let answer = Answer {
-                                    identification,
-                                    fingerprint,
-                                };
-                                let label = "microphone".to_string();
-                                make_report(library, job, label, answer, attempt_started)
-                            }) {
+                match library.query_samples(clip, sample_rate_hz) {
+                    Ok(answer) => {
+                        let label = "microphone".to_string();
+                        let report = match make_report(library, job, label, answer, attempt_started)
+                        {
                             Ok(report) => report,
                             Err(err) => {
                                 self.send_report(job, Err(err));
@@ -1038,20 +1030,6 @@ impl IndexProgress {
         self.last_sent = Instant::now();
         self.unsent = false;
     }
-}
-
-fn fingerprint_clip(
-    library: &Library,
-    samples: &[f32],
-    sample_rate_hz: u32,
-) -> Result<Fingerprint, EngineError> {
-    engine::fingerprint_samples(
-        samples,
-        sample_rate_hz,
-        library.config(),
-        library.match_config(),
-        Side::Query,
-    )
 }
 
 /// Gathers the evidence of an answer for the plots.
