@@ -718,16 +718,29 @@ fn store_song(
     fingerprint: &Fingerprint,
 ) -> Result<Result<SongRecord, SkipReason>, LibraryError> {
     if let Some(existing) = library.store().find_by_content_hash(&song.content_hash)? {
-        return Ok(Err(SkipReason::Duplicate {
-            song_id: existing.id,
-        }));
+        return Ok(Err(already_held(&existing, song)));
     }
     match library.add(song, fingerprint) {
         Ok(record) => Ok(Ok(record)),
         Err(LibraryError::Index(IndexError::DuplicateContent { song_id })) => {
-            Ok(Err(SkipReason::Duplicate { song_id }))
+            Ok(Err(match library.store().song(song_id)? {
+                Some(existing) => already_held(&existing, song),
+                None => SkipReason::Duplicate { song_id },
+            }))
         }
         Err(err) => Err(err),
+    }
+}
+
+/// Why `song` is not stored when the library holds its content as `existing`: the same file,
+/// which another process (a second `audiofp index`, the app) stored while this run analysed
+/// it, is no duplicate of itself.
+fn already_held(existing: &SongRecord, song: &NewSong) -> SkipReason {
+    let song_id = existing.id;
+    if existing.path.is_some() && existing.path == song.path {
+        SkipReason::Unchanged { song_id }
+    } else {
+        SkipReason::Duplicate { song_id }
     }
 }
 
@@ -907,6 +920,78 @@ mod tests {
         assert!(summary.failed.is_empty(), "{:?}", summary.failed);
         skipped.sort_by(|a, b| a.0.cmp(&b.0));
         skipped
+    }
+
+    /// Another process stores a file while this run analyses it (two `audiofp index` runs of
+    /// one folder): the file is skipped as already indexed, not reported as a duplicate of
+    /// itself. The other process's write is made from the observer, before this run stores
+    /// anything.
+    #[test]
+    fn a_file_another_process_stored_meanwhile_is_no_duplicate_of_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shared.wav");
+        wav::write_wav_i16(&file, &synth::song(35, 4.0, 22_050), 22_050, 1).unwrap();
+        let storage = StorageKind::Sqlite(dir.path().join("index.db"));
+        let open = || {
+            Library::open(
+                &storage,
+                &FingerprintConfig::default(),
+                &MatchConfig::default(),
+                OpenMode::CreateIfMissing,
+            )
+            .unwrap()
+        };
+        let mut this_run = open();
+        let mut other_process = Some(open());
+        let files = collect_audio_files(std::slice::from_ref(&file)).files;
+
+        /// Lets the other process index the file the first time this run lends its library.
+        struct Race<'a> {
+            other_process: &'a mut Option<Library>,
+            files: &'a [PathBuf],
+            skipped: &'a mut Vec<SkipReason>,
+        }
+        impl IndexObserver for Race<'_> {
+            fn on_event(&mut self, event: &IndexEvent) {
+                if let IndexEvent::Skipped { reason, .. } = event {
+                    self.skipped.push(reason.clone());
+                }
+            }
+            fn between_songs(&mut self, _library: &mut Library) {
+                if let Some(mut other) = self.other_process.take() {
+                    let summary = index_files(
+                        &mut other,
+                        self.files.to_vec(),
+                        1,
+                        KnownFailures::Report,
+                        &CancelToken::new(),
+                        |_: &IndexEvent| {},
+                    )
+                    .unwrap();
+                    assert_eq!(summary.indexed, 1, "the other process stores it");
+                }
+            }
+        }
+        let mut skipped = Vec::new();
+        let race = Race {
+            other_process: &mut other_process,
+            files: &files,
+            skipped: &mut skipped,
+        };
+        let summary = index_files(
+            &mut this_run,
+            files.clone(),
+            1,
+            KnownFailures::Report,
+            &CancelToken::new(),
+            race,
+        )
+        .unwrap();
+        assert_eq!((summary.indexed, summary.skipped), (0, 1), "{summary:?}");
+        assert!(
+            matches!(skipped.as_slice(), [SkipReason::Unchanged { .. }]),
+            "{skipped:?}"
+        );
     }
 
     #[test]
