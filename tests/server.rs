@@ -490,6 +490,12 @@ async fn stalled_and_idle_connections_are_closed() {
         if what.contains("keep-alive") {
             assert!(text.starts_with("HTTP/1.1 200"), "{what}: {text}");
         }
+        if what.contains("upload") {
+            assert!(
+                text.starts_with("HTTP/1.1 408") && text.contains("upload_stalled"),
+                "{what}: {text}"
+            );
+        }
     }
     let response = server
         .client
@@ -498,6 +504,31 @@ async fn stalled_and_idle_connections_are_closed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    server.stop().await;
+}
+
+/// A request that takes longer to handle than the idle timeout (a long song analysed for
+/// `POST /songs`) is answered: the connection is not idle while its request is handled,
+/// although hyper keeps a read pending on it meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_handled_longer_than_the_idle_timeout_is_answered() {
+    let idle_timeout = Duration::from_millis(50);
+    let server = TestServer::start_with(ServerSettings {
+        idle_timeout,
+        ..ServerSettings::default()
+    })
+    .await;
+    let song = synth::song(4242, 180.0, SR);
+    let started = Instant::now();
+    let response = server
+        .post_audio("/api/v1/songs", wav_bytes(&song, SR), "long.wav", &[])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    assert!(
+        took > 2 * idle_timeout,
+        "the analysis took {took:?}, too short to test the timeout"
+    );
     server.stop().await;
 }
 

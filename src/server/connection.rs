@@ -6,16 +6,22 @@
 //! accepted connection is wrapped in [`IdleTimeout`]: once it has neither received nor sent
 //! a byte for [`IDLE_TIMEOUT`] while the server waits on it, it is closed.
 //!
-//! The clock runs only while the server waits on the socket: a request whose search queues
-//! for an engine thread is not cut off, since nothing reads from its connection meanwhile.
+//! The clock stops while a request is being handled ([`ConnectionActivity`], marked by the
+//! request middleware): hyper keeps a read pending then, to notice a client that hangs up,
+//! and a search that queues for an engine thread, or a long upload being analysed, must not
+//! be cut off for it. A request whose upload stalls is answered by the form reader's own
+//! timeout.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
@@ -51,12 +57,49 @@ impl Listener for IdleClosingListener {
     }
 }
 
+/// Whether one connection has a request being handled, shared by the connection and the
+/// request middleware (it reaches the middleware as `ConnectInfo`).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionActivity(Arc<Activity>);
+
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// A request ended since the connection last looked: its idle time starts then.
+    ended: AtomicBool,
+}
+
+impl ConnectionActivity {
+    /// Marks a request as being handled until the guard is dropped.
+    pub fn request(&self) -> InFlight {
+        self.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(&self.0))
+    }
+}
+
+impl Connected<IncomingStream<'_, IdleClosingListener>> for ConnectionActivity {
+    fn connect_info(stream: IncomingStream<'_, IdleClosingListener>) -> Self {
+        stream.io().activity.clone()
+    }
+}
+
+/// A request being handled (see [`ConnectionActivity::request`]).
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A stream that fails with [`io::ErrorKind::TimedOut`] once a read or write has waited
-/// `timeout` since the last byte went either way.
+/// `timeout` since the last byte went either way, unless a request is being handled.
 pub struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    activity: ConnectionActivity,
 }
 
 impl<S> IdleTimeout<S> {
@@ -66,6 +109,7 @@ impl<S> IdleTimeout<S> {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            activity: ConnectionActivity::default(),
         }
     }
 
@@ -94,6 +138,14 @@ impl<S> IdleTimeout<S> {
 
     /// For an operation that must wait: an error once the connection has been idle too long.
     fn check_idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let activity = &self.activity.0;
+        if activity.in_flight.load(Ordering::SeqCst) > 0 {
+            // Not idle: the inner stream's pending operation will wake the task.
+            return Poll::Pending;
+        }
+        if activity.ended.swap(false, Ordering::SeqCst) {
+            self.traffic();
+        }
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,

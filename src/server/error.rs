@@ -26,6 +26,12 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// The client stopped sending the body.
+    #[error("the upload stalled: nothing arrived for {secs} s")]
+    Stalled {
+        /// How long nothing arrived, seconds.
+        secs: u64,
+    },
     /// The body is larger than `MAX_CONTENT_LENGTH`.
     #[error("request body larger than the limit of {limit} bytes (MAX_CONTENT_LENGTH)")]
     TooLarge {
@@ -122,6 +128,7 @@ impl ApiError {
         match self {
             ApiError::MissingField(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Stalled { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::SongNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -154,6 +161,7 @@ impl ApiError {
             ApiError::MissingField(_) => "missing_field",
             ApiError::BadRequest { code, .. } => code,
             ApiError::TooLarge { .. } => "too_large",
+            ApiError::Stalled { .. } => "upload_stalled",
             ApiError::SongNotFound(_) => "song_not_found",
             ApiError::Duplicate { .. } => "duplicate",
             ApiError::RouteNotFound(_) => "not_found",

@@ -11,8 +11,8 @@
 //! parallel; adding or deleting a song takes the write lock only for the store write and the
 //! index update (an upload is decoded and fingerprinted before the lock is taken). Blocking
 //! work never runs on the async worker threads. SIGINT/SIGTERM stop accepting connections
-//! and let requests in flight finish. A connection idle for 30 s while the server waits on it
-//! is closed ([`connection`]).
+//! and let requests in flight finish. A connection idle for 30 s with no request being
+//! handled is closed ([`connection`]); an upload that stalls for 30 s is answered 408.
 //!
 //! The endpoints are documented in `docs/API.md` and `docs/openapi.json` (served at
 //! `/api/v1/openapi.json`).
@@ -276,6 +276,11 @@ async fn limit_and_count(State(state): State<AppState>, request: Request, next: 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The connection is not idle while its request is handled (see `connection`).
+    let _in_flight = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<connection::ConnectionActivity>>()
+        .map(|info| info.0.request());
     let response = match announced {
         Some(length) if length > limit => ApiError::TooLarge { limit }.into_response(),
         _ => next.run(request).await,
@@ -315,7 +320,8 @@ pub async fn serve_on(
         stopping_tx.send(()).ok();
     };
     let listener = connection::IdleClosingListener::new(listener, state.settings().idle_timeout);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    let app = router(state).into_make_service_with_connect_info::<connection::ConnectionActivity>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -216,6 +216,7 @@ async fn read_form(
     multipart: Result<Multipart, MultipartRejection>,
     headers: &HeaderMap,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<UploadForm, ApiError> {
     let mut multipart = multipart.map_err(|rejection| {
         let sent = headers
@@ -238,8 +239,7 @@ async fn read_form(
         .unwrap_or(0)
         .min(limit);
     let mut form = UploadForm::default();
-    let mp_err = |e| ApiError::from_multipart(e, limit);
-    while let Some(mut field) = multipart.next_field().await.map_err(mp_err)? {
+    while let Some(mut field) = body_part(multipart.next_field(), idle, limit).await? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "audio" => {
@@ -248,7 +248,7 @@ async fn read_form(
                 // and send nothing.
                 let reserve = announced.min(UPLOAD_RESERVE_BYTES);
                 let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-                while let Some(chunk) = field.chunk().await.map_err(mp_err)? {
+                while let Some(chunk) = body_part(field.chunk(), idle, limit).await? {
                     bytes.extend_from_slice(&chunk);
                 }
                 if form.audio.is_none() {
@@ -256,7 +256,7 @@ async fn read_form(
                 }
             }
             "title" | "artist" | "album" => {
-                let text = field.text().await.map_err(mp_err)?;
+                let text = body_part(field.text(), idle, limit).await?;
                 let text = text.trim();
                 if text.chars().count() > MAX_TEXT_CHARS {
                     return Err(ApiError::BadRequest {
@@ -275,11 +275,26 @@ async fn read_form(
             }
             _ => {
                 // Unknown fields are read (they count towards the limit) and ignored.
-                field.bytes().await.map_err(mp_err)?;
+                while body_part(field.chunk(), idle, limit).await?.is_some() {}
             }
         }
     }
     Ok(form)
+}
+
+/// A read of the request body, unless nothing arrives for `idle`: a stalled upload (the
+/// connection's own idle clock is stopped while its request is handled).
+async fn body_part<T>(
+    part: impl Future<Output = Result<T, MultipartError>>,
+    idle: std::time::Duration,
+    limit: u64,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(idle, part).await {
+        Ok(result) => result.map_err(|err| ApiError::from_multipart(err, limit)),
+        Err(_) => Err(ApiError::Stalled {
+            secs: idle.as_secs(),
+        }),
+    }
 }
 
 /// The upload's file name, reduced to its last component: it names the upload in messages
@@ -344,10 +359,12 @@ pub async fn search(
         }
         match_config.top_n = top;
     }
+    let settings = &state.shared.settings;
     let form = read_form(
         multipart,
         &headers,
-        state.shared.settings.max_content_length,
+        settings.max_content_length,
+        settings.idle_timeout,
     )
     .await?;
     let (bytes, name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
@@ -488,10 +505,12 @@ pub async fn add_song(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let settings = &state.shared.settings;
     let form = read_form(
         multipart,
         &headers,
-        state.shared.settings.max_content_length,
+        settings.max_content_length,
+        settings.idle_timeout,
     )
     .await?;
     let (bytes, file_name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
