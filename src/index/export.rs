@@ -135,7 +135,7 @@ pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> 
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut out = BufWriter::new(file);
-        let written = write_export(store, &name, &mut out)?;
+        let written = export_to_writer(store, &name, &mut out)?;
         let file = out.into_inner().map_err(|err| io(err.into_error()))?;
         if let Some(permissions) = permissions {
             file.set_permissions(permissions).map_err(io)?;
@@ -148,17 +148,6 @@ pub fn export_store(store: &dyn Store, path: &Path) -> Result<u64, ExportError> 
         std::fs::remove_file(&tmp).ok();
     }
     result
-}
-
-/// Writes every song of `store` to `out` (standard output, a socket), named `name` in
-/// messages. Returns the number of songs written. Unlike [`export_store`], a failure leaves
-/// what was written so far: the reader sees a file without its trailer, which import refuses.
-pub fn export_to_writer(
-    store: &dyn Store,
-    name: &str,
-    out: &mut impl Write,
-) -> Result<u64, ExportError> {
-    write_export(store, name, out)
 }
 
 /// The file an export to `path` replaces (the file a link there points to) and its
@@ -193,7 +182,14 @@ fn export_target(
     }
 }
 
-fn write_export(store: &dyn Store, name: &str, out: &mut impl Write) -> Result<u64, ExportError> {
+/// Writes every song of `store` to `out` (standard output, a socket), named `name` in
+/// messages. Returns the number of songs written. Unlike [`export_store`], a failure leaves
+/// what was written so far: the reader sees a file without its trailer, which import refuses.
+pub fn export_to_writer(
+    store: &dyn Store,
+    name: &str,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
     let io = |source| ExportError::Io {
         path: name.to_string(),
         source,

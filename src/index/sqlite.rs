@@ -2,8 +2,8 @@
 //!
 //! ## Layout
 //! `songs` (metadata, one row per song), `fingerprints` (the song's peaks as one compact blob,
-//! see [`super::codec`]) and `meta` (the fingerprint parameters the index was built with, and the id the next song
-//! gets: ids of removed songs are never given again).
+//! see [`super::codec`]) and `meta` (the fingerprint parameters the index was built with,
+//! and the id the next song gets: ids of removed songs are never given again).
 //!
 //! ## Safety
 //! - `application_id` marks the file as ours and `user_version` is the schema version. A file
@@ -417,11 +417,9 @@ impl Store for SqliteStore {
         // kept starts from the highest id in use).
         let id: i64 = tx
             .query_row(
-                &format!(
-                    "SELECT MAX(COALESCE((SELECT MAX(id) FROM songs), 0) + 1,
-                                COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{NEXT_SONG_ID}'), 1))"
-                ),
-                [],
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM songs), 0) + 1,
+                            COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 1))",
+                params![NEXT_SONG_ID],
                 |row| row.get(0),
             )
             .map_err(err)?;
