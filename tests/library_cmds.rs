@@ -1042,6 +1042,26 @@ fn paths_with_dot_dot_are_stored_as_a_later_run_spells_them() {
 }
 
 #[test]
+fn index_of_nothing_that_exists_creates_no_index() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(["index", "no-such-folder", "no-such-file.mp3"]);
+    run.expect_code(2, "index of paths that do not exist");
+    assert!(
+        run.stderr
+            .contains("no-such-folder: no such file or folder"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("0 failed, 2 not found"),
+        "the summary line: {run}"
+    );
+    assert!(
+        !sandbox.db().exists(),
+        "a mistyped path must not leave an empty index behind"
+    );
+}
+
+#[test]
 fn index_flags_a_command_would_ignore_are_refused() {
     let sandbox = Sandbox::new();
     // `--db` with memory storage: the file would never be written.

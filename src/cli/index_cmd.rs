@@ -59,9 +59,6 @@ struct IndexJson<'a> {
 }
 
 pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
-    // Adding songs needs only the store: the inverted index of a large library is not loaded
-    // unless it is due to be saved.
-    let mut library = cli.open_library_for_adding(OpenMode::CreateIfMissing, &match_config()?)?;
     let indexer::Collected {
         files,
         missing,
@@ -79,89 +76,13 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             indexer::AUDIO_EXTENSIONS.join(", ")
         );
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-
-    let cancel = CancelToken::new();
-    {
-        let cancel = cancel.clone();
-        // Ctrl-C finishes the song being written and stops; a second Ctrl-C is the default kill.
-        ctrlc::set_handler(move || {
-            if cancel.is_cancelled() {
-                std::process::exit(130);
-            }
-            cancel.cancel();
-        })
-        .ok();
-    }
-    let bar = progress_bar(files.len() as u64, "files");
-    let known_failures = if args.retry_failed {
-        KnownFailures::Retry
-    } else {
-        KnownFailures::Report
-    };
     let mut duplicates = Vec::new();
-    let mut summary = indexer::index_files(
-        &mut library,
-        files,
-        workers,
-        known_failures,
-        &cancel,
-        |event: &IndexEvent| match event {
-            IndexEvent::Started { .. } => {}
-            IndexEvent::Replaced { path, song_ids } => tracing::info!(
-                "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
-                path.display()
-            ),
-            IndexEvent::Indexed { path, song } => {
-                tracing::info!(
-                    "{}: indexed as song {} ({:.1} s of audio, {} peaks)",
-                    path.display(),
-                    song.id,
-                    song.duration_secs,
-                    song.num_peaks
-                );
-                // The file name: a long path would show only its start.
-                let name = path.file_name().unwrap_or(path.as_os_str());
-                bar.set_message(name.to_string_lossy().to_string());
-                bar.inc(1);
-            }
-            IndexEvent::Skipped { path, reason } => {
-                if let SkipReason::Duplicate { song_id } = reason {
-                    duplicates.push(Duplicate {
-                        path: path.clone(),
-                        song_id: *song_id,
-                    });
-                }
-                tracing::info!(
-                    "{}: skipped ({})",
-                    path.display(),
-                    match reason {
-                        SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
-                        SkipReason::Duplicate { song_id } =>
-                            format!("same audio as song {song_id}"),
-                        SkipReason::Moved { song_id, from } => format!(
-                            "song {song_id}, moved from {}",
-                            from.as_deref().unwrap_or("(no file)")
-                        ),
-                    }
-                );
-                bar.inc(1);
-            }
-            IndexEvent::Failed {
-                message,
-                remembered,
-                ..
-            } => {
-                let text = indexer::describe_failure(message, *remembered);
-                bar.suspend(|| eprintln!("error: {text}"));
-                bar.inc(1);
-            }
-        },
-    )?;
-    bar.finish_and_clear();
+    // With nothing to index (every path missing, say) no index is created or opened.
+    let mut summary = if files.is_empty() {
+        indexer::IndexSummary::default()
+    } else {
+        index_found_files(cli, args, files, &mut duplicates)?
+    };
     summary.total += unreadable.len();
     summary.failed.splice(0..0, unreadable);
 
@@ -251,4 +172,99 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             EXIT_ERROR
         },
     )
+}
+
+/// Indexes `files` with a progress bar, noting the duplicates found.
+fn index_found_files(
+    cli: &Cli,
+    args: &IndexArgs,
+    files: Vec<PathBuf>,
+    duplicates: &mut Vec<Duplicate>,
+) -> anyhow::Result<indexer::IndexSummary> {
+    // Adding songs needs only the store: the inverted index of a large library is not loaded
+    // unless it is due to be saved.
+    let mut library = cli.open_library_for_adding(OpenMode::CreateIfMissing, &match_config()?)?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        // Ctrl-C finishes the song being written and stops; a second Ctrl-C is the default kill.
+        ctrlc::set_handler(move || {
+            if cancel.is_cancelled() {
+                std::process::exit(130);
+            }
+            cancel.cancel();
+        })
+        .ok();
+    }
+    let bar = progress_bar(files.len() as u64, "files");
+    let known_failures = if args.retry_failed {
+        KnownFailures::Retry
+    } else {
+        KnownFailures::Report
+    };
+    let summary = indexer::index_files(
+        &mut library,
+        files,
+        workers,
+        known_failures,
+        &cancel,
+        |event: &IndexEvent| match event {
+            IndexEvent::Started { .. } => {}
+            IndexEvent::Replaced { path, song_ids } => tracing::info!(
+                "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
+                path.display()
+            ),
+            IndexEvent::Indexed { path, song } => {
+                tracing::info!(
+                    "{}: indexed as song {} ({:.1} s of audio, {} peaks)",
+                    path.display(),
+                    song.id,
+                    song.duration_secs,
+                    song.num_peaks
+                );
+                // The file name: a long path would show only its start.
+                let name = path.file_name().unwrap_or(path.as_os_str());
+                bar.set_message(name.to_string_lossy().to_string());
+                bar.inc(1);
+            }
+            IndexEvent::Skipped { path, reason } => {
+                if let SkipReason::Duplicate { song_id } = reason {
+                    duplicates.push(Duplicate {
+                        path: path.clone(),
+                        song_id: *song_id,
+                    });
+                }
+                tracing::info!(
+                    "{}: skipped ({})",
+                    path.display(),
+                    match reason {
+                        SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
+                        SkipReason::Duplicate { song_id } =>
+                            format!("same audio as song {song_id}"),
+                        SkipReason::Moved { song_id, from } => format!(
+                            "song {song_id}, moved from {}",
+                            from.as_deref().unwrap_or("(no file)")
+                        ),
+                    }
+                );
+                bar.inc(1);
+            }
+            IndexEvent::Failed {
+                message,
+                remembered,
+                ..
+            } => {
+                let text = indexer::describe_failure(message, *remembered);
+                bar.suspend(|| eprintln!("error: {text}"));
+                bar.inc(1);
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
 }
