@@ -384,12 +384,39 @@ async fn search_rejects_bad_input_with_json_errors() {
         .send()
         .await
         .unwrap();
-    let body = expect_error(response, 400, "invalid_multipart").await;
+    let body = expect_error(response, 415, "not_a_form").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("application/json") && message.contains("field named `audio`"),
         "{message}"
     );
+    // Raw audio bytes instead of a form: the same, naming what was sent.
+    let response = server
+        .client
+        .post(server.url(search))
+        .header("content-type", "audio/wav")
+        .body(clip_of(&library_songs()[0], 1.0, 2.0))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 415, "not_a_form").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("audio/wav"),
+        "{body}"
+    );
+    // A form header without its boundary is a malformed form.
+    let response = server
+        .client
+        .post(server.url(search))
+        .header("content-type", "multipart/form-data")
+        .body("--x--")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "invalid_multipart").await;
 
     // Empty file.
     let response = server.post_audio(search, Vec::new(), "clip.wav", &[]).await;
@@ -690,6 +717,13 @@ async fn a_song_is_fetched_by_id_and_unknown_ids_are_404() {
     );
     let response = server.get("/api/v1/songs/abc").await;
     expect_error(response, 400, "invalid_id").await;
+    // One song, one URL: other spellings of an id are refused, not aliases.
+    for spelling in ["+1", "01", "1.0", " 1"] {
+        let response = server
+            .get(&format!("/api/v1/songs/{}", spelling.replace(' ', "%20")))
+            .await;
+        expect_error(response, 400, "invalid_id").await;
+    }
     server.stop().await;
 }
 
@@ -856,6 +890,9 @@ async fn stats_and_metrics_count_searches_and_requests() {
     assert_eq!(fresh["songs"], 3, "{fresh}");
     assert_eq!(fresh["queries_served"], 0);
     assert_eq!(fresh["search_latency"]["window"], 0);
+    // No searches, no percentiles: null, not a latency of 0 ms.
+    assert!(fresh["search_latency"]["p50_ms"].is_null(), "{fresh}");
+    assert!(fresh["search_latency"]["max_ms"].is_null(), "{fresh}");
     assert!((fresh["hours"].as_f64().unwrap() - 60.0 / 3600.0).abs() < 1e-3);
     assert!(fresh["hashes"].as_u64().unwrap() > 1000);
     assert!(fresh["peaks"].as_u64().unwrap() > 100);
@@ -1257,4 +1294,13 @@ fn serve_binds_loopback_port_5000_unless_told_otherwise() {
         settings.cors_origins,
         ["http://a.example", "http://b.example"]
     );
+    // A limit that no upload could meet is a mistake, said at start, not 413 on every request.
+    for limit in ["0", "512"] {
+        let refused =
+            audiofp::cli::Cli::try_parse_from(["audiofp", "serve", "--max-content-length", limit])
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+        assert!(refused.contains("would refuse every upload"), "{refused}");
+    }
 }

@@ -26,6 +26,15 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// The body is not a form: raw audio, JSON, or no Content-Type at all.
+    #[error(
+        "expected a multipart/form-data body with the audio in a field named `audio` \
+         (curl -F audio=@clip.wav ...); got {sent}"
+    )]
+    NotAForm {
+        /// The Content-Type sent, described.
+        sent: String,
+    },
     /// The client stopped sending the body.
     #[error("the upload stalled: nothing arrived for {secs} s")]
     Stalled {
@@ -132,6 +141,7 @@ impl ApiError {
             ApiError::SongNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAForm { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Engine(err) => match err {
                 EngineError::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 EngineError::EmptyFile { .. }
@@ -160,6 +170,7 @@ impl ApiError {
         match self {
             ApiError::MissingField(_) => "missing_field",
             ApiError::BadRequest { code, .. } => code,
+            ApiError::NotAForm { .. } => "not_a_form",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Stalled { .. } => "upload_stalled",
             ApiError::SongNotFound(_) => "song_not_found",

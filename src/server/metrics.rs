@@ -17,19 +17,20 @@ pub const LATENCY_BUCKETS_SECS: [f64; 14] = [
 /// Searches whose latencies the percentiles are computed over.
 const RECENT_CAPACITY: usize = 4096;
 
-/// Percentiles of recent search latencies, milliseconds.
+/// Percentiles of recent search latencies, milliseconds; `None` (JSON `null`) before the
+/// first search, when there is nothing to take a percentile of.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct LatencySummary {
     /// Searches the summary covers (the most recent ones, at most 4096).
     pub window: usize,
     /// Median.
-    pub p50_ms: f64,
+    pub p50_ms: Option<f64>,
     /// 90th percentile.
-    pub p90_ms: f64,
+    pub p90_ms: Option<f64>,
     /// 99th percentile.
-    pub p99_ms: f64,
+    pub p99_ms: Option<f64>,
     /// Slowest.
-    pub max_ms: f64,
+    pub max_ms: Option<f64>,
 }
 
 /// Ring buffer of recent latencies (fixed capacity).
@@ -141,10 +142,10 @@ impl Metrics {
         };
         LatencySummary {
             window: values.len(),
-            p50_ms: pick(0.50),
-            p90_ms: pick(0.90),
-            p99_ms: pick(0.99),
-            max_ms: values[values.len() - 1],
+            p50_ms: Some(pick(0.50)),
+            p90_ms: Some(pick(0.90)),
+            p99_ms: Some(pick(0.99)),
+            max_ms: values.last().copied(),
         }
     }
 
@@ -267,9 +268,9 @@ mod tests {
         assert!(text.contains("audiofp_songs_indexed 3\n"));
         let summary = metrics.latency_summary();
         assert_eq!(summary.window, 100);
-        assert!((summary.p50_ms - 50.0).abs() < 1e-9);
-        assert!((summary.p99_ms - 99.0).abs() < 1e-9);
-        assert!((summary.max_ms - 100.0).abs() < 1e-9);
+        assert_eq!(summary.p50_ms, Some(50.0));
+        assert_eq!(summary.p99_ms, Some(99.0));
+        assert_eq!(summary.max_ms, Some(100.0));
     }
 
     #[test]

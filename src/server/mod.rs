@@ -64,7 +64,7 @@ pub struct ServeArgs {
     pub port: u16,
     /// Largest accepted request body: bytes, or with a K/M/G suffix (KB/MB/GB too, all
     /// binary multiples). Larger uploads get 413.
-    #[arg(long, env = "MAX_CONTENT_LENGTH", default_value = "16MB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, env = "MAX_CONTENT_LENGTH", default_value = "16MB", value_parser = parse_body_limit, value_name = "SIZE")]
     pub max_content_length: u64,
     /// Origins allowed to call the API from a browser, comma-separated (`*` for any).
     /// Without it no CORS headers are sent.
@@ -73,6 +73,20 @@ pub struct ServeArgs {
     /// Searches and uploads analysed at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     pub engine_threads: Option<usize>,
+}
+
+/// Smallest `MAX_CONTENT_LENGTH`: below it even a one-second clip could not be sent.
+const MIN_BODY_LIMIT: u64 = 1 << 10;
+
+/// Parses `MAX_CONTENT_LENGTH` as [`parse_size`] does, refusing a limit no upload could meet.
+fn parse_body_limit(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < MIN_BODY_LIMIT {
+        return Err(format!(
+            "{size} bytes would refuse every upload; the smallest limit is 1K"
+        ));
+    }
+    Ok(size)
 }
 
 /// Parses `16777216`, `16M`, `16MB`, `512K`, `1G` (binary multiples).

@@ -219,17 +219,29 @@ async fn read_form(
     idle: std::time::Duration,
 ) -> Result<UploadForm, ApiError> {
     let mut multipart = multipart.map_err(|rejection| {
-        let sent = headers
+        let content_type = headers
             .get(header::CONTENT_TYPE)
-            .map(|v| format!("Content-Type {:?}", v.to_str().unwrap_or("(not text)")))
-            .unwrap_or_else(|| "no Content-Type".to_string());
-        ApiError::BadRequest {
-            code: "invalid_multipart",
-            message: format!(
-                "expected a multipart/form-data body with the audio in a field named `audio` \
-                 (curl -F audio=@clip.wav ...); got {sent} ({})",
-                rejection.body_text()
-            ),
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        let is_form = content_type.is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+        if is_form {
+            // A form whose header is broken (no boundary, say).
+            ApiError::BadRequest {
+                code: "invalid_multipart",
+                message: format!(
+                    "malformed multipart/form-data body: {}",
+                    rejection.body_text()
+                ),
+            }
+        } else {
+            ApiError::NotAForm {
+                sent: content_type
+                    .map(|t| format!("Content-Type {t:?}"))
+                    .unwrap_or_else(|| "no Content-Type".to_string()),
+            }
         }
     })?;
     let announced = headers
@@ -483,12 +495,25 @@ pub async fn list_songs(
     .await
 }
 
+/// The song id of a path, written as the API writes ids: `7`, not `+7` or `007`, so one
+/// song has one URL.
+fn song_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let Path(text) = path?;
+    match text.parse::<i64>() {
+        Ok(id) if id.to_string() == text => Ok(id),
+        _ => Err(ApiError::BadRequest {
+            code: "invalid_id",
+            message: format!("song ids are plain integers such as 7, not {text:?}"),
+        }),
+    }
+}
+
 /// `GET /api/v1/songs/{id}`.
 pub async fn get_song(
     State(state): State<AppState>,
-    id: Result<Path<i64>, PathRejection>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SongJson>, ApiError> {
-    let Path(id) = id?;
+    let id = song_id(id)?;
     let library = state.library();
     blocking(move || {
         let library = library.read().unwrap_or_else(PoisonError::into_inner);
@@ -589,9 +614,9 @@ pub async fn add_song(
 /// `DELETE /api/v1/songs/{id}`.
 pub async fn delete_song(
     State(state): State<AppState>,
-    id: Result<Path<i64>, PathRejection>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Path(id) = id?;
+    let id = song_id(id)?;
     let library = state.library();
     let removed = blocking(move || {
         let mut library = library.write().unwrap_or_else(PoisonError::into_inner);
