@@ -143,6 +143,10 @@ fn another_apps_sqlite_database_is_refused_and_left_byte_identical() {
         &[&db_text, "not an audiofp index", "foo"],
         "foreign SQLite database as --db",
     );
+    // A script asking for JSON gets the refusal as JSON, with a code to branch on.
+    let run = sandbox.run_with_db(&db, &[], ["list", "--json"]);
+    run.expect_code(2, "list --json on a foreign database");
+    assert_eq!(run.json()["error"]["code"], "not_an_index", "{run}");
     let conn = rusqlite::Connection::open(&db).expect("reopening the foreign db");
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM foo", [], |r| r.get(0))

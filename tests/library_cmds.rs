@@ -530,6 +530,15 @@ fn remove_drops_the_song_from_list_and_matches_and_unknown_ids_exit_2() {
     let run = sandbox.run(["show", "--json", "9999"]);
     run.expect_code(2, "show --json 9999");
     assert!(run.stderr.contains("no song with id 9999"), "{run}");
+    // Under --json the error is JSON on standard output too, shaped like the API's.
+    let error = &run.json()["error"];
+    assert_eq!(error["code"], "song_not_found", "{run}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no song with id 9999")),
+        "{run}"
+    );
     assert_eq!(sandbox.list().len(), NUM_SONGS - 1);
 
     // Indexing the folder again brings the removed song back, and only it.

@@ -77,8 +77,10 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         );
     }
     let mut duplicates = Vec::new();
-    // With nothing to index (every path missing, say) no index is created or opened.
-    let mut summary = if files.is_empty() {
+    // When every path given is missing or unreadable, a mistyped path say, no index is
+    // created. An empty folder still opens (or creates) the index, as asked.
+    let nothing_there = files.is_empty() && !(missing.is_empty() && unreadable.is_empty());
+    let mut summary = if nothing_there {
         indexer::IndexSummary::default()
     } else {
         index_found_files(cli, args, files, &mut duplicates)?

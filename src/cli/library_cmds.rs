@@ -12,7 +12,7 @@ use crate::calendar::utc_date_time;
 use crate::index::export::{
     check_parameters, export_store, export_to_writer, import_validated, validate_export,
 };
-use crate::index::{OpenMode, Store, open_store};
+use crate::index::{IndexError, OpenMode, Store, open_store};
 use crate::library::IndexOrigin;
 
 /// Just a `--json` flag.
@@ -194,7 +194,8 @@ fn truncate(text: &str, width: usize) -> String {
 pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
     let store = store(cli, OpenMode::MustExist)?;
     let Some(song) = store.song(args.id)? else {
-        anyhow::bail!("no song with id {} (see `audiofp list`)", args.id);
+        return Err(anyhow::Error::new(IndexError::UnknownSong(args.id))
+            .context(format!("no song with id {} (see `audiofp list`)", args.id)));
     };
     if args.json {
         print_json(&song)?;

@@ -109,6 +109,22 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether the command was asked for JSON output (its errors are then JSON too).
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Some(Command::Index(args)) => args.json,
+            Some(Command::Identify(args)) => args.json,
+            Some(Command::List(args)) => args.json,
+            Some(Command::Show(args)) => args.json,
+            Some(Command::Remove(args)) => args.json,
+            Some(Command::Stats(args)) => args.json,
+            Some(Command::Export(args)) => args.json,
+            Some(Command::Import(args)) => args.json,
+            Some(Command::Bench(args)) => args.json,
+            Some(Command::Demo(_) | Command::Gui(_) | Command::Serve(_)) | None => false,
+        }
+    }
+
     /// The store selected by flags and environment.
     pub fn storage(&self) -> anyhow::Result<StorageKind> {
         Ok(match self.storage {
@@ -292,10 +308,34 @@ pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("error: {}", describe(&err));
+            let message = describe(&err);
+            eprintln!("error: {message}");
+            if cli.wants_json() {
+                // The same shape as the API's errors, so a script reads one field either way.
+                let body = serde_json::json!({
+                    "error": { "code": error_code(&err), "message": message }
+                });
+                output::print_json(&body).ok();
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The machine-readable code of a command's error: the first code a cause in its chain has,
+/// else `error`.
+fn error_code(err: &anyhow::Error) -> &'static str {
+    err.chain()
+        .find_map(|cause| {
+            if let Some(index) = cause.downcast_ref::<crate::index::IndexError>() {
+                Some(index.code())
+            } else if let Some(engine) = cause.downcast_ref::<crate::engine::EngineError>() {
+                Some(engine.code())
+            } else {
+                cause.is::<std::io::Error>().then_some("io_error")
+            }
+        })
+        .unwrap_or("error")
 }
 
 /// The error and its causes, joined by ": ", leaving out a cause whose text the message

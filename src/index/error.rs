@@ -80,3 +80,21 @@ pub enum IndexError {
         source: std::io::Error,
     },
 }
+
+impl IndexError {
+    /// A stable machine-readable code (`--json` error output, docs/CLI.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IndexError::Sqlite { .. } => "database_error",
+            IndexError::NotAnIndex { .. } => "not_an_index",
+            IndexError::NewerSchema { .. } => "newer_schema",
+            IndexError::ConfigMismatch { .. } => "config_mismatch",
+            IndexError::Missing { .. } => "no_index",
+            IndexError::Damaged { .. } => "damaged_index",
+            IndexError::DuplicateContent { .. } => "duplicate",
+            IndexError::SongTooLong { .. } => "song_too_long",
+            IndexError::UnknownSong(_) => "song_not_found",
+            IndexError::Io { .. } => "io_error",
+        }
+    }
+}
