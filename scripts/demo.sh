@@ -8,7 +8,11 @@
 #     each CLIP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+if [ $# -eq 0 ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+  bash scripts/install-deps.sh --gui   # the desktop app's run-time libraries too
+else
+  bash scripts/install-deps.sh
+fi
 cargo build --release --locked
 bin=target/release/audiofp
 if [ $# -eq 0 ]; then

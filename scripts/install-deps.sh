@@ -5,7 +5,13 @@
 #   tests: flac, lame, vorbis-tools, ffmpeg encode the synthetic test songs into each format;
 #          sox is used by the corpus builder; pulseaudio + pulseaudio-utils + libasound2-plugins
 #          give the microphone test a fake microphone (scripts/fake-mic.sh).
+#   --gui: also what the desktop app loads at run time on a desktop that lacks it (a minimal
+#          or server install): OpenGL/EGL, the X11 and Wayland client libraries winit opens,
+#          libdbus (the file dialog through the desktop portal) and zenity (the file dialog
+#          when there is no portal). A desktop Debian/Ubuntu has all of them already.
 set -euo pipefail
+gui=0
+if [ "${1:-}" = "--gui" ]; then gui=1; fi
 
 # Rust comes from rustup, not apt (Debian's rustc is older than the 1.95 the crate needs).
 need_rust="1.95"
@@ -21,6 +27,10 @@ if [ "$(printf '%s\n%s\n' "$need_rust" "$have_rust" | sort -V | head -n1)" != "$
 fi
 
 packages=(gcc libc6-dev pkg-config libasound2-dev flac lame vorbis-tools ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins)
+if [ "$gui" -eq 1 ]; then
+  packages+=(libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 libx11-xcb1
+             libwayland-client0 libwayland-egl1 libdbus-1-3 zenity)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
