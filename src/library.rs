@@ -99,6 +99,36 @@ impl Identification {
     pub fn processing_ms(&self) -> f64 {
         self.analysis_ms + self.match_ms
     }
+
+    /// How the clip differs from the song when the speed or pitch search found it, in
+    /// words: "played 2 % fast", "played 2 % slow", "pitch shifted 1 semitone up".
+    pub fn alteration(&self) -> Option<String> {
+        let percent = (self.speed - 1.0) * 100.0;
+        if percent.abs() >= 0.05 {
+            let way = if percent > 0.0 { "fast" } else { "slow" };
+            return Some(format!("played {} % {way}", trim_number(percent.abs())));
+        }
+        let semitones = self.pitch_semitones;
+        if semitones.abs() >= 0.05 {
+            let way = if semitones > 0.0 { "up" } else { "down" };
+            let unit = if (semitones.abs() - 1.0).abs() < 0.05 {
+                "semitone"
+            } else {
+                "semitones"
+            };
+            return Some(format!(
+                "pitch shifted {} {unit} {way}",
+                trim_number(semitones.abs())
+            ));
+        }
+        None
+    }
+}
+
+/// `2` for 2.0, `1.5` for 1.5: one decimal, only when it says something.
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.1}");
+    text.strip_suffix(".0").map_or(text.clone(), str::to_string)
 }
 
 /// An identification with the clip's fingerprint that made it: the fingerprint at the speed
@@ -986,6 +1016,38 @@ fn elapsed_ms(since: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_altered_clip_is_described_in_words() {
+        let answer = |speed: f64, pitch_semitones: f64| Identification {
+            matches: Vec::new(),
+            clip_secs: 5.0,
+            query_landmarks: 0,
+            hits: 0,
+            analysis_ms: 0.0,
+            match_ms: 0.0,
+            best_rejected: None,
+            speed,
+            pitch_semitones,
+        };
+        assert_eq!(answer(1.0, 0.0).alteration(), None);
+        assert_eq!(
+            answer(1.02, 0.0).alteration().as_deref(),
+            Some("played 2 % fast")
+        );
+        assert_eq!(
+            answer(0.98, 0.0).alteration().as_deref(),
+            Some("played 2 % slow")
+        );
+        assert_eq!(
+            answer(1.0, -1.0).alteration().as_deref(),
+            Some("pitch shifted 1 semitone down")
+        );
+        assert_eq!(
+            answer(1.0, 1.5).alteration().as_deref(),
+            Some("pitch shifted 1.5 semitones up")
+        );
+    }
 
     #[test]
     fn the_saved_index_is_rewritten_once_enough_of_the_library_changed() {

@@ -49,6 +49,10 @@ fn clips_played_2_percent_fast_or_slow_identify_and_report_their_speed() {
             "expected speed {speed}, got {result}"
         );
     }
+    // The text answer says it in words, the right way round.
+    let run = sandbox.run([OsStr::new("identify"), clips[1].0.as_os_str()]);
+    run.expect_code(0, "identify of the slow clip");
+    assert!(run.stdout.contains("(played 2 % slow)"), "{run}");
 }
 
 #[test]

@@ -275,13 +275,10 @@ fn print_human(
             id.processing_ms()
         )?,
         Ok(id) => {
-            let altered = if id.speed != 1.0 {
-                format!("  (played {:+.0} % fast)", (id.speed - 1.0) * 100.0)
-            } else if id.pitch_semitones != 0.0 {
-                format!("  (pitch shifted {:+.0} semitone)", id.pitch_semitones)
-            } else {
-                String::new()
-            };
+            let altered = id
+                .alteration()
+                .map(|words| format!("  ({words})"))
+                .unwrap_or_default();
             for (rank, m) in id.matches.iter().enumerate() {
                 let artist = m
                     .song

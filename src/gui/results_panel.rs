@@ -185,6 +185,9 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                                 ))
                                 .size(16.0),
                             );
+                            if let Some(words) = identification.alteration() {
+                                ui.label(RichText::new(format!("The clip was {words}.")).weak());
+                            }
                         });
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::TOP), |ui| {
                             confidence_badge_ui(ui, best.confidence);
