@@ -407,7 +407,7 @@ fn clips_cut_short_or_written_to_a_pipe_are_identified_from_what_decodes() {
         .into_iter()
         .find(|s| s["title"] == "piped-clip")
         .unwrap_or_else(|| panic!("the piped clip was not indexed"));
-    let secs = piped_song["duration_secs"].as_f64().unwrap_or(0.0);
+    let secs = piped_song["duration_seconds"].as_f64().unwrap_or(0.0);
     assert!(
         (secs - 10.0).abs() < 0.01,
         "the piped WAV decoded to {secs} s"

@@ -109,7 +109,7 @@ fn index_killed_midway_keeps_whole_songs_and_a_rerun_completes_without_duplicate
             .iter()
             .find(|s| s.title == title)
             .unwrap_or_else(|| panic!("unexpected song {title:?} in the index"));
-        let duration = record["duration_secs"].as_f64().unwrap_or(f64::NAN);
+        let duration = record["duration_seconds"].as_f64().unwrap_or(f64::NAN);
         assert!(
             (duration - song.secs()).abs() < 0.01,
             "{title}: duration {duration} after the kill"

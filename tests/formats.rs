@@ -153,7 +153,7 @@ fn every_common_format_and_an_mp4_video_index_and_wav_excerpts_identify_them() {
                 song.file.display()
             )
         });
-        let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+        let duration = entry["duration_seconds"].as_f64().unwrap_or(f64::NAN);
         assert!(
             (duration - f64::from(SECS)).abs() < 0.25,
             "{}: decoded duration {duration} s, expected {SECS} s",
@@ -213,7 +213,7 @@ fn eight_channel_192khz_wav_indexes_and_an_excerpt_identifies() {
     let listed = sandbox.list();
     let entry = find_song(&listed, "surround-8ch-192k")
         .unwrap_or_else(|| panic!("8-channel song not listed: {listed:?}"));
-    let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+    let duration = entry["duration_seconds"].as_f64().unwrap_or(f64::NAN);
     assert!(
         (duration - 15.0).abs() < 0.01,
         "8-channel 192 kHz file: decoded duration {duration} s, expected 15 s"
@@ -293,7 +293,7 @@ fn a_chained_ogg_file_is_indexed_whole_across_a_rate_change() {
     assert_eq!(summary["indexed"], 1, "{summary}");
     let listed = sandbox.list();
     let entry = find_song(&listed, "chained").unwrap_or_else(|| panic!("{listed:?}"));
-    let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+    let duration = entry["duration_seconds"].as_f64().unwrap_or(f64::NAN);
     assert!(
         (duration - 2.0 * f64::from(LINK_SECS)).abs() < 0.25,
         "both links decoded: {duration} s, expected {} s",

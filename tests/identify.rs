@@ -70,7 +70,7 @@ fn index_folder_of_20_songs_lists_and_counts_them_all() {
     for song in &songs {
         let entry = find_song(&listed, &song.title)
             .unwrap_or_else(|| panic!("{:?} missing from list --json: {listed:?}", song.title));
-        let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+        let duration = entry["duration_seconds"].as_f64().unwrap_or(f64::NAN);
         assert!(
             (duration - song.secs()).abs() < 0.01,
             "{}: listed duration {duration}, expected {}",

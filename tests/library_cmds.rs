@@ -164,7 +164,7 @@ fn export_then_import_into_a_fresh_index_round_trips_every_song_and_identifies()
         "title",
         "artist",
         "album",
-        "duration_secs",
+        "duration_seconds",
         "content_hash",
         "added_at",
         "num_peaks",
@@ -410,27 +410,57 @@ fn with_bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An export of format version 1 (before the checksum) still imports whole.
+/// `bytes`, an export of this build, as an earlier build wrote it: songs' length named
+/// `duration_secs` (the same record lengths: JSON takes the spaces), `version` in the header,
+/// and the checksum of version 2 or none (version 1).
+fn as_written_by_an_earlier_version(bytes: &[u8], version: u32) -> Vec<u8> {
+    let body = &bytes[..bytes.len() - 32];
+    let (new_name, old_name) = (&b"\"duration_seconds\""[..], &b"\"duration_secs\"   "[..]);
+    let mut old = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < body.len() {
+        if body[at..].starts_with(new_name) {
+            old.extend_from_slice(old_name);
+            at += new_name.len();
+        } else {
+            old.push(body[at]);
+            at += 1;
+        }
+    }
+    old[4..8].copy_from_slice(&version.to_le_bytes());
+    if version >= 2 {
+        let checksum = blake3::hash(&old);
+        old.extend_from_slice(checksum.as_bytes());
+    }
+    old
+}
+
+/// Exports of format versions 1 (before the checksum) and 2 (before `duration_seconds`)
+/// still import whole.
 #[test]
-fn an_export_of_format_version_1_still_imports() {
+fn exports_of_earlier_format_versions_still_import() {
     let sandbox = Sandbox::new();
     small_library(&sandbox);
     let (_, bytes) = export_to(&sandbox, "library.afpx");
     assert_eq!(
         &bytes[4..8],
-        &2u32.to_le_bytes(),
-        "this build writes version 2"
+        &3u32.to_le_bytes(),
+        "this build writes version 3"
     );
-    // Version 1: the same layout without the 32-byte checksum at the end.
-    let mut old = bytes[..bytes.len() - 32].to_vec();
-    old[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let old_file = sandbox.path("old.afpx");
-    std::fs::write(&old_file, &old).expect("writing the version 1 file");
-    let db = sandbox.path("from-v1.db");
-    sandbox
-        .run_with_db(&db, &[], [OsStr::new("import"), old_file.as_os_str()])
-        .expect_code(0, "import of a version 1 export");
-    assert_eq!(sandbox.list_db(&db), sandbox.list());
+    for version in [1u32, 2] {
+        let old = as_written_by_an_earlier_version(&bytes, version);
+        assert!(
+            old.windows(15).any(|w| w == b"\"duration_secs\""),
+            "the old field name is in the version {version} file"
+        );
+        let old_file = sandbox.path(&format!("v{version}.afpx"));
+        std::fs::write(&old_file, &old).expect("writing the old file");
+        let db = sandbox.path(&format!("from-v{version}.db"));
+        sandbox
+            .run_with_db(&db, &[], [OsStr::new("import"), old_file.as_os_str()])
+            .expect_code(0, &format!("import of a version {version} export"));
+        assert_eq!(sandbox.list_db(&db), sandbox.list());
+    }
 }
 
 /// `export` (an AFPX file) with its first song's record claiming `num_frames` frames: the

@@ -117,7 +117,7 @@ fn two_hour_wav_indexes_under_150mb_peak_rss_and_an_excerpt_at_1h50_identifies()
 
     let listed = sandbox.list();
     let entry = find_song(&listed, title).unwrap_or_else(|| panic!("not listed: {listed:?}"));
-    let duration = entry["duration_secs"].as_f64().unwrap_or(f64::NAN);
+    let duration = entry["duration_seconds"].as_f64().unwrap_or(f64::NAN);
     assert!(
         (duration - f64::from(LONG_SECS)).abs() < 0.01,
         "2 h file listed as {duration} s"

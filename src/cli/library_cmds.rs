@@ -260,6 +260,22 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// `stats --json` (docs/CLI.md), its fields in the documented order.
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    songs: u64,
+    hours: f64,
+    peaks: u64,
+    hashes: usize,
+    failed_files: usize,
+    bytes_on_disk: u64,
+    bytes_per_hour: f64,
+    memory_index_bytes: usize,
+    index_loaded: IndexOrigin,
+    storage: &'a str,
+    location: PathBuf,
+}
+
 pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     let library = cli.open_library(OpenMode::MustExist, &match_config()?)?;
     // One guard for the whole command: the store's lock is not re-entrant.
@@ -269,19 +285,23 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     let hashes = library.inverted_index().posting_count();
     let hours = stats.total_secs / 3600.0;
     if args.json {
-        print_json(&serde_json::json!({
-            "songs": stats.songs,
-            "hours": hours,
-            "peaks": stats.peaks,
-            "hashes": hashes,
-            "failed_files": failed_files,
-            "bytes_on_disk": stats.bytes_on_disk,
-            "bytes_per_hour": if hours > 0.0 { stats.bytes_on_disk as f64 / hours } else { 0.0 },
-            "memory_index_bytes": library.inverted_index().memory_bytes(),
-            "index_loaded": library.index_origin(),
-            "storage": store.kind(),
-            "location": store.location(),
-        }))?;
+        print_json(&StatsJson {
+            songs: stats.songs,
+            hours,
+            peaks: stats.peaks,
+            hashes,
+            failed_files,
+            bytes_on_disk: stats.bytes_on_disk,
+            bytes_per_hour: if hours > 0.0 {
+                stats.bytes_on_disk as f64 / hours
+            } else {
+                0.0
+            },
+            memory_index_bytes: library.inverted_index().memory_bytes(),
+            index_loaded: library.index_origin(),
+            storage: store.kind(),
+            location: store.location(),
+        })?;
         return Ok(EXIT_OK);
     }
     if store.kind() == "memory" {
@@ -312,6 +332,10 @@ pub fn stats(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     outln!("on disk:   {}{per_hour}", bytes(stats.bytes_on_disk))?;
     if failed_files > 0 {
         outln!("failed:    {failed_files} files (see `audiofp list --failed`)")?;
+    }
+    if store.kind() == "memory" {
+        // Nothing was loaded: the index lives and dies with this process.
+        return Ok(EXIT_OK);
     }
     outln!(
         "loaded:    {}",
@@ -344,7 +368,7 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<u8> {
                 exported: written,
                 file: "-".into(),
             };
-            eprintln!("{}", serde_json::to_string(&summary)?);
+            eprintln!("{}", serde_json::to_string_pretty(&summary)?);
         } else {
             eprintln!("exported {written} songs to standard output");
         }

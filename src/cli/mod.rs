@@ -118,7 +118,8 @@ impl Cli {
             Some(Command::Show(args)) => args.json,
             Some(Command::Remove(args)) => args.json,
             Some(Command::Stats(args)) => args.json,
-            Some(Command::Export(args)) => args.json,
+            // `export -` writes the export itself to standard output: no JSON may follow it.
+            Some(Command::Export(args)) => args.json && args.file.as_os_str() != "-",
             Some(Command::Import(args)) => args.json,
             Some(Command::Bench(args)) => args.json,
             Some(Command::Demo(_) | Command::Gui(_) | Command::Serve(_)) | None => false,

@@ -12,7 +12,8 @@
 //!
 //! The checksum finds a file damaged in storage or in transit (a flipped bit in a peak blob
 //! would otherwise import as a slightly wrong song); nothing may follow it. Version 1 files
-//! (without it) are still read.
+//! (without it) are still read. Version 3 names a song's length `duration_seconds` (before:
+//! `duration_secs`, still read).
 //!
 //! Peaks are exported, not audio: the round trip is exact (same metadata, same peaks, same
 //! `added_at`), and an import into an index with other fingerprint parameters is refused.
@@ -31,7 +32,7 @@ use crate::engine::{Fingerprint, Peak};
 pub const EXPORT_MAGIC: &[u8; 4] = b"AFPX";
 const TRAILER_MAGIC: &[u8; 4] = b"AFPE";
 /// Current export format version.
-pub const EXPORT_VERSION: u32 = 2;
+pub const EXPORT_VERSION: u32 = 3;
 /// The first version whose files end with a checksum.
 const CHECKSUM_SINCE_VERSION: u32 = 2;
 /// Largest JSON record or blob accepted (guards against garbage lengths).

@@ -84,7 +84,9 @@ pub struct SongRecord {
     pub artist: Option<String>,
     /// Album.
     pub album: Option<String>,
-    /// Duration in seconds.
+    /// Duration in seconds (`duration_seconds` in JSON, like every other span of time the CLI
+    /// and the API write; exports before version 3 named it `duration_secs`).
+    #[serde(rename = "duration_seconds", alias = "duration_secs")]
     pub duration_secs: f64,
     /// Path at indexing time.
     pub path: Option<String>,
