@@ -470,7 +470,12 @@ async fn search_rejects_bad_input_with_json_errors() {
             &[],
         )
         .await;
-    expect_error(response, 400, "invalid_query").await;
+    let body = expect_error(response, 400, "invalid_query").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("bad query parameter: top") && !message.contains("deserialize"),
+        "names the parameter in the client's terms: {message}"
+    );
 
     // The server is still fine.
     let answer = server.search(clip_of(&library_songs()[2], 6.0, 6.0)).await;
@@ -1303,4 +1308,10 @@ fn serve_binds_loopback_port_5000_unless_told_otherwise() {
                 .to_string();
         assert!(refused.contains("would refuse every upload"), "{refused}");
     }
+    // No engine thread would serve no search.
+    let refused = audiofp::cli::Cli::try_parse_from(["audiofp", "serve", "--engine-threads", "0"])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("--engine-threads"), "{refused}");
 }

@@ -195,8 +195,8 @@ fn unsupported(path: &Path, err: &SymphoniaError) -> EngineError {
 }
 
 /// What the decoders read, for messages about what they do not.
-const READABLE_FORMATS: &str =
-    "WAV, AIFF, CAF, FLAC, MP3, MP2, Ogg Vorbis, and AAC or Apple Lossless in M4A/MP4";
+const READABLE_FORMATS: &str = "WAV, AIFF, CAF, FLAC, MP3, MP2, Ogg Vorbis, AAC and Apple Lossless in M4A/MP4, and \
+     these codecs in MKV/WebM";
 
 fn not_decoded(format_name: &str) -> String {
     // "Windows Media Audio audio" reads badly: the word only when the name lacks it.
@@ -206,7 +206,7 @@ fn not_decoded(format_name: &str) -> String {
         format!("{format_name} audio")
     };
     format!(
-        "{what} is not decoded; audiofp reads {READABLE_FORMATS} (convert the file to one of these)"
+        "{what} is not decoded; audiofp reads {READABLE_FORMATS}: convert the file to one of these"
     )
 }
 

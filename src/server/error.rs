@@ -103,9 +103,17 @@ impl From<crate::index::IndexError> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(err: QueryRejection) -> Self {
+        // axum's text starts "Failed to deserialize query string: " and then names the
+        // parameter and what is wrong with it, which is the part a client needs.
+        let text = err.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
         ApiError::BadRequest {
             code: "invalid_query",
-            message: err.body_text(),
+            message: format!(
+                "bad query parameter: {detail} (top, limit and offset are whole numbers, q is text)"
+            ),
         }
     }
 }

@@ -71,7 +71,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CORS_ORIGINS", value_name = "ORIGINS")]
     pub cors_origins: Option<String>,
     /// Searches and uploads analysed at once [default: the number of cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub engine_threads: Option<usize>,
 }
 
