@@ -781,6 +781,51 @@ fn an_out_of_date_saved_index_is_caught_up_even_when_an_id_was_given_again() {
     assert_eq!(open().unwrap().index_origin(), IndexOrigin::Saved);
 }
 
+/// A database written by an earlier build keeps no record of the next song id. When this build
+/// removes its newest song, that id must still not be given again: a result card or a script
+/// holding it would reach another song.
+#[test]
+fn removing_the_newest_song_of_an_earlier_builds_database_does_not_free_its_id() {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::index::{OpenMode, StorageKind};
+    use audiofp::library::Library;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let storage = StorageKind::Sqlite(db.clone());
+    let open = || {
+        Library::open(
+            &storage,
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            OpenMode::CreateIfMissing,
+        )
+    };
+    let songs: Vec<_> = (81..84)
+        .map(|seed| fingerprinted_song(seed, &format!("song {seed}")))
+        .collect();
+    let ids: Vec<i64> = {
+        let mut library = open().unwrap();
+        songs[..2]
+            .iter()
+            .map(|(meta, fingerprint, _)| library.add(meta, fingerprint).unwrap().id)
+            .collect()
+    };
+    // As an earlier build left it: no record of the next id.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'next_song_id'", [])
+        .unwrap();
+    let mut library = open().unwrap();
+    assert!(library.remove(ids[1]).unwrap());
+    let new_id = library.add(&songs[2].0, &songs[2].1).unwrap().id;
+    assert!(
+        new_id > ids[1],
+        "the removed newest song's id {} was given to a new song ({new_id})",
+        ids[1]
+    );
+}
+
 /// `audiofp index` of one song into a large library neither loads nor rewrites the saved
 /// index (4.7 GB at 50,000 songs): the next command to open the library adds that song to it
 /// from the database, and finds it.

@@ -458,10 +458,31 @@ impl Store for SqliteStore {
     }
 
     fn remove_song(&mut self, song_id: i64) -> Result<bool, IndexError> {
-        let changed = self
+        let path = self.path.clone();
+        let err = |source| IndexError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let changed = tx
             .execute("DELETE FROM songs WHERE id = ?1", params![song_id])
-            .map_err(|e| self.err(e))?;
+            .map_err(err)?;
+        if changed > 0 {
+            // The removed id stays used, also in a database written before the next id was
+            // kept (where `add_song` would otherwise start again from the highest id left).
+            tx.execute(
+                "INSERT INTO meta (key, value)
+                 SELECT ?1, MAX(?2 + 1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 1))
+                 WHERE true
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![NEXT_SONG_ID, song_id],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
         Ok(changed > 0)
     }
 
