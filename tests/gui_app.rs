@@ -339,6 +339,7 @@ fn history_entry(title: &str, song_id: i64) -> audiofp::gui::settings::HistoryEn
         title: Some(title.to_string()),
         artist: None,
         song_id: Some(song_id),
+        content_hash: None,
         confidence: 0.97,
         offset_secs: 30.0,
     }
@@ -362,6 +363,70 @@ fn an_old_history_entry_opens_its_song() {
     assert_eq!(harness.state().detail().song_id, Some(42));
 }
 
+/// An answer saved while the app used another index names a song id that this index gives to
+/// another song: the history opens "no longer in the library", not that other song.
+#[test]
+fn a_history_entry_from_another_index_does_not_open_this_indexs_song_of_that_id() {
+    use audiofp::engine::{self, Side};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let this_indexs_song = {
+        let mut library = Library::open(
+            &StorageKind::Sqlite(db.clone()),
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            OpenMode::CreateIfMissing,
+        )
+        .unwrap();
+        let samples = synth::song(31, 8.0, 22_050);
+        let fingerprint = engine::fingerprint_samples(
+            &samples,
+            22_050,
+            &FingerprintConfig::default(),
+            &MatchConfig::default(),
+            Side::Reference,
+        )
+        .unwrap();
+        let song = audiofp::index::NewSong {
+            title: "This Index's Song".to_string(),
+            artist: None,
+            album: None,
+            duration_secs: fingerprint.duration_secs,
+            path: None,
+            file_size: None,
+            file_mtime: None,
+            content_hash: "1".repeat(64),
+            added_at: None,
+        };
+        library.add(&song, &fingerprint).unwrap().id
+    };
+    let mut entry = history_entry("Another Index's Song", this_indexs_song);
+    entry.content_hash = Some("0".repeat(64));
+    let settings = Settings {
+        history: vec![entry],
+        ..Settings::default()
+    };
+    let mut harness = harness_with(StorageKind::Sqlite(db), 1, settings);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Results);
+    harness.run_steps(2);
+    harness
+        .get_by_label_contains("Another Index's Song\n")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().page(), Page::Song);
+    step_until(&mut harness, "the song page's answer", |app| {
+        app.detail().failure().is_some()
+    });
+    let failure = harness
+        .state()
+        .detail()
+        .failure()
+        .unwrap_or_default()
+        .to_string();
+    assert!(failure.contains("no longer in the library"), "{failure}");
+}
+
 /// While indexing, new songs are listed at the top (newest first) and push the rows down: a
 /// double click whose second click lands on the newcomer opens the song its first click chose.
 #[test]
@@ -374,6 +439,7 @@ fn a_double_click_opens_the_row_its_first_click_chose_even_if_rows_moved() {
         duration_secs: 200.0,
         added_at_unix_secs: 1_700_000_000 + song_id,
         path: None,
+        content_hash: format!("{song_id:064x}"),
     };
     let mut harness = harness(StorageKind::Memory);
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
@@ -499,6 +565,7 @@ fn a_library_of_100k_songs_lays_out_only_visible_rows_and_filters() {
             duration_secs: 120.0 + (i % 180) as f64,
             added_at_unix_secs: 1_700_000_000 + i,
             path: Some(format!("/music/{i}.mp3")),
+            content_hash: format!("{i:064x}"),
         })
         .collect();
     let started = Instant::now();
@@ -550,6 +617,7 @@ fn the_library_is_browsed_and_a_song_opened_with_the_keyboard() {
             duration_secs: 60.0,
             added_at_unix_secs: 1_700_000_000 + i,
             path: None,
+            content_hash: format!("{i:064x}"),
         })
         .collect();
     harness.state_mut().apply(Event::Library { rows });

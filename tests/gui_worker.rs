@@ -199,8 +199,25 @@ fn index_identify_detail_remove_and_errors() {
 
     // The song detail: spectrogram tiles and peaks; then with the file moved away.
     let harbour_id = report.identification.matches[0].song.id;
+    // An answer from another index (or an old one) names the id of another song there: the
+    // page of the song this library has under that id is not shown for it.
     worker.send(Request::LoadSongDetail {
         song_id: harbour_id,
+        content_hash: Some("0".repeat(64)),
+    });
+    let (gone, _) = wait_for(
+        &worker,
+        "the refusal of another song's page",
+        |event| match event {
+            Event::SongDetailFailed { gone, reason, .. } => Some((*gone, reason.clone())),
+            _ => None,
+        },
+    );
+    assert!(gone.0, "{gone:?}");
+    assert!(gone.1.contains("no longer in the library"), "{gone:?}");
+    worker.send(Request::LoadSongDetail {
+        song_id: harbour_id,
+        content_hash: Some(report.identification.matches[0].song.content_hash.clone()),
     });
     let (detail, _) = wait_for(&worker, "the song detail", |event| match event {
         Event::SongDetail(detail) => Some(detail.clone()),
@@ -219,6 +236,7 @@ fn index_identify_detail_remove_and_errors() {
     std::fs::rename(&harbour, dir.path().join("moved.wav")).unwrap();
     worker.send(Request::LoadSongDetail {
         song_id: harbour_id,
+        content_hash: None,
     });
     let (moved, _) = wait_for(&worker, "the song detail", |event| match event {
         Event::SongDetail(detail) => Some(detail.clone()),
@@ -706,7 +724,10 @@ fn an_idle_app_shows_songs_other_processes_add_and_remove() {
     assert_eq!(rows[0].title, "From The Terminal");
 
     // The Song page of the removed song ends in a message, not a spinner.
-    worker.send(Request::LoadSongDetail { song_id: first_id });
+    worker.send(Request::LoadSongDetail {
+        song_id: first_id,
+        content_hash: None,
+    });
     let (gone, _) = wait_for(&worker, "the detail's failure", |event| match event {
         Event::SongDetailFailed { song_id, gone, .. } if *song_id == first_id => Some(*gone),
         Event::SongDetail(_) => panic!("a removed song's detail was loaded"),
@@ -764,7 +785,10 @@ fn songs_indexed_by_another_process_are_found_while_the_app_runs() {
     index_from_another_connection(&db, third);
     worker.send(Request::RefreshLibrary);
     worker.send(Request::SetMatchThreshold { threshold: 0.8 });
-    worker.send(Request::LoadSongDetail { song_id: 1 });
+    worker.send(Request::LoadSongDetail {
+        song_id: 1,
+        content_hash: None,
+    });
     let (_, seen) = wait_for(&worker, "the song detail", |event| match event {
         Event::SongDetail(_) => Some(()),
         _ => None,
@@ -881,7 +905,10 @@ fn requests_are_served_while_an_indexing_run_goes_on() {
     assert_eq!(outcome, ListenOutcome::Matched);
 
     // The song page, then removing the song.
-    worker.send(Request::LoadSongDetail { song_id: copper });
+    worker.send(Request::LoadSongDetail {
+        song_id: copper,
+        content_hash: None,
+    });
     let (detail, seen) = wait_for(&worker, "the song detail", |event| match event {
         Event::SongDetail(detail) => Some(detail.clone()),
         Event::SongDetailFailed { reason, .. } => panic!("no detail: {reason}"),

@@ -62,6 +62,14 @@ pub enum Action {
     SelectSong(i64),
     /// Show a song's page.
     OpenSong(i64),
+    /// Show the page of the song an answer named, if the library still holds that song (the
+    /// same content: an answer may come from another index, or a song removed since).
+    OpenAnswer {
+        /// The song id the answer gave.
+        song_id: i64,
+        /// The answered song's content hash (unknown for history saved by older versions).
+        content_hash: Option<String>,
+    },
     /// Ask whether to remove a song.
     AskRemove(i64),
     /// Remove a song (confirmed).
@@ -639,6 +647,7 @@ impl AudiofpApp {
                                 title: None,
                                 artist: None,
                                 song_id: None,
+                                content_hash: None,
                                 confidence: 0.0,
                                 offset_secs: 0.0,
                             });
@@ -687,6 +696,27 @@ impl AudiofpApp {
                 self.show_error(format!("{context}: {reason}"));
             }
         }
+    }
+
+    /// Shows a song's page, loading it unless it is the page already shown. With
+    /// `content_hash`, the song must still have that content (see [`Action::OpenAnswer`]).
+    fn open_song(&mut self, song_id: i64, content_hash: Option<String>) {
+        self.library.selected = Some(song_id);
+        let same_content = content_hash
+            .as_deref()
+            .is_none_or(|hash| self.detail.loaded_content_hash() == Some(hash));
+        let already = self.detail.song_id == Some(song_id)
+            && (self.detail.loading || self.detail.is_loaded())
+            && self.detail.failure().is_none()
+            && same_content;
+        if !already {
+            self.detail.begin(song_id);
+            self.worker.send(Request::LoadSongDetail {
+                song_id,
+                content_hash,
+            });
+        }
+        self.set_page(Page::Song);
     }
 
     fn push_history(&mut self, entry: HistoryEntry) {
@@ -828,17 +858,11 @@ impl AudiofpApp {
                 }
             }
             Action::SelectSong(song_id) => self.library.selected = Some(song_id),
-            Action::OpenSong(song_id) => {
-                self.library.selected = Some(song_id);
-                let already = self.detail.song_id == Some(song_id)
-                    && (self.detail.loading || self.detail.is_loaded())
-                    && self.detail.failure().is_none();
-                if !already {
-                    self.detail.begin(song_id);
-                    self.worker.send(Request::LoadSongDetail { song_id });
-                }
-                self.set_page(Page::Song);
-            }
+            Action::OpenSong(song_id) => self.open_song(song_id, None),
+            Action::OpenAnswer {
+                song_id,
+                content_hash,
+            } => self.open_song(song_id, content_hash),
             Action::AskRemove(song_id) => self.library.ask_remove(song_id),
             Action::RemoveSong(song_id) => self.worker.send(Request::Remove { song_id }),
             Action::IndexInstead(path) => {

@@ -77,6 +77,11 @@ impl DetailState {
         self.detail.is_some()
     }
 
+    /// The content hash of the song whose page is loaded.
+    pub fn loaded_content_hash(&self) -> Option<&str> {
+        self.detail.as_ref().map(|d| d.song.content_hash.as_str())
+    }
+
     /// Number of spectrogram tiles loaded (0 when only the peaks are shown).
     pub fn tile_count(&self) -> usize {
         self.detail.as_ref().map_or(0, |d| d.tiles.len())

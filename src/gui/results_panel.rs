@@ -84,6 +84,7 @@ pub fn history_entry(report: &MatchReport) -> HistoryEntry {
         title: best.map(|m| m.song.title.clone()),
         artist: best.and_then(|m| m.song.artist.clone()),
         song_id: best.map(|m| m.song.id),
+        content_hash: best.map(|m| m.song.content_hash.clone()),
         confidence: best.map_or(0.0, |m| m.confidence),
         offset_secs: best.map_or(0.0, |m| m.offset_secs),
     }
@@ -196,7 +197,10 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                     ui.add_space(6.0);
                     ui.horizontal(|ui| {
                         if ui.button("Show song").clicked() {
-                            actions.push(Action::OpenSong(best.song.id));
+                            actions.push(Action::OpenAnswer {
+                                song_id: best.song.id,
+                                content_hash: Some(best.song.content_hash.clone()),
+                            });
                         }
                         ui.label(RichText::new(footer.clone()).weak());
                     });
@@ -458,14 +462,21 @@ fn history_ui(
                     .frame(false)
                     .min_size(egui::vec2(ui.available_width(), 0.0));
                 if ui.add(button).on_hover_text(hint).clicked() {
-                    clicked = Some((kept, entry.song_id));
+                    clicked = Some((kept, entry));
                 }
                 ui.separator();
             }
         });
     match clicked {
         Some((Some(index), _)) => state.shown = index,
-        Some((None, Some(song_id))) => actions.push(Action::OpenSong(song_id)),
-        _ => {}
+        Some((None, entry)) => {
+            if let Some(song_id) = entry.song_id {
+                actions.push(Action::OpenAnswer {
+                    song_id,
+                    content_hash: entry.content_hash.clone(),
+                });
+            }
+        }
+        None => {}
     }
 }

@@ -53,6 +53,10 @@ pub struct HistoryEntry {
     pub artist: Option<String>,
     /// The song id at the time.
     pub song_id: Option<i64>,
+    /// The song's content hash: the same id in another index (the app opened with `--db`)
+    /// is another song, which the song page must not show for this answer.
+    #[serde(default)]
+    pub content_hash: Option<String>,
     /// Confidence of the match.
     pub confidence: f64,
     /// Where in the song the clip starts, seconds.
@@ -271,6 +275,7 @@ mod tests {
                 title: Some("Night Ferry".to_string()),
                 artist: None,
                 song_id: Some(3),
+                content_hash: Some("ab".repeat(32)),
                 confidence: 0.97,
                 offset_secs: 83.0,
             }],
@@ -284,5 +289,15 @@ mod tests {
         let old: Settings = eframe::get_value(&storage, STORAGE_KEY).unwrap();
         assert!((old.match_threshold - 0.5).abs() < 1e-9);
         assert!((old.listen_timeout_secs - 15.0).abs() < 1e-9);
+        // A history entry saved before entries kept the song's content hash.
+        storage.set_string(
+            STORAGE_KEY,
+            "(history: [(at_unix_secs: 1, source: \"a.wav\", title: Some(\"T\"), artist: None, \
+             song_id: Some(4), confidence: 0.9, offset_secs: 2.0)])"
+                .to_string(),
+        );
+        let old: Settings = eframe::get_value(&storage, STORAGE_KEY).unwrap();
+        assert_eq!(old.history[0].song_id, Some(4));
+        assert_eq!(old.history[0].content_hash, None);
     }
 }

@@ -434,7 +434,10 @@ impl Desk {
                 self.inbox.finished(job);
             }
             Request::Remove { song_id } => self.remove(library, song_id),
-            Request::LoadSongDetail { song_id } => self.load_detail(library, song_id),
+            Request::LoadSongDetail {
+                song_id,
+                content_hash,
+            } => self.load_detail(library, song_id, content_hash.as_deref()),
             Request::SetMatchThreshold { threshold } => {
                 let match_config = MatchConfig {
                     threshold: threshold.clamp(0.0, 1.0),
@@ -481,7 +484,7 @@ impl Desk {
                 context: "removing a song".to_string(),
                 reason,
             }),
-            Request::LoadSongDetail { song_id } => self.sink.send(Event::SongDetailFailed {
+            Request::LoadSongDetail { song_id, .. } => self.sink.send(Event::SongDetailFailed {
                 song_id,
                 reason,
                 gone: false,
@@ -838,7 +841,7 @@ impl Desk {
         }
     }
 
-    fn load_detail(&self, library: &Library, song_id: i64) {
+    fn load_detail(&self, library: &Library, song_id: i64, expected_content: Option<&str>) {
         let failed = |reason: String, gone: bool| Event::SongDetailFailed {
             song_id,
             reason,
@@ -851,8 +854,12 @@ impl Desk {
                 .and_then(|song| Ok((song, store.peaks(song_id)?)))
         };
         let (song, peaks) = match fetched {
-            Ok((Some(song), peaks)) => (song, peaks.unwrap_or_default()),
-            Ok((None, _)) => {
+            Ok((Some(song), peaks))
+                if expected_content.is_none_or(|hash| hash == song.content_hash) =>
+            {
+                (song, peaks.unwrap_or_default())
+            }
+            Ok(_) => {
                 self.sink.send(failed(
                     "This song is no longer in the library.".to_string(),
                     true,

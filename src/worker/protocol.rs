@@ -89,6 +89,10 @@ pub enum Request {
     LoadSongDetail {
         /// The song.
         song_id: i64,
+        /// When given, the song must still have this content: an answer naming `song_id` may
+        /// come from another index or from before the song was removed. Otherwise the song
+        /// counts as gone.
+        content_hash: Option<String>,
     },
     /// Change the confidence a match needs (0..1).
     SetMatchThreshold {
@@ -119,6 +123,8 @@ pub struct SongRow {
     pub added_at_unix_secs: i64,
     /// Where the file was when indexed.
     pub path: Option<String>,
+    /// BLAKE3 of the file: tells the song from another one given the same id elsewhere.
+    pub content_hash: String,
 }
 
 impl From<&SongRecord> for SongRow {
@@ -131,6 +137,7 @@ impl From<&SongRecord> for SongRow {
             duration_secs: record.duration_secs,
             added_at_unix_secs: record.added_at,
             path: record.path.clone(),
+            content_hash: record.content_hash.clone(),
         }
     }
 }
