@@ -490,6 +490,18 @@ fn listening_to_a_sample_stream() {
     );
     assert!(events.iter().all(|e| !matches!(e, Event::Matches(_))));
 
+    // Digital silence (a muted microphone): said as such, not "no match".
+    let (outcome, _) = listen_to_the_end(
+        &worker,
+        6,
+        feed(vec![0.0; mic_rate as usize * 5], mic_rate),
+        3.0,
+    );
+    assert!(
+        matches!(outcome, ListenOutcome::OnlySilence { heard_secs } if heard_secs >= 3.0),
+        "{outcome:?}"
+    );
+
     // A source that goes away at once: no audio.
     let (tx, rx) = bounded::<AudioChunk>(1);
     drop(tx);

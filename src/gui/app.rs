@@ -659,6 +659,10 @@ impl AudiofpApp {
                             "The microphone delivered no audio. Check the input in Settings."
                                 .to_string()
                         }
+                        ListenOutcome::OnlySilence { heard_secs } => format!(
+                            "The microphone heard only silence for {heard_secs:.0} s. Check that it \
+                             is not muted, or pick another input in Settings."
+                        ),
                         ListenOutcome::Cancelled => "Stopped.".to_string(),
                         ListenOutcome::SourceEnded { .. } => {
                             "Listening stopped: the microphone went away.".to_string()

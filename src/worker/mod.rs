@@ -693,6 +693,10 @@ impl Desk {
         let mut sample_rate_hz = 0_u32;
         let mut attempted_secs = 0.0;
         let mut attempts = 0_usize;
+        // Attempts the engine could analyse, and those it found silent: a session of only
+        // silent attempts is a muted or wrong microphone, not music that is not indexed.
+        let mut analysed_attempts = 0_usize;
+        let mut silent_attempts = 0_usize;
         let mut reported_secs = 0.0;
         let mut source_ended = false;
         // The last attempt's report, when it did not answer.
@@ -743,6 +747,7 @@ impl Desk {
                 let clip = recording.get(..limit.min(recording.len())).unwrap_or(&[]);
                 match library.query_samples(clip, sample_rate_hz) {
                     Ok(answer) => {
+                        analysed_attempts += 1;
                         let label = "microphone".to_string();
                         let report = match make_report(library, job, label, answer, attempt_started)
                         {
@@ -771,6 +776,9 @@ impl Desk {
                     Err(err) => {
                         // Silence or a too-short clip: keep listening.
                         tracing::debug!("listen attempt {attempts}: {err}");
+                        if matches!(err, LibraryError::Engine(EngineError::Silent { .. })) {
+                            silent_attempts += 1;
+                        }
                         self.sink.send(Event::ListenProgress {
                             job,
                             heard_secs,
@@ -801,8 +809,13 @@ impl Desk {
                 self.sink.send(Event::Matches(Box::new(report)));
                 break ListenOutcome::Matched;
             }
+            let only_silence = silent_attempts > 0 && analysed_attempts == 0;
             if heard_secs >= timeout_secs {
-                break ListenOutcome::NoMatch { heard_secs };
+                break if only_silence {
+                    ListenOutcome::OnlySilence { heard_secs }
+                } else {
+                    ListenOutcome::NoMatch { heard_secs }
+                };
             }
             if source_ended {
                 break if recording.is_empty() {
@@ -814,6 +827,8 @@ impl Desk {
             if stalled {
                 break if recording.is_empty() {
                     ListenOutcome::NoAudio
+                } else if only_silence {
+                    ListenOutcome::OnlySilence { heard_secs }
                 } else {
                     ListenOutcome::NoMatch { heard_secs }
                 };

@@ -213,6 +213,11 @@ pub enum ListenOutcome {
     },
     /// The audio source delivered nothing.
     NoAudio,
+    /// The audio source delivered only silence (a muted or unplugged microphone).
+    OnlySilence {
+        /// Audio heard, seconds.
+        heard_secs: f64,
+    },
     /// Cancelled by the user.
     Cancelled,
     /// The audio source stopped before a result (device gone).
