@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, Line, Plot, Points};
+use egui_plot::{Bar, BarChart, GridInput, Line, Plot, Points, uniform_grid_spacer};
 
 use crate::cancel::CancelToken;
 use crate::gui::app::Action;
@@ -97,13 +97,34 @@ pub fn results_ui(
     history: &[HistoryEntry],
     actions: &mut Vec<Action>,
 ) {
+    // At most 30 % of a narrow window, so that it never covers the answer.
+    let history_width = (ui.available_width() * 0.3).clamp(140.0, 280.0);
     egui::Panel::right("history")
         .resizable(true)
-        .default_size(280.0)
+        .default_size(history_width)
+        .size_range(140.0..=history_width.max(140.0))
         .show(ui, |ui| {
             history_ui(ui, state, history, actions);
         });
+    // The plots take what is left of the window's height, within reason; a window too low
+    // for the page scrolls it.
+    let plot_height = (ui.available_height() - 290.0).clamp(200.0, 420.0);
+    egui::ScrollArea::vertical()
+        .id_salt("results-page")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            answer_ui(ui, state, plot_height, actions);
+        });
+}
 
+/// The Results page's main column: the identification running, the last error, the answer
+/// shown and its plots.
+fn answer_ui(
+    ui: &mut egui::Ui,
+    state: &mut ResultsState,
+    plot_height: f32,
+    actions: &mut Vec<Action>,
+) {
     ui.heading("Identification");
     ui.add_space(6.0);
     if let Some(pending) = &state.pending {
@@ -142,9 +163,13 @@ pub fn results_ui(
         });
         return;
     };
+    if state.error.is_some() {
+        // The error is the latest news; the card below is the answer before it.
+        ui.label(RichText::new("Previous answer").weak());
+    }
     report_card_ui(ui, report, actions);
     ui.add_space(10.0);
-    plots_ui(ui, report);
+    plots_ui(ui, report, plot_height);
 }
 
 fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Action>) {
@@ -195,7 +220,7 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                         });
                     });
                     ui.add_space(6.0);
-                    ui.horizontal(|ui| {
+                    ui.horizontal_wrapped(|ui| {
                         if ui.button("Show song").clicked() {
                             actions.push(Action::OpenAnswer {
                                 song_id: best.song.id,
@@ -269,7 +294,50 @@ fn confidence_badge_ui(ui: &mut egui::Ui, confidence: f64) {
     );
 }
 
-fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
+/// Grid steps for an axis of seconds: round numbers of seconds and minutes, about five
+/// labelled lines across the visible range (egui_plot's default powers of ten put one label,
+/// 0:00, on a minute-long axis). Each step divides the next, so that labels never crowd.
+fn seconds_grid(input: GridInput) -> [f64; 3] {
+    // (a step, the next smaller step that divides it)
+    const STEPS: [(f64, f64); 15] = [
+        (0.1, 0.05),
+        (0.5, 0.1),
+        (1.0, 0.5),
+        (2.0, 1.0),
+        (5.0, 1.0),
+        (10.0, 5.0),
+        (15.0, 5.0),
+        (30.0, 10.0),
+        (60.0, 30.0),
+        (120.0, 60.0),
+        (300.0, 60.0),
+        (600.0, 300.0),
+        (1800.0, 600.0),
+        (3600.0, 1800.0),
+        (7200.0, 3600.0),
+    ];
+    let finer = |step: f64| {
+        STEPS
+            .iter()
+            .find(|&&(large, _)| large >= step)
+            .map_or(step / 2.0, |&(_, smaller)| smaller)
+    };
+    let span = (input.bounds.1 - input.bounds.0).abs();
+    let large = STEPS
+        .iter()
+        .map(|&(step, _)| step)
+        .find(|&step| step >= span / 5.0)
+        .unwrap_or(STEPS[STEPS.len() - 1].0);
+    let medium = finer(large);
+    let small = finer(medium);
+    [
+        small.max(input.base_step_size),
+        medium.max(input.base_step_size),
+        large,
+    ]
+}
+
+fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
     let evidence = &report.evidence;
     if evidence.hits.is_empty() {
         ui.label(RichText::new("No fingerprint hits to plot.").weak());
@@ -282,19 +350,21 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
         .or(report.identification.best_rejected.as_ref());
     let offset_secs = best.map_or(0.0, |m| m.offset_secs);
     let title = best.map_or_else(String::new, |m| m.song.title.clone());
-    let height = (ui.available_height() - 30.0).clamp(180.0, 420.0);
+    let matched = report.identification.found();
     ui.columns(2, |columns| {
         let [left, right] = columns else {
             return;
         };
         left.label(RichText::new("Where the clip's fingerprints land in the song").strong());
-        left.label(
-            RichText::new(format!(
-                "Each dot is a hit in \u{201c}{title}\u{201d}; the diagonal is the match."
-            ))
-            .small()
-            .weak(),
-        );
+        let scatter_note = if matched {
+            format!("Each dot is a hit in \u{201c}{title}\u{201d}; the diagonal is the match.")
+        } else {
+            format!(
+                "Each dot is a hit in \u{201c}{title}\u{201d}, the closest song; too few lie on \
+                 the diagonal for a match."
+            )
+        };
+        left.label(RichText::new(scatter_note).small().weak());
         let (mut aligned, mut scattered) = (Vec::new(), Vec::new());
         for (&(clip_secs, song_secs), &on_diagonal) in evidence.hits.iter().zip(&evidence.aligned) {
             if on_diagonal {
@@ -310,7 +380,9 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
             .x_axis_label("clip time (s)")
             .y_axis_label("song time")
             .y_axis_formatter(|mark, _| clock(mark.value))
-            .legend(egui_plot::Legend::default())
+            .x_grid_spacer(uniform_grid_spacer(seconds_grid))
+            .y_grid_spacer(uniform_grid_spacer(seconds_grid))
+            .legend(egui_plot::Legend::default().text_style(egui::TextStyle::Small))
             .show(left, |plot_ui| {
                 plot_ui.points(
                     Points::new("other hits", scattered)
@@ -334,14 +406,18 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
             });
 
         right.label(RichText::new("Offsets of all hits").strong());
-        right.label(
-            RichText::new(format!(
+        let histogram_note = if matched {
+            format!(
                 "A true match is a spike: the clip starts at {} in the song.",
                 clock(offset_secs)
-            ))
-            .small()
-            .weak(),
-        );
+            )
+        } else {
+            format!(
+                "A true match is a spike; the highest here, at {}, is too low to count.",
+                clock(offset_secs)
+            )
+        };
+        right.label(RichText::new(histogram_note).small().weak());
         let bin_secs = report
             .offset_histogram
             .windows(2)
@@ -375,6 +451,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport) {
             .x_axis_label("song time \u{2212} clip time")
             .y_axis_label("hits")
             .x_axis_formatter(|mark, _| clock(mark.value))
+            .x_grid_spacer(uniform_grid_spacer(seconds_grid))
             .show(right, |plot_ui| {
                 plot_ui.bar_chart(BarChart::new("offsets", bars));
                 // A bar a quarter of a second wide is under a pixel on a song's time axis:
