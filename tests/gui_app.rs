@@ -24,7 +24,7 @@ use audiofp::library::Library;
 use audiofp::testkit::{distort, synth, wav};
 use audiofp::worker::{AudioChunk, Event, SongRow, WorkerConfig};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 
 const SR: u32 = 22_050;
 const SONG_SECS: f32 = 15.0;
@@ -289,6 +289,13 @@ fn an_index_that_cannot_be_opened_is_explained_and_left_alone() {
             .query_by_label("Add a music folder\u{2026}")
             .is_none()
     );
+    // The header's buttons are there but disabled: picking files would only fail.
+    for button in ["\u{1F4C1} Add folder\u{2026}", "\u{2795} Add files\u{2026}"] {
+        assert!(
+            harness.get_by_label(button).accesskit_node().is_disabled(),
+            "{button}"
+        );
+    }
 
     harness.state_mut().set_page(Page::Listen);
     harness.run_steps(2);

@@ -313,10 +313,21 @@ pub fn library_ui(
         };
         ui.label(RichText::new(count).weak());
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            if ui.button("\u{1F4C1} Add folder\u{2026}").clicked() {
+            // Nothing can be added to an index that could not be opened.
+            let usable = open_error.is_none();
+            let why = "The index could not be opened (see below).";
+            if ui
+                .add_enabled(usable, egui::Button::new("\u{1F4C1} Add folder\u{2026}"))
+                .on_disabled_hover_text(why)
+                .clicked()
+            {
                 actions.push(Action::PickFolderToIndex);
             }
-            if ui.button("\u{2795} Add files\u{2026}").clicked() {
+            if ui
+                .add_enabled(usable, egui::Button::new("\u{2795} Add files\u{2026}"))
+                .on_disabled_hover_text(why)
+                .clicked()
+            {
                 actions.push(Action::PickFilesToIndex);
             }
         });
@@ -342,7 +353,7 @@ pub fn library_ui(
     }
 
     let selected_row = state.selected.and_then(|id| state.row(id).cloned());
-    let selection_height = if selected_row.is_some() { 92.0 } else { 0.0 };
+    let selection_height = if selected_row.is_some() { 112.0 } else { 0.0 };
     let list_size = egui::vec2(
         ui.available_width(),
         (ui.available_height() - selection_height).max(80.0),
@@ -350,7 +361,8 @@ pub fn library_ui(
     ui.allocate_ui_with_layout(list_size, Layout::top_down(Align::Min), |ui| {
         ui.set_min_height(list_size.y);
         if state.rows.is_empty() {
-            empty_library_ui(ui, state.loaded, open_error, actions);
+            let indexing = !state.jobs.is_empty();
+            empty_library_ui(ui, state.loaded, indexing, open_error, actions);
         } else if state.view.is_empty() {
             ui.add_space(20.0);
             ui.vertical_centered(|ui| {
@@ -469,6 +481,7 @@ fn failures_ui(ui: &mut egui::Ui, state: &mut LibraryState) {
 fn empty_library_ui(
     ui: &mut egui::Ui,
     loaded: bool,
+    indexing: bool,
     open_error: Option<&str>,
     actions: &mut Vec<Action>,
 ) {
@@ -494,6 +507,12 @@ fn empty_library_ui(
         if !loaded {
             ui.spinner();
             ui.label("Opening the index\u{2026}");
+            return;
+        }
+        if indexing {
+            // The first songs are on their way (the progress bar above says how far).
+            ui.label(RichText::new("\u{1F3B5}").size(48.0).color(ACCENT));
+            ui.label(RichText::new("Songs appear here as they are indexed").weak());
             return;
         }
         ui.label(RichText::new("\u{1F3B5}").size(48.0).color(ACCENT));
@@ -570,7 +589,15 @@ fn table_ui(ui: &mut egui::Ui, state: &mut LibraryState, actions: &mut Vec<Actio
         .resizable(true)
         .sense(Sense::click())
         .cell_layout(Layout::left_to_right(Align::Center))
-        .column(Column::remainder().at_least(160.0).clip(true))
+        // The title takes what the other columns leave, recomputed every frame, so that the
+        // table fits again when the window is made narrower (a resizable column would keep
+        // the width it had and push the others out of sight).
+        .column(
+            Column::remainder()
+                .at_least(160.0)
+                .clip(true)
+                .resizable(false),
+        )
         .column(Column::initial(200.0).at_least(80.0).clip(true))
         .column(Column::initial(80.0).at_least(60.0))
         .column(Column::initial(110.0).at_least(90.0));
@@ -657,31 +684,29 @@ fn selection_ui(
     state: &mut LibraryState,
     actions: &mut Vec<Action>,
 ) {
+    // Text first, wrapping, then the buttons on their own line: side by side, a long path
+    // ran under the buttons in a narrow window.
+    ui.add(egui::Label::new(RichText::new(&row.title).size(17.0).strong()).wrap());
+    let mut line = Vec::new();
+    if !row.artist.is_empty() {
+        line.push(row.artist.clone());
+    }
+    if !row.album.is_empty() {
+        line.push(row.album.clone());
+    }
+    line.push(clock(row.duration_secs));
+    line.push(format!("added {}", date(row.added_at_unix_secs)));
+    ui.add(egui::Label::new(RichText::new(line.join(" \u{00B7} ")).weak()).wrap());
+    if let Some(path) = &row.path {
+        ui.add(egui::Label::new(RichText::new(path).small().weak()).wrap());
+    }
     ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.label(RichText::new(&row.title).size(17.0).strong());
-            let mut line = Vec::new();
-            if !row.artist.is_empty() {
-                line.push(row.artist.clone());
-            }
-            if !row.album.is_empty() {
-                line.push(row.album.clone());
-            }
-            line.push(clock(row.duration_secs));
-            line.push(format!("added {}", date(row.added_at_unix_secs)));
-            ui.label(RichText::new(line.join(" \u{00B7} ")).weak());
-            if let Some(path) = &row.path {
-                ui.label(RichText::new(path).small().weak());
-            }
-        });
-        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            if ui.button("Remove from library\u{2026}").clicked() {
-                state.ask_remove(row.song_id);
-            }
-            if ui.button("Show spectrogram").clicked() {
-                actions.push(Action::OpenSong(row.song_id));
-            }
-        });
+        if ui.button("Show spectrogram").clicked() {
+            actions.push(Action::OpenSong(row.song_id));
+        }
+        if ui.button("Remove from library\u{2026}").clicked() {
+            state.ask_remove(row.song_id);
+        }
     });
 }
 
