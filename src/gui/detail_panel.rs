@@ -10,6 +10,10 @@ use crate::gui::app::Action;
 use crate::gui::{ACCENT, WARM, clock, date};
 use crate::worker::{SongDetail, SongRow};
 
+/// How much one point of vertical mouse-wheel travel zooms the spectrogram in time (a
+/// notch, about 50 points, zooms by about 28 %).
+const WHEEL_ZOOM_PER_POINT: f64 = 0.005;
+
 /// State of the Song page.
 #[derive(Default)]
 pub struct DetailState {
@@ -221,7 +225,20 @@ pub fn detail_ui(
     let show_peaks = state.show_peaks;
     let tile_secs = detail.tile_frames as f64 * detail.frame_secs;
     let band_hz = top_hz - detail.band_start_hz;
+    // The mouse wheel zooms in time, as the hint says: the plot itself zooms only with Ctrl
+    // (or a pinch) and pans with the wheel, and the wheel's vertical turn has nothing to pan
+    // here (the frequency axis is fixed).
+    let wheel_zoom = ui.input(|i| {
+        if i.modifiers.command {
+            1.0
+        } else {
+            (f64::from(i.smooth_scroll_delta.y) * WHEEL_ZOOM_PER_POINT).exp()
+        }
+    });
     plot.show(ui, |plot_ui| {
+        if wheel_zoom != 1.0 && plot_ui.response().hovered() {
+            plot_ui.zoom_bounds_around_hovered(egui::vec2(wheel_zoom as f32, 1.0));
+        }
         for (i, (texture, tile)) in textures.iter().zip(&detail.tiles).enumerate() {
             let width_secs = tile.size[0] as f64 * detail.frame_secs;
             let start_secs = i as f64 * tile_secs;

@@ -63,6 +63,24 @@ pub struct HistoryEntry {
     pub offset_secs: f64,
 }
 
+/// How to reach the app's index from the command line: plain commands for the default
+/// index, `--db` for another one (the app opened with `--db`).
+fn command_line_hint(index_location: &str) -> String {
+    if index_location == "(memory)" {
+        return "This index is kept in memory: the command line cannot see it.".to_string();
+    }
+    let is_default = crate::cli::default_db_path()
+        .is_ok_and(|default| default.display().to_string() == index_location);
+    if is_default {
+        "The command line uses the same index: audiofp list, audiofp identify clip.mp3".to_string()
+    } else {
+        format!(
+            "From the command line: audiofp --db '{index_location}' list (without --db it uses \
+             the default index)"
+        )
+    }
+}
+
 /// View state of the Settings page that is not persisted.
 #[derive(Default)]
 pub struct SettingsView {
@@ -191,12 +209,7 @@ pub fn settings_ui(
             ui.label("Songs are stored in");
             ui.monospace(&view.index_location);
         });
-        ui.label(
-            egui::RichText::new(
-                "The command line uses the same index: audiofp list, audiofp identify clip.mp3",
-            )
-            .weak(),
-        );
+        ui.label(egui::RichText::new(command_line_hint(&view.index_location)).weak());
         ui.add_space(4.0);
         // Clearing cannot be undone: it asks first.
         let confirm_id = egui::Id::unique("settings-confirm-clear-history");
@@ -241,6 +254,15 @@ mod tests {
     use eframe::Storage as _;
 
     use super::*;
+
+    #[test]
+    fn the_command_line_hint_names_an_index_other_than_the_default() {
+        let default = crate::cli::default_db_path().unwrap().display().to_string();
+        assert!(!command_line_hint(&default).contains("--db"));
+        let other = command_line_hint("/tmp/mix.db");
+        assert!(other.contains("audiofp --db '/tmp/mix.db' list"), "{other}");
+        assert!(command_line_hint("(memory)").contains("cannot see it"));
+    }
 
     /// eframe's storage in memory.
     #[derive(Default)]
