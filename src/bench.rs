@@ -506,8 +506,8 @@ fn find_shared_audio(library: &Library, negrefs: &Path) -> Vec<SharedAudio> {
 fn track_id(song: &crate::index::SongRecord) -> String {
     song.path
         .as_deref()
-        .and_then(|p| Path::new(p).file_stem())
-        .map(|s| s.to_string_lossy().to_string())
+        .map(crate::paths::from_stored)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
         .unwrap_or_else(|| song.title.clone())
 }
 

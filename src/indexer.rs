@@ -32,6 +32,7 @@ use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::{FileFailure, IndexError, NewSong, SongRecord, unix_now};
 use crate::library::{Library, LibraryError};
+use crate::paths;
 
 /// File extensions picked up when walking a folder (explicitly named files are always tried).
 pub const AUDIO_EXTENSIONS: &[&str] = &[
@@ -365,7 +366,7 @@ pub fn index_files(
     let mut earlier_failures = std::collections::HashSet::new();
     for path in files {
         let stamp = file_stamp(&path);
-        let path_text = path.to_string_lossy().to_string();
+        let path_text = paths::to_stored(&path);
         if let Some((size, mtime)) = stamp
             && let Some(song) = library.store().find_by_file(&path_text, size, mtime)?
         {
@@ -602,7 +603,7 @@ fn remember_failure(library: &Library, path: &Path, stamp: Option<FileStamp>, er
         return; // Unreadable: nothing to compare with next time.
     };
     let failure = FileFailure {
-        path: path.to_string_lossy().to_string(),
+        path: paths::to_stored(path),
         file_size,
         file_mtime,
         code: err.code().to_string(),
@@ -626,9 +627,13 @@ fn forget_failures_of_deleted_files(
     remembered: &std::collections::HashMap<String, FileFailure>,
 ) {
     for path in remembered.keys() {
-        if matches!(Path::new(path).try_exists(), Ok(false)) {
-            tracing::info!("{path}: no longer exists; forgetting its earlier failure");
-            forget_failure(library, Path::new(path));
+        let file = paths::from_stored(path);
+        if matches!(file.try_exists(), Ok(false)) {
+            tracing::info!(
+                "{}: no longer exists; forgetting its earlier failure",
+                file.display()
+            );
+            forget_failure(library, &file);
         }
     }
 }
@@ -636,7 +641,7 @@ fn forget_failures_of_deleted_files(
 /// Forgets the earlier failure of `path`, now indexed (or a duplicate); only logged if the
 /// store cannot, as the stale record only makes the next run decode the file again.
 fn forget_failure(library: &Library, path: &Path) {
-    if let Err(err) = library.store().forget_failure(&path.to_string_lossy()) {
+    if let Err(err) = library.store().forget_failure(&paths::to_stored(path)) {
         tracing::warn!(
             "{}: cannot forget its earlier failure ({err})",
             path.display()
@@ -660,12 +665,14 @@ fn place_known_file(
         return Ok(None);
     };
     let song_id = song.id;
-    let path_text = path.to_string_lossy();
-    let stored = song.path.as_deref().map(Path::new);
-    let same_spelling = song.path.as_deref() == Some(path_text.as_ref());
+    let path_text = paths::to_stored(path);
+    let stored = song.path.as_deref().map(paths::from_stored);
+    let same_spelling = song.path.as_deref() == Some(path_text.as_str());
     let same_file = same_spelling
-        || stored.is_some_and(|stored| std::path::absolute(stored).is_ok_and(|s| s == path));
-    let stored_is_gone = stored.is_none_or(|stored| !stored.is_file());
+        || stored
+            .as_deref()
+            .is_some_and(|stored| std::path::absolute(stored).is_ok_and(|s| s == path));
+    let stored_is_gone = stored.as_deref().is_none_or(|stored| !stored.is_file());
     let Some((size, mtime)) = stamp else {
         return Ok(Some(SkipReason::Duplicate { song_id }));
     };
@@ -683,7 +690,7 @@ fn place_known_file(
     } else {
         SkipReason::Moved {
             song_id,
-            from: song.path,
+            from: song.path.as_deref().map(paths::display_stored),
         }
     }))
 }
@@ -701,7 +708,7 @@ fn remove_earlier_versions(
 ) -> Result<Vec<i64>, LibraryError> {
     let earlier: Vec<i64> = library
         .store()
-        .find_by_path(&path.to_string_lossy())?
+        .find_by_path(&paths::to_stored(path))?
         .into_iter()
         .filter(|song| song.content_hash != content_hash)
         .map(|song| song.id)
@@ -837,7 +844,7 @@ fn fingerprint_file(
         artist: decoded.tags.artist,
         album: decoded.tags.album,
         duration_secs: fingerprint.duration_secs,
-        path: Some(path.to_string_lossy().to_string()),
+        path: Some(paths::to_stored(path)),
         file_size: stamp.map(|s| s.0),
         file_mtime: stamp.map(|s| s.1),
         content_hash,

@@ -1145,6 +1145,36 @@ fn index_of_nothing_that_exists_creates_no_index() {
     );
 }
 
+/// File names that are not UTF-8 (Latin-1 names copied from an old disk) are stored exactly:
+/// two names a lossy conversion would make one ("caf\u{FFFD}.wav") stay two songs, a re-run
+/// skips both unread, and `show` prints a readable path.
+#[cfg(unix)]
+#[test]
+fn file_names_that_are_not_utf8_stay_distinct_songs() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let sandbox = Sandbox::new();
+    let music = sandbox.subdir("latin1");
+    for (seed, name) in [(9401, &b"caf\xe9.wav"[..]), (9402, &b"caf\xe8.wav"[..])] {
+        let song = write_song(&music, &format!("song {seed}"), seed, 8.0);
+        std::fs::rename(&song.path, music.join(OsStr::from_bytes(name))).unwrap();
+    }
+    let summary = sandbox.index_json(&[&music], 0);
+    assert_eq!(summary["indexed"], 2, "{summary}");
+    let summary = sandbox.index_json(&[&music], 0);
+    assert_eq!(
+        summary["indexed"], 0,
+        "a second run indexes nothing again: {summary}"
+    );
+    assert_eq!(summary["replaced"], 0, "{summary}");
+    assert_eq!(summary["skipped"], 2, "{summary}");
+    let songs = sandbox.list();
+    assert_eq!(songs.len(), 2, "{songs:?}");
+    let id = songs[0]["id"].to_string();
+    let show = sandbox.run(["show", &id]);
+    show.expect_code(0, "show of a song with a Latin-1 file name");
+    assert!(show.stdout.contains("latin1/caf\u{FFFD}.wav"), "{show}");
+}
+
 #[test]
 fn index_flags_a_command_would_ignore_are_refused() {
     let sandbox = Sandbox::new();

@@ -112,7 +112,7 @@ pub fn run(library: &Library, corpus: &Path) -> anyhow::Result<Vec<Session>> {
             continue;
         }
         jobs.push(Job {
-            path: PathBuf::from(path),
+            path: crate::paths::from_stored(path),
             truth: Some(track_id(&song)),
             starts: vec![(song.duration_secs - SESSION_SECS) * INDEXED_WINDOW_AT],
         });

@@ -143,7 +143,11 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
     let mut failures = store.failures()?;
     if let Some(filter) = &args.filter {
         let needle = filter.to_lowercase();
-        failures.retain(|f| f.path.to_lowercase().contains(&needle));
+        failures.retain(|f| {
+            crate::paths::display_stored(&f.path)
+                .to_lowercase()
+                .contains(&needle)
+        });
     }
     failures.sort_by(|a, b| a.path.cmp(&b.path));
     if args.json {
@@ -156,12 +160,13 @@ fn list_failures(store: &dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
     }
     for failure in &failures {
         // The message names the file, already on the line above.
-        let prefix = format!("{}: ", failure.path);
+        let shown = crate::paths::display_stored(&failure.path);
+        let prefix = format!("{shown}: ");
         let reason = failure
             .message
             .strip_prefix(&prefix)
             .unwrap_or(&failure.message);
-        outln!("{}", failure.path)?;
+        outln!("{}", printable(&shown))?;
         outln!(
             "    {} ({}; {}, audiofp {})",
             reason,
@@ -218,7 +223,12 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<u8> {
     )?;
     outln!(
         "path:      {}",
-        printable(song.path.as_deref().unwrap_or("-"))
+        printable(
+            &song
+                .path
+                .as_deref()
+                .map_or_else(|| "-".to_string(), crate::paths::display_stored)
+        )
     )?;
     outln!("added:     {}", utc_date_time(song.added_at))?;
     outln!(

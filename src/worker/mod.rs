@@ -900,9 +900,9 @@ impl Desk {
             band_bins: config.band_bins(),
             note: None,
         };
-        match song.path.as_deref().map(Path::new) {
+        match song.path.as_deref().map(crate::paths::from_stored) {
             Some(path) if path.is_file() => {
-                match spectrogram_levels(path, config, &self.shutdown) {
+                match spectrogram_levels(&path, config, &self.shutdown) {
                     Ok(levels) => {
                         let pooled = pool_frames(&levels, config.band_bins());
                         detail.frame_secs = config.frame_secs() * pooled.factor as f64;

@@ -136,7 +136,7 @@ impl From<&SongRecord> for SongRow {
             album: record.album.clone().unwrap_or_default(),
             duration_secs: record.duration_secs,
             added_at_unix_secs: record.added_at,
-            path: record.path.clone(),
+            path: record.path.as_deref().map(crate::paths::display_stored),
             content_hash: record.content_hash.clone(),
         }
     }
