@@ -27,6 +27,60 @@ use crate::library::Library;
 pub mod listening;
 pub mod songs;
 
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The corpus has no reference files to index.
+    #[error("{}: no reference files", dir.display())]
+    NoReferences {
+        /// The corpus's `refs/` folder.
+        dir: PathBuf,
+    },
+    /// A file of the corpus could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line of the manifest is not a manifest entry.
+    #[error("{}: line {line}: {source}", path.display())]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
+    /// Some reference files could not be indexed: the figures would not be of the corpus.
+    #[error("some references failed: {}", .0.join("; "))]
+    ReferencesFailed(Vec<String>),
+    /// A `audiofp identify` process for the cold queries could not be started.
+    #[error("starting {} for the cold queries: {source}", exe.display())]
+    ColdQuery {
+        /// The binary.
+        exe: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A track of the listening sessions could not be decoded.
+    #[error("{}: {source}", path.display())]
+    Decode {
+        /// The track.
+        path: PathBuf,
+        /// The error.
+        source: engine::EngineError,
+    },
+    /// The library failed.
+    #[error(transparent)]
+    Library(#[from] crate::library::LibraryError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+}
+
 pub use listening::ListeningReport;
 pub use songs::{CorpusSongs, GeneratedSongs, SyntheticSongs};
 
@@ -215,25 +269,31 @@ pub fn run_corpus(
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     mut progress: impl FnMut(&str),
-) -> anyhow::Result<CorpusReport> {
-    use anyhow::Context as _;
+) -> Result<CorpusReport, BenchError> {
     let refs_dir = options.corpus.join("refs");
     let mut ref_files = indexer::collect_audio_files(std::slice::from_ref(&refs_dir)).files;
     ref_files.sort();
-    anyhow::ensure!(
-        !ref_files.is_empty(),
-        "{}: no reference files",
-        refs_dir.display()
-    );
+    if ref_files.is_empty() {
+        return Err(BenchError::NoReferences { dir: refs_dir });
+    }
     let manifest_path = options.corpus.join("manifest.jsonl");
-    let manifest_text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest_text =
+        std::fs::read_to_string(&manifest_path).map_err(|source| BenchError::Read {
+            path: manifest_path.clone(),
+            source,
+        })?;
     let mut manifest: Vec<ManifestEntry> = manifest_text
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing {}", manifest_path.display()))?;
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| BenchError::Manifest {
+                path: manifest_path.clone(),
+                line: i + 1,
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
     if !options.only.is_empty() {
         manifest.retain(|m| options.only.contains(&m.distortion));
     }
@@ -255,7 +315,7 @@ pub fn run_corpus(
             "round {}: decode-only pass over the reference files",
             round + 1
         ));
-        let (decode_secs, decoded_secs) = decode_only(&ref_files, options.workers)?;
+        let (decode_secs, decoded_secs) = decode_only(&ref_files, options.workers);
         audio_secs = decoded_secs;
         progress(&format!(
             "round {}: indexing the reference files",
@@ -279,15 +339,18 @@ pub fn run_corpus(
             |_: &_| {},
         )?;
         let index_secs = started.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            summary.failed.is_empty(),
-            "some references failed: {:?}",
-            summary.failed
-        );
+        if !summary.failed.is_empty() {
+            return Err(BenchError::ReferencesFailed(
+                summary.failed.iter().map(|f| f.message.clone()).collect(),
+            ));
+        }
         rounds.push((decode_secs, index_secs));
         built = Some(library);
     }
-    let library = built.context("no indexing round ran")?;
+    // At least one round ran (`speed_rounds.max(1)`), and each one that ran built a library.
+    let Some(library) = built else {
+        return Err(BenchError::NoReferences { dir: refs_dir });
+    };
     rounds.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
     let (decode_secs, index_secs) = rounds[rounds.len() / 2];
     let stats = library.store().stats()?;
@@ -373,7 +436,11 @@ pub fn run_corpus(
                     .arg(options.corpus.join(&entry.query))
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
-                    .status()?;
+                    .status()
+                    .map_err(|source| BenchError::ColdQuery {
+                        exe: exe.to_path_buf(),
+                        source,
+                    })?;
                 if status.code().is_some_and(|c| c <= 1) {
                     times.push(started.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -511,7 +578,9 @@ fn track_id(song: &crate::index::SongRecord) -> String {
         .unwrap_or_else(|| song.title.clone())
 }
 
-fn decode_only(files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, f64)> {
+/// Seconds taken to decode `files` on `workers` threads, and seconds of audio decoded (a file
+/// that fails to decode counts for what decoded of it: indexing fails it too).
+fn decode_only(files: &[PathBuf], workers: usize) -> (f64, f64) {
     // In the order indexing takes them, so that both passes schedule the same work.
     let files = indexer::largest_first_on_disk(files);
     let started = Instant::now();
@@ -542,7 +611,7 @@ fn decode_only(files: &[PathBuf], workers: usize) -> anyhow::Result<(f64, f64)> 
         }
     });
     let audio = total_secs.into_inner().unwrap_or(0.0);
-    Ok((started.elapsed().as_secs_f64(), audio))
+    (started.elapsed().as_secs_f64(), audio)
 }
 
 /// Median and 95th percentile (nearest rank) of `values`, (0, 0) when empty.

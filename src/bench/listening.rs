@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{SharedAudio, median_p95, track_id};
+use super::{BenchError, SharedAudio, median_p95, track_id};
 use crate::cancel::CancelToken;
 use crate::engine::decode::{AudioSource, CutStreams, decode_mono};
 use crate::library::Library;
@@ -88,7 +88,7 @@ struct Job {
 }
 
 /// Runs the sessions on the tracks of `corpus` (whose `refs/` are indexed in `library`).
-pub fn run(library: &Library, corpus: &Path) -> anyhow::Result<Vec<Session>> {
+pub fn run(library: &Library, corpus: &Path) -> Result<Vec<Session>, BenchError> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut unindexed: Vec<PathBuf> = std::fs::read_dir(corpus.join("negrefs"))
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -117,7 +117,7 @@ pub fn run(library: &Library, corpus: &Path) -> anyhow::Result<Vec<Session>> {
             starts: vec![(song.duration_secs - SESSION_SECS) * INDEXED_WINDOW_AT],
         });
     }
-    let per_job: Vec<anyhow::Result<Vec<Session>>> = jobs
+    let per_job: Vec<Result<Vec<Session>, BenchError>> = jobs
         .par_iter()
         .map(|job| sessions_of(library, job))
         .collect();
@@ -129,7 +129,7 @@ pub fn run(library: &Library, corpus: &Path) -> anyhow::Result<Vec<Session>> {
 }
 
 /// The sessions on one track's windows, clean and noisy, decoding it as a stream.
-fn sessions_of(library: &Library, job: &Job) -> anyhow::Result<Vec<Session>> {
+fn sessions_of(library: &Library, job: &Job) -> Result<Vec<Session>, BenchError> {
     let track = job
         .path
         .file_stem()
@@ -177,7 +177,10 @@ fn sessions_of(library: &Library, job: &Job) -> anyhow::Result<Vec<Session>> {
     if let Some(err) = failure {
         return Err(err.into());
     }
-    decoded.map_err(|err| anyhow::anyhow!("{}: {err}", job.path.display()))?;
+    decoded.map_err(|source| BenchError::Decode {
+        path: job.path.clone(),
+        source,
+    })?;
     Ok(sessions)
 }
 
