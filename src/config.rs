@@ -9,6 +9,37 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A fingerprint or match setting that cannot be used: from the environment (or `.env`), the
+/// command line, or a caller.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// An environment variable that does not hold a number.
+    #[error("environment variable {name}={text:?} is not a valid number")]
+    NotANumber {
+        /// The variable.
+        name: String,
+        /// What it holds.
+        text: String,
+    },
+    /// An item of a list setting (`SPEED_SEARCH`, `PITCH_SEARCH`) outside its range.
+    #[error("{name}: {item:?} is not {what} within {low}..={high}")]
+    BadListItem {
+        /// The setting.
+        name: String,
+        /// The item.
+        item: String,
+        /// What an item is.
+        what: &'static str,
+        /// Lowest value allowed.
+        low: f64,
+        /// Highest value allowed.
+        high: f64,
+    },
+    /// Values out of their ranges, each problem naming its setting.
+    #[error("{}", .0.join("; "))]
+    OutOfRange(Vec<String>),
+}
+
 /// Parameters that determine the fingerprints stored in an index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FingerprintConfig {
@@ -102,7 +133,7 @@ impl FingerprintConfig {
     }
 
     /// Checks that the parameters are usable and fit the landmark bit layout.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for (name, value) in [
             ("MIN_FREQ", self.min_freq_hz),
@@ -157,7 +188,7 @@ impl FingerprintConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(ConfigError::OutOfRange(problems))
         }
     }
 
@@ -182,7 +213,7 @@ impl FingerprintConfig {
 
     /// Applies the fingerprint environment variables (`SAMPLE_RATE`, `N_FFT`, `HOP_LENGTH`,
     /// `PEAK_NEIGHBORHOOD_SIZE`, `MIN_AMPLITUDE`, `FAN_VALUE`, ...) on top of `self`.
-    pub fn with_env(mut self) -> Result<Self, String> {
+    pub fn with_env(mut self) -> Result<Self, ConfigError> {
         read_env("SAMPLE_RATE", &mut self.sample_rate_hz)?;
         read_env("N_FFT", &mut self.n_fft)?;
         read_env("HOP_LENGTH", &mut self.hop_length)?;
@@ -300,7 +331,7 @@ impl MatchConfig {
 
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
     /// `HITS_PER_LANDMARK`, `SPEED_SEARCH` and `PITCH_SEARCH` from the environment.
-    pub fn with_env(mut self) -> Result<Self, String> {
+    pub fn with_env(mut self) -> Result<Self, ConfigError> {
         read_env("MATCH_THRESHOLD", &mut self.threshold)?;
         read_env("MIN_ALIGNED", &mut self.min_aligned)?;
         read_env("QUERY_DENSITY_FACTOR", &mut self.query_density_factor)?;
@@ -318,12 +349,13 @@ impl MatchConfig {
     }
 
     /// Checks that the settings are usable.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err("MATCH_THRESHOLD must be within 0..1".to_string());
+            problems.push("MATCH_THRESHOLD must be within 0..1".to_string());
         }
         if !(1..=MAX_TOP_MATCHES).contains(&self.top_n) {
-            return Err(format!(
+            problems.push(format!(
                 "at most {MAX_TOP_MATCHES} matches (and at least 1) can be asked for"
             ));
         }
@@ -331,14 +363,17 @@ impl MatchConfig {
             && self.query_density_factor > 0.0
             && self.query_density_factor <= 16.0)
         {
-            return Err(
-                "QUERY_DENSITY_FACTOR must be a number within 0..=16 (above 0)".to_string(),
-            );
+            problems
+                .push("QUERY_DENSITY_FACTOR must be a number within 0..=16 (above 0)".to_string());
         }
         if !(1..=16).contains(&self.query_fan_factor) {
-            return Err("QUERY_FAN_FACTOR must be within 1..=16".to_string());
+            problems.push("QUERY_FAN_FACTOR must be within 1..=16".to_string());
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::OutOfRange(problems))
+        }
     }
 }
 
@@ -347,9 +382,9 @@ impl MatchConfig {
 fn parse_search_list(
     name: &str,
     text: &str,
-    what: &str,
+    what: &'static str,
     range: std::ops::RangeInclusive<f64>,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, ConfigError> {
     text.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty() && *t != "0")
@@ -357,12 +392,12 @@ fn parse_search_list(
             t.parse::<f64>()
                 .ok()
                 .filter(|v| range.contains(v) && *v != 0.0)
-                .ok_or_else(|| {
-                    format!(
-                        "{name}: {t:?} is not {what} within {}..={}",
-                        range.start(),
-                        range.end()
-                    )
+                .ok_or_else(|| ConfigError::BadListItem {
+                    name: name.to_string(),
+                    item: t.to_string(),
+                    what,
+                    low: *range.start(),
+                    high: *range.end(),
                 })
         })
         .collect()
@@ -370,12 +405,12 @@ fn parse_search_list(
 
 /// Sets `slot` from the environment variable `name` when it is set, or says which variable
 /// does not hold a valid number.
-fn read_env<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), String> {
+fn read_env<T: std::str::FromStr>(name: &str, slot: &mut T) -> Result<(), ConfigError> {
     if let Ok(text) = std::env::var(name) {
-        *slot = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("environment variable {name}={text:?} is not a valid number"))?;
+        *slot = text.trim().parse().map_err(|_| ConfigError::NotANumber {
+            name: name.to_string(),
+            text: text.clone(),
+        })?;
     }
     Ok(())
 }
@@ -408,7 +443,7 @@ mod tests {
         ] {
             let mut config = FingerprintConfig::default();
             set(&mut config);
-            let problems = config.validate().expect_err(name);
+            let problems = config.validate().expect_err(name).to_string();
             assert!(problems.contains(name), "{name}: {problems}");
         }
     }
@@ -421,19 +456,25 @@ mod tests {
             peak_neighborhood_size: 1 << 40,
             ..FingerprintConfig::default()
         };
-        let problems = config.validate().expect_err("a huge neighbourhood");
+        let problems = config
+            .validate()
+            .expect_err("a huge neighbourhood")
+            .to_string();
         assert!(problems.contains("PEAK_NEIGHBORHOOD_SIZE"), "{problems}");
         let config = FingerprintConfig {
             peak_neighborhood_frames: 33,
             ..FingerprintConfig::default()
         };
-        let problems = config.validate().expect_err("a long neighbourhood");
+        let problems = config
+            .validate()
+            .expect_err("a long neighbourhood")
+            .to_string();
         assert!(problems.contains("PEAK_NEIGHBORHOOD_FRAMES"), "{problems}");
 
         let refused = |change: fn(&mut MatchConfig), name: &str| {
             let mut config = MatchConfig::default();
             change(&mut config);
-            let problem = config.validate().expect_err(name);
+            let problem = config.validate().expect_err(name).to_string();
             assert!(problem.contains(name), "{name}: {problem}");
         };
         refused(|c| c.query_fan_factor = usize::MAX / 2, "QUERY_FAN_FACTOR");
