@@ -26,6 +26,25 @@ use crate::config::FingerprintConfig;
 use crate::engine::stft::Stft;
 use crate::worker::{AudioChunk, Waker};
 
+/// Why the microphone could not be listed or opened; the text is meant for the user.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CaptureError {
+    /// The input chosen in Settings is not connected.
+    #[error(
+        "The input device \u{201c}{0}\u{201d} is not connected. Choose another one in Settings."
+    )]
+    NotConnected(String),
+    /// There is no input device at all.
+    #[error("No microphone found. Connect one (or choose an input in Settings) and try again.")]
+    NoMicrophone,
+    /// The device's samples are of a format audiofp does not convert.
+    #[error("The microphone delivers {0} samples, which audiofp cannot read.")]
+    SampleFormat(String),
+    /// The audio system refused (permission, busy device, ...), described for the user.
+    #[error("{0}")]
+    Device(String),
+}
+
 /// Buffers in flight between the audio callback and the capture thread.
 const RAW_QUEUE_LEN: usize = 64;
 /// Level and spectrogram updates sent to the GUI at most this often.
@@ -172,7 +191,7 @@ pub fn start(
 /// answer arrives on the returned channel, and `waker` is called.
 pub fn list_input_devices_in_background(
     waker: Waker,
-) -> std::io::Result<Receiver<Result<Vec<InputDevice>, String>>> {
+) -> std::io::Result<Receiver<Result<Vec<InputDevice>, CaptureError>>> {
     let (tx, rx) = bounded(1);
     std::thread::Builder::new()
         .name("audiofp-devices".to_string())
@@ -185,13 +204,15 @@ pub fn list_input_devices_in_background(
 }
 
 /// The input devices of the default host.
-pub fn list_input_devices() -> Result<Vec<InputDevice>, String> {
+pub fn list_input_devices() -> Result<Vec<InputDevice>, CaptureError> {
     let host = cpal::default_host();
     let default_id = host
         .default_input_device()
         .and_then(|device| device.id().ok())
         .map(|id| id.to_string());
-    let devices = host.input_devices().map_err(|err| describe(&err))?;
+    let devices = host
+        .input_devices()
+        .map_err(|err| CaptureError::Device(describe(&err)))?;
     let mut list: Vec<InputDevice> = devices
         .filter_map(|device| {
             let id = device.id().ok()?.to_string();
@@ -305,23 +326,18 @@ fn open_stream(
     device_id: Option<&str>,
     io: CallbackIo,
     error_tx: Sender<cpal::Error>,
-) -> Result<OpenStream, String> {
+) -> Result<OpenStream, CaptureError> {
     let host = cpal::default_host();
     let device = match device_id {
         Some(id) => {
             let wanted = id.parse::<cpal::DeviceId>().ok();
             wanted
                 .and_then(|wanted| host.device_by_id(&wanted))
-                .ok_or_else(|| {
-                    format!(
-                        "The input device \u{201c}{id}\u{201d} is not connected. Choose another one in Settings."
-                    )
-                })?
+                .ok_or_else(|| CaptureError::NotConnected(id.to_string()))?
         }
-        None => host.default_input_device().ok_or_else(|| {
-            "No microphone found. Connect one (or choose an input in Settings) and try again."
-                .to_string()
-        })?,
+        None => host
+            .default_input_device()
+            .ok_or(CaptureError::NoMicrophone)?,
     };
     let device_name = device
         .description()
@@ -330,7 +346,7 @@ fn open_stream(
         .unwrap_or_else(|_| "microphone".to_string());
     let supported = device
         .default_input_config()
-        .map_err(|err| describe(&err))?;
+        .map_err(|err| CaptureError::Device(describe(&err)))?;
     let sample_rate_hz = supported.sample_rate();
     let channels = supported.channels();
     let config = supported.config();
@@ -387,13 +403,13 @@ fn open_stream(
             None,
         ),
         other => {
-            return Err(format!(
-                "The microphone delivers {other} samples, which audiofp cannot read."
-            ));
+            return Err(CaptureError::SampleFormat(other.to_string()));
         }
     };
-    let stream = built.map_err(|err| describe(&err))?;
-    stream.play().map_err(|err| describe(&err))?;
+    let stream = built.map_err(|err| CaptureError::Device(describe(&err)))?;
+    stream
+        .play()
+        .map_err(|err| CaptureError::Device(describe(&err)))?;
     Ok(OpenStream {
         stream,
         device_name,
@@ -420,8 +436,10 @@ fn capture_main(
     };
     let opened = match open_stream(device_id, io, error_tx) {
         Ok(opened) => opened,
-        Err(message) => {
-            events.send(CaptureEvent::Error { message });
+        Err(err) => {
+            events.send(CaptureEvent::Error {
+                message: err.to_string(),
+            });
             events.send(CaptureEvent::Stopped { dropped_buffers: 0 });
             return;
         }

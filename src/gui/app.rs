@@ -146,7 +146,7 @@ pub struct AudiofpApp {
     notice: Option<Notice>,
     /// The open file dialog's answer, and whether it failed to open at all.
     dialog: Option<Receiver<(Option<DialogOutcome>, bool)>>,
-    devices: Option<Receiver<Result<Vec<InputDevice>, String>>>,
+    devices: Option<Receiver<Result<Vec<InputDevice>, crate::capture::CaptureError>>>,
     frame_stats: Option<FrameStats>,
     waker_installed: bool,
     theme_applied: Option<bool>,
@@ -421,7 +421,9 @@ impl AudiofpApp {
         match capture::list_input_devices_in_background(self.worker.waker().clone()) {
             Ok(rx) => self.devices = Some(rx),
             Err(err) => {
-                self.settings_view.devices = Some(Err(format!("cannot list devices: {err}")))
+                self.settings_view.devices = Some(Err(capture::CaptureError::Device(format!(
+                    "Cannot list the input devices: {err}"
+                ))))
             }
         }
     }

@@ -85,7 +85,7 @@ fn command_line_hint(index_location: &str) -> String {
 #[derive(Default)]
 pub struct SettingsView {
     /// Known input devices (`None` while listing).
-    pub devices: Option<Result<Vec<InputDevice>, String>>,
+    pub devices: Option<Result<Vec<InputDevice>, crate::capture::CaptureError>>,
     /// Where the index lives.
     pub index_location: String,
 }
@@ -183,7 +183,7 @@ pub fn settings_ui(
                 });
             }
             Some(Err(reason)) => {
-                ui.colored_label(crate::gui::ERROR, reason);
+                ui.colored_label(crate::gui::ERROR, reason.to_string());
             }
             Some(Ok(devices)) if devices.is_empty() => {
                 ui.colored_label(crate::gui::WARM, "No input device found.");

@@ -92,7 +92,22 @@ pub fn run_isolated(name: &str, envs: &[(&str, &str)], uid: Option<u32>) -> Chil
     if let Some(uid) = uid {
         command.uid(uid).gid(uid).current_dir(exe_dir.path());
     }
-    let mut child = command.spawn().unwrap();
+    // The copy may still be open for writing in a child another test thread forked while it
+    // was written (the fork inherits the descriptor until it execs): exec then fails with
+    // ETXTBSY for a moment. Try again briefly.
+    let mut child = {
+        let mut tries = 0;
+        loop {
+            match command.spawn() {
+                Ok(child) => break child,
+                Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(err) => panic!("starting {}: {err}", exe.display()),
+            }
+        }
+    };
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
