@@ -973,6 +973,8 @@ async fn openapi_document_describes_every_route() {
     );
     let doc: Value = response.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    // The document's version is the server's, as /health reports it.
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     for (path, methods) in [
         ("/api/v1/search", &["post"][..]),
         ("/api/v1/songs", &["get", "post"][..]),
