@@ -9,6 +9,7 @@
 // Helpers outside #[test] functions unwrap too: a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod sound_sandbox;
 
 use std::path::{Path, PathBuf};
@@ -374,7 +375,6 @@ fn an_old_history_entry_opens_its_song() {
 /// another song: the history opens "no longer in the library", not that other song.
 #[test]
 fn a_history_entry_from_another_index_does_not_open_this_indexs_song_of_that_id() {
-    use audiofp::engine::{self, Side};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("index.db");
     let this_indexs_song = {
@@ -385,26 +385,7 @@ fn a_history_entry_from_another_index_does_not_open_this_indexs_song_of_that_id(
             OpenMode::CreateIfMissing,
         )
         .unwrap();
-        let samples = synth::song(31, 8.0, 22_050);
-        let fingerprint = engine::fingerprint_samples(
-            &samples,
-            22_050,
-            &FingerprintConfig::default(),
-            &MatchConfig::default(),
-            Side::Reference,
-        )
-        .unwrap();
-        let song = audiofp::index::NewSong {
-            title: "This Index's Song".to_string(),
-            artist: None,
-            album: None,
-            duration_secs: fingerprint.duration_secs,
-            path: None,
-            file_size: None,
-            file_mtime: None,
-            content_hash: "1".repeat(64),
-            added_at: None,
-        };
+        let (song, fingerprint, _) = common::fingerprinted_song(31, "This Index's Song");
         library.add(&song, &fingerprint).unwrap().id
     };
     let mut entry = history_entry("Another Index's Song", this_indexs_song);
@@ -498,6 +479,10 @@ fn clearing_the_history_asks_first() {
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     harness.state_mut().set_page(Page::Settings);
     harness.run_steps(2);
+    // The History card is the last one, below the fold of a 760-point window.
+    harness.get_by_label("Clear history\u{2026}").scroll_to_me();
+    // Until the scroll animation has ended, so that the click lands where the button is.
+    harness.run_steps(30);
     harness.get_by_label("Clear history\u{2026}").click();
     harness.run_steps(2);
     harness.get_by_label_contains("Forget the 2 recent answers?");

@@ -113,7 +113,7 @@ pub fn results_ui(
         .id_salt("results-page")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            answer_ui(ui, state, plot_height, actions);
+            answer_ui(ui, state, !history.is_empty(), plot_height, actions);
         });
 }
 
@@ -122,6 +122,7 @@ pub fn results_ui(
 fn answer_ui(
     ui: &mut egui::Ui,
     state: &mut ResultsState,
+    has_history: bool,
     plot_height: f32,
     actions: &mut Vec<Action>,
 ) {
@@ -155,7 +156,16 @@ fn answer_ui(
         ui.add_space(50.0);
         ui.vertical_centered(|ui| {
             ui.label(RichText::new("\u{1F50D}").size(44.0).color(ACCENT));
-            ui.label(RichText::new("Nothing identified yet").size(20.0).strong());
+            // After a restart the earlier answers are under Recent; this session has none.
+            let headline = if has_history {
+                "Nothing identified in this session yet"
+            } else {
+                "Nothing identified yet"
+            };
+            ui.label(RichText::new(headline).size(20.0).strong());
+            if has_history {
+                ui.label(RichText::new("Earlier answers are listed under Recent.").weak());
+            }
             ui.label(
                 RichText::new("Press Listen, or drop an audio clip anywhere on this window.")
                     .weak(),

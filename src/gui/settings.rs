@@ -210,6 +210,14 @@ pub fn settings_ui(
             ui.monospace(&view.index_location);
         });
         ui.label(egui::RichText::new(command_line_hint(&view.index_location)).weak());
+    });
+    card(ui, "History", &mut |ui| {
+        ui.label(
+            egui::RichText::new(format!(
+                "The Results page lists your last {HISTORY_LEN} answers, kept between sessions."
+            ))
+            .weak(),
+        );
         ui.add_space(4.0);
         // Clearing cannot be undone: it asks first.
         let confirm_id = egui::Id::unique("settings-confirm-clear-history");
