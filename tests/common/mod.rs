@@ -482,3 +482,46 @@ pub fn titles(songs: &[Value]) -> Vec<String> {
 pub fn find_song<'a>(songs: &'a [Value], title: &str) -> Option<&'a Value> {
     songs.iter().find(|s| s["title"] == title)
 }
+
+/// A generated song of 20 s, fingerprinted for the index, with the metadata `Library::add`
+/// takes (its content hash made from the seed) and its samples.
+pub fn fingerprinted_song(
+    seed: u64,
+    title: &str,
+) -> (
+    audiofp::index::NewSong,
+    audiofp::engine::Fingerprint,
+    Vec<f32>,
+) {
+    use audiofp::config::{FingerprintConfig, MatchConfig};
+    use audiofp::engine::{self, Side};
+    let samples = audiofp::testkit::synth::song(seed, 20.0, SR);
+    let fingerprint = engine::fingerprint_samples(
+        &samples,
+        SR,
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        Side::Reference,
+    )
+    .unwrap_or_else(|err| panic!("fingerprinting generated song {seed}: {err}"));
+    (new_song(title, seed, &fingerprint), fingerprint, samples)
+}
+
+/// Metadata for `Library::add` of `fingerprint`, with a content hash made from `seed`.
+pub fn new_song(
+    title: &str,
+    seed: u64,
+    fingerprint: &audiofp::engine::Fingerprint,
+) -> audiofp::index::NewSong {
+    audiofp::index::NewSong {
+        title: title.to_string(),
+        artist: None,
+        album: None,
+        duration_secs: fingerprint.duration_secs,
+        path: None,
+        file_size: None,
+        file_mtime: None,
+        content_hash: format!("{seed:064x}"),
+        added_at: None,
+    }
+}
