@@ -117,8 +117,18 @@ pub fn settings_ui(
         ui.horizontal(|ui| {
             ui.label("Match threshold");
             ui.add(
+                // In percent, as the Results page shows confidences.
                 egui::Slider::new(&mut settings.match_threshold, 0.3..=0.99)
-                    .fixed_decimals(2)
+                    .step_by(0.01)
+                    .custom_formatter(|value, _| format!("{:.0}%", value * 100.0))
+                    .custom_parser(|text| {
+                        text.trim()
+                            .trim_end_matches('%')
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                            .map(|percent| percent / 100.0)
+                    })
                     .text("confidence"),
             );
         });
@@ -126,7 +136,7 @@ pub fn settings_ui(
             egui::RichText::new(
                 "Matches below this confidence are reported as \u{201c}no match\u{201d}. \
                  Lower finds more in noisy rooms, higher avoids wrong answers. \
-                 Clips shorter than 2 s must be more certain (at 0.80, a 1 s clip needs 0.89).",
+                 Clips shorter than 2 s must be more certain (at 80%, a 1 s clip needs 89%).",
             )
             .weak(),
         );
