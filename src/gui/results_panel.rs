@@ -333,10 +333,13 @@ fn seconds_grid(input: GridInput) -> [f64; 3] {
             .map_or(step / 2.0, |&(_, smaller)| smaller)
     };
     let span = (input.bounds.1 - input.bounds.0).abs();
+    // About five labels, but never closer than a label's width in a narrow plot
+    // (`base_step_size` is the plot's smallest step, a few points on screen).
+    let wanted = (span / 5.0).max(input.base_step_size * 10.0);
     let large = STEPS
         .iter()
         .map(|&(step, _)| step)
-        .find(|&step| step >= span / 5.0)
+        .find(|&step| step >= wanted)
         .unwrap_or(STEPS[STEPS.len() - 1].0);
     let medium = finer(large);
     let small = finer(medium);
@@ -365,7 +368,11 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
         let [left, right] = columns else {
             return;
         };
-        left.label(RichText::new("Where the clip's fingerprints land in the song").strong());
+        // Headings in a plain vertical layout: the columns' justified one spreads wrapped
+        // text out word by word.
+        left.vertical(|ui| {
+            ui.label(RichText::new("Where the clip's fingerprints land in the song").strong());
+        });
         let scatter_note = if matched {
             format!("Each dot is a hit in \u{201c}{title}\u{201d}; the diagonal is the match.")
         } else {
@@ -374,7 +381,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                  the diagonal for a match."
             )
         };
-        left.label(RichText::new(scatter_note).small().weak());
+        left.vertical(|ui| ui.label(RichText::new(scatter_note).small().weak()));
         let (mut aligned, mut scattered) = (Vec::new(), Vec::new());
         for (&(clip_secs, song_secs), &on_diagonal) in evidence.hits.iter().zip(&evidence.aligned) {
             if on_diagonal {
@@ -415,7 +422,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                 );
             });
 
-        right.label(RichText::new("Offsets of all hits").strong());
+        right.vertical(|ui| ui.label(RichText::new("Offsets of all hits").strong()));
         let histogram_note = if matched {
             format!(
                 "A true match is a spike: the clip starts at {} in the song.",
@@ -427,7 +434,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                 clock(offset_secs)
             )
         };
-        right.label(RichText::new(histogram_note).small().weak());
+        right.vertical(|ui| ui.label(RichText::new(histogram_note).small().weak()));
         let bin_secs = report
             .offset_histogram
             .windows(2)
