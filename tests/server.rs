@@ -619,6 +619,45 @@ async fn oversized_uploads_get_413_whether_announced_or_streamed() {
     server.stop().await;
 }
 
+/// A client that hangs up in the middle of its upload sent no bad request: the metrics count
+/// it apart (499, client closed), not as a 400 the server answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_client_abandons_is_counted_as_client_closed() {
+    let server = TestServer::start().await;
+    let boundary = "audiofpBoundary7";
+    let clip = clip_of(&library_songs()[0], 1.0, 5.0);
+    let body = multipart_body(boundary, "audio", &clip);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/search HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 3]).await.unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(stream);
+
+    let counted = |metrics: &str, status: &str| {
+        metrics.lines().any(|line| {
+            line.starts_with("audiofp_http_requests_total{method=\"POST\",route=\"/api/v1/search\"")
+                && line.contains(&format!("status=\"{status}\""))
+        })
+    };
+    let started = Instant::now();
+    let metrics = loop {
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        if counted(&metrics, "499") || started.elapsed() > Duration::from_secs(10) {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(counted(&metrics, "499"), "{metrics}");
+    assert!(!counted(&metrics, "400"), "{metrics}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_searches_all_succeed() {
     let server = TestServer::start().await;

@@ -35,6 +35,10 @@ pub enum ApiError {
         /// The Content-Type sent, described.
         sent: String,
     },
+    /// The client closed the connection before its body was whole: no one reads the answer;
+    /// the status (499, as nginx counts it) only files the request apart in the metrics.
+    #[error("the client closed the connection before the end of its upload")]
+    ClientClosed,
     /// The client stopped sending the body.
     #[error("the upload stalled: nothing arrived for {secs} s")]
     Stalled {
@@ -127,11 +131,50 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// Not an HTTP status a client ever receives: nginx's 499, for requests whose client left.
+const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
+/// Whether reading the body failed because the connection ended before the body did: hyper's
+/// body error, caused by an end of file or a reset of the connection.
+fn closed_by_client(err: &MultipartError) -> bool {
+    use std::io::ErrorKind;
+    let mut below_hyper = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        if let Some(hyper_error) = current.downcast_ref::<hyper::Error>() {
+            if hyper_error.is_incomplete_message() {
+                return true;
+            }
+            below_hyper = true;
+        }
+        if below_hyper
+            && current.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    ErrorKind::UnexpectedEof
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                )
+            })
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 impl ApiError {
     /// Maps a multipart read error, which is a 413 when the body limit was hit.
     pub fn from_multipart(err: MultipartError, limit: u64) -> Self {
         if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge { limit }
+        } else if closed_by_client(&err) {
+            ApiError::ClientClosed
         } else {
             ApiError::BadRequest {
                 code: "invalid_multipart",
@@ -146,6 +189,7 @@ impl ApiError {
             ApiError::MissingField(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Stalled { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::ClientClosed => CLIENT_CLOSED_REQUEST,
             ApiError::SongNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -181,6 +225,7 @@ impl ApiError {
             ApiError::NotAForm { .. } => "not_a_form",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Stalled { .. } => "upload_stalled",
+            ApiError::ClientClosed => "client_closed",
             ApiError::SongNotFound(_) => "song_not_found",
             ApiError::Duplicate { .. } => "duplicate",
             ApiError::RouteNotFound(_) => "not_found",
