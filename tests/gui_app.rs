@@ -437,7 +437,6 @@ fn a_double_click_opens_the_row_its_first_click_chose_even_if_rows_moved() {
         duration_secs: 200.0,
         added_at_unix_secs: 1_700_000_000 + song_id,
         path: None,
-        content_hash: format!("{song_id:064x}"),
     };
     let mut harness = harness(StorageKind::Memory);
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
@@ -565,7 +564,6 @@ fn a_library_of_100k_songs_lays_out_only_visible_rows_and_filters() {
             duration_secs: 120.0 + (i % 180) as f64,
             added_at_unix_secs: 1_700_000_000 + i,
             path: Some(format!("/music/{i}.mp3")),
-            content_hash: format!("{i:064x}"),
         })
         .collect();
     let started = Instant::now();
@@ -617,7 +615,6 @@ fn the_library_is_browsed_and_a_song_opened_with_the_keyboard() {
             duration_secs: 60.0,
             added_at_unix_secs: 1_700_000_000 + i,
             path: None,
-            content_hash: format!("{i:064x}"),
         })
         .collect();
     harness.state_mut().apply(Event::Library { rows });

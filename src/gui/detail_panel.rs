@@ -83,7 +83,7 @@ impl DetailState {
 
     /// The content hash of the song whose page is loaded.
     pub fn loaded_content_hash(&self) -> Option<&str> {
-        self.detail.as_ref().map(|d| d.song.content_hash.as_str())
+        self.detail.as_ref().map(|d| d.content_hash.as_str())
     }
 
     /// Number of spectrogram tiles loaded (0 when only the peaks are shown).

@@ -889,6 +889,7 @@ impl Desk {
         let config = library.config();
         let mut detail = SongDetail {
             song: SongRow::from(&song),
+            content_hash: song.content_hash.clone(),
             tiles: Vec::new(),
             tile_frames: SPECTROGRAM_TILE_FRAMES,
             num_frames: song.num_frames as usize,

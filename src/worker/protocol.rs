@@ -123,8 +123,6 @@ pub struct SongRow {
     pub added_at_unix_secs: i64,
     /// Where the file was when indexed.
     pub path: Option<String>,
-    /// BLAKE3 of the file: tells the song from another one given the same id elsewhere.
-    pub content_hash: String,
 }
 
 impl From<&SongRecord> for SongRow {
@@ -137,7 +135,6 @@ impl From<&SongRecord> for SongRow {
             duration_secs: record.duration_secs,
             added_at_unix_secs: record.added_at,
             path: record.path.as_deref().map(crate::paths::display_stored),
-            content_hash: record.content_hash.clone(),
         }
     }
 }
@@ -175,6 +172,8 @@ impl MatchReport {
 pub struct SongDetail {
     /// The song.
     pub song: SongRow,
+    /// BLAKE3 of the song's file: tells it from another song given the same id elsewhere.
+    pub content_hash: String,
     /// Spectrogram tiles, left to right, each at most [`SPECTROGRAM_TILE_FRAMES`] frames wide
     /// and `band_bins` tall (row 0 = highest frequency). Empty when the file is missing.
     pub tiles: Vec<egui::ColorImage>,
