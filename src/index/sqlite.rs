@@ -68,6 +68,19 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
 ];
 
+/// Records in `meta` that the next song id is at least `next_id`: ids below it have been given
+/// and are never given again.
+fn keep_ids_below_used(tx: &rusqlite::Transaction<'_>, next_id: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value)
+         SELECT ?1, MAX(?2, COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 1))
+         WHERE true
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![NEXT_SONG_ID, next_id],
+    )?;
+    Ok(())
+}
+
 /// Runs `attempt` again while SQLite answers SQLITE_BUSY without having waited (what it does
 /// for lock states its busy handler cannot resolve, such as a journal-mode switch racing
 /// another connection), for up to 10 s.
@@ -423,12 +436,7 @@ impl Store for SqliteStore {
                 |row| row.get(0),
             )
             .map_err(err)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![NEXT_SONG_ID, (id + 1).to_string()],
-        )
-        .map_err(err)?;
+        keep_ids_below_used(&tx, id + 1).map_err(err)?;
         tx.execute(
             "INSERT INTO songs (id, title, artist, album, duration_secs, path, file_size, file_mtime, content_hash, added_at, num_frames, num_peaks)
              VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -473,14 +481,7 @@ impl Store for SqliteStore {
         if changed > 0 {
             // The removed id stays used, also in a database written before the next id was
             // kept (where `add_song` would otherwise start again from the highest id left).
-            tx.execute(
-                "INSERT INTO meta (key, value)
-                 SELECT ?1, MAX(?2 + 1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 1))
-                 WHERE true
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![NEXT_SONG_ID, song_id],
-            )
-            .map_err(err)?;
+            keep_ids_below_used(&tx, song_id + 1).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(changed > 0)
