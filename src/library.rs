@@ -128,7 +128,10 @@ impl Identification {
 /// `2` for 2.0, `1.5` for 1.5: one decimal, only when it says something.
 fn trim_number(value: f64) -> String {
     let text = format!("{value:.1}");
-    text.strip_suffix(".0").map_or(text.clone(), str::to_string)
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
+    }
 }
 
 /// An identification with the clip's fingerprint that made it: the fingerprint at the speed

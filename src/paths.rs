@@ -110,7 +110,9 @@ fn encode_bytes(bytes: &[u8]) -> String {
         if (byte.is_ascii_graphic() && byte != b'%') || byte == b' ' {
             text.push(char::from(byte));
         } else {
-            text.push_str(&format!("%{byte:02X}"));
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(text, "%{byte:02X}");
         }
     }
     text
