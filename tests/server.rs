@@ -539,6 +539,96 @@ async fn stalled_and_idle_connections_are_closed() {
     server.stop().await;
 }
 
+/// A client that keeps a connection busy by trickling bytes (each byte sooner than the idle
+/// timeout) is cut off all the same: request headers must be whole within the timeout of
+/// their first byte, and an upload must keep a minimum average rate once it has run for two
+/// timeouts. The server goes on answering others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_trickling_bytes_are_cut_off() {
+    let idle_timeout = Duration::from_millis(800);
+    let server = TestServer::start_with(ServerSettings {
+        idle_timeout,
+        ..ServerSettings::default()
+    })
+    .await;
+    let every = Duration::from_millis(150);
+    let upload_head = "POST /api/v1/search HTTP/1.1\r\nHost: test\r\n\
+        Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n";
+    let trickled_headers = "GET /api/v1/health HTTP/1.1\r\nHost: test\r\nUser-Agent: slow\r\n\r\n";
+    let trickled_body =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\n"
+            .to_string()
+            + &"R".repeat(200);
+    for (what, at_once, trickled) in [
+        (
+            "headers sent a byte at a time",
+            "",
+            trickled_headers.to_string(),
+        ),
+        (
+            "an upload sent a byte at a time",
+            upload_head,
+            trickled_body,
+        ),
+    ] {
+        let trickle_time = every * trickled.len() as u32;
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        writer.write_all(at_once.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let trickler = tokio::spawn(async move {
+            for byte in trickled.as_bytes() {
+                if writer.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(every).await;
+            }
+            writer
+        });
+        // The trickling stops at the first byte of an answer, so that no byte sent after the
+        // server closed makes it reset the connection before the answer is read.
+        let mut received = Vec::new();
+        let closed = tokio::time::timeout(trickle_time, async {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf).await {
+                trickler.abort();
+                if n == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        let waited = started.elapsed();
+        trickler.abort();
+        assert!(
+            closed.is_ok(),
+            "{what}: still open after {waited:?}, the time the whole request takes to trickle"
+        );
+        assert!(
+            waited >= idle_timeout && waited < idle_timeout * 4,
+            "{what}: closed after {waited:?}, not about the timeout ({idle_timeout:?})"
+        );
+        let text = String::from_utf8_lossy(&received);
+        if what.contains("upload") {
+            assert!(
+                text.starts_with("HTTP/1.1 408") && text.contains("upload_too_slow"),
+                "{what}: {text}"
+            );
+        } else {
+            assert!(text.is_empty(), "{what}: answered {text}");
+        }
+    }
+    let response = server
+        .client
+        .get(server.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    server.stop().await;
+}
+
 /// A request that takes longer to handle than the idle timeout (a long song analysed for
 /// `POST /songs`) is answered: the connection is not idle while its request is handled,
 /// although hyper keeps a read pending on it meanwhile.

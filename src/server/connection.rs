@@ -6,6 +6,10 @@
 //! accepted connection is wrapped in [`IdleTimeout`]: once it has neither received nor sent
 //! a byte for [`IDLE_TIMEOUT`] while the server waits on it, it is closed.
 //!
+//! Bytes of a request's head do not keep the connection open on their own: the head must be
+//! complete within [`IDLE_TIMEOUT`] of its first byte, so that a client trickling its headers
+//! a byte at a time (a "slowloris") is closed like one that sends nothing.
+//!
 //! The clock stops while a request is being handled ([`ConnectionActivity`], marked by the
 //! request middleware): hyper keeps a read pending then, to notice a client that hangs up,
 //! and a search that queues for an engine thread, or a long upload being analysed, must not
@@ -16,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -62,11 +66,29 @@ impl Listener for IdleClosingListener {
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionActivity(Arc<Activity>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Activity {
     in_flight: AtomicUsize,
     /// A request ended since the connection last looked: its idle time starts then.
     ended: AtomicBool,
+    /// When the connection was accepted.
+    opened: std::time::Instant,
+    /// Bytes received on the connection so far.
+    received_bytes: AtomicU64,
+    /// When the last of them arrived, microseconds after `opened`.
+    last_received_us: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            ended: AtomicBool::new(false),
+            opened: std::time::Instant::now(),
+            received_bytes: AtomicU64::new(0),
+            last_received_us: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ConnectionActivity {
@@ -74,6 +96,28 @@ impl ConnectionActivity {
     pub fn request(&self) -> InFlight {
         self.0.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(Arc::clone(&self.0))
+    }
+
+    /// Bytes received on the connection so far, and when the last of them arrived (when the
+    /// connection was accepted, before the first): how an upload's handler sees it progress.
+    pub fn received(&self) -> (u64, std::time::Instant) {
+        let activity = &self.0;
+        let last = Duration::from_micros(activity.last_received_us.load(Ordering::SeqCst));
+        (
+            activity.received_bytes.load(Ordering::SeqCst),
+            activity.opened + last,
+        )
+    }
+
+    fn note_received(&self, bytes: usize) {
+        let activity = &self.0;
+        let since_open = u64::try_from(activity.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        activity
+            .last_received_us
+            .store(since_open, Ordering::SeqCst);
+        activity
+            .received_bytes
+            .fetch_add(bytes as u64, Ordering::SeqCst);
     }
 }
 
@@ -94,12 +138,16 @@ impl Drop for InFlight {
 }
 
 /// A stream that fails with [`io::ErrorKind::TimedOut`] once a read or write has waited
-/// `timeout` since the last byte went either way, unless a request is being handled.
+/// `timeout` since the last byte went either way, unless a request is being handled, or
+/// `timeout` since the first byte of a request's head that is still incomplete.
 pub struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
     activity: ConnectionActivity,
+    /// Bytes of a request's head have arrived and the request is not handled yet: further
+    /// bytes of it do not move the deadline.
+    receiving_head: bool,
 }
 
 impl<S> IdleTimeout<S> {
@@ -110,6 +158,21 @@ impl<S> IdleTimeout<S> {
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             activity: ConnectionActivity::default(),
+            receiving_head: false,
+        }
+    }
+
+    /// Bytes were read. While a request is handled they are its body, and traffic. Otherwise
+    /// they belong to the next request's head: its first bytes start the head's clock, the
+    /// rest must arrive before that clock runs out.
+    fn received(&mut self) {
+        let activity = &self.activity.0;
+        if activity.in_flight.load(Ordering::SeqCst) > 0 {
+            self.receiving_head = false;
+            self.traffic();
+        } else if activity.ended.swap(false, Ordering::SeqCst) || !self.receiving_head {
+            self.receiving_head = true;
+            self.traffic();
         }
     }
 
@@ -144,6 +207,7 @@ impl<S> IdleTimeout<S> {
             return Poll::Pending;
         }
         if activity.ended.swap(false, Ordering::SeqCst) {
+            self.receiving_head = false;
             self.traffic();
         }
         match self.deadline.as_mut().poll(cx) {
@@ -165,8 +229,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    self.traffic();
+                let received = buf.filled().len() - before;
+                if received > 0 {
+                    self.activity.note_received(received);
+                    self.received();
                 }
                 Poll::Ready(result)
             }

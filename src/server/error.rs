@@ -45,6 +45,18 @@ pub enum ApiError {
         /// How long nothing arrived, seconds.
         secs: u64,
     },
+    /// The client sends the body, but too slowly to keep a request open for.
+    #[error(
+        "the upload is too slow: {received} bytes in {secs:.0} s, under the minimum average of {min_bytes_per_sec} bytes/s"
+    )]
+    TooSlow {
+        /// Bytes of the body received.
+        received: u64,
+        /// Seconds since the body began.
+        secs: f64,
+        /// The slowest average allowed, bytes per second.
+        min_bytes_per_sec: u64,
+    },
     /// The body is larger than `MAX_CONTENT_LENGTH`.
     #[error("request body larger than the limit of {limit} bytes (MAX_CONTENT_LENGTH)")]
     TooLarge {
@@ -188,7 +200,7 @@ impl ApiError {
         match self {
             ApiError::MissingField(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Stalled { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Stalled { .. } | ApiError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::ClientClosed => CLIENT_CLOSED_REQUEST,
             ApiError::SongNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
@@ -225,6 +237,7 @@ impl ApiError {
             ApiError::NotAForm { .. } => "not_a_form",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Stalled { .. } => "upload_stalled",
+            ApiError::TooSlow { .. } => "upload_too_slow",
             ApiError::ClientClosed => "client_closed",
             ApiError::SongNotFound(_) => "song_not_found",
             ApiError::Duplicate { .. } => "duplicate",

@@ -4,16 +4,18 @@
 
 use std::path::Path as FsPath;
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::connection::ConnectionActivity;
 use super::error::ApiError;
 use super::metrics::{LatencySummary, resident_memory_bytes};
 use super::{AppState, Shared};
@@ -37,6 +39,14 @@ pub const MAX_TOP: usize = crate::config::MAX_TOP_MATCHES;
 const UPLOAD_RESERVE_BYTES: u64 = 8 << 20;
 /// Longest title, artist or album accepted, in characters.
 const MAX_TEXT_CHARS: usize = 1000;
+/// The slowest an upload may be on average once it has run for
+/// [`PACE_GRACE_IDLE_TIMEOUTS`] idle timeouts, bytes per second (32 kbit/s): below what a
+/// phone on a poor mobile connection sends, far above a client that trickles a byte now and
+/// then to hold the request open.
+pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 4096;
+/// How many idle timeouts an upload runs before its average rate is held to the minimum: more
+/// than one, so that an upload that stops altogether is told it stalled, not that it is slow.
+const PACE_GRACE_IDLE_TIMEOUTS: u32 = 2;
 
 // ------------------------------------------------------------------------------------------
 // Response bodies
@@ -214,9 +224,10 @@ struct UploadForm {
 /// A body that is not a form is refused naming the content type that was sent.
 async fn read_form(
     multipart: Result<Multipart, MultipartRejection>,
+    connection: Option<ConnectionActivity>,
     headers: &HeaderMap,
     limit: u64,
-    idle: std::time::Duration,
+    idle: Duration,
 ) -> Result<UploadForm, ApiError> {
     let mut multipart = multipart.map_err(|rejection| {
         let content_type = headers
@@ -251,7 +262,8 @@ async fn read_form(
         .unwrap_or(0)
         .min(limit);
     let mut form = UploadForm::default();
-    while let Some(mut field) = body_part(multipart.next_field(), idle, limit).await? {
+    let mut pace = UploadPace::new(connection, idle);
+    while let Some(mut field) = body_part(multipart.next_field(), &pace, limit).await? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "audio" => {
@@ -260,7 +272,8 @@ async fn read_form(
                 // and send nothing.
                 let reserve = announced.min(UPLOAD_RESERVE_BYTES);
                 let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-                while let Some(chunk) = body_part(field.chunk(), idle, limit).await? {
+                while let Some(chunk) = body_part(field.chunk(), &pace, limit).await? {
+                    pace.part_read(chunk.len());
                     bytes.extend_from_slice(&chunk);
                 }
                 if form.audio.is_none() {
@@ -268,7 +281,8 @@ async fn read_form(
                 }
             }
             "title" | "artist" | "album" => {
-                let text = body_part(field.text(), idle, limit).await?;
+                let text = body_part(field.text(), &pace, limit).await?;
+                pace.part_read(text.len());
                 let text = text.trim();
                 if text.chars().count() > MAX_TEXT_CHARS {
                     return Err(ApiError::BadRequest {
@@ -287,25 +301,109 @@ async fn read_form(
             }
             _ => {
                 // Unknown fields are read (they count towards the limit) and ignored.
-                while body_part(field.chunk(), idle, limit).await?.is_some() {}
+                while let Some(chunk) = body_part(field.chunk(), &pace, limit).await? {
+                    pace.part_read(chunk.len());
+                }
             }
         }
     }
     Ok(form)
 }
 
-/// A read of the request body, unless nothing arrives for `idle`: a stalled upload (the
-/// connection's own idle clock is stopped while its request is handled).
+/// Holds an upload to a pace: it is answered "stalled" once nothing of it has arrived for the
+/// idle timeout, and "too slow" once, having run for [`PACE_GRACE_IDLE_TIMEOUTS`] idle
+/// timeouts, it averages under [`MIN_UPLOAD_BYTES_PER_SEC`]. Progress is read from the
+/// connection, byte by byte, since a single read of the form (a part's headers) may wait for
+/// many bytes. The connection's own idle clock is stopped while its request is handled.
+struct UploadPace {
+    connection: Option<ConnectionActivity>,
+    started: Instant,
+    bytes_before: u64,
+    /// Progress counted from the parts read, for a connection that is not tracked.
+    parts_bytes: u64,
+    last_part: Instant,
+    idle: Duration,
+}
+
+impl UploadPace {
+    fn new(connection: Option<ConnectionActivity>, idle: Duration) -> Self {
+        let now = Instant::now();
+        let bytes_before = connection.as_ref().map_or(0, |c| c.received().0);
+        Self {
+            connection,
+            started: now,
+            bytes_before,
+            parts_bytes: 0,
+            last_part: now,
+            idle,
+        }
+    }
+
+    /// A part of `bytes` was read.
+    fn part_read(&mut self, bytes: usize) {
+        self.parts_bytes = self.parts_bytes.saturating_add(bytes as u64);
+        self.last_part = Instant::now();
+    }
+
+    /// Bytes of the upload received so far, and when the last of them arrived.
+    fn progress(&self) -> (u64, Instant) {
+        match &self.connection {
+            Some(connection) => {
+                let (bytes, last) = connection.received();
+                (bytes - self.bytes_before, last.max(self.started))
+            }
+            None => (self.parts_bytes, self.last_part),
+        }
+    }
+
+    /// When the upload stalls if nothing more arrives, and when it is too slow if no more
+    /// than it has now arrives.
+    fn deadlines(&self) -> (Instant, Instant) {
+        let (bytes, last) = self.progress();
+        let paced = Duration::from_secs_f64((bytes + 1) as f64 / MIN_UPLOAD_BYTES_PER_SEC as f64)
+            .max(PACE_GRACE_IDLE_TIMEOUTS * self.idle);
+        (last + self.idle, self.started + paced)
+    }
+
+    /// The error for an upload past one of its deadlines, if it is.
+    fn violation(&self) -> Option<ApiError> {
+        let now = Instant::now();
+        let (stall_at, pace_at) = self.deadlines();
+        if now >= stall_at {
+            Some(ApiError::Stalled {
+                secs: self.idle.as_secs(),
+            })
+        } else if now >= pace_at {
+            Some(ApiError::TooSlow {
+                received: self.progress().0,
+                secs: self.started.elapsed().as_secs_f64(),
+                min_bytes_per_sec: MIN_UPLOAD_BYTES_PER_SEC,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// A read of the request body, while the upload keeps its pace.
 async fn body_part<T>(
     part: impl Future<Output = Result<T, MultipartError>>,
-    idle: std::time::Duration,
+    pace: &UploadPace,
     limit: u64,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(idle, part).await {
-        Ok(result) => result.map_err(|err| ApiError::from_multipart(err, limit)),
-        Err(_) => Err(ApiError::Stalled {
-            secs: idle.as_secs(),
-        }),
+    let mut part = std::pin::pin!(part);
+    loop {
+        let (stall_at, pace_at) = pace.deadlines();
+        let wait = stall_at.min(pace_at).into();
+        match tokio::time::timeout_at(wait, part.as_mut()).await {
+            Ok(result) => return result.map_err(|err| ApiError::from_multipart(err, limit)),
+            // Bytes arrived meanwhile, without completing the part: wait on.
+            Err(_) => {
+                if let Some(err) = pace.violation() {
+                    return Err(err);
+                }
+            }
+        }
     }
 }
 
@@ -357,6 +455,7 @@ pub async fn search(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
     headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let started = Instant::now();
@@ -374,6 +473,7 @@ pub async fn search(
     let settings = &state.shared.settings;
     let form = read_form(
         multipart,
+        connection.map(|Extension(ConnectInfo(connection))| connection),
         &headers,
         settings.max_content_length,
         settings.idle_timeout,
@@ -528,11 +628,13 @@ pub async fn get_song(
 pub async fn add_song(
     State(state): State<AppState>,
     headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let settings = &state.shared.settings;
     let form = read_form(
         multipart,
+        connection.map(|Extension(ConnectInfo(connection))| connection),
         &headers,
         settings.max_content_length,
         settings.idle_timeout,
