@@ -1,28 +1,35 @@
 //! A [`Library`] is an open index ready to answer queries: the store of record plus the
 //! in-memory inverted index derived from it, with the analysis settings. It is the one type the
-//! CLI, the GUI worker and the server talk to.
+//! CLI, the GUI worker and the server talk to: opening, adding and removing songs, and the
+//! query paths (file, bytes, samples, fingerprint; the speed and pitch search).
 //!
-//! The inverted index is saved beside an SQLite store (`<db>.postings`) so that opening loads
-//! it rather than rebuilding it; a saved index that songs added or removed since have made out
-//! of date is brought up to date from the store at open, and it is rewritten only once 2 % of
-//! the library has changed ([`Library::save_index_if_due`]).
+//! - `answer`: what a query returns ([`Identification`], [`Match`], [`Answer`],
+//!   [`MatchEvidence`]).
+//! - `saved_index`: the inverted index saved beside an SQLite store (`<db>.postings`) so that
+//!   opening loads it rather than rebuilding it; a saved index that songs added or removed
+//!   since have made out of date is brought up to date from the store at open, and it is
+//!   rewritten only once 2 % of the library has changed ([`Library::save_index_if_due`]).
 
-use std::collections::{HashMap, HashSet};
+mod answer;
+mod saved_index;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::matcher::{self, ScoreOutcome};
-use crate::engine::postings::{InvertedIndex, PostingsError, SavedIndex, SongSpan, Stamp};
+use crate::engine::postings::{InvertedIndex, PostingsError};
 use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
-use crate::index::{
-    IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, content_stamp_of, open_store,
-    song_identity,
+use crate::index::{IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, open_store};
+
+pub use answer::{Answer, Identification, Match, MatchEvidence};
+pub use saved_index::IndexOrigin;
+use saved_index::{
+    NOT_SAVED, SongChanges, build_index, index_file_of, load_index, save_if_current, save_is_due,
 };
 
 /// Errors of library operations.
@@ -42,118 +49,6 @@ pub enum LibraryError {
     NotLoaded,
 }
 
-/// One identified song.
-#[derive(Clone, Debug, Serialize)]
-pub struct Match {
-    /// The song.
-    pub song: SongRecord,
-    /// Calibrated confidence in [0, 1].
-    pub confidence: f64,
-    /// Where the clip starts in the song, seconds.
-    pub offset_secs: f64,
-    /// Landmarks that agree on that offset.
-    pub aligned: usize,
-    /// Distinct clip frames among them.
-    pub aligned_frames: usize,
-    /// Seconds of the clip the aligned landmarks span.
-    pub aligned_span_secs: f64,
-    /// Hits of the clip in the song at offsets near this one (its chance level).
-    pub song_hits: usize,
-    /// Seconds of offsets `song_hits` were counted over.
-    pub background_secs: f64,
-    /// How many of the clip's peaks lie on the song's at the offset, and by chance elsewhere.
-    pub peaks: engine::verify::PeakAgreement,
-}
-
-/// The answer to one query.
-#[derive(Clone, Debug, Serialize)]
-pub struct Identification {
-    /// Matches at or above the threshold, best first. Empty means *no match*.
-    pub matches: Vec<Match>,
-    /// Length of the clip, seconds.
-    pub clip_secs: f64,
-    /// Landmarks of the clip that were looked up.
-    pub query_landmarks: usize,
-    /// Postings the clip's landmarks hit.
-    pub hits: usize,
-    /// Time spent analysing the clip, milliseconds.
-    pub analysis_ms: f64,
-    /// Time spent matching, milliseconds.
-    pub match_ms: f64,
-    /// The best candidate when it missed the threshold (diagnostics).
-    pub best_rejected: Option<Match>,
-    /// Playback speed at which the clip matched (1.0 unless the speed search found it, e.g.
-    /// 1.02 for a clip played 2 % fast).
-    pub speed: f64,
-    /// Pitch shift in semitones at which the clip matched (0 unless the pitch search found it).
-    pub pitch_semitones: f64,
-}
-
-impl Identification {
-    /// Whether anything matched.
-    pub fn found(&self) -> bool {
-        !self.matches.is_empty()
-    }
-
-    /// Total processing time, milliseconds.
-    pub fn processing_ms(&self) -> f64 {
-        self.analysis_ms + self.match_ms
-    }
-
-    /// How the clip differs from the song when the speed or pitch search found it, in
-    /// words: "played 2 % fast", "played 2 % slow", "pitch shifted 1 semitone up".
-    pub fn alteration(&self) -> Option<String> {
-        let percent = (self.speed - 1.0) * 100.0;
-        if percent.abs() >= 0.05 {
-            let way = if percent > 0.0 { "fast" } else { "slow" };
-            return Some(format!("played {} % {way}", trim_number(percent.abs())));
-        }
-        let semitones = self.pitch_semitones;
-        if semitones.abs() >= 0.05 {
-            let way = if semitones > 0.0 { "up" } else { "down" };
-            let unit = if (semitones.abs() - 1.0).abs() < 0.05 {
-                "semitone"
-            } else {
-                "semitones"
-            };
-            return Some(format!(
-                "pitch shifted {} {unit} {way}",
-                trim_number(semitones.abs())
-            ));
-        }
-        None
-    }
-}
-
-/// `2` for 2.0, `1.5` for 1.5: one decimal, only when it says something.
-fn trim_number(value: f64) -> String {
-    let text = format!("{value:.1}");
-    match text.strip_suffix(".0") {
-        Some(whole) => whole.to_string(),
-        None => text,
-    }
-}
-
-/// An identification with the clip's fingerprint that made it: the fingerprint at the speed
-/// or pitch the search found the clip at, when it did. The app draws the evidence of the
-/// match from it.
-#[derive(Clone, Debug)]
-pub struct Answer {
-    /// The identification.
-    pub identification: Identification,
-    /// The clip's fingerprint that gave it.
-    pub fingerprint: Fingerprint,
-}
-
-/// The pairs of (query frame, song frame) behind a match, for the match visualisation.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct MatchEvidence {
-    /// Every hit of the query in this song: (seconds in the clip, seconds in the song).
-    pub hits: Vec<(f64, f64)>,
-    /// Whether each hit lies on the winning diagonal.
-    pub aligned: Vec<bool>,
-}
-
 /// Clips up to this long are kept in memory after decoding, for the speed search.
 const MAX_SPEED_SEARCH_SECS: f64 = 60.0;
 
@@ -171,46 +66,6 @@ pub struct Library {
     /// Songs added or removed since the index in memory was last the saved one
     /// ([`NOT_SAVED`]: it never was, or there is no file). See [`Library::save_index_if_due`].
     unsaved_changes: usize,
-}
-
-/// [`Library::unsaved_changes`] of an index that no saved file describes.
-const NOT_SAVED: usize = usize::MAX;
-
-/// The saved index is rewritten once the songs added or removed since it was written reach
-/// this fraction of the library (at least one). Below it, the next process to open the
-/// library loads the file and adds those songs from the store, which costs far less than
-/// writing the whole index (about 94 MB per 1,000 songs) after every change.
-const CATCH_UP_FRACTION: f64 = 0.02;
-
-/// Whether an index of `songs` songs, `unsaved_changes` of them added or removed since the
-/// saved file was written, is due to be saved again.
-fn save_is_due(songs: usize, unsaved_changes: usize) -> bool {
-    let due = ((songs as f64 * CATCH_UP_FRACTION) as usize).max(1);
-    unsaved_changes >= due
-}
-
-/// A saved index is not caught up but rebuilt when more than this fraction of the library's
-/// songs are missing from it, or of its songs are gone from the library.
-const MAX_CATCH_UP_FRACTION: f64 = 0.5;
-
-/// Where the in-memory index came from when the library was opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "from", rename_all = "snake_case")]
-pub enum IndexOrigin {
-    /// Built from every song's peaks in the store (no usable saved index, or a memory store).
-    Rebuilt,
-    /// Loaded from the saved index, which was current.
-    Saved,
-    /// Loaded from the saved index, then brought up to date: songs added to the library since
-    /// it was written were added from the store, songs removed (or replaced) were removed.
-    CaughtUp {
-        /// Songs added from the store.
-        added: usize,
-        /// Songs of the file no longer in the library.
-        removed: usize,
-    },
-    /// Not loaded: the library was opened to add songs ([`Library::open_for_adding`]).
-    NotLoaded,
 }
 
 impl Library {
@@ -296,9 +151,9 @@ impl Library {
     }
 
     /// Saves the index (see [`save_index`](Self::save_index)) when it was rebuilt, or when the
-    /// songs added or removed since the saved file was written reach [`CATCH_UP_FRACTION`] of
-    /// the library: fewer are cheaper to add again at the next open than the whole index is
-    /// to write.
+    /// songs added or removed since the saved file was written reach
+    /// [`CATCH_UP_FRACTION`](saved_index::CATCH_UP_FRACTION) of the library: fewer are cheaper
+    /// to add again at the next open than the whole index is to write.
     ///
     /// A library opened only to add songs ([`open_for_adding`](Self::open_for_adding)) loads
     /// its index first when saving is due, or when there is no saved index yet.
@@ -347,32 +202,7 @@ impl Library {
             store.with_snapshot(&mut || songs = store.songs())?;
             songs?
         };
-        // Ids are given again after a removal: a song's frame and peak counts tell another
-        // process's new song under an old id from the song this index holds.
-        let mut in_memory: Vec<(i64, u32, u32)> = self
-            .index
-            .spans()
-            .iter()
-            .filter(|span| !self.index.is_removed(span.song_id))
-            .map(|span| (span.song_id, span.num_frames, span.num_peaks()))
-            .collect();
-        in_memory.sort_unstable();
-        let in_store: Vec<(i64, u32, u32)> = songs
-            .iter()
-            .map(|s| (s.id, s.num_frames, s.num_peaks))
-            .collect();
-        if in_memory != in_store {
-            tracing::debug!(
-                "{}: the library changed in another process; not saving the index",
-                path.display()
-            );
-            return Ok(());
-        }
-        let identities: HashMap<i64, u64> =
-            songs.iter().map(|s| (s.id, song_identity(s))).collect();
-        let identity_of = |id| identities.get(&id).copied().unwrap_or(0);
-        let stamp = content_stamp_of(&songs);
-        if write_index_file(&mut self.index, &stamp, identity_of, &path) {
+        if save_if_current(&mut self.index, &songs, &path) {
             self.unsaved_changes = 0;
         }
         Ok(())
@@ -775,243 +605,6 @@ impl Drop for Library {
     }
 }
 
-/// Builds the inverted index from the store's peaks.
-fn build_index(
-    store: &dyn Store,
-    config: &FingerprintConfig,
-    match_config: &MatchConfig,
-) -> Result<InvertedIndex, LibraryError> {
-    // Two passes (count, fill) over the stored peaks, inside one snapshot so that a song
-    // committed meanwhile by another process cannot appear in one pass only. Landmarks are
-    // regenerated each pass, which costs less than holding them all.
-    let rule = engine::pairing_rule(config, match_config, Side::Reference);
-    let mut store_error = None;
-    let mut built = None;
-    store.with_snapshot(&mut || {
-        built = Some(InvertedIndex::build(config.frame_secs(), rule, |visit| {
-            let result = store.for_each_fingerprint(&mut |record, peaks| {
-                visit(record.id, record.num_frames, &peaks);
-            });
-            if let Err(err) = result {
-                store_error = Some(err);
-            }
-        }));
-    })?;
-    if let Some(err) = store_error {
-        return Err(err.into());
-    }
-    match built {
-        Some(index) => Ok(index?),
-        None => Ok(InvertedIndex::new(config.frame_secs(), rule)),
-    }
-}
-
-/// The saved inverted index of a SQLite store: `<database>.postings` beside it.
-fn index_file_of(store: &dyn Store) -> Option<PathBuf> {
-    (store.kind() == "sqlite").then(|| {
-        let mut name = store.location().into_os_string();
-        name.push(crate::index::SAVED_INDEX_SUFFIX);
-        PathBuf::from(name)
-    })
-}
-
-/// The library's inverted index: the saved one at `index_file` if there is a usable one
-/// (brought up to date with the store), else rebuilt from the store.
-fn load_index(
-    store: &dyn Store,
-    config: &FingerprintConfig,
-    match_config: &MatchConfig,
-    index_file: Option<&Path>,
-) -> Result<(InvertedIndex, IndexOrigin), LibraryError> {
-    if let Some(loaded) =
-        index_file.and_then(|path| read_index_file(store, config, match_config, path))
-    {
-        if let IndexOrigin::CaughtUp { added, removed } = loaded.1 {
-            tracing::info!(
-                "loaded the saved index and brought it up to date (songs added: {added}, removed: {removed})"
-            );
-        }
-        return Ok(loaded);
-    }
-    let index = build_index(store, config, match_config)?;
-    Ok((index, IndexOrigin::Rebuilt))
-}
-
-/// The saved index at `path`, brought up to date with the store if it is not current
-/// (`None`: rebuild).
-fn read_index_file(
-    store: &dyn Store,
-    config: &FingerprintConfig,
-    match_config: &MatchConfig,
-    path: &Path,
-) -> Option<(InvertedIndex, IndexOrigin)> {
-    let file = std::fs::File::open(path).ok()?;
-    let file_len = file.metadata().ok()?.len();
-    let rule = engine::pairing_rule(config, match_config, Side::Reference);
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut saved = match InvertedIndex::read_from(&mut reader, rule, config.frame_secs(), file_len)
-    {
-        Ok(Some(saved)) => Some(saved),
-        Ok(None) => {
-            tracing::debug!(
-                "{}: saved index of another format; rebuilding",
-                path.display()
-            );
-            return None;
-        }
-        Err(err) => {
-            tracing::warn!(
-                "{}: cannot read the saved index ({err}); rebuilding",
-                path.display()
-            );
-            return None;
-        }
-    };
-    // The songs, and the peaks of those to add, from one snapshot of the store.
-    let mut caught_up = Ok(None);
-    let snapshot = store.with_snapshot(&mut || {
-        if let Some(saved) = saved.take() {
-            caught_up = catch_up(store, saved);
-        }
-    });
-    match snapshot.map_err(LibraryError::from).and(caught_up) {
-        Ok(Some(loaded)) => Some(loaded),
-        Ok(None) => {
-            tracing::debug!("{}: saved index is out of date; rebuilding", path.display());
-            None
-        }
-        Err(err) => {
-            tracing::warn!(
-                "{}: cannot bring the saved index up to date ({err}); rebuilding",
-                path.display()
-            );
-            None
-        }
-    }
-}
-
-/// Brings a saved index up to date with the store: its songs that are no longer in the store
-/// with the same identity are removed, and the store's songs it lacks are added from their
-/// peaks. `None` when most of it, or most of the library, is out of date (rebuilding costs
-/// no more).
-fn catch_up(
-    store: &dyn Store,
-    saved: SavedIndex,
-) -> Result<Option<(InvertedIndex, IndexOrigin)>, LibraryError> {
-    let songs = store.songs()?;
-    let SavedIndex {
-        mut index,
-        stamp,
-        identities,
-    } = saved;
-    if stamp == content_stamp_of(&songs) {
-        return Ok(Some((index, IndexOrigin::Saved)));
-    }
-    let wanted: HashMap<i64, u64> = songs.iter().map(|s| (s.id, song_identity(s))).collect();
-    let changes = SongChanges::between(&index, &songs, |position, span| {
-        wanted.get(&span.song_id) == identities.get(position)
-    });
-    if changes.missing.len() as f64 > songs.len() as f64 * MAX_CATCH_UP_FRACTION
-        || changes.stale.len() as f64
-            > (changes.current + changes.stale.len()) as f64 * MAX_CATCH_UP_FRACTION
-    {
-        return Ok(None);
-    }
-    let added = changes.apply(&mut index, store)?;
-    let origin = IndexOrigin::CaughtUp {
-        added,
-        removed: changes.stale.len(),
-    };
-    Ok(Some((index, origin)))
-}
-
-/// How an inverted index differs from the store's songs.
-struct SongChanges<'a> {
-    /// Live songs of the index that the store no longer has as they are there.
-    stale: Vec<i64>,
-    /// Store songs the index lacks (or holds stale).
-    missing: Vec<&'a SongRecord>,
-    /// Live songs of the index that are current.
-    current: usize,
-}
-
-impl<'a> SongChanges<'a> {
-    /// Compares `index` with the store's `songs`: `is_current(position, span)` says whether
-    /// the index's song at that position of its spans is the store's song of that id.
-    fn between(
-        index: &InvertedIndex,
-        songs: &'a [SongRecord],
-        is_current: impl Fn(usize, &SongSpan) -> bool,
-    ) -> Self {
-        let mut current = HashSet::new();
-        let mut stale = Vec::new();
-        for (position, span) in index.spans().iter().enumerate() {
-            if index.is_removed(span.song_id) {
-                continue;
-            }
-            if is_current(position, span) {
-                current.insert(span.song_id);
-            } else {
-                stale.push(span.song_id);
-            }
-        }
-        let missing = songs.iter().filter(|s| !current.contains(&s.id)).collect();
-        Self {
-            stale,
-            missing,
-            current: current.len(),
-        }
-    }
-
-    /// Removes the stale songs from `index` and adds the missing ones from their stored
-    /// peaks (a song removed from the store since is passed over). Returns the songs added.
-    fn apply(&self, index: &mut InvertedIndex, store: &dyn Store) -> Result<usize, LibraryError> {
-        for &song_id in &self.stale {
-            index.remove_song(song_id);
-        }
-        // A removed song's id may have been given to a new song: its old postings are dropped
-        // first (see `InvertedIndex::add_song`).
-        let mut added = 0;
-        for song in &self.missing {
-            let Some(peaks) = store.peaks(song.id)? else {
-                continue;
-            };
-            index.add_song(song.id, song.num_frames, &peaks)?;
-            added += 1;
-        }
-        index.prepare();
-        Ok(added)
-    }
-}
-
-/// Saves `index` at `path` (through a temporary file and a rename, so a reader never sees a
-/// half-written file); `false` if it could not. Failures are logged: the file is only a cache.
-fn write_index_file(
-    index: &mut InvertedIndex,
-    stamp: &Stamp,
-    identity_of: impl Fn(i64) -> u64,
-    path: &Path,
-) -> bool {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let written = std::fs::File::create(&temporary).and_then(|file| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        index.write_to(&mut out, stamp, identity_of)?;
-        let file = out.into_inner().map_err(|err| err.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    });
-    match written {
-        Ok(()) => true,
-        Err(err) => {
-            std::fs::remove_file(&temporary).ok();
-            tracing::warn!("{}: cannot save the index ({err})", path.display());
-            false
-        }
-    }
-}
-
 fn elapsed_ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -1019,53 +612,6 @@ fn elapsed_ms(since: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_altered_clip_is_described_in_words() {
-        let answer = |speed: f64, pitch_semitones: f64| Identification {
-            matches: Vec::new(),
-            clip_secs: 5.0,
-            query_landmarks: 0,
-            hits: 0,
-            analysis_ms: 0.0,
-            match_ms: 0.0,
-            best_rejected: None,
-            speed,
-            pitch_semitones,
-        };
-        assert_eq!(answer(1.0, 0.0).alteration(), None);
-        assert_eq!(
-            answer(1.02, 0.0).alteration().as_deref(),
-            Some("played 2 % fast")
-        );
-        assert_eq!(
-            answer(0.98, 0.0).alteration().as_deref(),
-            Some("played 2 % slow")
-        );
-        assert_eq!(
-            answer(1.0, -1.0).alteration().as_deref(),
-            Some("pitch shifted 1 semitone down")
-        );
-        assert_eq!(
-            answer(1.0, 1.5).alteration().as_deref(),
-            Some("pitch shifted 1.5 semitones up")
-        );
-    }
-
-    #[test]
-    fn the_saved_index_is_rewritten_once_enough_of_the_library_changed() {
-        assert!(!save_is_due(10, 0));
-        assert!(
-            save_is_due(10, 1),
-            "a small library is saved after any change"
-        );
-        assert!(save_is_due(0, NOT_SAVED), "a rebuilt index is always saved");
-        assert!(save_is_due(50_000, NOT_SAVED));
-        // A 50,000-song library (4.7 GB of index) is not rewritten for one new song.
-        assert!(!save_is_due(50_000, 1));
-        assert!(!save_is_due(50_000, 999));
-        assert!(save_is_due(50_000, 1_000));
-    }
 
     /// Removing an id the library does not hold changes nothing, so it must not count
     /// toward rewriting the saved index (a client repeating `DELETE` of a bad id would
