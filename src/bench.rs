@@ -22,7 +22,7 @@ use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, Fingerprint, Peak, Side, matcher};
 use crate::index::{OpenMode, StorageKind};
 use crate::indexer;
-use crate::library::Library;
+use crate::library::{Identification, Library};
 
 pub mod listening;
 pub mod songs;
@@ -99,6 +99,13 @@ pub struct ManifestEntry {
     pub distortion: String,
 }
 
+impl ManifestEntry {
+    /// Whether the clip is one of the 10 s ones the latencies are measured on.
+    fn is_ten_seconds(&self) -> bool {
+        (self.length_s - 10.0).abs() < 0.5
+    }
+}
+
 /// Outcome of one clip.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClipResult {
@@ -155,6 +162,54 @@ pub struct ClipResult {
 }
 
 impl ClipResult {
+    /// The result of `entry` before its answer is known: no answer, every figure 0.
+    fn unanswered(entry: &ManifestEntry, latency_ms: f64) -> Self {
+        Self {
+            query: entry.query.clone(),
+            distortion: entry.distortion.clone(),
+            length_s: entry.length_s,
+            truth: entry.truth.clone(),
+            answer: None,
+            confidence: 0.0,
+            aligned: 0,
+            aligned_frames: 0,
+            aligned_span_secs: 0.0,
+            second_aligned: 0,
+            peaks_matched: 0,
+            peaks_chance: 0.0,
+            clip_peaks: 0,
+            contrast_db: 0.0,
+            chance_contrast_db: 0.0,
+            contrast_z: 0.0,
+            song_peaks: 0,
+            song_hits: 0,
+            background_secs: 0.0,
+            song_secs: 0.0,
+            query_landmarks: 0,
+            hits: 0,
+            offset_error_s: None,
+            latency_ms,
+            error: None,
+        }
+    }
+
+    /// Fills in the library's answer to the clip of `entry`: the top match (and its offset
+    /// error when it is the right song), or else the best rejected candidate.
+    fn record(&mut self, identification: &Identification, entry: &ManifestEntry) {
+        self.query_landmarks = identification.query_landmarks;
+        self.hits = identification.hits;
+        self.second_aligned = identification.matches.get(1).map_or(0, |m| m.aligned);
+        if let Some(top) = identification.matches.first() {
+            self.answer = Some(track_id(&top.song));
+            self.describe(top);
+            if self.answer == entry.truth {
+                self.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
+            }
+        } else if let Some(best) = &identification.best_rejected {
+            self.describe(best);
+        }
+    }
+
     /// Copies the figures of the candidate the clip is judged by (its top match, or the best
     /// rejected candidate when there is none).
     fn describe(&mut self, candidate: &crate::library::Match) {
@@ -263,49 +318,144 @@ pub struct CorpusOptions {
     pub listening: bool,
 }
 
-/// Runs the corpus benchmark.
+/// Runs the corpus benchmark: indexing speed (decode-only and indexing rounds), the clips
+/// through a warm library, cold CLI runs, then the listening sessions, in that order.
 pub fn run_corpus(
     options: &CorpusOptions,
     config: &FingerprintConfig,
     match_config: &MatchConfig,
     mut progress: impl FnMut(&str),
 ) -> Result<CorpusReport, BenchError> {
-    let refs_dir = options.corpus.join("refs");
-    let mut ref_files = indexer::collect_audio_files(std::slice::from_ref(&refs_dir)).files;
-    ref_files.sort();
-    if ref_files.is_empty() {
-        return Err(BenchError::NoReferences { dir: refs_dir });
+    let corpus = Corpus::read(options)?;
+    // 1-2. Decode-only speed of the reference files, and indexing them into a real SQLite
+    // file, in alternating rounds.
+    let indexed = index_in_rounds(options, &corpus, config, match_config, &mut progress)?;
+    let library = &indexed.library;
+    let stats = library.store().stats()?;
+    // 3. Queries, warm engine.
+    progress(&format!("identifying {} clips", corpus.manifest.len()));
+    let mut warm = identify_clips(library, &options.corpus, &corpus.manifest);
+    // 4. Cold CLI: a fresh process per query, 10 s clips.
+    let cold_cli_ms = time_cold_cli(options, &corpus.manifest, &mut progress)?;
+    let tally = ClipTally::of(&warm.clips);
+    // 5. Listening sessions, and the indexed audio inside the unindexed tracks that explains
+    // their matches (and the clips').
+    let Listened {
+        shared_audio,
+        peak_rss,
+        listening,
+    } = listen(library, options, tally.false_positives.0 > 0, &mut progress)?;
+    let false_positives_in_shared_audio =
+        false_positives_in_shared_audio(&warm.clips, &shared_audio);
+    let landmarks = library.inverted_index().posting_count();
+    let hours = stats.total_secs / 3600.0;
+    let (decode_secs, index_secs) = indexed.median_round;
+    Ok(CorpusReport {
+        songs: stats.songs as usize,
+        hours,
+        workers: options.workers,
+        decode_x_realtime: indexed.audio_secs / decode_secs.max(1e-9),
+        index_x_realtime: stats.total_secs / index_secs.max(1e-9),
+        index_vs_decode: decode_secs / index_secs.max(1e-9),
+        speed_rounds: indexed.rounds,
+        songs_per_min_per_core: stats.songs as f64
+            / (index_secs / 60.0)
+            / options.workers.max(1) as f64,
+        index_bytes_per_hour: stats.bytes_on_disk as f64 / hours.max(1e-9),
+        peaks_per_second: stats.peaks as f64 / stats.total_secs.max(1e-9),
+        landmarks_per_second: landmarks as f64 / stats.total_secs.max(1e-9),
+        accuracy: tally.accuracy,
+        false_positives: tally.false_positives,
+        shared_audio,
+        false_positives_in_shared_audio,
+        wrong_song: tally.wrong_song,
+        warm_10s_ms: median_p95(&mut warm.latency_10s_ms),
+        warm_10s_match_ms: median_p95(&mut warm.match_10s_ms),
+        cold_cli_ms,
+        peak_rss_bytes: peak_rss,
+        listening,
+        clips: warm.clips,
+    })
+}
+
+/// What a benchmark reads of a corpus: its reference files and the clips to query.
+struct Corpus {
+    /// The `refs/` folder.
+    refs_dir: PathBuf,
+    /// The reference files under it, sorted.
+    ref_files: Vec<PathBuf>,
+    /// The clips of `manifest.jsonl`, filtered by `--only` and thinned by `--limit`.
+    manifest: Vec<ManifestEntry>,
+}
+
+impl Corpus {
+    fn read(options: &CorpusOptions) -> Result<Self, BenchError> {
+        let refs_dir = options.corpus.join("refs");
+        let mut ref_files = indexer::collect_audio_files(std::slice::from_ref(&refs_dir)).files;
+        ref_files.sort();
+        if ref_files.is_empty() {
+            return Err(BenchError::NoReferences { dir: refs_dir });
+        }
+        let mut manifest = read_manifest(&options.corpus.join("manifest.jsonl"))?;
+        if !options.only.is_empty() {
+            manifest.retain(|m| options.only.contains(&m.distortion));
+        }
+        if options.limit > 0 && manifest.len() > options.limit {
+            let step = manifest.len() as f64 / options.limit as f64;
+            manifest = (0..options.limit)
+                .filter_map(|i| manifest.get((i as f64 * step) as usize).cloned())
+                .collect();
+        }
+        Ok(Self {
+            refs_dir,
+            ref_files,
+            manifest,
+        })
     }
-    let manifest_path = options.corpus.join("manifest.jsonl");
+}
+
+/// The entries of `manifest.jsonl`, blank lines passed over.
+fn read_manifest(manifest_path: &Path) -> Result<Vec<ManifestEntry>, BenchError> {
     let manifest_text =
-        std::fs::read_to_string(&manifest_path).map_err(|source| BenchError::Read {
-            path: manifest_path.clone(),
+        std::fs::read_to_string(manifest_path).map_err(|source| BenchError::Read {
+            path: manifest_path.to_path_buf(),
             source,
         })?;
-    let mut manifest: Vec<ManifestEntry> = manifest_text
+    manifest_text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|source| BenchError::Manifest {
-                path: manifest_path.clone(),
+                path: manifest_path.to_path_buf(),
                 line: i + 1,
                 source,
             })
         })
-        .collect::<Result<_, _>>()?;
-    if !options.only.is_empty() {
-        manifest.retain(|m| options.only.contains(&m.distortion));
-    }
-    if options.limit > 0 && manifest.len() > options.limit {
-        let step = manifest.len() as f64 / options.limit as f64;
-        manifest = (0..options.limit)
-            .filter_map(|i| manifest.get((i as f64 * step) as usize).cloned())
-            .collect();
-    }
+        .collect()
+}
 
-    // 1-2. Decode-only speed of the reference files, and indexing them into a real SQLite
-    // file, in alternating rounds.
+/// The library the speed rounds built, and their timings.
+struct IndexedCorpus {
+    /// The last round's library.
+    library: Library,
+    /// (decode-only seconds, indexing seconds) of the median round.
+    median_round: (f64, f64),
+    /// Rounds run.
+    rounds: usize,
+    /// Seconds of audio the (last) decode-only pass decoded.
+    audio_secs: f64,
+}
+
+/// Alternates a decode-only pass over the reference files with indexing them into a new SQLite
+/// file at `options.db_path`, `options.speed_rounds` times (at least once).
+fn index_in_rounds(
+    options: &CorpusOptions,
+    corpus: &Corpus,
+    config: &FingerprintConfig,
+    match_config: &MatchConfig,
+    progress: &mut impl FnMut(&str),
+) -> Result<IndexedCorpus, BenchError> {
     let storage = StorageKind::Sqlite(options.db_path.clone());
     let mut rounds: Vec<(f64, f64)> = Vec::new();
     let mut audio_secs = 0.0;
@@ -315,7 +465,7 @@ pub fn run_corpus(
             "round {}: decode-only pass over the reference files",
             round + 1
         ));
-        let (decode_secs, decoded_secs) = decode_only(&ref_files, options.workers);
+        let (decode_secs, decoded_secs) = decode_only(&corpus.ref_files, options.workers);
         audio_secs = decoded_secs;
         progress(&format!(
             "round {}: indexing the reference files",
@@ -323,166 +473,213 @@ pub fn run_corpus(
         ));
         // Close the previous round's index before its file is replaced.
         drop(built.take());
-        for suffix in ["", "-wal", "-shm", ".postings"] {
-            let mut path = options.db_path.clone().into_os_string();
-            path.push(suffix);
-            std::fs::remove_file(&path).ok();
-        }
+        remove_database_files(&options.db_path);
         let mut library = Library::open(&storage, config, match_config, OpenMode::CreateIfMissing)?;
-        let started = Instant::now();
-        let summary = indexer::index_files(
-            &mut library,
-            ref_files.clone(),
-            options.workers,
-            indexer::KnownFailures::Retry,
-            &CancelToken::new(),
-            |_: &_| {},
-        )?;
-        let index_secs = started.elapsed().as_secs_f64();
-        if !summary.failed.is_empty() {
-            return Err(BenchError::ReferencesFailed(
-                summary.failed.iter().map(|f| f.message.clone()).collect(),
-            ));
-        }
+        let index_secs = index_references(&mut library, &corpus.ref_files, options.workers)?;
         rounds.push((decode_secs, index_secs));
         built = Some(library);
     }
     // At least one round ran (`speed_rounds.max(1)`), and each one that ran built a library.
     let Some(library) = built else {
-        return Err(BenchError::NoReferences { dir: refs_dir });
+        return Err(BenchError::NoReferences {
+            dir: corpus.refs_dir.clone(),
+        });
     };
     rounds.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
-    let (decode_secs, index_secs) = rounds[rounds.len() / 2];
-    let stats = library.store().stats()?;
-    let hours = stats.total_secs / 3600.0;
+    Ok(IndexedCorpus {
+        library,
+        median_round: rounds[rounds.len() / 2],
+        rounds: rounds.len(),
+        audio_secs,
+    })
+}
 
-    // 3. Queries, warm engine.
-    progress(&format!("identifying {} clips", manifest.len()));
-    let mut clips = Vec::with_capacity(manifest.len());
-    let mut warm_10s = Vec::new();
-    let mut warm_10s_match = Vec::new();
-    for entry in &manifest {
-        let path = options.corpus.join(&entry.query);
+/// Removes the SQLite database at `db_path`, its journal files and its saved index.
+fn remove_database_files(db_path: &Path) {
+    for suffix in ["", "-wal", "-shm", ".postings"] {
+        let mut path = db_path.to_path_buf().into_os_string();
+        path.push(suffix);
+        std::fs::remove_file(&path).ok();
+    }
+}
+
+/// Indexes every reference file into `library`; the seconds it took. Any failure fails the
+/// benchmark: the figures would not be of the corpus.
+fn index_references(
+    library: &mut Library,
+    ref_files: &[PathBuf],
+    workers: usize,
+) -> Result<f64, BenchError> {
+    let started = Instant::now();
+    let summary = indexer::index_files(
+        library,
+        ref_files.to_vec(),
+        workers,
+        indexer::KnownFailures::Retry,
+        &CancelToken::new(),
+        |_: &_| {},
+    )?;
+    let index_secs = started.elapsed().as_secs_f64();
+    if !summary.failed.is_empty() {
+        return Err(BenchError::ReferencesFailed(
+            summary.failed.iter().map(|f| f.message.clone()).collect(),
+        ));
+    }
+    Ok(index_secs)
+}
+
+/// Every clip's result through the warm library, with the latencies of the 10 s ones.
+struct WarmQueries {
+    /// One result per manifest entry, in its order.
+    clips: Vec<ClipResult>,
+    /// Engine time (decode + analysis + match) of each answered 10 s clip, ms.
+    latency_10s_ms: Vec<f64>,
+    /// Matching time of each answered 10 s clip, ms.
+    match_10s_ms: Vec<f64>,
+}
+
+/// Identifies each clip of `manifest` (paths relative to `corpus_root`) with `library`.
+fn identify_clips(
+    library: &Library,
+    corpus_root: &Path,
+    manifest: &[ManifestEntry],
+) -> WarmQueries {
+    let mut warm = WarmQueries {
+        clips: Vec::with_capacity(manifest.len()),
+        latency_10s_ms: Vec::new(),
+        match_10s_ms: Vec::new(),
+    };
+    for entry in manifest {
+        let path = corpus_root.join(&entry.query);
         let started = Instant::now();
         let result = library.identify_file(&path, &CancelToken::new());
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut clip = ClipResult {
-            query: entry.query.clone(),
-            distortion: entry.distortion.clone(),
-            length_s: entry.length_s,
-            truth: entry.truth.clone(),
-            answer: None,
-            confidence: 0.0,
-            aligned: 0,
-            aligned_frames: 0,
-            aligned_span_secs: 0.0,
-            second_aligned: 0,
-            peaks_matched: 0,
-            peaks_chance: 0.0,
-            clip_peaks: 0,
-            contrast_db: 0.0,
-            chance_contrast_db: 0.0,
-            contrast_z: 0.0,
-            song_peaks: 0,
-            song_hits: 0,
-            background_secs: 0.0,
-            song_secs: 0.0,
-            query_landmarks: 0,
-            hits: 0,
-            offset_error_s: None,
-            latency_ms,
-            error: None,
-        };
+        let mut clip = ClipResult::unanswered(entry, latency_ms);
         match result {
             Ok(identification) => {
-                if (entry.length_s - 10.0).abs() < 0.5 {
-                    warm_10s.push(latency_ms);
-                    warm_10s_match.push(identification.match_ms);
+                if entry.is_ten_seconds() {
+                    warm.latency_10s_ms.push(latency_ms);
+                    warm.match_10s_ms.push(identification.match_ms);
                 }
-                clip.query_landmarks = identification.query_landmarks;
-                clip.hits = identification.hits;
-                clip.second_aligned = identification.matches.get(1).map_or(0, |m| m.aligned);
-                if let Some(top) = identification.matches.first() {
-                    clip.answer = Some(track_id(&top.song));
-                    clip.describe(top);
-                    if clip.answer == entry.truth {
-                        clip.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
-                    }
-                } else if let Some(best) = &identification.best_rejected {
-                    clip.describe(best);
-                }
+                clip.record(&identification, entry);
             }
             Err(err) => clip.error = Some(err.to_string()),
         }
-        clips.push(clip);
+        warm.clips.push(clip);
     }
+    warm
+}
 
-    // 4. Cold CLI: a fresh process per query, 10 s clips.
-    let cold_cli_ms = match &options.cli_exe {
-        Some(exe) if options.cold_runs > 0 => {
-            progress("cold CLI queries");
-            let ten_second: Vec<&ManifestEntry> = manifest
-                .iter()
-                .filter(|m| (m.length_s - 10.0).abs() < 0.5 && m.distortion == "clean")
-                .take(options.cold_runs)
-                .collect();
-            let mut times = Vec::new();
-            for entry in ten_second {
-                let started = Instant::now();
-                let status = std::process::Command::new(exe)
-                    .arg("--db")
-                    .arg(&options.db_path)
-                    .arg("identify")
-                    .arg(options.corpus.join(&entry.query))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .map_err(|source| BenchError::ColdQuery {
-                        exe: exe.to_path_buf(),
-                        source,
-                    })?;
-                if status.code().is_some_and(|c| c <= 1) {
-                    times.push(started.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            (!times.is_empty()).then(|| {
-                let (median, p95) = median_p95(&mut times);
-                (median, p95, times.len())
-            })
-        }
-        _ => None,
+/// Times `options.cold_runs` fresh `audiofp identify` processes on clean 10 s clips: median,
+/// p95 and the runs that answered (`None` without a binary, runs or answers).
+fn time_cold_cli(
+    options: &CorpusOptions,
+    manifest: &[ManifestEntry],
+    progress: &mut impl FnMut(&str),
+) -> Result<Option<(f64, f64, usize)>, BenchError> {
+    let Some(exe) = options.cli_exe.as_ref().filter(|_| options.cold_runs > 0) else {
+        return Ok(None);
     };
+    progress("cold CLI queries");
+    let ten_second: Vec<&ManifestEntry> = manifest
+        .iter()
+        .filter(|m| m.is_ten_seconds() && m.distortion == "clean")
+        .take(options.cold_runs)
+        .collect();
+    let mut times = Vec::new();
+    for entry in ten_second {
+        let started = Instant::now();
+        let status = std::process::Command::new(exe)
+            .arg("--db")
+            .arg(&options.db_path)
+            .arg("identify")
+            .arg(options.corpus.join(&entry.query))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|source| BenchError::ColdQuery {
+                exe: exe.to_path_buf(),
+                source,
+            })?;
+        if status.code().is_some_and(|c| c <= 1) {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok((!times.is_empty()).then(|| {
+        let (median, p95) = median_p95(&mut times);
+        (median, p95, times.len())
+    }))
+}
 
-    let mut accuracy: BTreeMap<String, BTreeMap<String, (usize, usize)>> = BTreeMap::new();
-    let mut false_positives = (0, 0);
-    let mut wrong_song = 0;
-    for clip in &clips {
-        match &clip.truth {
-            Some(truth) => {
-                let cell = accuracy
-                    .entry(clip.distortion.clone())
-                    .or_default()
-                    .entry(format!("{}s", clip.length_s))
-                    .or_insert((0, 0));
-                cell.1 += 1;
-                if clip.answer.as_ref() == Some(truth) {
-                    cell.0 += 1;
-                } else if clip.answer.is_some() {
-                    wrong_song += 1;
+/// The clips' results counted: right answers per distortion and length, wrong songs, false
+/// positives.
+struct ClipTally {
+    /// (correct, total) per distortion then clip length.
+    accuracy: BTreeMap<String, BTreeMap<String, (usize, usize)>>,
+    /// Clips of unindexed songs that got a match / such clips.
+    false_positives: (usize, usize),
+    /// Clips of indexed songs that named another song.
+    wrong_song: usize,
+}
+
+impl ClipTally {
+    fn of(clips: &[ClipResult]) -> Self {
+        let mut tally = Self {
+            accuracy: BTreeMap::new(),
+            false_positives: (0, 0),
+            wrong_song: 0,
+        };
+        for clip in clips {
+            match &clip.truth {
+                Some(truth) => {
+                    let cell = tally
+                        .accuracy
+                        .entry(clip.distortion.clone())
+                        .or_default()
+                        .entry(format!("{}s", clip.length_s))
+                        .or_insert((0, 0));
+                    cell.1 += 1;
+                    if clip.answer.as_ref() == Some(truth) {
+                        cell.0 += 1;
+                    } else if clip.answer.is_some() {
+                        tally.wrong_song += 1;
+                    }
                 }
-            }
-            None => {
-                false_positives.1 += 1;
-                if clip.answer.is_some() {
-                    false_positives.0 += 1;
+                None => {
+                    tally.false_positives.1 += 1;
+                    if clip.answer.is_some() {
+                        tally.false_positives.0 += 1;
+                    }
                 }
             }
         }
+        tally
     }
+}
+
+/// What [`listen`] found.
+struct Listened {
+    /// Unindexed tracks that contain an indexed song's audio.
+    shared_audio: Vec<SharedAudio>,
+    /// Peak RSS before the listening sessions, bytes.
+    peak_rss: u64,
+    /// The listening sessions' figures, when they ran.
+    listening: Option<ListeningReport>,
+}
+
+/// Runs the listening sessions when `options.listening` asks for them, after reading the peak
+/// RSS of indexing and the clips. The unindexed tracks are searched for indexed audio when a
+/// clip of an unindexed song matched (`clips_matched_unindexed`), before the sessions, or else
+/// when a session on an unindexed track did.
+fn listen(
+    library: &Library,
+    options: &CorpusOptions,
+    clips_matched_unindexed: bool,
+    progress: &mut impl FnMut(&str),
+) -> Result<Listened, BenchError> {
     let negrefs = options.corpus.join("negrefs");
-    let mut shared_audio = if false_positives.0 > 0 {
-        progress("looking for indexed audio inside the unindexed tracks");
-        find_shared_audio(&library, &negrefs)
+    let mut shared_audio = if clips_matched_unindexed {
+        look_for_shared_audio(library, &negrefs, progress)
     } else {
         Vec::new()
     };
@@ -491,55 +688,49 @@ pub fn run_corpus(
     let peak_rss = peak_rss_bytes();
     let sessions = if options.listening {
         progress("listening sessions");
-        Some(listening::run(&library, &options.corpus)?)
+        Some(listening::run(library, &options.corpus)?)
     } else {
         None
     };
-    let unindexed_session_matched = sessions
-        .iter()
-        .flatten()
-        .any(|s| s.truth.is_none() && s.answer_at_every_attempt.is_some());
-    if shared_audio.is_empty() && unindexed_session_matched {
-        progress("looking for indexed audio inside the unindexed tracks");
-        shared_audio = find_shared_audio(&library, &negrefs);
+    if shared_audio.is_empty() && an_unindexed_session_matched(sessions.as_deref()) {
+        shared_audio = look_for_shared_audio(library, &negrefs, progress);
     }
     let listening = sessions.map(|sessions| listening::summarize(sessions, &shared_audio));
-    let false_positives_in_shared_audio = clips
+    Ok(Listened {
+        shared_audio,
+        peak_rss,
+        listening,
+    })
+}
+
+/// [`find_shared_audio`], said in the progress first.
+fn look_for_shared_audio(
+    library: &Library,
+    negrefs: &Path,
+    progress: &mut impl FnMut(&str),
+) -> Vec<SharedAudio> {
+    progress("looking for indexed audio inside the unindexed tracks");
+    find_shared_audio(library, negrefs)
+}
+
+/// Whether a listening session on an unindexed track answered at every attempt.
+fn an_unindexed_session_matched(sessions: Option<&[listening::Session]>) -> bool {
+    sessions
+        .into_iter()
+        .flatten()
+        .any(|s| s.truth.is_none() && s.answer_at_every_attempt.is_some())
+}
+
+/// The false positives among `clips` that name a song whose audio an unindexed track shares.
+fn false_positives_in_shared_audio(clips: &[ClipResult], shared_audio: &[SharedAudio]) -> usize {
+    clips
         .iter()
         .filter(|c| c.truth.is_none())
         .filter_map(|c| c.answer.as_ref())
         .filter(|answer| shared_audio.iter().any(|s| &s.indexed == *answer))
-        .count();
-    let landmarks = library.inverted_index().posting_count();
-    Ok(CorpusReport {
-        songs: stats.songs as usize,
-        hours,
-        workers: options.workers,
-        decode_x_realtime: audio_secs / decode_secs.max(1e-9),
-        index_x_realtime: stats.total_secs / index_secs.max(1e-9),
-        index_vs_decode: decode_secs / index_secs.max(1e-9),
-        speed_rounds: rounds.len(),
-        songs_per_min_per_core: stats.songs as f64
-            / (index_secs / 60.0)
-            / options.workers.max(1) as f64,
-        index_bytes_per_hour: stats.bytes_on_disk as f64 / hours.max(1e-9),
-        peaks_per_second: stats.peaks as f64 / stats.total_secs.max(1e-9),
-        landmarks_per_second: landmarks as f64 / stats.total_secs.max(1e-9),
-        accuracy,
-        false_positives,
-        shared_audio,
-        false_positives_in_shared_audio,
-        wrong_song,
-        warm_10s_ms: median_p95(&mut warm_10s),
-        warm_10s_match_ms: median_p95(&mut warm_10s_match),
-        cold_cli_ms,
-        peak_rss_bytes: peak_rss,
-        listening,
-        clips,
-    })
+        .count()
 }
 
-/// The track id of a corpus song: its file stem.
 /// Plays every unindexed track whole as a query: the indexed songs it matches share its audio
 /// (the same recording in two packages, or a medley), so a clip of it naming that song is no
 /// false match of the engine, whatever the corpus's ground truth says.
@@ -570,6 +761,7 @@ fn find_shared_audio(library: &Library, negrefs: &Path) -> Vec<SharedAudio> {
     shared
 }
 
+/// The track id of a corpus song: its file stem.
 fn track_id(song: &crate::index::SongRecord) -> String {
     song.path
         .as_deref()
