@@ -20,11 +20,11 @@
 //! ([`KnownFailures`]). Cancelling stops the analysis threads between packets; songs already
 //! written stay, and a re-run completes the job.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
-use crossbeam_channel::{RecvTimeoutError, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
@@ -346,212 +346,261 @@ pub fn index_files(
     mut observer: impl IndexObserver,
 ) -> Result<IndexSummary, LibraryError> {
     let started = Instant::now();
-    let mut summary = IndexSummary {
-        total: files.len(),
-        ..IndexSummary::default()
+    let mut run = Run {
+        summary: IndexSummary {
+            total: files.len(),
+            ..IndexSummary::default()
+        },
+        library,
+        observer: &mut observer,
+        cancel,
+        earlier_failures: HashSet::new(),
     };
-    observer.on_event(&IndexEvent::Started { total: files.len() });
+    run.observer
+        .on_event(&IndexEvent::Started { total: files.len() });
+    let todo = run.work_list(files, known_failures)?;
+    run.analyse_and_store(todo, workers)?;
+    finish_writing(run.library)?;
+    let mut summary = run.summary;
+    summary.cancelled = cancel.is_cancelled();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
 
-    // Unchanged files are skipped without reading them, and so are unchanged files that
-    // failed before (reported again). Files whose earlier failure is out of date are noted so
-    // that it is forgotten if they are indexed now.
-    let mut todo = Vec::with_capacity(files.len());
-    let remembered: std::collections::HashMap<String, FileFailure> = library
-        .store()
-        .failures()?
-        .into_iter()
-        .map(|failure| (failure.path.clone(), failure))
-        .collect();
-    forget_failures_of_deleted_files(library, &remembered);
-    let mut earlier_failures = std::collections::HashSet::new();
-    for path in files {
-        let stamp = file_stamp(&path);
-        let path_text = paths::to_stored(&path);
-        if let Some((size, mtime)) = stamp
-            && let Some(song) = library.store().find_by_file(&path_text, size, mtime)?
-        {
-            summary.skipped += 1;
-            observer.on_event(&IndexEvent::Skipped {
-                path,
-                reason: SkipReason::Unchanged { song_id: song.id },
-            });
-            continue;
-        }
-        if let Some(failure) = remembered.get(&path_text) {
-            let unchanged = stamp == Some((failure.file_size, failure.file_mtime))
-                && failure.audiofp_version == AUDIOFP_VERSION;
-            if unchanged && known_failures == KnownFailures::Report {
-                report_failure(
-                    &mut summary,
-                    &mut observer,
+/// One indexing run: the library it writes to, whom it reports to, and its totals so far.
+struct Run<'a, O: IndexObserver> {
+    library: &'a mut Library,
+    observer: &'a mut O,
+    cancel: &'a CancelToken,
+    summary: IndexSummary,
+    /// Files of the work list that failed in an earlier run and changed since: once one is
+    /// taken now (indexed, or known content), it is no longer a failure.
+    earlier_failures: HashSet<PathBuf>,
+}
+
+impl<O: IndexObserver> Run<'_, O> {
+    /// The files that need analysing, largest first. Unchanged files are skipped without
+    /// reading them, and so are unchanged files that failed before (reported again, with
+    /// [`KnownFailures::Report`]). Files whose earlier failure is out of date are noted so that
+    /// it is forgotten if they are indexed now.
+    fn work_list(
+        &mut self,
+        files: Vec<PathBuf>,
+        known_failures: KnownFailures,
+    ) -> Result<Vec<Job>, LibraryError> {
+        let mut todo = Vec::with_capacity(files.len());
+        let remembered: HashMap<String, FileFailure> = self
+            .library
+            .store()
+            .failures()?
+            .into_iter()
+            .map(|failure| (failure.path.clone(), failure))
+            .collect();
+        forget_failures_of_deleted_files(self.library, &remembered);
+        for path in files {
+            let stamp = file_stamp(&path);
+            let path_text = paths::to_stored(&path);
+            if let Some((size, mtime)) = stamp
+                && let Some(song) = self.library.store().find_by_file(&path_text, size, mtime)?
+            {
+                self.summary.skipped += 1;
+                self.observer.on_event(&IndexEvent::Skipped {
                     path,
-                    failure.code.clone(),
-                    failure.message.clone(),
-                    true,
-                );
+                    reason: SkipReason::Unchanged { song_id: song.id },
+                });
                 continue;
             }
-            earlier_failures.insert(path.clone());
-        }
-        let size = stamp.map_or(0, |(size, _)| size);
-        todo.push((Job { path, stamp }, size));
-    }
-    let todo = largest_first(todo);
-    let todo_count = todo.len();
-    // Content already in the library is recognised by its hash before it is decoded. A run
-    // with nothing to analyse (every file unchanged) does not read the song list.
-    let known_content: HashSet<String> = if todo.is_empty() {
-        HashSet::new()
-    } else {
-        library
-            .store()
-            .songs()?
-            .into_iter()
-            .map(|song| song.content_hash)
-            .collect()
-    };
-
-    let config = library.config().clone();
-    let match_config = library.match_config().clone();
-    let (job_tx, job_rx) = unbounded::<Job>();
-    for job in todo {
-        job_tx.send(job).ok(); // The receiver lives until the scope ends.
-    }
-    drop(job_tx);
-    // More threads than files would only wait.
-    let workers = workers.clamp(1, todo_count.max(1));
-    let (result_tx, result_rx) = bounded::<Analysed>(workers * ANALYSED_AHEAD_PER_THREAD);
-    // A file that failed in an earlier run and is taken now (indexed, or known content) is
-    // no longer a failure.
-    let forget_earlier_failure = |library: &mut Library, path: &Path| {
-        if earlier_failures.contains(path) {
-            forget_failure(library, path);
-        }
-    };
-    let mut store_error = None;
-    std::thread::scope(|scope| {
-        for worker in 0..workers {
-            let job_rx = job_rx.clone();
-            let result_tx = result_tx.clone();
-            let (config, match_config, cancel) = (&config, &match_config, cancel);
-            let known_content = &known_content;
-            let spawned = std::thread::Builder::new()
-                .name(format!("audiofp-analyse-{worker}"))
-                .spawn_scoped(scope, move || {
-                    for job in job_rx.iter() {
-                        if cancel.is_cancelled() {
-                            break;
-                        }
-                        let result = analyse_job(&job, known_content, config, match_config, cancel);
-                        if result_tx.send(Analysed { job, result }).is_err() {
-                            break;
-                        }
-                    }
-                });
-            if let Err(err) = spawned {
-                tracing::error!("cannot start an analysis thread: {err}");
+            if let Some(failure) = remembered.get(&path_text) {
+                let unchanged = stamp == Some((failure.file_size, failure.file_mtime))
+                    && failure.audiofp_version == AUDIOFP_VERSION;
+                if unchanged && known_failures == KnownFailures::Report {
+                    let (code, message) = (failure.code.clone(), failure.message.clone());
+                    self.report_failure(path, code, message, true);
+                    continue;
+                }
+                self.earlier_failures.insert(path.clone());
             }
+            let size = stamp.map_or(0, |(size, _)| size);
+            todo.push((Job { path, stamp }, size));
         }
-        drop(result_tx);
+        Ok(largest_first(todo))
+    }
+
+    /// Analyses `todo` on up to `workers` threads while this thread stores each file as its
+    /// analysis arrives. After a store error the analysis is cancelled and the error returned.
+    fn analyse_and_store(&mut self, todo: Vec<Job>, workers: usize) -> Result<(), LibraryError> {
+        let todo_count = todo.len();
+        // Content already in the library is recognised by its hash before it is decoded. A
+        // run with nothing to analyse (every file unchanged) does not read the song list.
+        let known_content: HashSet<String> = if todo.is_empty() {
+            HashSet::new()
+        } else {
+            self.library
+                .store()
+                .songs()?
+                .into_iter()
+                .map(|song| song.content_hash)
+                .collect()
+        };
+        let config = self.library.config().clone();
+        let match_config = self.library.match_config().clone();
+        let analyser = Analyser {
+            known_content: &known_content,
+            config: &config,
+            match_config: &match_config,
+            cancel: self.cancel,
+        };
+        let (job_tx, job_rx) = unbounded::<Job>();
+        for job in todo {
+            job_tx.send(job).ok(); // The receiver lives until the scope ends.
+        }
+        drop(job_tx);
+        // More threads than files would only wait.
+        let workers = workers.clamp(1, todo_count.max(1));
+        let (result_tx, result_rx) = bounded::<Analysed>(workers * ANALYSED_AHEAD_PER_THREAD);
+        std::thread::scope(|scope| {
+            for worker in 0..workers {
+                let (job_rx, result_tx) = (job_rx.clone(), result_tx.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("audiofp-analyse-{worker}"))
+                    .spawn_scoped(scope, move || analyser.analyse_all(job_rx, result_tx));
+                if let Err(err) = spawned {
+                    tracing::error!("cannot start an analysis thread: {err}");
+                }
+            }
+            drop(result_tx);
+            self.store_all(&result_rx, &analyser)
+        })
+    }
+
+    /// Stores the analysed files as they arrive, until every analysis thread is done, lending
+    /// the library to the observer between them. After a store error, what still arrives is
+    /// dropped and the analysis cancelled; the error is returned at the end.
+    fn store_all(
+        &mut self,
+        results: &Receiver<Analysed>,
+        analyser: &Analyser<'_>,
+    ) -> Result<(), LibraryError> {
+        let mut store_error = None;
         loop {
             if store_error.is_none() {
-                observer.between_songs(library);
+                self.observer.between_songs(self.library);
             }
-            let analysed = match result_rx.recv_timeout(LEND_INTERVAL) {
+            let analysed = match results.recv_timeout(LEND_INTERVAL) {
                 Ok(analysed) => analysed,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if store_error.is_some() {
-                cancel.cancel();
+                self.cancel.cancel();
                 continue;
             }
-            let Job { path, stamp } = analysed.job;
-            let new_content = match &analysed.result {
-                Ok(Analysis::Known { content_hash }) => Some(content_hash.as_str()),
-                Ok(Analysis::New(new)) => Some(new.0.content_hash.as_str()),
-                Err(_) => None,
-            };
-            if let Some(content_hash) = new_content {
-                match remove_earlier_versions(library, &path, content_hash) {
-                    Ok(song_ids) if song_ids.is_empty() => {}
-                    Ok(song_ids) => {
-                        summary.replaced += 1;
-                        let path = path.clone();
-                        observer.on_event(&IndexEvent::Replaced { path, song_ids });
-                    }
-                    Err(err) => {
-                        store_error = Some(err);
-                        continue;
-                    }
-                }
-            }
-            let result = match analysed.result {
-                Ok(Analysis::Known { content_hash }) => {
-                    match place_known_file(library, &path, stamp, &content_hash) {
-                        Ok(Some(reason)) => {
-                            forget_earlier_failure(library, &path);
-                            summary.skipped += 1;
-                            if matches!(reason, SkipReason::Moved { .. }) {
-                                summary.moved += 1;
-                            }
-                            observer.on_event(&IndexEvent::Skipped { path, reason });
-                            continue;
-                        }
-                        // The song was removed (by another process) since the run began.
-                        Ok(None) => fingerprint_file(
-                            &path,
-                            stamp,
-                            content_hash,
-                            &config,
-                            &match_config,
-                            cancel,
-                        ),
-                        Err(err) => {
-                            store_error = Some(err);
-                            continue;
-                        }
-                    }
-                }
-                Ok(Analysis::New(analysed)) => Ok(*analysed),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(EngineError::Cancelled) => {}
-                Err(err) => {
-                    remember_failure(library, &path, stamp, &err);
-                    let (code, message) = (err.code().to_string(), err.to_string());
-                    report_failure(&mut summary, &mut observer, path, code, message, false);
-                }
-                Ok((song, fingerprint)) => match store_song(library, &song, &fingerprint) {
-                    Ok(Ok(record)) => {
-                        forget_earlier_failure(library, &path);
-                        summary.indexed += 1;
-                        summary.audio_secs += record.duration_secs;
-                        observer.on_event(&IndexEvent::Indexed { path, song: record });
-                    }
-                    Ok(Err(reason)) => {
-                        forget_earlier_failure(library, &path);
-                        summary.skipped += 1;
-                        observer.on_event(&IndexEvent::Skipped { path, reason });
-                    }
-                    Err(err) => store_error = Some(err),
-                },
+            if let Err(err) = self.store(analysed, analyser) {
+                store_error = Some(err);
             }
         }
-    });
-    if let Some(err) = store_error {
-        return Err(err);
+        store_error.map_or(Ok(()), Err)
     }
+
+    /// Settles one analysed file: removes the songs of its earlier versions, then points the
+    /// song that holds its content at it, or stores its new song, or reports its failure.
+    fn store(&mut self, analysed: Analysed, analyser: &Analyser<'_>) -> Result<(), LibraryError> {
+        let Job { path, stamp } = analysed.job;
+        let new_content = match &analysed.result {
+            Ok(Analysis::Known { content_hash }) => Some(content_hash.as_str()),
+            Ok(Analysis::New(new)) => Some(new.0.content_hash.as_str()),
+            Err(_) => None,
+        };
+        if let Some(content_hash) = new_content {
+            let song_ids = remove_earlier_versions(self.library, &path, content_hash)?;
+            if !song_ids.is_empty() {
+                self.summary.replaced += 1;
+                let path = path.clone();
+                self.observer
+                    .on_event(&IndexEvent::Replaced { path, song_ids });
+            }
+        }
+        let result = match analysed.result {
+            Ok(Analysis::Known { content_hash }) => {
+                match place_known_file(self.library, &path, stamp, &content_hash)? {
+                    Some(reason) => {
+                        self.skip(path, reason);
+                        return Ok(());
+                    }
+                    // The song was removed (by another process) since the run began.
+                    None => analyser.fingerprint(&path, stamp, content_hash),
+                }
+            }
+            Ok(Analysis::New(analysed)) => Ok(*analysed),
+            Err(err) => Err(err),
+        };
+        match result {
+            Err(EngineError::Cancelled) => {}
+            Err(err) => {
+                remember_failure(self.library, &path, stamp, &err);
+                let (code, message) = (err.code().to_string(), err.to_string());
+                self.report_failure(path, code, message, false);
+            }
+            Ok((song, fingerprint)) => match store_song(self.library, &song, &fingerprint)? {
+                Ok(record) => {
+                    self.forget_earlier_failure(&path);
+                    self.summary.indexed += 1;
+                    self.summary.audio_secs += record.duration_secs;
+                    self.observer
+                        .on_event(&IndexEvent::Indexed { path, song: record });
+                }
+                Err(reason) => self.skip(path, reason),
+            },
+        }
+        Ok(())
+    }
+
+    /// Counts and reports a file taken without storing a song for it (its content is held).
+    fn skip(&mut self, path: PathBuf, reason: SkipReason) {
+        self.forget_earlier_failure(&path);
+        self.summary.skipped += 1;
+        if matches!(reason, SkipReason::Moved { .. }) {
+            self.summary.moved += 1;
+        }
+        self.observer
+            .on_event(&IndexEvent::Skipped { path, reason });
+    }
+
+    /// A file that failed in an earlier run and is taken now (indexed, or known content) is
+    /// no longer a failure.
+    fn forget_earlier_failure(&self, path: &Path) {
+        if self.earlier_failures.contains(path) {
+            forget_failure(self.library, path);
+        }
+    }
+
+    /// Counts a failed file and reports it.
+    fn report_failure(&mut self, path: PathBuf, code: String, message: String, remembered: bool) {
+        self.observer.on_event(&IndexEvent::Failed {
+            path: path.clone(),
+            code: code.clone(),
+            message: message.clone(),
+            remembered,
+        });
+        self.summary.failed.push(FailedFile {
+            path,
+            code,
+            message,
+            remembered,
+        });
+    }
+}
+
+/// Makes the songs just added fast to search and durable, and saves the inverted index when
+/// it is due.
+fn finish_writing(library: &mut Library) -> Result<(), LibraryError> {
     library.prepare();
     library.store().flush()?;
     // The next process to open the library (a one-shot `audiofp identify`) loads the saved
     // index instead of rebuilding it from every song; a few songs added since it was written
     // are added from the store then, so it is only rewritten once enough have changed.
     library.save_index_if_due()?;
-    summary.cancelled = cancel.is_cancelled();
-    summary.elapsed_secs = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(())
 }
 
 /// How a failure reads to a user: its message, noting when it is an earlier run's.
@@ -561,29 +610,6 @@ pub fn describe_failure(message: &str, remembered: bool) -> String {
     } else {
         message.to_string()
     }
-}
-
-/// Counts a failed file and reports it.
-fn report_failure(
-    summary: &mut IndexSummary,
-    observer: &mut impl IndexObserver,
-    path: PathBuf,
-    code: String,
-    message: String,
-    remembered: bool,
-) {
-    observer.on_event(&IndexEvent::Failed {
-        path: path.clone(),
-        code: code.clone(),
-        message: message.clone(),
-        remembered,
-    });
-    summary.failed.push(FailedFile {
-        path,
-        code,
-        message,
-        remembered,
-    });
 }
 
 /// The version of audiofp a remembered failure is valid for.
@@ -622,10 +648,7 @@ fn remember_failure(library: &Library, path: &Path, stamp: Option<FileStamp>, er
 /// Forgets the remembered failures of files that no longer exist, so that the table holds the
 /// library's bad files, not its history. A file that cannot be checked (a share that is not
 /// mounted answers "not found" too) is at worst decoded again once when it comes back.
-fn forget_failures_of_deleted_files(
-    library: &Library,
-    remembered: &std::collections::HashMap<String, FileFailure>,
-) {
+fn forget_failures_of_deleted_files(library: &Library, remembered: &HashMap<String, FileFailure>) {
     for path in remembered.keys() {
         let file = paths::from_stored(path);
         if matches!(file.try_exists(), Ok(false)) {
@@ -795,28 +818,58 @@ pub fn analyse_file(
     fingerprint_file(path, stamp, content_hash, config, match_config, cancel)
 }
 
-/// An analysis thread's work on one file: hash it, and decode and fingerprint it unless the
-/// library already holds its content.
-fn analyse_job(
-    job: &Job,
-    known_content: &HashSet<String>,
-    config: &FingerprintConfig,
-    match_config: &MatchConfig,
-    cancel: &CancelToken,
-) -> Result<Analysis, EngineError> {
-    let content_hash = hash_file(&job.path)?;
-    if known_content.contains(&content_hash) {
-        return Ok(Analysis::Known { content_hash });
+/// What the analysis threads work with: the content the library already holds and the
+/// analysis settings, as they were when the run began.
+#[derive(Clone, Copy)]
+struct Analyser<'a> {
+    known_content: &'a HashSet<String>,
+    config: &'a FingerprintConfig,
+    match_config: &'a MatchConfig,
+    cancel: &'a CancelToken,
+}
+
+impl Analyser<'_> {
+    /// An analysis thread: analyses the jobs it takes from `jobs` and sends the results to the
+    /// writer, until there are no more jobs, the run is cancelled or the writer is gone.
+    fn analyse_all(&self, jobs: Receiver<Job>, results: Sender<Analysed>) {
+        for job in jobs.iter() {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let result = self.analyse(&job);
+            if results.send(Analysed { job, result }).is_err() {
+                break;
+            }
+        }
     }
-    let (song, fingerprint) = fingerprint_file(
-        &job.path,
-        job.stamp,
-        content_hash,
-        config,
-        match_config,
-        cancel,
-    )?;
-    Ok(Analysis::New(Box::new((song, fingerprint))))
+
+    /// An analysis thread's work on one file: hash it, and decode and fingerprint it unless
+    /// the library already holds its content.
+    fn analyse(&self, job: &Job) -> Result<Analysis, EngineError> {
+        let content_hash = hash_file(&job.path)?;
+        if self.known_content.contains(&content_hash) {
+            return Ok(Analysis::Known { content_hash });
+        }
+        let (song, fingerprint) = self.fingerprint(&job.path, job.stamp, content_hash)?;
+        Ok(Analysis::New(Box::new((song, fingerprint))))
+    }
+
+    /// [`fingerprint_file`] with the run's settings.
+    fn fingerprint(
+        &self,
+        path: &Path,
+        stamp: Option<FileStamp>,
+        content_hash: String,
+    ) -> Result<(NewSong, Fingerprint), EngineError> {
+        fingerprint_file(
+            path,
+            stamp,
+            content_hash,
+            self.config,
+            self.match_config,
+            self.cancel,
+        )
+    }
 }
 
 /// Decodes and fingerprints a file whose stamp was taken before it was read: the song keeps
