@@ -1,5 +1,6 @@
 //! `audiofp bench`: prints the figures the README quotes (see [`crate::bench`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -8,7 +9,7 @@ use rayon::prelude::*;
 
 use super::output::{bytes, out, outln, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
-use crate::bench::{self, CorpusOptions, ListeningReport, ManifestEntry};
+use crate::bench::{self, CorpusOptions, CorpusReport, ListeningReport, ManifestEntry};
 use crate::cancel::CancelToken;
 use crate::engine::{self, AudioSource, Side};
 use crate::listening;
@@ -100,6 +101,29 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
     if !args.scale.is_empty() {
         return run_scale(args, &config, &match_config);
     }
+    let mut report = run_corpus_in_temp_dir(args, workers, &config, &match_config)?;
+    if args.json {
+        if !args.clips {
+            report.clips.clear();
+            if let Some(listening) = &mut report.listening {
+                listening.sessions.clear();
+            }
+        }
+        print_json(&report)?;
+        return Ok(EXIT_OK);
+    }
+    print_corpus_report(args, &report)?;
+    Ok(EXIT_OK)
+}
+
+/// Runs the corpus benchmark with its index in a temporary folder, removed after a run that
+/// succeeded; the stages go to standard error.
+fn run_corpus_in_temp_dir(
+    args: &BenchArgs,
+    workers: usize,
+    config: &crate::config::FingerprintConfig,
+    match_config: &crate::config::MatchConfig,
+) -> anyhow::Result<CorpusReport> {
     let temp = tempdir()?;
     let options = CorpusOptions {
         corpus: args.corpus.clone(),
@@ -112,20 +136,16 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         speed_rounds: args.speed_rounds,
         listening: !args.no_listening,
     };
-    let mut report = bench::run_corpus(&options, &config, &match_config, |stage| {
+    let report = bench::run_corpus(&options, config, match_config, |stage| {
         eprintln!("bench: {stage}")
     })?;
     std::fs::remove_dir_all(&temp).ok();
-    if args.json {
-        if !args.clips {
-            report.clips.clear();
-            if let Some(listening) = &mut report.listening {
-                listening.sessions.clear();
-            }
-        }
-        print_json(&report)?;
-        return Ok(EXIT_OK);
-    }
+    Ok(report)
+}
+
+/// The corpus benchmark as text: accuracy, wrong answers, listening, speed and size, and with
+/// `--clips` the misses.
+fn print_corpus_report(args: &BenchArgs, report: &CorpusReport) -> std::io::Result<()> {
     outln!(
         "corpus: {} ({} songs, {:.2} h), {} workers",
         args.corpus.display(),
@@ -134,12 +154,26 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         report.workers
     )?;
     outln!()?;
+    print_accuracy(&report.accuracy)?;
+    print_wrong_answers(report)?;
+    if let Some(listening) = &report.listening {
+        print_listening(listening)?;
+    }
+    outln!()?;
+    print_speed_and_size(report)?;
+    if args.clips {
+        print_misses(report)?;
+    }
+    Ok(())
+}
+
+/// The top-1 accuracy table: a row per distortion, a column per clip length.
+fn print_accuracy(
+    accuracy: &BTreeMap<String, BTreeMap<String, (usize, usize)>>,
+) -> std::io::Result<()> {
     outln!("top-1 accuracy (correct/total)")?;
-    let lengths: std::collections::BTreeSet<String> = report
-        .accuracy
-        .values()
-        .flat_map(|m| m.keys().cloned())
-        .collect();
+    let lengths: std::collections::BTreeSet<String> =
+        accuracy.values().flat_map(|m| m.keys().cloned()).collect();
     let mut lengths: Vec<String> = lengths.into_iter().collect();
     lengths.sort_by_key(|l| {
         l.trim_end_matches('s')
@@ -151,7 +185,7 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         out!("{length:>12}")?;
     }
     outln!()?;
-    for (distortion, cells) in &report.accuracy {
+    for (distortion, cells) in accuracy {
         out!("{distortion:<14}")?;
         for length in &lengths {
             match cells.get(length) {
@@ -167,6 +201,12 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         }
         outln!()?;
     }
+    Ok(())
+}
+
+/// False positives (and the shared audio that explains some), wrong songs, and how many right
+/// answers have the offset right.
+fn print_wrong_answers(report: &CorpusReport) -> std::io::Result<()> {
     let (fp, negatives) = report.false_positives;
     outln!()?;
     outln!(
@@ -203,10 +243,11 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
             offsets.len()
         )?;
     }
-    if let Some(listening) = &report.listening {
-        print_listening(listening)?;
-    }
-    outln!()?;
+    Ok(())
+}
+
+/// Query latencies (warm and cold), indexing speed, index size and peak memory.
+fn print_speed_and_size(report: &CorpusReport) -> std::io::Result<()> {
     outln!(
         "warm query, 10 s clip (decode+analysis+match): median {:.2} ms, p95 {:.2} ms",
         report.warm_10s_ms.0,
@@ -239,34 +280,36 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
     outln!(
         "peak RSS: {} (indexing and clips, before the listening sessions)",
         bytes(report.peak_rss_bytes)
-    )?;
-    if args.clips {
-        outln!()?;
-        for clip in report.clips.iter().filter(|c| c.answer != c.truth) {
-            outln!(
-                "miss: {} truth={:?} answer={:?} conf={:.3} aligned={} {}",
-                clip.query,
-                clip.truth,
-                clip.answer,
-                clip.confidence,
-                clip.aligned,
-                clip.error.as_deref().unwrap_or("")
-            )?;
-        }
-        let sessions = report.listening.iter().flat_map(|l| &l.sessions);
-        for session in sessions.filter(|s| s.answer.as_ref().map(|a| &a.0) != s.truth.as_ref()) {
-            outln!(
-                "listening miss: {} from {:.0} s{} truth={:?} answer={:?} (every attempt: {:?})",
-                session.track,
-                session.start_s,
-                if session.noisy { " (noisy)" } else { "" },
-                session.truth,
-                session.answer,
-                session.answer_at_every_attempt
-            )?;
-        }
+    )
+}
+
+/// `--clips`: every clip and listening session that did not name its song.
+fn print_misses(report: &CorpusReport) -> std::io::Result<()> {
+    outln!()?;
+    for clip in report.clips.iter().filter(|c| c.answer != c.truth) {
+        outln!(
+            "miss: {} truth={:?} answer={:?} conf={:.3} aligned={} {}",
+            clip.query,
+            clip.truth,
+            clip.answer,
+            clip.confidence,
+            clip.aligned,
+            clip.error.as_deref().unwrap_or("")
+        )?;
     }
-    Ok(EXIT_OK)
+    let sessions = report.listening.iter().flat_map(|l| &l.sessions);
+    for session in sessions.filter(|s| s.answer.as_ref().map(|a| &a.0) != s.truth.as_ref()) {
+        outln!(
+            "listening miss: {} from {:.0} s{} truth={:?} answer={:?} (every attempt: {:?})",
+            session.track,
+            session.start_s,
+            if session.noisy { " (noisy)" } else { "" },
+            session.truth,
+            session.answer,
+            session.answer_at_every_attempt
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes the first 20 corpus songs and `--scale N` generated fingerprints into a new index.
