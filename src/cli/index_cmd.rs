@@ -64,18 +64,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         missing,
         unreadable,
     } = indexer::collect_audio_files(&args.paths);
-    for path in &missing {
-        eprintln!("error: {}: no such file or folder", path.display());
-    }
-    for failure in &unreadable {
-        eprintln!("error: {}", failure.message);
-    }
-    if files.is_empty() && missing.is_empty() && unreadable.is_empty() {
-        eprintln!(
-            "note: no audio files found (looked for {} files)",
-            indexer::AUDIO_EXTENSIONS.join(", ")
-        );
-    }
+    report_unusable_paths(&files, &missing, &unreadable);
     let mut duplicates = Vec::new();
     // When every path given is missing or unreadable, a mistyped path say, no index is
     // created. An empty folder still opens (or creates) the index, as asked.
@@ -103,69 +92,7 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
             cancelled: summary.cancelled,
         })?;
     } else {
-        // A rate only means something when songs were analysed: a re-run that skips (or
-        // relinks) everything just says how long it took.
-        let speed = if summary.elapsed_secs <= 0.0 {
-            String::new()
-        } else if summary.indexed == 0 {
-            format!(" in {:.2} s", summary.elapsed_secs)
-        } else {
-            format!(
-                " in {:.1} s ({:.1} songs/s, {:.0}x realtime)",
-                summary.elapsed_secs,
-                summary.indexed as f64 / summary.elapsed_secs,
-                summary.audio_secs / summary.elapsed_secs
-            )
-        };
-        let moved = match summary.moved {
-            0 => String::new(),
-            1 => "; 1 found at a new path".to_string(),
-            n => format!("; {n} found at new paths"),
-        };
-        let replaced = match summary.replaced {
-            0 => String::new(),
-            1 => " (1 changed since it was indexed: its earlier version removed)".to_string(),
-            n => format!(" ({n} changed since they were indexed: their earlier versions removed)"),
-        };
-        // As in `--json`: paths that do not exist are not files that failed.
-        let not_found = match missing.len() {
-            0 => String::new(),
-            n => format!(", {n} not found"),
-        };
-        outln!(
-            "{} indexed{replaced}, {} skipped (already indexed{moved}), {} failed{not_found}{speed}",
-            summary.indexed,
-            summary.skipped,
-            summary.failed.len()
-        )?;
-        for failed in &summary.failed {
-            let text = indexer::describe_failure(&failed.message, failed.remembered);
-            outln!("  failed: {text}")?;
-        }
-        for duplicate in duplicates.iter().take(MAX_DUPLICATES_LISTED) {
-            outln!(
-                "  duplicate: {} (the same audio as song {}, not indexed again)",
-                duplicate.path.display(),
-                duplicate.song_id
-            )?;
-        }
-        if duplicates.len() > MAX_DUPLICATES_LISTED {
-            outln!(
-                "  ... and {} more duplicates (--json lists them all)",
-                duplicates.len() - MAX_DUPLICATES_LISTED
-            )?;
-        }
-        if summary.failed.iter().any(|f| f.remembered) {
-            outln!(
-                "(files that failed in an earlier run and are unchanged were not decoded again; \
-                 --retry-failed decodes them)"
-            )?;
-        }
-        if summary.cancelled {
-            outln!(
-                "cancelled: songs indexed so far are kept; run the same command again to finish"
-            )?;
-        }
+        print_summary(&summary, &duplicates, missing.len())?;
     }
     Ok(
         if summary.failed.is_empty() && missing.is_empty() && !summary.cancelled {
@@ -173,6 +100,104 @@ pub fn run(cli: &Cli, args: &IndexArgs) -> anyhow::Result<u8> {
         } else {
             EXIT_ERROR
         },
+    )
+}
+
+/// Says on standard error which paths given do not exist or cannot be read, and when there
+/// is no audio file at all.
+fn report_unusable_paths(
+    files: &[PathBuf],
+    missing: &[PathBuf],
+    unreadable: &[indexer::FailedFile],
+) {
+    for path in missing {
+        eprintln!("error: {}: no such file or folder", path.display());
+    }
+    for failure in unreadable {
+        eprintln!("error: {}", failure.message);
+    }
+    if files.is_empty() && missing.is_empty() && unreadable.is_empty() {
+        eprintln!(
+            "note: no audio files found (looked for {} files)",
+            indexer::AUDIO_EXTENSIONS.join(", ")
+        );
+    }
+}
+
+/// The human summary: the totals line, then the failures, the duplicates (the first
+/// [`MAX_DUPLICATES_LISTED`]) and notes on remembered failures and on cancelling.
+fn print_summary(
+    summary: &indexer::IndexSummary,
+    duplicates: &[Duplicate],
+    not_found: usize,
+) -> std::io::Result<()> {
+    outln!("{}", totals_line(summary, not_found))?;
+    for failed in &summary.failed {
+        let text = indexer::describe_failure(&failed.message, failed.remembered);
+        outln!("  failed: {text}")?;
+    }
+    for duplicate in duplicates.iter().take(MAX_DUPLICATES_LISTED) {
+        outln!(
+            "  duplicate: {} (the same audio as song {}, not indexed again)",
+            duplicate.path.display(),
+            duplicate.song_id
+        )?;
+    }
+    if duplicates.len() > MAX_DUPLICATES_LISTED {
+        outln!(
+            "  ... and {} more duplicates (--json lists them all)",
+            duplicates.len() - MAX_DUPLICATES_LISTED
+        )?;
+    }
+    if summary.failed.iter().any(|f| f.remembered) {
+        outln!(
+            "(files that failed in an earlier run and are unchanged were not decoded again; \
+             --retry-failed decodes them)"
+        )?;
+    }
+    if summary.cancelled {
+        outln!("cancelled: songs indexed so far are kept; run the same command again to finish")?;
+    }
+    Ok(())
+}
+
+/// "9 indexed, 0 skipped (already indexed), 1 failed in 1.8 s (5.1 songs/s, 820x realtime)",
+/// with the moved, replaced and `not_found` counts when there are any.
+fn totals_line(summary: &indexer::IndexSummary, not_found: usize) -> String {
+    // A rate only means something when songs were analysed: a re-run that skips (or
+    // relinks) everything just says how long it took.
+    let speed = if summary.elapsed_secs <= 0.0 {
+        String::new()
+    } else if summary.indexed == 0 {
+        format!(" in {:.2} s", summary.elapsed_secs)
+    } else {
+        format!(
+            " in {:.1} s ({:.1} songs/s, {:.0}x realtime)",
+            summary.elapsed_secs,
+            summary.indexed as f64 / summary.elapsed_secs,
+            summary.audio_secs / summary.elapsed_secs
+        )
+    };
+    let moved = match summary.moved {
+        0 => String::new(),
+        1 => "; 1 found at a new path".to_string(),
+        n => format!("; {n} found at new paths"),
+    };
+    let replaced = match summary.replaced {
+        0 => String::new(),
+        1 => " (1 changed since it was indexed: its earlier version removed)".to_string(),
+        n => format!(" ({n} changed since they were indexed: their earlier versions removed)"),
+    };
+    // As in `--json`: paths that do not exist are not files that failed.
+    let not_found = match not_found {
+        0 => String::new(),
+        n => format!(", {n} not found"),
+    };
+    format!(
+        "{} indexed{replaced}, {} skipped (already indexed{moved}), {} failed{not_found}{speed}",
+        summary.indexed,
+        summary.skipped,
+        summary.failed.len()
     )
 }
 
