@@ -2,7 +2,7 @@
 //! indexes them into a temporary index, and identifies degraded clips of them (and of a song
 //! that was not indexed), printing what a user would see.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -38,21 +38,33 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("audiofp-demo-{}", std::process::id())),
     };
+    let songs_dir = generate_songs(&dir, args.songs)?;
+    let library = index_songs(&dir, &songs_dir)?;
+    let all_as_expected = identify_clips(&library, &dir, args.songs)?;
+    outln!("files are in {}", dir.display())?;
+    Ok(if all_as_expected { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Step 1: writes `songs` synthetic songs into `dir/songs`, which it returns.
+fn generate_songs(dir: &Path, songs: u64) -> anyhow::Result<PathBuf> {
     let songs_dir = dir.join("songs");
     std::fs::create_dir_all(&songs_dir)
         .with_context(|| format!("creating {}", songs_dir.display()))?;
     outln!(
-        "1. generating {} synthetic songs of {SONG_SECS:.0} s in {}",
-        args.songs,
+        "1. generating {songs} synthetic songs of {SONG_SECS:.0} s in {}",
         songs_dir.display()
     )?;
-    for seed in 1..=args.songs {
+    for seed in 1..=songs {
         let samples = synth::song_stereo(seed, SONG_SECS, RATE_HZ);
         let path = songs_dir.join(format!("Demo song {seed}.wav"));
         wav::write_wav_i16(&path, &samples, RATE_HZ, 2)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(songs_dir)
+}
 
+/// Step 2: indexes the songs of `songs_dir` into a new index in `dir`.
+fn index_songs(dir: &Path, songs_dir: &Path) -> anyhow::Result<Library> {
     let db = dir.join("demo-index.db");
     std::fs::remove_file(&db).ok();
     outln!("2. indexing them into {}", db.display())?;
@@ -62,7 +74,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         &match_config()?,
         OpenMode::CreateIfMissing,
     )?;
-    let files = indexer::collect_audio_files(std::slice::from_ref(&songs_dir)).files;
+    let files = indexer::collect_audio_files(&[songs_dir.to_path_buf()]).files;
     let summary = indexer::index_files(
         &mut library,
         files,
@@ -76,29 +88,18 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         summary.indexed,
         summary.elapsed_secs
     )?;
+    Ok(library)
+}
 
+/// Step 3: identifies degraded clips of the middle one of the `songs` songs, and a clip of a
+/// song that was not indexed, written into `dir/clips`; whether each got the answer it should.
+fn identify_clips(library: &Library, dir: &Path, songs: u64) -> anyhow::Result<bool> {
     outln!("3. identifying clips")?;
     let clips_dir = dir.join("clips");
     std::fs::create_dir_all(&clips_dir)?;
-    let target_seed = 1 + args.songs / 2;
-    let song = synth::song(target_seed, SONG_SECS, RATE_HZ);
+    let target_seed = 1 + songs / 2;
     let start = 12.5;
-    let excerpt = distort::excerpt(&song, RATE_HZ, start, 5.0);
-    let unknown = distort::excerpt(&synth::song(10_000, SONG_SECS, RATE_HZ), RATE_HZ, 5.0, 5.0);
-    let cases: Vec<(&str, Vec<f32>, u32)> = vec![
-        ("clean 5 s clip", excerpt.clone(), RATE_HZ),
-        (
-            "same clip, noise at 5 dB SNR",
-            distort::add_white_noise(&excerpt, 5.0, 7),
-            RATE_HZ,
-        ),
-        (
-            "same clip, telephone (8 kHz)",
-            distort::resample_linear(&excerpt, RATE_HZ, 8000),
-            8000,
-        ),
-        ("5 s of a song that is not indexed", unknown, RATE_HZ),
-    ];
+    let cases = clips_of(target_seed, start);
     outln!(
         "   (the clips come from \"Demo song {target_seed}\" at {}, except the last)",
         clock(f64::from(start))
@@ -130,6 +131,27 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    outln!("files are in {}", dir.display())?;
-    Ok(if all_as_expected { EXIT_OK } else { EXIT_ERROR })
+    Ok(all_as_expected)
+}
+
+/// The demo's clips (label, mono samples, rate): three 5 s clips of song `target_seed` from
+/// `start` seconds (clean, noisy, telephone), then one of a song that is not indexed.
+fn clips_of(target_seed: u64, start: f32) -> Vec<(&'static str, Vec<f32>, u32)> {
+    let song = synth::song(target_seed, SONG_SECS, RATE_HZ);
+    let excerpt = distort::excerpt(&song, RATE_HZ, start, 5.0);
+    let unknown = distort::excerpt(&synth::song(10_000, SONG_SECS, RATE_HZ), RATE_HZ, 5.0, 5.0);
+    vec![
+        ("clean 5 s clip", excerpt.clone(), RATE_HZ),
+        (
+            "same clip, noise at 5 dB SNR",
+            distort::add_white_noise(&excerpt, 5.0, 7),
+            RATE_HZ,
+        ),
+        (
+            "same clip, telephone (8 kHz)",
+            distort::resample_linear(&excerpt, RATE_HZ, 8000),
+            8000,
+        ),
+        ("5 s of a song that is not indexed", unknown, RATE_HZ),
+    ]
 }
