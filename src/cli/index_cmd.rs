@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::output::{outln, print_json, progress_bar};
@@ -215,19 +216,7 @@ fn index_found_files(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-
-    let cancel = CancelToken::new();
-    {
-        let cancel = cancel.clone();
-        // Ctrl-C finishes the song being written and stops; a second Ctrl-C is the default kill.
-        ctrlc::set_handler(move || {
-            if cancel.is_cancelled() {
-                std::process::exit(130);
-            }
-            cancel.cancel();
-        })
-        .ok();
-    }
+    let cancel = cancel_on_ctrl_c();
     let bar = progress_bar(files.len() as u64, "files");
     let known_failures = if args.retry_failed {
         KnownFailures::Retry
@@ -240,58 +229,81 @@ fn index_found_files(
         workers,
         known_failures,
         &cancel,
-        |event: &IndexEvent| match event {
-            IndexEvent::Started { .. } => {}
-            IndexEvent::Replaced { path, song_ids } => tracing::info!(
-                "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
-                path.display()
-            ),
-            IndexEvent::Indexed { path, song } => {
-                tracing::info!(
-                    "{}: indexed as song {} ({:.1} s of audio, {} peaks)",
-                    path.display(),
-                    song.id,
-                    song.duration_secs,
-                    song.num_peaks
-                );
-                // The file name: a long path would show only its start.
-                let name = path.file_name().unwrap_or(path.as_os_str());
-                bar.set_message(name.to_string_lossy().to_string());
-                bar.inc(1);
-            }
-            IndexEvent::Skipped { path, reason } => {
-                if let SkipReason::Duplicate { song_id } = reason {
-                    duplicates.push(Duplicate {
-                        path: path.clone(),
-                        song_id: *song_id,
-                    });
-                }
-                tracing::info!(
-                    "{}: skipped ({})",
-                    path.display(),
-                    match reason {
-                        SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
-                        SkipReason::Duplicate { song_id } =>
-                            format!("same audio as song {song_id}"),
-                        SkipReason::Moved { song_id, from } => format!(
-                            "song {song_id}, moved from {}",
-                            from.as_deref().unwrap_or("(no file)")
-                        ),
-                    }
-                );
-                bar.inc(1);
-            }
-            IndexEvent::Failed {
-                message,
-                remembered,
-                ..
-            } => {
-                let text = indexer::describe_failure(message, *remembered);
-                bar.suspend(|| eprintln!("error: {text}"));
-                bar.inc(1);
-            }
-        },
+        |event: &IndexEvent| on_index_event(event, &bar, duplicates),
     )?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// A token that Ctrl-C cancels: the song being written is finished and the run stops; a
+/// second Ctrl-C is the default kill.
+fn cancel_on_ctrl_c() -> CancelToken {
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || {
+            if cancel.is_cancelled() {
+                std::process::exit(130);
+            }
+            cancel.cancel();
+        })
+        .ok();
+    }
+    cancel
+}
+
+/// Shows an indexing event: the progress bar moves on each file (errors are printed above
+/// it), the details go to the log, and duplicates are noted for the summary.
+fn on_index_event(event: &IndexEvent, bar: &ProgressBar, duplicates: &mut Vec<Duplicate>) {
+    match event {
+        IndexEvent::Started { .. } => {}
+        IndexEvent::Replaced { path, song_ids } => tracing::info!(
+            "{}: changed since it was indexed; removed the songs of its earlier version ({song_ids:?})",
+            path.display()
+        ),
+        IndexEvent::Indexed { path, song } => {
+            tracing::info!(
+                "{}: indexed as song {} ({:.1} s of audio, {} peaks)",
+                path.display(),
+                song.id,
+                song.duration_secs,
+                song.num_peaks
+            );
+            // The file name: a long path would show only its start.
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            bar.set_message(name.to_string_lossy().to_string());
+            bar.inc(1);
+        }
+        IndexEvent::Skipped { path, reason } => {
+            if let SkipReason::Duplicate { song_id } = reason {
+                duplicates.push(Duplicate {
+                    path: path.clone(),
+                    song_id: *song_id,
+                });
+            }
+            tracing::info!("{}: skipped ({})", path.display(), skip_text(reason));
+            bar.inc(1);
+        }
+        IndexEvent::Failed {
+            message,
+            remembered,
+            ..
+        } => {
+            let text = indexer::describe_failure(message, *remembered);
+            bar.suspend(|| eprintln!("error: {text}"));
+            bar.inc(1);
+        }
+    }
+}
+
+/// Why a file was skipped, for the log.
+fn skip_text(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::Unchanged { song_id } => format!("unchanged, song {song_id}"),
+        SkipReason::Duplicate { song_id } => format!("same audio as song {song_id}"),
+        SkipReason::Moved { song_id, from } => format!(
+            "song {song_id}, moved from {}",
+            from.as_deref().unwrap_or("(no file)")
+        ),
+    }
 }
