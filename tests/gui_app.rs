@@ -2,6 +2,9 @@
 //! real worker on a temporary index. Drop a folder, wait for the worker, drop a clip, read the
 //! result, listen to a sample stream, remove a song (here, and from another process), reopen;
 //! and a 100,000-song library.
+//! Drag and drop: several files at once (one of them not audio), one file that is not audio, a
+//! dropped clip added to the library instead, and the hint shown while files are held over
+//! the window.
 //! Capture failures: a missing device, and the microphone vanishing while listening (a sound
 //! server of the test's own whose only source is unloaded, in a child process: see
 //! `sound_sandbox`).
@@ -95,10 +98,17 @@ fn step_until(
 }
 
 fn drop_file(harness: &mut Harness<'_, AudiofpApp>, path: &Path) {
-    harness
-        .input_mut()
-        .dropped_files
-        .push(Arc::new(TestFile(path.to_path_buf())));
+    drop_files(harness, &[path]);
+}
+
+/// Drops `paths` onto the window together, as one drag of several items.
+fn drop_files(harness: &mut Harness<'_, AudiofpApp>, paths: &[&Path]) {
+    for path in paths {
+        harness
+            .input_mut()
+            .dropped_files
+            .push(Arc::new(TestFile(path.to_path_buf())));
+    }
     harness.step();
 }
 
@@ -272,6 +282,195 @@ fn drop_folder_identify_clip_listen_remove_and_reopen() {
         .collect();
     titles.sort();
     assert_eq!(titles, ["Copper Lanterns"]);
+}
+
+/// The titles of the library's songs, sorted.
+fn sorted_titles(app: &AudiofpApp) -> Vec<String> {
+    let mut titles: Vec<String> = app
+        .library()
+        .rows()
+        .iter()
+        .map(|r| r.title.clone())
+        .collect();
+    titles.sort();
+    titles
+}
+
+/// Several files dropped together are added to the library from whatever page is shown, and
+/// none is identified; a file among them that is not audio is listed by name, with the reason.
+#[test]
+fn dropping_several_files_adds_them_to_the_library_and_names_the_one_that_is_not_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = common::write_song(dir.path(), "Amber Road", 41, 8.0);
+    let second = common::write_song(dir.path(), "Salt Meadow", 42, 8.0);
+    let list = dir.path().join("shopping-list.txt");
+    std::fs::write(&list, "milk\neggs\n".repeat(50)).unwrap();
+    let mut harness = harness(StorageKind::Sqlite(dir.path().join("index.db")));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Settings);
+    harness.step();
+
+    drop_files(&mut harness, &[&first.path, &list, &second.path]);
+    assert_eq!(harness.state().page(), Page::Library);
+    assert!(harness.state().is_indexing());
+    harness.get_by_label("Adding 3 dropped items to your library.");
+    step_until(&mut harness, "indexing", |app| !app.is_indexing());
+    assert_eq!(
+        sorted_titles(harness.state()),
+        ["Amber Road", "Salt Meadow"]
+    );
+    harness.get_by_label("Amber Road");
+    harness.get_by_label("Salt Meadow");
+    harness.get_by_label_contains("Added 2 songs in");
+    harness.get_by_label("\u{26A0} 1 file could not be indexed");
+    harness.get_by_label("shopping-list.txt");
+    let failures = &harness.state().library().failures;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].path, list);
+    assert!(
+        failures[0].reason.contains("not a supported audio file"),
+        "{}",
+        failures[0].reason
+    );
+    harness.get_by_label(&failures[0].reason);
+    // Nothing was identified.
+    assert!(harness.state().results().pending.is_none());
+    assert!(harness.state().results().latest().is_none());
+    assert!(harness.state().settings.history.is_empty());
+}
+
+/// One file dropped is identified, from whatever page is shown; a file that is not audio gets
+/// an error on the Results page that names it and says why, and is neither answered nor added.
+#[test]
+fn dropping_one_file_that_is_not_audio_says_so_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not audio at all\n".repeat(100)).unwrap();
+    let mut harness = harness(StorageKind::Sqlite(dir.path().join("index.db")));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+
+    drop_file(&mut harness, &notes);
+    assert_eq!(harness.state().page(), Page::Results);
+    harness.get_by_label("Identifying \u{201c}notes.txt\u{201d}.");
+    step_until(&mut harness, "the identification to fail", |app| {
+        app.results().pending.is_none()
+    });
+    let error = harness.state().results().error.clone().unwrap();
+    assert!(
+        error.contains(&notes.display().to_string())
+            && error.contains("not a supported audio file"),
+        "{error}"
+    );
+    harness.get_by_label(&format!("\u{26A0} {error}"));
+    // The banner offering to add the file instead went with the identification.
+    assert!(harness.query_by_label_contains("Identifying").is_none());
+    assert!(harness.state().results().latest().is_none());
+    assert!(harness.state().settings.history.is_empty());
+    assert!(!harness.state().is_indexing());
+    assert!(harness.state().library().rows().is_empty());
+}
+
+/// The banner of a dropped clip offers to add the file to the library instead: that cancels
+/// the identification and indexes the file. (The clip waits behind a listening session here,
+/// so that the button is clicked before any answer can come.)
+#[test]
+fn a_dropped_clip_can_be_added_to_the_library_instead_of_identified() {
+    let dir = tempfile::tempdir().unwrap();
+    let song = common::write_song(dir.path(), "Harbour Lights", 43, 8.0);
+    let mut harness = harness(StorageKind::Sqlite(dir.path().join("index.db")));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    // A microphone that stays open and silent.
+    let (mic, chunks) = crossbeam_channel::bounded::<AudioChunk>(16);
+    harness.state_mut().start_listening_from(chunks, None);
+    harness.step();
+
+    drop_file(&mut harness, &song.path);
+    assert_eq!(harness.state().page(), Page::Results);
+    harness.get_by_label_contains("waiting for listening to finish");
+    harness
+        .get_by_label("Add it to the library instead")
+        .click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().page(), Page::Library);
+    assert!(harness.state().results().pending.is_none());
+    assert!(harness.state().is_indexing());
+
+    drop(mic);
+    // The worker takes the cancelled identification before the indexing: once the song is
+    // in, an answer to it would have come.
+    step_until(&mut harness, "the dropped file to be indexed", |app| {
+        !app.listen().is_listening() && !app.is_indexing()
+    });
+    assert_eq!(sorted_titles(harness.state()), ["Harbour Lights"]);
+    harness.get_by_label("Harbour Lights");
+    assert!(harness.state().results().latest().is_none());
+    assert!(harness.state().results().error.is_none());
+    assert!(harness.state().settings.history.is_empty());
+}
+
+/// The texts painted in the last frame (the drop overlay is painted, not laid out as widgets).
+fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<String> {
+    fn collect(shape: &egui::Shape, texts: &mut Vec<String>) {
+        match shape {
+            egui::Shape::Text(text) => texts.push(text.galley.text().to_string()),
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect(s, texts)),
+            _ => {}
+        }
+    }
+    let mut texts = Vec::new();
+    for clipped in &harness.output().shapes {
+        collect(&clipped.shape, &mut texts);
+    }
+    texts
+}
+
+/// Files held over the window (not dropped yet) cover it with a hint of what dropping them
+/// will do: one file is identified, a folder or several files are added. Hovering does nothing
+/// else, and the hint goes when the files leave.
+#[test]
+fn files_held_over_the_window_show_what_dropping_them_will_do() {
+    const IDENTIFY: &str = "Drop to identify this clip";
+    const ADD: &str = "Drop to add to your library";
+    let dir = tempfile::tempdir().unwrap();
+    let clip = common::write_song(dir.path(), "clip", 44, 3.0).path;
+    let other = common::write_song(dir.path(), "other clip", 45, 3.0).path;
+    let mut harness = harness(StorageKind::Memory);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    let mut hover = |paths: &[&Path]| {
+        harness.input_mut().hovered_files = paths
+            .iter()
+            .map(|path| egui::HoveredFile {
+                path: Some(path.to_path_buf()),
+                mime: String::new(),
+            })
+            .collect();
+        harness.step();
+        painted_texts(&harness)
+    };
+
+    let texts = hover(&[]);
+    assert!(
+        !texts.iter().any(|t| t == IDENTIFY || t == ADD),
+        "{texts:?}"
+    );
+    let texts = hover(&[&clip]);
+    assert!(texts.iter().any(|t| t == IDENTIFY), "{texts:?}");
+    assert!(!texts.iter().any(|t| t == ADD), "{texts:?}");
+    for held in [vec![dir.path()], vec![clip.as_path(), other.as_path()]] {
+        let texts = hover(&held);
+        assert!(texts.iter().any(|t| t == ADD), "{held:?}: {texts:?}");
+        assert!(!texts.iter().any(|t| t == IDENTIFY), "{held:?}: {texts:?}");
+    }
+    let texts = hover(&[]);
+    assert!(
+        !texts.iter().any(|t| t == IDENTIFY || t == ADD),
+        "{texts:?}"
+    );
+    assert_eq!(harness.state().page(), Page::Listen);
+    assert!(harness.state().results().pending.is_none());
+    assert!(!harness.state().is_indexing());
 }
 
 /// A file that is not an audiofp index: the app says so on every page, never offers to add
