@@ -5,6 +5,7 @@
 //! Drag and drop: several files at once (one of them not audio), one file that is not audio, a
 //! dropped clip added to the library instead, and the hint shown while files are held over
 //! the window.
+//! The mouse wheel over a plot moves that plot, not the page it is on.
 //! Capture failures: a missing device, and the microphone vanishing while listening (a sound
 //! server of the test's own whose only source is unloaded, in a child process: see
 //! `sound_sandbox`).
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use audiofp::config::{FingerprintConfig, MatchConfig};
 use audiofp::gui::AudiofpApp;
 use audiofp::gui::app::Page;
+use audiofp::gui::results_panel;
 use audiofp::gui::settings::Settings;
 use audiofp::index::{OpenMode, StorageKind};
 use audiofp::library::Library;
@@ -471,6 +473,101 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
     assert_eq!(harness.state().page(), Page::Listen);
     assert!(harness.state().results().pending.is_none());
     assert!(!harness.state().is_indexing());
+}
+
+/// The app in a window of `size` on an index holding one generated song titled `title`, showing
+/// the answer to a 5 s clip of it on the Results page.
+fn answer_on_the_results_page(
+    dir: &Path,
+    title: &str,
+    size: [f32; 2],
+) -> Harness<'static, AudiofpApp> {
+    let db = dir.join("index.db");
+    let (song, fingerprint, samples) = common::fingerprinted_song(51, title);
+    Library::open(
+        &StorageKind::Sqlite(db.clone()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap()
+    .add(&song, &fingerprint)
+    .unwrap();
+    let clip = common::write_clip(
+        &dir.join("clip.wav"),
+        &distort::excerpt(&samples, common::SR, 4.0, 5.0),
+        common::SR,
+    );
+    let mut harness = harness_sized(StorageKind::Sqlite(db), 1, Settings::default(), size);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().identify_path(clip);
+    step_until(&mut harness, "the answer", |app| {
+        app.results().latest().is_some()
+    });
+    assert!(harness.state().results().latest().unwrap().found());
+    assert_eq!(harness.state().page(), Page::Results);
+    harness
+}
+
+/// Turns the mouse wheel by one notch (50 points, downwards) with the pointer at `at`, and lets
+/// the frames run out.
+fn wheel_at(harness: &mut Harness<'_, AudiofpApp>, at: egui::Pos2) {
+    harness.hover_at(at);
+    // Steps under 8 points are applied at once, not smoothed over later frames.
+    for _ in 0..10 {
+        harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -5.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    harness.step();
+    harness.run_steps(3);
+}
+
+/// A plot's view, as egui_plot keeps it.
+fn plot_view(harness: &Harness<'_, AudiofpApp>, plot: egui::Id) -> egui_plot::PlotMemory {
+    egui_plot::PlotMemory::load(&harness.ctx, plot).unwrap()
+}
+
+/// In a window too low for the whole Results page, the mouse wheel over either plot moves
+/// that plot only; elsewhere on the page it scrolls the page.
+#[test]
+fn the_wheel_over_a_results_plot_moves_the_plot_not_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = answer_on_the_results_page(dir.path(), "Glass Orchard", [800.0, 600.0]);
+    let page_top =
+        |harness: &Harness<'_, AudiofpApp>| harness.get_by_label("Identification").rect().top();
+    let report = harness.state().results().latest().unwrap();
+    let plots = [
+        ("scatter", results_panel::scatter_plot_id(report)),
+        ("histogram", results_panel::histogram_plot_id(report)),
+    ];
+    for (name, plot) in plots {
+        let top = page_top(&harness);
+        let before = plot_view(&harness, plot);
+        wheel_at(&mut harness, before.transform().frame().center());
+        assert_eq!(
+            page_top(&harness),
+            top,
+            "the wheel over the {name} scrolled the page"
+        );
+        let after = plot_view(&harness, plot);
+        assert_ne!(
+            before.bounds(),
+            after.bounds(),
+            "the wheel over the {name} did not move it"
+        );
+    }
+    let top = page_top(&harness);
+    let title = harness.get_by_label("Glass Orchard").rect().center();
+    wheel_at(&mut harness, title);
+    assert!(
+        page_top(&harness) < top,
+        "the wheel over the answer did not scroll the page"
+    );
 }
 
 /// A file that is not an audiofp index: the app says so on every page, never offers to add

@@ -85,6 +85,16 @@ fn renderer_from_env() -> eframe::Renderer {
     }
 }
 
+/// Keeps the mouse wheel over a plot for the plot. egui_plot pans (or zooms) with the wheel but
+/// leaves the wheel's travel in the input, where an enclosing `ScrollArea`, which reads it
+/// after its content, scrolls the page by it too. Call right after the plot's `show`, with its
+/// response: while the pointer is on the plot (as egui_plot decides), the travel is used up.
+pub(crate) fn keep_wheel_in_plot(ui: &egui::Ui, plot: &egui::Response) {
+    if plot.contains_pointer() {
+        ui.input_mut(|input| input.smooth_scroll_delta = egui::Vec2::ZERO);
+    }
+}
+
 /// Applies the app's look: dark or light, rounded, roomy, with the accent colour.
 pub fn apply_theme(ctx: &egui::Context, dark: bool) {
     let mut visuals = if dark {

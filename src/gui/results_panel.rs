@@ -1,7 +1,8 @@
 //! The Results page: the best matches of the last identification (title, artist, confidence,
 //! where in the song, time taken), the match visualisation (clip time vs song time of every
 //! hit with the aligned diagonal highlighted, and the histogram of offsets), and the history
-//! of recent identifications.
+//! of recent identifications. The mouse wheel over a plot moves that plot; elsewhere it
+//! scrolls the page.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use egui_plot::{Bar, BarChart, GridInput, Line, Plot, Points, uniform_grid_space
 use crate::cancel::CancelToken;
 use crate::gui::app::Action;
 use crate::gui::settings::HistoryEntry;
-use crate::gui::{ACCENT, ERROR, WARM, ago, clock};
+use crate::gui::{ACCENT, ERROR, WARM, ago, clock, keep_wheel_in_plot};
 use crate::index::unix_now;
 use crate::worker::{JobId, MatchReport};
 
@@ -350,6 +351,16 @@ fn seconds_grid(input: GridInput) -> [f64; 3] {
     ]
 }
 
+/// The id under which the scatter plot of `report` keeps its view (zoom and pan).
+pub fn scatter_plot_id(report: &MatchReport) -> egui::Id {
+    egui::Id::unique(("match-scatter", report.job, report.finished_at_unix_secs))
+}
+
+/// The id under which the offset histogram of `report` keeps its view (zoom and pan).
+pub fn histogram_plot_id(report: &MatchReport) -> egui::Id {
+    egui::Id::unique(("offset-histogram", report.job, report.finished_at_unix_secs))
+}
+
 fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
     let evidence = &report.evidence;
     if evidence.hits.is_empty() {
@@ -392,7 +403,8 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
         }
         let clip_end = report.clip_secs.max(1.0);
         let aligned_count = aligned.len();
-        Plot::new(("match-scatter", report.job, report.finished_at_unix_secs))
+        let scatter = Plot::new("match-scatter")
+            .id(scatter_plot_id(report))
             .height(height)
             .x_axis_label("clip time (s)")
             .y_axis_label("song time")
@@ -421,6 +433,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                         .filled(true),
                 );
             });
+        keep_wheel_in_plot(left, &scatter.response);
 
         right.vertical(|ui| ui.label(RichText::new("Offsets of all hits").strong()));
         let histogram_note = if matched {
@@ -463,7 +476,8 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                     .stroke(egui::Stroke::NONE)
             })
             .collect();
-        Plot::new(("offset-histogram", report.job, report.finished_at_unix_secs))
+        let histogram = Plot::new("offset-histogram")
+            .id(histogram_plot_id(report))
             .height(height)
             .x_axis_label("song time \u{2212} clip time")
             .y_axis_label("hits")
@@ -487,6 +501,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                     );
                 }
             });
+        keep_wheel_in_plot(right, &histogram.response);
     });
 }
 
