@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use audiofp::config::{FingerprintConfig, MatchConfig};
 use audiofp::gui::AudiofpApp;
 use audiofp::gui::app::Page;
-use audiofp::gui::results_panel;
 use audiofp::gui::settings::Settings;
+use audiofp::gui::{detail_panel, results_panel};
 use audiofp::index::{OpenMode, StorageKind};
 use audiofp::library::Library;
 use audiofp::testkit::{distort, synth, wav};
@@ -568,6 +568,55 @@ fn the_wheel_over_a_results_plot_moves_the_plot_not_the_page() {
         page_top(&harness) < top,
         "the wheel over the answer did not scroll the page"
     );
+}
+
+/// On the Song page the mouse wheel over the spectrogram zooms it in time, leaving its
+/// frequency axis and the page where they were.
+#[test]
+fn the_wheel_over_the_song_spectrogram_zooms_it_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let (song, fingerprint, _) = common::fingerprinted_song(52, "Quiet Canal");
+    let song_id = Library::open(
+        &StorageKind::Sqlite(db.clone()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap()
+    .add(&song, &fingerprint)
+    .unwrap()
+    .id;
+    let mut harness = harness_sized(
+        StorageKind::Sqlite(db),
+        1,
+        Settings::default(),
+        [800.0, 600.0],
+    );
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    harness.get_by_label("Quiet Canal").click();
+    harness.run_steps(2);
+    harness.get_by_label("Show spectrogram").click();
+    harness.step();
+    step_until(&mut harness, "the song page", |app| {
+        app.detail().is_loaded()
+    });
+    assert_eq!(harness.state().page(), Page::Song);
+
+    let plot = detail_panel::spectrogram_plot_id(song_id);
+    let title = harness.get_by_label("Quiet Canal").rect();
+    let before = plot_view(&harness, plot);
+    wheel_at(&mut harness, before.transform().frame().center());
+    let after = plot_view(&harness, plot);
+    let (before, after) = (before.bounds(), after.bounds());
+    assert_ne!(before.width(), after.width(), "{before:?} {after:?}");
+    assert_eq!(
+        (before.min()[1], before.max()[1]),
+        (after.min()[1], after.max()[1])
+    );
+    assert_eq!(harness.get_by_label("Quiet Canal").rect(), title);
 }
 
 /// A file that is not an audiofp index: the app says so on every page, never offers to add

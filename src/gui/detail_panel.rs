@@ -7,7 +7,7 @@ use egui::{RichText, TextureHandle, TextureOptions};
 use egui_plot::{Plot, PlotImage, PlotPoint, Points};
 
 use crate::gui::app::Action;
-use crate::gui::{ACCENT, WARM, clock, date};
+use crate::gui::{ACCENT, WARM, clock, date, keep_wheel_in_plot};
 use crate::worker::{SongDetail, SongRow};
 
 /// How much one point of vertical mouse-wheel travel zooms the spectrogram in time (a
@@ -90,6 +90,11 @@ impl DetailState {
     pub fn tile_count(&self) -> usize {
         self.detail.as_ref().map_or(0, |d| d.tiles.len())
     }
+}
+
+/// The id under which the spectrogram of song `song_id` keeps its view (zoom and pan).
+pub fn spectrogram_plot_id(song_id: i64) -> egui::Id {
+    egui::Id::unique(("song-spectrogram", song_id))
 }
 
 /// The Song page.
@@ -199,7 +204,8 @@ pub fn detail_ui(
     let total_secs = (detail.num_frames.max(1) as f64) * detail.frame_secs;
     let peak_frame_secs = detail.peak_frame_secs;
     let top_hz = detail.band_start_hz + detail.band_bins as f64 * detail.bin_hz;
-    let mut plot = Plot::new(("song-spectrogram", song_id))
+    let mut plot = Plot::new("song-spectrogram")
+        .id(spectrogram_plot_id(song_id))
         .allow_zoom(egui::Vec2b::new(true, false))
         .allow_drag(egui::Vec2b::new(true, false))
         .allow_scroll(egui::Vec2b::new(true, false))
@@ -235,7 +241,7 @@ pub fn detail_ui(
             (f64::from(i.smooth_scroll_delta.y) * WHEEL_ZOOM_PER_POINT).exp()
         }
     });
-    plot.show(ui, |plot_ui| {
+    let spectrogram = plot.show(ui, |plot_ui| {
         if wheel_zoom != 1.0 && plot_ui.response().hovered() {
             plot_ui.zoom_bounds_around_hovered(egui::vec2(wheel_zoom as f32, 1.0));
         }
@@ -281,4 +287,5 @@ pub fn detail_ui(
             );
         }
     });
+    keep_wheel_in_plot(ui, &spectrogram.response);
 }
