@@ -5,7 +5,8 @@
 //! Drag and drop: several files at once (one of them not audio), one file that is not audio, a
 //! dropped clip added to the library instead, and the hint shown while files are held over
 //! the window.
-//! The mouse wheel over a plot moves that plot, not the page it is on.
+//! The mouse wheel over a plot moves that plot, not the page it is on; the Results plots label
+//! their time axes in a small window.
 //! Capture failures: a missing device, and the microphone vanishing while listening (a sound
 //! server of the test's own whose only source is unloaded, in a child process: see
 //! `sound_sandbox`).
@@ -412,11 +413,14 @@ fn a_dropped_clip_can_be_added_to_the_library_instead_of_identified() {
     assert!(harness.state().settings.history.is_empty());
 }
 
-/// The texts painted in the last frame (the drop overlay is painted, not laid out as widgets).
-fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<String> {
-    fn collect(shape: &egui::Shape, texts: &mut Vec<String>) {
+/// The texts painted in the last frame, with where they were painted (the drop overlay and the
+/// plots' axis labels are painted, not laid out as widgets).
+fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<(String, egui::Rect)> {
+    fn collect(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
         match shape {
-            egui::Shape::Text(text) => texts.push(text.galley.text().to_string()),
+            egui::Shape::Text(text) => {
+                texts.push((text.galley.text().to_string(), text.visual_bounding_rect()));
+            }
             egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect(s, texts)),
             _ => {}
         }
@@ -450,6 +454,9 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
             .collect();
         harness.step();
         painted_texts(&harness)
+            .into_iter()
+            .map(|(text, _)| text)
+            .collect::<Vec<_>>()
     };
 
     let texts = hover(&[]);
@@ -509,15 +516,15 @@ fn answer_on_the_results_page(
     harness
 }
 
-/// Turns the mouse wheel by one notch (50 points, downwards) with the pointer at `at`, and lets
-/// the frames run out.
-fn wheel_at(harness: &mut Harness<'_, AudiofpApp>, at: egui::Pos2) {
+/// Turns the mouse wheel by `travel` points (one notch of a wheel is about 50 points down:
+/// (0, -50)) with the pointer at `at`, and lets the frames run out.
+fn wheel_at(harness: &mut Harness<'_, AudiofpApp>, at: egui::Pos2, travel: egui::Vec2) {
     harness.hover_at(at);
-    // Steps under 8 points are applied at once, not smoothed over later frames.
+    // In ten steps: steps under 8 points are applied at once, not smoothed over later frames.
     for _ in 0..10 {
         harness.event(egui::Event::MouseWheel {
             unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -5.0),
+            delta: travel / 10.0,
             phase: egui::TouchPhase::Move,
             source: egui::MouseWheelSource::Wheel,
             modifiers: egui::Modifiers::NONE,
@@ -526,6 +533,9 @@ fn wheel_at(harness: &mut Harness<'_, AudiofpApp>, at: egui::Pos2) {
     harness.step();
     harness.run_steps(3);
 }
+
+/// One notch of the mouse wheel, downwards.
+const WHEEL_NOTCH_DOWN: egui::Vec2 = egui::vec2(0.0, -50.0);
 
 /// A plot's view, as egui_plot keeps it.
 fn plot_view(harness: &Harness<'_, AudiofpApp>, plot: egui::Id) -> egui_plot::PlotMemory {
@@ -548,7 +558,11 @@ fn the_wheel_over_a_results_plot_moves_the_plot_not_the_page() {
     for (name, plot) in plots {
         let top = page_top(&harness);
         let before = plot_view(&harness, plot);
-        wheel_at(&mut harness, before.transform().frame().center());
+        wheel_at(
+            &mut harness,
+            before.transform().frame().center(),
+            WHEEL_NOTCH_DOWN,
+        );
         assert_eq!(
             page_top(&harness),
             top,
@@ -563,11 +577,68 @@ fn the_wheel_over_a_results_plot_moves_the_plot_not_the_page() {
     }
     let top = page_top(&harness);
     let title = harness.get_by_label("Glass Orchard").rect().center();
-    wheel_at(&mut harness, title);
+    wheel_at(&mut harness, title, WHEEL_NOTCH_DOWN);
     assert!(
         page_top(&harness) < top,
         "the wheel over the answer did not scroll the page"
     );
+}
+
+/// The tick labels under a plot's time axis, left to right, each with the time under its
+/// centre.
+fn time_axis_labels(harness: &Harness<'_, AudiofpApp>, plot: egui::Id) -> Vec<(String, f64)> {
+    let transform = plot_view(harness, plot).transform();
+    let frame = *transform.frame();
+    // One line of labels right under the plot, not the axis title under them.
+    let strip = egui::Rect::from_min_max(
+        egui::pos2(frame.left() - 30.0, frame.bottom()),
+        egui::pos2(frame.right() + 30.0, frame.bottom() + 18.0),
+    );
+    let mut labels: Vec<(String, f64)> = painted_texts(harness)
+        .into_iter()
+        .filter(|(_, rect)| strip.contains(rect.center()))
+        .map(|(text, rect)| (text, transform.value_from_position(rect.center()).x))
+        .collect();
+    labels.sort_by(|a, b| a.1.total_cmp(&b.1));
+    labels
+}
+
+/// In an 800x600 window the scatter of a 5 s clip labels each second of its clip axis, and the
+/// offset histogram's time labels all differ, those left of zero with a minus sign.
+#[test]
+fn the_results_plots_label_their_time_axes_in_a_small_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = answer_on_the_results_page(dir.path(), "Tin Lantern", [800.0, 600.0]);
+    // Down to the end of the page: labels out of sight are not painted.
+    let title = harness.get_by_label("Tin Lantern").rect().center();
+    for _ in 0..4 {
+        wheel_at(&mut harness, title, WHEEL_NOTCH_DOWN);
+    }
+    let report = harness.state().results().latest().unwrap().clone();
+    let report = &report;
+    let clip_secs = report.clip_secs.round() as i64;
+    let clip_axis: Vec<String> = time_axis_labels(&harness, results_panel::scatter_plot_id(report))
+        .into_iter()
+        .map(|(text, _)| text)
+        .collect();
+    let every_second: Vec<String> = (0..=clip_secs).map(|s| s.to_string()).collect();
+    assert_eq!(clip_axis, every_second);
+
+    let histogram = results_panel::histogram_plot_id(report);
+    let offsets = time_axis_labels(&harness, histogram);
+    assert!(offsets.len() >= 3, "{offsets:?}");
+    // Panned (the wheel sideways) to show offsets before zero too.
+    let centre = plot_view(&harness, histogram).transform().frame().center();
+    wheel_at(&mut harness, centre, egui::vec2(60.0, 0.0));
+    let offsets = time_axis_labels(&harness, histogram);
+    assert!(offsets.iter().any(|&(_, secs)| secs < 0.0), "{offsets:?}");
+    let mut texts: Vec<&str> = offsets.iter().map(|(text, _)| text.as_str()).collect();
+    texts.dedup();
+    assert_eq!(texts.len(), offsets.len(), "{offsets:?}");
+    for (text, secs) in &offsets {
+        // A label's centre is its mark's time, to within the width of a few characters.
+        assert_eq!(text.starts_with('\u{2212}'), *secs < -0.5, "{offsets:?}");
+    }
 }
 
 /// On the Song page the mouse wheel over the spectrogram zooms it in time, leaving its
@@ -608,7 +679,11 @@ fn the_wheel_over_the_song_spectrogram_zooms_it_in_time() {
     let plot = detail_panel::spectrogram_plot_id(song_id);
     let title = harness.get_by_label("Quiet Canal").rect();
     let before = plot_view(&harness, plot);
-    wheel_at(&mut harness, before.transform().frame().center());
+    wheel_at(
+        &mut harness,
+        before.transform().frame().center(),
+        WHEEL_NOTCH_DOWN,
+    );
     let after = plot_view(&harness, plot);
     let (before, after) = (before.bounds(), after.bounds());
     assert_ne!(before.width(), after.width(), "{before:?} {after:?}");

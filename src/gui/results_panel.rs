@@ -7,8 +7,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, GridInput, Line, Plot, Points, uniform_grid_spacer};
+use egui::{Color32, Rangef, RichText};
+use egui_plot::{
+    AxisHints, Bar, BarChart, GridInput, GridMark, Line, Plot, Points, uniform_grid_spacer,
+};
 
 use crate::cancel::CancelToken;
 use crate::gui::app::Action;
@@ -305,10 +307,87 @@ fn confidence_badge_ui(ui: &mut egui::Ui, confidence: f64) {
     );
 }
 
-/// Grid steps for an axis of seconds: round numbers of seconds and minutes, about five
+/// egui_plot's grid spacing (its default, named because [`seconds_grid`] depends on it): grid
+/// lines closer than the first value, in points, are not drawn.
+const GRID_SPACING: Rangef = Rangef {
+    min: 8.0,
+    max: 300.0,
+};
+
+/// How far apart, in points, labels of seconds ("0" to "15", "2.5" zoomed in) along a
+/// horizontal axis must be: closer than the first value they are not drawn, from the second on
+/// they are drawn fully (egui_plot fades them in between). egui_plot's default for horizontal
+/// axes, 60 to 80 points, is made for long numbers: it left the 5 s clip axis of a plot 130
+/// points wide (in an 800 px window) two labels, 0 and 5.
+const SECONDS_LABEL_SPACING: Rangef = Rangef {
+    min: 20.0,
+    max: 24.0,
+};
+
+/// The same for clock labels ("0:05" to "10:00") along a horizontal axis.
+const CLOCK_LABEL_SPACING: Rangef = Rangef {
+    min: 44.0,
+    max: 48.0,
+};
+
+/// The same for labels along a vertical axis, where a line of text is what they need
+/// (egui_plot's default).
+const VERTICAL_LABEL_SPACING: Rangef = Rangef {
+    min: 20.0,
+    max: 30.0,
+};
+
+/// Decimals that tell apart the labels of grid marks `step` seconds apart.
+fn decimals_for_step(step: f64) -> usize {
+    if step >= 1.0 {
+        0
+    } else if step >= 0.1 {
+        1
+    } else {
+        2
+    }
+}
+
+/// `mark`'s seconds, rounded to the decimals that tell it from its neighbours, as
+/// (minus sign or nothing, whole seconds, the decimals' digits or nothing).
+fn split_seconds(mark: GridMark) -> (&'static str, u64, String) {
+    let decimals = decimals_for_step(mark.step_size);
+    let scale = 10_u64.pow(decimals as u32);
+    let units = (mark.value.abs() * scale as f64).round() as u64;
+    // Zero has no sign, however it was computed.
+    let sign = if mark.value < 0.0 && units > 0 {
+        "\u{2212}"
+    } else {
+        ""
+    };
+    let fraction = if decimals == 0 {
+        String::new()
+    } else {
+        format!(".{:0decimals$}", units % scale)
+    };
+    (sign, units / scale, fraction)
+}
+
+/// A seconds label ("0", "2.5", "\u{2212}1") for a grid mark.
+fn seconds_label(mark: GridMark) -> String {
+    let (sign, whole, fraction) = split_seconds(mark);
+    format!("{sign}{whole}{fraction}")
+}
+
+/// A clock label ("0:05", "0:12.5", "\u{2212}0:05") for a grid mark: unlike [`clock`], a time
+/// before zero keeps its sign (an offset of hits before the song starts) and marks under a
+/// second apart keep their tenths, so that no two labels read the same.
+fn clock_label(mark: GridMark) -> String {
+    let (sign, whole, fraction) = split_seconds(mark);
+    format!("{sign}{}{fraction}", clock(whole as f64))
+}
+
+/// Grid steps for an axis of seconds whose labels must be `label_spacing` points apart (the
+/// axis's full-strength label spacing): round numbers of seconds and minutes, about five
 /// labelled lines across the visible range (egui_plot's default powers of ten put one label,
-/// 0:00, on a minute-long axis). Each step divides the next, so that labels never crowd.
-fn seconds_grid(input: GridInput) -> [f64; 3] {
+/// 0:00, on a minute-long axis), fewer where the plot is too small for them. Each step divides
+/// the next, so that labels never crowd.
+fn seconds_grid(label_spacing: f32) -> impl Fn(GridInput) -> [f64; 3] {
     // (a step, the next smaller step that divides it)
     const STEPS: [(f64, f64); 15] = [
         (0.1, 0.05),
@@ -333,22 +412,25 @@ fn seconds_grid(input: GridInput) -> [f64; 3] {
             .find(|&&(large, _)| large >= step)
             .map_or(step / 2.0, |&(_, smaller)| smaller)
     };
-    let span = (input.bounds.1 - input.bounds.0).abs();
-    // About five labels, but never closer than a label's width in a narrow plot
-    // (`base_step_size` is the plot's smallest step, a few points on screen).
-    let wanted = (span / 5.0).max(input.base_step_size * 10.0);
-    let large = STEPS
-        .iter()
-        .map(|&(step, _)| step)
-        .find(|&step| step >= wanted)
-        .unwrap_or(STEPS[STEPS.len() - 1].0);
-    let medium = finer(large);
-    let small = finer(medium);
-    [
-        small.max(input.base_step_size),
-        medium.max(input.base_step_size),
-        large,
-    ]
+    move |input: GridInput| {
+        let span = (input.bounds.1 - input.bounds.0).abs();
+        // `base_step_size` is the seconds that `GRID_SPACING.min` points stand for.
+        let label_secs =
+            input.base_step_size * f64::from(label_spacing) / f64::from(GRID_SPACING.min);
+        let wanted = (span / 5.0).max(label_secs);
+        let large = STEPS
+            .iter()
+            .map(|&(step, _)| step)
+            .find(|&step| step >= wanted)
+            .unwrap_or(STEPS[STEPS.len() - 1].0);
+        let medium = finer(large);
+        let small = finer(medium);
+        [
+            small.max(input.base_step_size),
+            medium.max(input.base_step_size),
+            large,
+        ]
+    }
 }
 
 /// The id under which the scatter plot of `report` keeps its view (zoom and pan).
@@ -406,11 +488,23 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
         let scatter = Plot::new("match-scatter")
             .id(scatter_plot_id(report))
             .height(height)
-            .x_axis_label("clip time (s)")
-            .y_axis_label("song time")
-            .y_axis_formatter(|mark, _| clock(mark.value))
-            .x_grid_spacer(uniform_grid_spacer(seconds_grid))
-            .y_grid_spacer(uniform_grid_spacer(seconds_grid))
+            .custom_x_axes(vec![
+                AxisHints::new_x()
+                    .label("clip time (s)")
+                    .formatter(|mark, _| seconds_label(mark))
+                    .label_spacing(SECONDS_LABEL_SPACING),
+            ])
+            .custom_y_axes(vec![
+                AxisHints::new_y()
+                    .label("song time")
+                    .formatter(|mark, _| clock_label(mark))
+                    .label_spacing(VERTICAL_LABEL_SPACING),
+            ])
+            .grid_spacing(GRID_SPACING)
+            .x_grid_spacer(uniform_grid_spacer(seconds_grid(SECONDS_LABEL_SPACING.max)))
+            .y_grid_spacer(uniform_grid_spacer(seconds_grid(
+                VERTICAL_LABEL_SPACING.max,
+            )))
             .legend(egui_plot::Legend::default().text_style(egui::TextStyle::Small))
             .show(left, |plot_ui| {
                 plot_ui.points(
@@ -479,10 +573,15 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
         let histogram = Plot::new("offset-histogram")
             .id(histogram_plot_id(report))
             .height(height)
-            .x_axis_label("song time \u{2212} clip time")
+            .custom_x_axes(vec![
+                AxisHints::new_x()
+                    .label("song time \u{2212} clip time")
+                    .formatter(|mark, _| clock_label(mark))
+                    .label_spacing(CLOCK_LABEL_SPACING),
+            ])
             .y_axis_label("hits")
-            .x_axis_formatter(|mark, _| clock(mark.value))
-            .x_grid_spacer(uniform_grid_spacer(seconds_grid))
+            .grid_spacing(GRID_SPACING)
+            .x_grid_spacer(uniform_grid_spacer(seconds_grid(CLOCK_LABEL_SPACING.max)))
             .show(right, |plot_ui| {
                 plot_ui.bar_chart(BarChart::new("offsets", bars));
                 // A bar a quarter of a second wide is under a pixel on a song's time axis:
@@ -587,5 +686,33 @@ fn history_ui(
             }
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(value: f64, step_size: f64) -> GridMark {
+        GridMark { value, step_size }
+    }
+
+    #[test]
+    fn labels_of_neighbouring_marks_differ_and_keep_their_sign() {
+        for step in [5.0, 1.0, 0.5, 0.1, 0.05] {
+            let values: Vec<f64> = (-3..=3).map(|i| 12.0 + f64::from(i) * step).collect();
+            for label in [clock_label, seconds_label] {
+                let labels: Vec<String> = values.iter().map(|&v| label(mark(v, step))).collect();
+                let mut distinct = labels.clone();
+                distinct.dedup();
+                assert_eq!(distinct, labels, "step {step}");
+            }
+        }
+        assert_eq!(clock_label(mark(-5.0, 5.0)), "\u{2212}0:05");
+        assert_eq!(clock_label(mark(12.5, 0.5)), "0:12.5");
+        assert_eq!(clock_label(mark(59.96, 0.1)), "1:00.0");
+        assert_eq!(clock_label(mark(-0.0, 1.0)), "0:00");
+        assert_eq!(seconds_label(mark(2.5, 0.5)), "2.5");
+        assert_eq!(seconds_label(mark(-1.0, 1.0)), "\u{2212}1");
     }
 }
