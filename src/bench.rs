@@ -415,7 +415,7 @@ impl Corpus {
 }
 
 /// The entries of `manifest.jsonl`, blank lines passed over.
-fn read_manifest(manifest_path: &Path) -> Result<Vec<ManifestEntry>, BenchError> {
+pub fn read_manifest(manifest_path: &Path) -> Result<Vec<ManifestEntry>, BenchError> {
     let manifest_text =
         std::fs::read_to_string(manifest_path).map_err(|source| BenchError::Read {
             path: manifest_path.to_path_buf(),

@@ -167,3 +167,25 @@ fn bench_scale_from_corpus_songs_needs_songs_it_does_not_query() {
     );
     assert!(run.stderr.contains("--scale-songs synthetic"), "{run}");
 }
+
+/// A damaged manifest stops both modes, naming the line, instead of leaving clips out of the
+/// figures unsaid.
+#[test]
+fn bench_refuses_a_manifest_line_that_does_not_parse_in_both_modes() {
+    let sandbox = Sandbox::new();
+    let corpus = write_corpus(&sandbox, 1, 1, 24.0);
+    let manifest = corpus.join("manifest.jsonl");
+    let mut lines = std::fs::read_to_string(&manifest).expect("reading the manifest");
+    let broken_line = lines.lines().count() + 1;
+    lines.push_str("{\"query\": \n");
+    std::fs::write(&manifest, lines).expect("writing the manifest");
+    for args in [&[][..], &["--scale", "10"][..]] {
+        let run = bench(&sandbox, &corpus, args);
+        assert_ne!(run.code, 0, "{args:?}: {run}");
+        assert!(
+            run.stderr
+                .contains(&format!("manifest.jsonl: line {broken_line}:")),
+            "{args:?}: {run}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::output::{bytes, out, outln, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
-use crate::bench::{self, CorpusOptions, CorpusReport, ListeningReport, ManifestEntry};
+use crate::bench::{self, CorpusOptions, CorpusReport, ListeningReport};
 use crate::cancel::CancelToken;
 use crate::engine::{self, AudioSource, Side};
 use crate::listening;
@@ -454,13 +454,7 @@ fn run_scale(
     match_config: &crate::config::MatchConfig,
 ) -> anyhow::Result<u8> {
     // Real songs and their 10 s clips give the queries (and a density to generate at).
-    let manifest_path = args.corpus.join("manifest.jsonl");
-    let text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest: Vec<ManifestEntry> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let manifest = bench::read_manifest(&args.corpus.join("manifest.jsonl"))?;
     let mut refs = crate::indexer::collect_audio_files(&[args.corpus.join("refs")]).files;
     refs.sort();
     let sources = refs.split_off(QUERIED_SONGS.min(refs.len()));
