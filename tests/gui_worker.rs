@@ -530,6 +530,28 @@ fn an_unreadable_index_is_reported_not_fatal() {
         Event::IdentifyFailed { job: 1, .. } => Some(()),
         _ => None,
     });
+    // Files to add (dropped on the window) are each reported by name, with the reason.
+    let asked = vec![dir.path().join("a.wav"), dir.path().join("folder")];
+    let (_, events) = index(&worker, 2, asked.clone());
+    let failed: Vec<(PathBuf, String)> = events
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Failed {
+                job: 2,
+                path,
+                reason,
+            } => Some((path, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|(path, _)| path.clone())
+            .collect::<Vec<_>>(),
+        asked
+    );
+    assert!(failed.iter().all(|(_, why)| *why == reason), "{failed:?}");
 }
 
 /// Nice value of this process's thread named `name` (Linux /proc), if there is one.

@@ -459,12 +459,15 @@ impl Desk {
             Request::Cancel { job } => {
                 self.inbox.cancelled.insert(job);
             }
-            Request::IndexPaths { job, .. } => {
-                self.sink.send(Event::Failed {
-                    job,
-                    path: PathBuf::new(),
-                    reason,
-                });
+            Request::IndexPaths { job, paths, .. } => {
+                // Each item the user asked to add is listed, by name, with the reason.
+                for path in paths {
+                    self.sink.send(Event::Failed {
+                        job,
+                        path,
+                        reason: reason.clone(),
+                    });
+                }
                 self.sink.send(Event::IndexFinished {
                     job,
                     summary: IndexSummary::default(),
