@@ -169,7 +169,7 @@ fn bench_scale_from_corpus_songs_needs_songs_it_does_not_query() {
 }
 
 /// A damaged manifest stops both modes, naming the line, instead of leaving clips out of the
-/// figures unsaid.
+/// figures unsaid; the failed run leaves no temporary folder behind.
 #[test]
 fn bench_refuses_a_manifest_line_that_does_not_parse_in_both_modes() {
     let sandbox = Sandbox::new();
@@ -179,13 +179,21 @@ fn bench_refuses_a_manifest_line_that_does_not_parse_in_both_modes() {
     let broken_line = lines.lines().count() + 1;
     lines.push_str("{\"query\": \n");
     std::fs::write(&manifest, lines).expect("writing the manifest");
+    let tmp = sandbox.subdir("tmp");
     for args in [&[][..], &["--scale", "10"][..]] {
-        let run = bench(&sandbox, &corpus, args);
+        let corpus = corpus.display().to_string();
+        let run = sandbox.run_without_db(
+            &[("TMPDIR", tmp.to_str().expect("a UTF-8 temporary path"))],
+            ["bench", "--corpus", corpus.as_str()].iter().chain(args),
+        );
         assert_ne!(run.code, 0, "{args:?}: {run}");
         assert!(
             run.stderr
                 .contains(&format!("manifest.jsonl: line {broken_line}:")),
             "{args:?}: {run}"
         );
+        // The failed run took its temporary folder away with it.
+        let left: Vec<_> = std::fs::read_dir(&tmp).expect("the temp dir").collect();
+        assert!(left.is_empty(), "{args:?}: left behind {left:?}");
     }
 }

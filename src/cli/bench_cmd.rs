@@ -116,15 +116,15 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Runs the corpus benchmark with its index in a temporary folder, removed after a run that
-/// succeeded; the stages go to standard error.
+/// Runs the corpus benchmark with its index in a temporary folder, removed afterwards; the
+/// stages go to standard error.
 fn run_corpus_in_temp_dir(
     args: &BenchArgs,
     workers: usize,
     config: &crate::config::FingerprintConfig,
     match_config: &crate::config::MatchConfig,
 ) -> anyhow::Result<CorpusReport> {
-    let temp = tempdir()?;
+    let temp = BenchTempDir::create()?;
     let options = CorpusOptions {
         corpus: args.corpus.clone(),
         workers,
@@ -136,10 +136,10 @@ fn run_corpus_in_temp_dir(
         speed_rounds: args.speed_rounds,
         listening: !args.no_listening,
     };
+    // `temp` goes when this returns: run_corpus has closed the library it built by then.
     let report = bench::run_corpus(&options, config, match_config, |stage| {
         eprintln!("bench: {stage}")
     })?;
-    std::fs::remove_dir_all(&temp).ok();
     Ok(report)
 }
 
@@ -442,10 +442,28 @@ fn budget_label(hits_per_landmark: usize) -> String {
     }
 }
 
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("audiofp-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+/// The bench's own folder for its index, removed when the run ends, whether it succeeded or
+/// failed (a failed run would otherwise leave tens of MB behind each time).
+struct BenchTempDir(PathBuf);
+
+impl BenchTempDir {
+    fn create() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("audiofp-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for BenchTempDir {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("cannot remove {}: {err}", self.0.display());
+        }
+    }
 }
 
 fn run_scale(
