@@ -529,13 +529,7 @@ async fn stalled_and_idle_connections_are_closed() {
             );
         }
     }
-    let response = server
-        .client
-        .get(server.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(server.get("/api/v1/health").await.status(), 200);
     server.stop().await;
 }
 
@@ -619,13 +613,7 @@ async fn clients_trickling_bytes_are_cut_off() {
             assert!(text.is_empty(), "{what}: answered {text}");
         }
     }
-    let response = server
-        .client
-        .get(server.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(server.get("/api/v1/health").await.status(), 200);
     server.stop().await;
 }
 
