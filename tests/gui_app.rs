@@ -482,6 +482,23 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
     assert!(!harness.state().is_indexing());
 }
 
+/// Adds the generated song `seed` titled `title` to the SQLite index at `db` (created if
+/// missing); returns its id and its samples.
+fn index_one_song(db: &Path, seed: u64, title: &str) -> (i64, Vec<f32>) {
+    let (song, fingerprint, samples) = common::fingerprinted_song(seed, title);
+    let id = Library::open(
+        &StorageKind::Sqlite(db.to_path_buf()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap()
+    .add(&song, &fingerprint)
+    .unwrap()
+    .id;
+    (id, samples)
+}
+
 /// The app in a window of `size` on an index holding one generated song titled `title`, showing
 /// the answer to a 5 s clip of it on the Results page.
 fn answer_on_the_results_page(
@@ -490,16 +507,7 @@ fn answer_on_the_results_page(
     size: [f32; 2],
 ) -> Harness<'static, AudiofpApp> {
     let db = dir.join("index.db");
-    let (song, fingerprint, samples) = common::fingerprinted_song(51, title);
-    Library::open(
-        &StorageKind::Sqlite(db.clone()),
-        &FingerprintConfig::default(),
-        &MatchConfig::default(),
-        OpenMode::CreateIfMissing,
-    )
-    .unwrap()
-    .add(&song, &fingerprint)
-    .unwrap();
+    let (_, samples) = index_one_song(&db, 51, title);
     let clip = common::write_clip(
         &dir.join("clip.wav"),
         &distort::excerpt(&samples, common::SR, 4.0, 5.0),
@@ -647,17 +655,7 @@ fn the_results_plots_label_their_time_axes_in_a_small_window() {
 fn the_wheel_over_the_song_spectrogram_zooms_it_in_time() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("index.db");
-    let (song, fingerprint, _) = common::fingerprinted_song(52, "Quiet Canal");
-    let song_id = Library::open(
-        &StorageKind::Sqlite(db.clone()),
-        &FingerprintConfig::default(),
-        &MatchConfig::default(),
-        OpenMode::CreateIfMissing,
-    )
-    .unwrap()
-    .add(&song, &fingerprint)
-    .unwrap()
-    .id;
+    let (song_id, _) = index_one_song(&db, 52, "Quiet Canal");
     let mut harness = harness_sized(
         StorageKind::Sqlite(db),
         1,
@@ -807,17 +805,7 @@ fn an_old_history_entry_opens_its_song() {
 fn a_history_entry_from_another_index_does_not_open_this_indexs_song_of_that_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("index.db");
-    let this_indexs_song = {
-        let mut library = Library::open(
-            &StorageKind::Sqlite(db.clone()),
-            &FingerprintConfig::default(),
-            &MatchConfig::default(),
-            OpenMode::CreateIfMissing,
-        )
-        .unwrap();
-        let (song, fingerprint, _) = common::fingerprinted_song(31, "This Index's Song");
-        library.add(&song, &fingerprint).unwrap().id
-    };
+    let (this_indexs_song, _) = index_one_song(&db, 31, "This Index's Song");
     let mut entry = history_entry("Another Index's Song", this_indexs_song);
     entry.content_hash = Some("0".repeat(64));
     let settings = Settings {
