@@ -179,6 +179,7 @@ mod tests {
             song_hits: 0,
             background_secs: 0.0,
             peaks: Default::default(),
+            repeats: Vec::new(),
         }
     }
 

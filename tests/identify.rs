@@ -409,3 +409,69 @@ fn clips_of_songs_not_in_the_index_are_not_matched_and_exit_1() {
         "human output should say `no match`:\n{human}"
     );
 }
+
+/// A song that plays one passage twice (parts A B A C): a clip of the passage names one of
+/// its two places and lists the other among its repeats; a clip of a part played once lists
+/// none.
+#[test]
+fn a_passage_played_twice_lists_its_other_place_as_a_repeat() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let part = |seed: u64, secs: f32| audiofp::testkit::synth::song(seed, secs, SR);
+    let (a, b, c) = (part(501, 8.0), part(502, 6.0), part(503, 6.0));
+    // A from 0 s and again from 14 s; B from 8 s; C from 22 s.
+    let samples = [a.as_slice(), &b, &a, &c].concat();
+    write_clip(&folder.join("verse twice.wav"), &samples, SR);
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 1, "index summary: {summary}");
+
+    let excerpt = |start: f64, len: f64| {
+        let from = (start * f64::from(SR)) as usize;
+        samples[from..from + (len * f64::from(SR)) as usize].to_vec()
+    };
+    let twice = write_clip(&sandbox.path("in-a.wav"), &excerpt(1.0, 5.0), SR);
+    let once = write_clip(&sandbox.path("in-b.wav"), &excerpt(8.5, 5.0), SR);
+    let (run, results) = sandbox.identify(&[&twice, &once]);
+    run.expect_code(0, "identify");
+    let offsets = |found: &Value| -> (f64, Vec<f64>) {
+        let top = &found["matches"][0];
+        let repeats = top["repeats"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no repeats array: {found}"))
+            .iter()
+            .map(|r| r["offset_seconds"].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        (top["offset_seconds"].as_f64().unwrap_or(f64::NAN), repeats)
+    };
+    let near = |x: f64, y: f64| (x - y).abs() <= common::OFFSET_TOLERANCE_SECS;
+
+    let (offset, repeats) = offsets(&results[0]);
+    let other = if near(offset, 1.0) {
+        15.0
+    } else {
+        assert!(
+            near(offset, 15.0),
+            "clip of A answered at {offset} s: {}",
+            results[0]
+        );
+        1.0
+    };
+    assert!(
+        repeats.iter().any(|&r| near(r, other)),
+        "clip of A at {offset} s should list {other} s among its repeats: {}",
+        results[0]
+    );
+    assert!(
+        repeats.iter().all(|&r| near(r, other)),
+        "only A's other place is a repeat: {}",
+        results[0]
+    );
+
+    let (offset, repeats) = offsets(&results[1]);
+    assert!(
+        near(offset, 8.5),
+        "clip of B answered at {offset} s: {}",
+        results[1]
+    );
+    assert!(repeats.is_empty(), "B is played once: {}", results[1]);
+}

@@ -17,6 +17,7 @@ pub mod landmarks;
 pub mod matcher;
 pub mod peaks;
 pub mod postings;
+pub mod repeats;
 pub mod resample;
 pub mod stft;
 pub mod verify;

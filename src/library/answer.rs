@@ -29,6 +29,20 @@ pub struct Match {
     pub background_secs: f64,
     /// How many of the clip's peaks lie on the song's at the offset, and by chance elsewhere.
     pub peaks: engine::verify::PeakAgreement,
+    /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
+    /// repeated bar), in time order; empty for a passage the song plays once.
+    pub repeats: Vec<Repeat>,
+}
+
+/// Another offset of a match's song where the clip fits nearly as well as at the match's own
+/// (see [`engine::repeats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Repeat {
+    /// Where the clip would start in the song, seconds.
+    pub offset_secs: f64,
+    /// How well: the clip's peaks on the song's there, as a share of the same count at the
+    /// match's offset (1 = as well).
+    pub fit: f64,
 }
 
 /// The answer to one query.

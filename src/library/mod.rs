@@ -22,11 +22,12 @@ use crate::cancel::CancelToken;
 use crate::config::{FingerprintConfig, MatchConfig};
 use crate::engine::matcher::{self, ScoreOutcome};
 use crate::engine::postings::{InvertedIndex, PostingsError};
+use crate::engine::repeats::RepeatRule;
 use crate::engine::verify::ClipEvidence;
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Landmark, Side};
 use crate::index::{IndexError, NewSong, OpenMode, SongRecord, StorageKind, Store, open_store};
 
-pub use answer::{Answer, Identification, Match, MatchEvidence};
+pub use answer::{Answer, Identification, Match, MatchEvidence, Repeat};
 pub use saved_index::IndexOrigin;
 use saved_index::{
     NOT_SAVED, SongChanges, build_index, index_file_of, load_index, save_if_current, save_is_due,
@@ -51,6 +52,15 @@ pub enum LibraryError {
 
 /// Clips up to this long are kept in memory after decoding, for the speed search.
 const MAX_SPEED_SEARCH_SECS: f64 = 60.0;
+
+/// A match lists the other offsets of its song where at least this share of the clip's peaks
+/// that lie on the song's at the match's offset lie on them too (chosen on the development
+/// corpus: docs/BENCHMARK.md, "Repeats") ...
+const REPEAT_MIN_SHARE: f64 = 0.8;
+/// ... at least this far from the match's offset and from each other, seconds ...
+const REPEAT_MIN_SEPARATION_SECS: f64 = 1.0;
+/// ... and at most this many.
+const MAX_REPEATS: usize = 10;
 
 /// An open index. Queries take `&self` and may run from several threads at once (the store
 /// sits behind a mutex, held only for metadata look-ups); changes take `&mut self`.
@@ -501,8 +511,19 @@ impl Library {
             &config,
             opening_frames,
         );
+        let repeats = outcome
+            .matches
+            .iter()
+            .map(|scored| self.repeats_of(scored, &fingerprint.peaks))
+            .collect();
         let match_ms = elapsed_ms(started);
-        self.to_identification(outcome, fingerprint.duration_secs, analysis_ms, match_ms)
+        self.to_identification(
+            outcome,
+            repeats,
+            fingerprint.duration_secs,
+            analysis_ms,
+            match_ms,
+        )
     }
 
     fn query_landmarks(&self, fingerprint: &Fingerprint) -> Vec<Landmark> {
@@ -514,9 +535,11 @@ impl Library {
         )
     }
 
+    /// The answer from the scorer's `outcome` and the `repeats` of each of its matches.
     fn to_identification(
         &self,
         outcome: ScoreOutcome,
+        repeats: Vec<Vec<Repeat>>,
         clip_secs: f64,
         analysis_ms: f64,
         match_ms: f64,
@@ -525,7 +548,9 @@ impl Library {
         let store = self.store();
         // A song removed since the index was loaded (by another process) is no match; a
         // store that cannot be read is an error, not a "no match".
-        let to_match = |scored: &matcher::ScoredSong| -> Result<Option<Match>, LibraryError> {
+        let to_match = |scored: &matcher::ScoredSong,
+                        repeats: Vec<Repeat>|
+         -> Result<Option<Match>, LibraryError> {
             let Some(song) = store.song(scored.song_id)? else {
                 return Ok(None);
             };
@@ -539,14 +564,15 @@ impl Library {
                 song_hits: scored.song_hits,
                 background_secs: f64::from(scored.background_frames) * frame_secs,
                 peaks: scored.peaks,
+                repeats,
             }))
         };
         let mut matches = Vec::with_capacity(outcome.matches.len());
-        for scored in &outcome.matches {
-            matches.extend(to_match(scored)?);
+        for (scored, repeats) in outcome.matches.iter().zip(repeats) {
+            matches.extend(to_match(scored, repeats)?);
         }
         let best_rejected = match &outcome.best_rejected {
-            Some(scored) => to_match(scored)?,
+            Some(scored) => to_match(scored, Vec::new())?,
             None => None,
         };
         Ok(Identification {
@@ -560,6 +586,26 @@ impl Library {
             speed: 1.0,
             pitch_semitones: 0.0,
         })
+    }
+
+    /// The other places in `scored`'s song where the clip of `clip_peaks` fits nearly as well.
+    fn repeats_of(&self, scored: &matcher::ScoredSong, clip_peaks: &[engine::Peak]) -> Vec<Repeat> {
+        let Some(span) = self.index.span_of(scored.song_id) else {
+            return Vec::new();
+        };
+        let frame_secs = self.config.frame_secs();
+        let rule = RepeatRule {
+            min_share: REPEAT_MIN_SHARE,
+            min_separation_frames: REPEAT_MIN_SEPARATION_SECS / frame_secs,
+            max_repeats: MAX_REPEATS,
+        };
+        engine::repeats::repeats(&self.index, clip_peaks, span, scored.offset_frames, rule)
+            .into_iter()
+            .map(|repeat| Repeat {
+                offset_secs: (repeat.offset_frames * frame_secs).max(0.0),
+                fit: repeat.fit,
+            })
+            .collect()
     }
 
     /// The hits of a clip in one song, for the match plot.
