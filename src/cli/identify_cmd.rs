@@ -75,6 +75,19 @@ pub struct MatchJson {
     pub aligned_hashes: usize,
     /// Song file path at indexing time.
     pub path: Option<String>,
+    /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
+    /// repeated bar), in time order; empty for a passage the song plays once.
+    pub repeats: Vec<RepeatJson>,
+}
+
+/// Another offset where a match's clip fits nearly as well.
+#[derive(Serialize)]
+pub struct RepeatJson {
+    /// Where the clip would start in the song, seconds.
+    pub offset_seconds: f64,
+    /// How well the clip fits there: its peaks on the song's, as a share of the same count
+    /// at the match's offset (1 = as well).
+    pub fit: f64,
 }
 
 /// An error in `--json` output.
@@ -221,6 +234,14 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
                     offset_seconds: m.offset_secs,
                     aligned_hashes: m.aligned,
                     path: m.song.path,
+                    repeats: m
+                        .repeats
+                        .iter()
+                        .map(|r| RepeatJson {
+                            offset_seconds: r.offset_secs,
+                            fit: r.fit,
+                        })
+                        .collect(),
                 })
                 .collect(),
             error: None,
@@ -301,6 +322,21 @@ fn print_human(
                     m.song.id,
                     id.processing_ms()
                 )?;
+                if !m.repeats.is_empty() {
+                    let places: Vec<String> = m
+                        .repeats
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} ({:.1} s, {:.0} %)",
+                                clock(r.offset_secs),
+                                r.offset_secs,
+                                r.fit * 100.0
+                            )
+                        })
+                        .collect();
+                    outln!("{lead}    repeats: also fits at {}", places.join(", "))?;
+                }
             }
         }
     }

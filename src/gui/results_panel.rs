@@ -17,6 +17,7 @@ use crate::gui::app::Action;
 use crate::gui::settings::HistoryEntry;
 use crate::gui::{ACCENT, ERROR, WARM, ago, clock, keep_wheel_in_plot};
 use crate::index::unix_now;
+use crate::library::Repeat;
 use crate::worker::{JobId, MatchReport};
 
 /// Full reports kept for the plots (the history keeps summaries only).
@@ -227,6 +228,9 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                             if let Some(words) = identification.alteration() {
                                 ui.label(RichText::new(format!("The clip was {words}.")).weak());
                             }
+                            if !best.repeats.is_empty() {
+                                ui.add(egui::Label::new(repeats_text(&best.repeats)).wrap());
+                            }
                         });
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::TOP), |ui| {
                             confidence_badge_ui(ui, best.confidence);
@@ -436,6 +440,18 @@ fn seconds_grid(label_spacing: f32) -> impl Fn(GridInput) -> [f64; 3] {
 /// The id under which the scatter plot of `report` keeps its view (zoom and pan).
 pub fn scatter_plot_id(report: &MatchReport) -> egui::Id {
     egui::Id::unique(("match-scatter", report.job, report.finished_at_unix_secs))
+}
+
+/// The other places a match's passage is played, in words: "This passage repeats: it also
+/// fits at 0:05, 0:09 and 0:13."
+fn repeats_text(repeats: &[Repeat]) -> String {
+    let places: Vec<String> = repeats.iter().map(|r| clock(r.offset_secs)).collect();
+    let listed = match places.as_slice() {
+        [] => String::new(),
+        [only] => only.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    format!("This passage repeats: it also fits at {listed}.")
 }
 
 /// The id under which the offset histogram of `report` keeps its view (zoom and pan).
@@ -692,6 +708,22 @@ fn history_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeats_are_listed_in_words() {
+        let at = |offset_secs: f64| Repeat {
+            offset_secs,
+            fit: 0.9,
+        };
+        assert_eq!(
+            repeats_text(&[at(65.2)]),
+            "This passage repeats: it also fits at 1:05."
+        );
+        assert_eq!(
+            repeats_text(&[at(5.0), at(9.4), at(3725.0)]),
+            "This passage repeats: it also fits at 0:05, 0:09 and 1:02:05."
+        );
+    }
 
     fn mark(value: f64, step_size: f64) -> GridMark {
         GridMark { value, step_size }

@@ -109,6 +109,19 @@ pub struct MatchJson {
     pub aligned_hashes: usize,
     /// Length of the song, seconds.
     pub duration_seconds: f64,
+    /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
+    /// repeated bar), in time order; empty for a passage the song plays once.
+    pub repeats: Vec<RepeatJson>,
+}
+
+/// Another offset where a match's clip fits nearly as well.
+#[derive(Clone, Debug, Serialize)]
+pub struct RepeatJson {
+    /// Where the clip would start in the song, seconds.
+    pub offset_seconds: f64,
+    /// How well the clip fits there: its peaks on the song's, as a share of the same count
+    /// at the match's offset (1 = as well).
+    pub fit: f64,
 }
 
 /// The answer to `POST /api/v1/search`.
@@ -539,6 +552,14 @@ fn identify(
             offset_seconds: m.offset_secs,
             aligned_hashes: m.aligned,
             duration_seconds: m.song.duration_secs,
+            repeats: m
+                .repeats
+                .iter()
+                .map(|r| RepeatJson {
+                    offset_seconds: r.offset_secs,
+                    fit: r.fit,
+                })
+                .collect(),
         })
         .collect();
     Ok(SearchResponse {
