@@ -155,6 +155,12 @@ pub struct ClipResult {
     pub hits: usize,
     /// Offset error of a correct answer, seconds.
     pub offset_error_s: Option<f64>,
+    /// The other offsets the top match lists (its repeats), seconds.
+    pub repeat_offsets_s: Vec<f64>,
+    /// How well the clip fits at each of them (see [`crate::library::Repeat::fit`]).
+    pub repeat_fit: Vec<f64>,
+    /// For a correct answer, the smallest offset error among its repeats, seconds.
+    pub repeat_offset_error_s: Option<f64>,
     /// Engine time for this clip (decode + analysis + match), ms.
     pub latency_ms: f64,
     /// An error, when the clip could not be analysed.
@@ -188,6 +194,9 @@ impl ClipResult {
             query_landmarks: 0,
             hits: 0,
             offset_error_s: None,
+            repeat_offsets_s: Vec::new(),
+            repeat_fit: Vec::new(),
+            repeat_offset_error_s: None,
             latency_ms,
             error: None,
         }
@@ -202,8 +211,15 @@ impl ClipResult {
         if let Some(top) = identification.matches.first() {
             self.answer = Some(track_id(&top.song));
             self.describe(top);
+            self.repeat_offsets_s = top.repeats.iter().map(|r| r.offset_secs).collect();
+            self.repeat_fit = top.repeats.iter().map(|r| r.fit).collect();
             if self.answer == entry.truth {
                 self.offset_error_s = Some((top.offset_secs - entry.offset_s).abs());
+                self.repeat_offset_error_s = self
+                    .repeat_offsets_s
+                    .iter()
+                    .map(|offset| (offset - entry.offset_s).abs())
+                    .min_by(f64::total_cmp);
             }
         } else if let Some(best) = &identification.best_rejected {
             self.describe(best);

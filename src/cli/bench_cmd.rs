@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::output::{bytes, out, outln, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
-use crate::bench::{self, CorpusOptions, CorpusReport, ListeningReport};
+use crate::bench::{self, ClipResult, CorpusOptions, CorpusReport, ListeningReport};
 use crate::cancel::CancelToken;
 use crate::engine::{self, AudioSource, Side};
 use crate::listening;
@@ -231,16 +231,24 @@ fn print_wrong_answers(report: &CorpusReport) -> std::io::Result<()> {
         )?;
     }
     outln!("wrong song on indexed clips: {}", report.wrong_song)?;
-    let offsets: Vec<f64> = report
+    let right: Vec<&ClipResult> = report
         .clips
         .iter()
-        .filter_map(|c| c.offset_error_s)
+        .filter(|c| c.offset_error_s.is_some())
         .collect();
-    if !offsets.is_empty() {
-        let within = offsets.iter().filter(|&&e| e <= 0.1).count();
+    if !right.is_empty() {
+        let close = |error: Option<f64>| error.is_some_and(|e| e <= 0.1);
+        let within = right.iter().filter(|c| close(c.offset_error_s)).count();
+        let at_a_repeat = right
+            .iter()
+            .filter(|c| !close(c.offset_error_s) && close(c.repeat_offset_error_s))
+            .count();
+        let listing = right.iter().filter(|c| !c.repeat_offsets_s.is_empty());
+        let repeats_listed: usize = listing.clone().map(|c| c.repeat_offsets_s.len()).sum();
         outln!(
-            "offset within 0.1 s: {within}/{} correct answers",
-            offsets.len()
+            "offset within 0.1 s: {within}/{} correct answers; {at_a_repeat} more at one of the repeats listed ({} answers list {repeats_listed} repeats)",
+            right.len(),
+            listing.count(),
         )?;
     }
     Ok(())
