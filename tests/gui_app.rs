@@ -6,7 +6,7 @@
 //! dropped clip added to the library instead, and the hint shown while files are held over
 //! the window.
 //! The mouse wheel over a plot moves that plot, not the page it is on; the Results plots label
-//! their time axes in a small window.
+//! their time axes in a small window, and show every axis label whole.
 //! Capture failures: a missing device, and the microphone vanishing while listening (a sound
 //! server of the test's own whose only source is unloaded, in a child process: see
 //! `sound_sandbox`).
@@ -413,21 +413,33 @@ fn a_dropped_clip_can_be_added_to_the_library_instead_of_identified() {
     assert!(harness.state().settings.history.is_empty());
 }
 
-/// The texts painted in the last frame, with where they were painted (the drop overlay and the
-/// plots' axis labels are painted, not laid out as widgets).
-fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<(String, egui::Rect)> {
-    fn collect(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
+/// A text painted in the last frame (the plots' axis labels are painted, not laid out as
+/// widgets).
+#[derive(Debug)]
+struct PaintedText {
+    text: String,
+    /// Where it was painted.
+    rect: egui::Rect,
+    /// What it was clipped to: the part outside is not shown.
+    clip: egui::Rect,
+}
+
+/// The texts painted in the last frame.
+fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<PaintedText> {
+    fn collect(shape: &egui::Shape, clip: egui::Rect, texts: &mut Vec<PaintedText>) {
         match shape {
-            egui::Shape::Text(text) => {
-                texts.push((text.galley.text().to_string(), text.visual_bounding_rect()));
-            }
-            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect(s, texts)),
+            egui::Shape::Text(text) => texts.push(PaintedText {
+                text: text.galley.text().to_string(),
+                rect: text.visual_bounding_rect(),
+                clip,
+            }),
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect(s, clip, texts)),
             _ => {}
         }
     }
     let mut texts = Vec::new();
     for clipped in &harness.output().shapes {
-        collect(&clipped.shape, &mut texts);
+        collect(&clipped.shape, clipped.clip_rect, &mut texts);
     }
     texts
 }
@@ -455,7 +467,7 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
         harness.step();
         painted_texts(&harness)
             .into_iter()
-            .map(|(text, _)| text)
+            .map(|painted| painted.text)
             .collect::<Vec<_>>()
     };
 
@@ -604,8 +616,11 @@ fn time_axis_labels(harness: &Harness<'_, AudiofpApp>, plot: egui::Id) -> Vec<(S
     );
     let mut labels: Vec<(String, f64)> = painted_texts(harness)
         .into_iter()
-        .filter(|(_, rect)| strip.contains(rect.center()))
-        .map(|(text, rect)| (text, transform.value_from_position(rect.center()).x))
+        .filter(|painted| strip.contains(painted.rect.center()))
+        .map(|painted| {
+            let secs = transform.value_from_position(painted.rect.center()).x;
+            (painted.text, secs)
+        })
         .collect();
     labels.sort_by(|a, b| a.1.total_cmp(&b.1));
     labels
@@ -646,6 +661,105 @@ fn the_results_plots_label_their_time_axes_in_a_small_window() {
     for (text, secs) in &offsets {
         // A label's centre is its mark's time, to within the width of a few characters.
         assert_eq!(text.starts_with('\u{2212}'), *secs < -0.5, "{offsets:?}");
+    }
+}
+
+/// Where the Results page's main column ends, right of `x`: at the page's scroll bar (when the
+/// page scrolls; it floats over the column, as a thin line while the pointer is elsewhere: its
+/// node's rectangle is the width it grows to under the pointer) or at the history panel's resize
+/// handle, whichever comes first.
+fn results_column_right(harness: &Harness<'_, AudiofpApp>, x: f32) -> f32 {
+    let history = harness.get_by_label("Recent").rect().left();
+    let resting_bar_width = harness.ctx.global_style().spacing.scroll.floating_width;
+    let scroll_bars = harness
+        .query_all_by_role(egui::Role::ScrollBar)
+        .map(|node| node.rect().right() - resting_bar_width);
+    let splitters = harness
+        .query_all_by_role(egui::Role::Splitter)
+        .map(|node| node.rect().left());
+    scroll_bars
+        .chain(splitters)
+        .filter(|&left| x < left && left < history)
+        .fold(f32::INFINITY, f32::min)
+}
+
+/// Every axis label of the Results plots (tick labels and axis titles) is shown whole, in a
+/// small window and a larger one: inside the window, not clipped, and left of the page's scroll
+/// bar and of the history panel, even when a grid line, and so its label, sits on the offset
+/// histogram's right edge.
+#[test]
+fn the_results_plots_show_every_axis_label_whole() {
+    for size in [[800.0, 600.0], [1280.0, 800.0]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut harness = answer_on_the_results_page(dir.path(), "Brass Pier", size);
+        let title = harness.get_by_label("Brass Pier").rect().center();
+        for _ in 0..4 {
+            wheel_at(&mut harness, title, WHEEL_NOTCH_DOWN);
+        }
+        let report = harness.state().results().latest().unwrap().clone();
+        let scatter = results_panel::scatter_plot_id(&report);
+        let histogram = results_panel::histogram_plot_id(&report);
+        // The histogram shown from -0:05 to just past 0:20 (egui_plot leaves out a grid line on
+        // the very edge): whatever the grid's step at these widths (5 or 10 s), 0:20 is a grid
+        // line, on the right edge.
+        let mut view = plot_view(&harness, histogram);
+        let (min, max) = (view.bounds().min(), view.bounds().max());
+        view.set_bounds(egui_plot::PlotBounds::from_min_max(
+            [-5.0, min[1]],
+            [20.05, max[1]],
+        ));
+        view.auto_bounds = false.into();
+        view.store(&harness.ctx, histogram);
+        harness.run_steps(2);
+        let histogram_frame = *plot_view(&harness, histogram).transform().frame();
+        let edge_label = time_axis_labels(&harness, histogram).pop();
+        assert_eq!(
+            edge_label.as_ref().map(|(text, _)| text.as_str()),
+            Some("0:20"),
+            "{size:?}"
+        );
+
+        let window = harness.ctx.content_rect();
+        let column_right = results_column_right(&harness, histogram_frame.center().x);
+        assert!(column_right.is_finite(), "{size:?}");
+        let frames = [
+            *plot_view(&harness, scatter).transform().frame(),
+            histogram_frame,
+        ];
+        // The tick labels and titles left of and under each plot (and its legend, inside it);
+        // not the notes above.
+        let axis_labels: Vec<PaintedText> = painted_texts(&harness)
+            .into_iter()
+            .filter(|painted| {
+                frames.iter().any(|frame| {
+                    egui::Rect::from_min_max(
+                        frame.left_top() - egui::vec2(70.0, 10.0),
+                        frame.right_bottom() + egui::vec2(40.0, 40.0),
+                    )
+                    .contains(painted.rect.center())
+                })
+            })
+            .collect();
+        for wanted in [
+            "0:20",
+            "song time \u{2212} clip time",
+            "hits",
+            "clip time (s)",
+        ] {
+            assert!(
+                axis_labels.iter().any(|painted| painted.text == wanted),
+                "{size:?}: no {wanted:?} in {axis_labels:#?}"
+            );
+        }
+        for painted in &axis_labels {
+            assert!(
+                window.contains_rect(painted.rect)
+                    && painted.clip.contains_rect(painted.rect)
+                    && painted.rect.right() <= column_right,
+                "{size:?}: {painted:?} is not shown whole (window {window:?}, the page's \
+                 column ends at {column_right})"
+            );
+        }
     }
 }
 

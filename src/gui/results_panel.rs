@@ -437,6 +437,33 @@ fn seconds_grid(label_spacing: f32) -> impl Fn(GridInput) -> [f64; 3] {
     }
 }
 
+/// Room the Results plots leave at the page's right edge, so that the offset histogram's tick
+/// labels are shown whole: a label is centred on its grid line, so the one on the histogram's
+/// last line sticks out by half its width (measured on a wide label, "\u{2212}9:59.9"), and a
+/// floating scroll bar lies over the page's last points even when the pointer is elsewhere.
+fn plots_right_room(ui: &egui::Ui) -> f32 {
+    let wide_label = clock_label(GridMark {
+        value: -599.9,
+        step_size: 0.1,
+    });
+    let label_width = ui
+        .painter()
+        .layout_no_wrap(
+            wide_label,
+            egui::TextStyle::Body.resolve(ui.style()),
+            Color32::PLACEHOLDER,
+        )
+        .size()
+        .x;
+    let scroll = ui.spacing().scroll;
+    let scroll_bar = if scroll.floating {
+        scroll.floating_width + scroll.bar_outer_margin
+    } else {
+        0.0
+    };
+    label_width / 2.0 + scroll_bar
+}
+
 /// The id under which the scatter plot of `report` keeps its view (zoom and pan).
 pub fn scatter_plot_id(report: &MatchReport) -> egui::Id {
     egui::Id::unique(("match-scatter", report.job, report.finished_at_unix_secs))
@@ -473,7 +500,11 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
     let offset_secs = best.map_or(0.0, |m| m.offset_secs);
     let title = best.map_or_else(String::new, |m| m.song.title.clone());
     let matched = report.identification.found();
-    ui.columns(2, |columns| {
+    // Taken from both columns alike, so that the plots stay the same size.
+    let plots_width = (ui.available_width() - plots_right_room(ui)).max(0.0);
+    ui.vertical(|ui| {
+        ui.set_max_width(plots_width);
+        ui.columns(2, |columns| {
         let [left, right] = columns else {
             return;
         };
@@ -617,6 +648,7 @@ fn plots_ui(ui: &mut egui::Ui, report: &MatchReport, height: f32) {
                 }
             });
         keep_wheel_in_plot(right, &histogram.response);
+    });
     });
 }
 
