@@ -1349,46 +1349,60 @@ fn nav_item_ui(
     response.clicked()
 }
 
-/// While files hover over the window: what dropping will do.
+/// What dropping the files held over the window will do, as a headline and a line under it;
+/// `None` when no files are held over it.
+fn drop_overlay_text(hovered: &[Option<PathBuf>]) -> Option<(String, &'static str)> {
+    const RULE: &str = "one file: identify \u{00B7} folders or several files: add to the library";
+    match hovered {
+        [] => None,
+        [Some(path)] if !path.is_dir() => Some(("Drop to identify this clip".to_string(), RULE)),
+        _ => Some(("Drop to add to your library".to_string(), RULE)),
+    }
+}
+
+/// While files are held over the window: what dropping them will do, over the dimmed window.
+/// The texts are labels in a foreground area, not painted text, so that screen readers
+/// (AccessKit) read them too; the area lets clicks through.
 fn drop_overlay_ui(ui: &mut egui::Ui) {
     let hovered: Vec<Option<PathBuf>> =
         ui.input(|i| i.raw.hovered_files.iter().map(|f| f.path.clone()).collect());
-    if hovered.is_empty() {
+    let Some((headline, detail)) = drop_overlay_text(&hovered) else {
         return;
-    }
-    let single_file = matches!(hovered.as_slice(), [Some(path)] if !path.is_dir());
-    let text = if single_file {
-        "Drop to identify this clip"
-    } else {
-        "Drop to add to your library"
     };
-    let ctx = ui.ctx();
-    let painter = ctx.layer_painter(egui::LayerId::new(
-        egui::Order::Foreground,
-        egui::Id::unique("drop-overlay"),
-    ));
+    let ctx = ui.ctx().clone();
     let screen = ctx.content_rect();
-    painter.rect_filled(screen, 0.0, Color32::from_black_alpha(190));
-    painter.rect_stroke(
-        screen.shrink(16.0),
-        16.0,
-        egui::Stroke::new(3.0, ACCENT),
-        egui::StrokeKind::Inside,
-    );
-    painter.text(
-        screen.center(),
-        egui::Align2::CENTER_CENTER,
-        text,
-        egui::FontId::proportional(30.0),
-        Color32::WHITE,
-    );
-    painter.text(
-        screen.center() + egui::vec2(0.0, 36.0),
-        egui::Align2::CENTER_CENTER,
-        "one file: identify \u{00B7} folders or several files: add to the library",
-        egui::FontId::proportional(15.0),
-        Color32::from_gray(200),
-    );
+    egui::Area::new(egui::Id::unique("drop-overlay"))
+        .order(egui::Order::Foreground)
+        .fixed_pos(screen.min)
+        .interactable(false)
+        .fade_in(false)
+        .show(&ctx, |ui| {
+            let painter = ui.painter();
+            painter.rect_filled(screen, 0.0, Color32::from_black_alpha(190));
+            painter.rect_stroke(
+                screen.shrink(16.0),
+                16.0,
+                egui::Stroke::new(3.0, ACCENT),
+                egui::StrokeKind::Inside,
+            );
+            // A column across the window, its first line about the window's centre.
+            let column = egui::Rect::from_min_max(
+                egui::pos2(screen.left() + 32.0, screen.center().y - 20.0),
+                egui::pos2(screen.right() - 32.0, screen.bottom() - 32.0),
+            );
+            let layout = egui::Layout::top_down(egui::Align::Center);
+            ui.scope_builder(
+                egui::UiBuilder::new().max_rect(column).layout(layout),
+                |ui| {
+                    let headline = RichText::new(headline).size(30.0).color(Color32::WHITE);
+                    ui.add(egui::Label::new(headline).selectable(false).wrap());
+                    let detail = RichText::new(detail)
+                        .size(15.0)
+                        .color(Color32::from_gray(200));
+                    ui.add(egui::Label::new(detail).selectable(false).wrap());
+                },
+            );
+        });
 }
 
 /// Frame-time statistics (`AUDIOFP_FRAME_STATS=1`), logged to stderr every 5 seconds, and
