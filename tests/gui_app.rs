@@ -445,16 +445,21 @@ fn painted_texts(harness: &Harness<'_, AudiofpApp>) -> Vec<PaintedText> {
 }
 
 /// Files held over the window (not dropped yet) cover it with a hint of what dropping them
-/// will do, which screen readers read too: one file is identified, a folder or several files
-/// are added. Hovering does nothing else, and the hint goes when the files leave.
+/// will do, which screen readers read too: one audio file is identified, a folder or several
+/// files are added, and one file that is not audio is named as such (dropping it would only
+/// show an error). Hovering does nothing else, and the hint goes when the files leave.
 #[test]
 fn files_held_over_the_window_show_what_dropping_them_will_do() {
     const IDENTIFY: &str = "Drop to identify this clip";
     const ADD: &str = "Drop to add to your library";
+    const NOT_AUDIO: &str = "\u{201c}notes.txt\u{201d} is not a supported audio file";
     const RULE: &str = "one file: identify \u{00B7} folders or several files: add to the library";
+    const ONLY_AN_ERROR: &str = "Dropping it would only show an error.";
     let dir = tempfile::tempdir().unwrap();
     let clip = common::write_song(dir.path(), "clip", 44, 3.0).path;
     let other = common::write_song(dir.path(), "other clip", 45, 3.0).path;
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not audio at all\n").unwrap();
     let mut harness = harness(StorageKind::Memory);
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     // The overlay's texts found by their labels: each one is looked for, so that one shown
@@ -469,7 +474,7 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
             .collect();
         // Two frames: the first time it shows, an egui area only measures itself, unseen.
         harness.run_steps(2);
-        [IDENTIFY, ADD, RULE]
+        [IDENTIFY, ADD, NOT_AUDIO, RULE, ONLY_AN_ERROR]
             .into_iter()
             .filter(|text| harness.query_by_label(text).is_some())
             .collect()
@@ -477,7 +482,12 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
 
     assert_eq!(hover(&[]), Vec::<&str>::new());
     assert_eq!(hover(&[&clip]), [IDENTIFY, RULE]);
-    for held in [vec![dir.path()], vec![clip.as_path(), other.as_path()]] {
+    assert_eq!(hover(&[&notes]), [NOT_AUDIO, ONLY_AN_ERROR]);
+    for held in [
+        vec![dir.path()],
+        vec![clip.as_path(), other.as_path()],
+        vec![clip.as_path(), notes.as_path()],
+    ] {
         assert_eq!(hover(&held), [ADD, RULE], "{held:?}");
     }
     assert_eq!(hover(&[]), Vec::<&str>::new());

@@ -20,7 +20,7 @@ use crate::gui::results_panel::{self, PendingIdentify, ResultsState};
 use crate::gui::settings::{self, HISTORY_LEN, HistoryEntry, Settings, SettingsView};
 use crate::gui::{ACCENT, ERROR, WARM, apply_theme, clock, thousands};
 use crate::index::unix_now;
-use crate::indexer::AUDIO_EXTENSIONS;
+use crate::indexer::{self, AUDIO_EXTENSIONS};
 use crate::worker::{AudioChunk, Event, JobId, ListenOutcome, Request, WorkerConfig, WorkerHandle};
 
 /// A file dialog that answers "cancelled" sooner than this never opened.
@@ -1350,12 +1350,25 @@ fn nav_item_ui(
 }
 
 /// What dropping the files held over the window will do, as a headline and a line under it;
-/// `None` when no files are held over it.
+/// `None` when no files are held over it. One file is identified, unless it is not a supported
+/// audio file (by its extension, as a folder walk decides): dropping that only shows an error.
 fn drop_overlay_text(hovered: &[Option<PathBuf>]) -> Option<(String, &'static str)> {
     const RULE: &str = "one file: identify \u{00B7} folders or several files: add to the library";
     match hovered {
         [] => None,
-        [Some(path)] if !path.is_dir() => Some(("Drop to identify this clip".to_string(), RULE)),
+        [Some(path)] if !path.is_dir() => {
+            if indexer::has_audio_extension(path) {
+                Some(("Drop to identify this clip".to_string(), RULE))
+            } else {
+                Some((
+                    format!(
+                        "\u{201c}{}\u{201d} is not a supported audio file",
+                        file_label(path)
+                    ),
+                    "Dropping it would only show an error.",
+                ))
+            }
+        }
         _ => Some(("Drop to add to your library".to_string(), RULE)),
     }
 }
