@@ -1236,3 +1236,54 @@ fn isolated_gui_microphone_vanishes() {
     // The app keeps working: the button is there to try again.
     harness.get_by_label("Start listening");
 }
+
+/// A clip of a passage its song plays twice: the Results page names one place and says where
+/// else the passage fits.
+#[test]
+fn the_answer_to_a_repeated_passage_says_where_else_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let part = |seed: u64, secs: f32| synth::song(seed, secs, common::SR);
+    let (a, b) = (part(601, 8.0), part(602, 6.0));
+    // A from 0 s and again from 14 s.
+    let samples = [a.as_slice(), &b, &a].concat();
+    let fingerprint = audiofp::engine::fingerprint_samples(
+        &samples,
+        common::SR,
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        audiofp::engine::Side::Reference,
+    )
+    .unwrap();
+    Library::open(
+        &StorageKind::Sqlite(db.clone()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap()
+    .add(
+        &common::new_song("Verse Twice", 601, &fingerprint),
+        &fingerprint,
+    )
+    .unwrap();
+    let clip = common::write_clip(
+        &dir.path().join("clip.wav"),
+        &distort::excerpt(&samples, common::SR, 1.0, 5.0),
+        common::SR,
+    );
+    let mut harness = harness(StorageKind::Sqlite(db));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().identify_path(clip);
+    step_until(&mut harness, "the answer", |app| {
+        app.results().latest().is_some()
+    });
+    let answer = harness.state().results().latest().unwrap();
+    let best = answer.identification.matches.first().unwrap();
+    let other = if (best.offset_secs - 1.0).abs() <= 0.1 {
+        "0:15"
+    } else {
+        "0:01"
+    };
+    harness.get_by_label(&format!("This passage repeats: it also fits at {other}."));
+}
