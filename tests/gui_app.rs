@@ -6,7 +6,8 @@
 //! dropped clip added to the library instead, and the hint shown while files are held over
 //! the window (found by its labels, as a screen reader reads it).
 //! The mouse wheel over a plot moves that plot, not the page it is on; the Results plots label
-//! their time axes in a small window, and show every axis label whole.
+//! their time axes in a small window, and show every axis label whole; the answer to a
+//! passage its song plays twice says where else it fits.
 //! Capture failures: a missing device, and the microphone vanishing while listening (a sound
 //! server of the test's own whose only source is unloaded, in a child process: see
 //! `sound_sandbox`).
