@@ -8,7 +8,7 @@
 //! into `entries`), built with a counting sort. Songs added later go to a small sorted side list
 //! that is merged in once it grows; removed songs are filtered out at query time and dropped at
 //! the next merge. The index is derived data: opening a library loads it from the file it was
-//! saved to (`postings/file.rs`) or rebuilds it from the store's peaks.
+//! saved to (`file.rs` in this folder) or rebuilds it from the store's peaks.
 //!
 //! The index also keeps every song's peaks (4 bytes each, a fifth of its postings), so that a
 //! query can re-check a few candidate songs exactly against all their landmarks without
