@@ -12,7 +12,7 @@ use crate::cancel::CancelToken;
 use crate::config::MAX_TOP_MATCHES;
 use crate::engine::EngineError;
 use crate::index::OpenMode;
-use crate::library::{Identification, Library, LibraryError};
+use crate::library::{Identification, Library, LibraryError, Repeat};
 
 /// Arguments of `identify`.
 #[derive(Debug, Args)]
@@ -77,17 +77,7 @@ pub struct MatchJson {
     pub path: Option<String>,
     /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
     /// repeated bar), in time order; empty for a passage the song plays once.
-    pub repeats: Vec<RepeatJson>,
-}
-
-/// Another offset where a match's clip fits nearly as well.
-#[derive(Serialize)]
-pub struct RepeatJson {
-    /// Where the clip would start in the song, seconds.
-    pub offset_seconds: f64,
-    /// How well the clip fits there: its peaks on the song's, as a share of the same count
-    /// at the match's offset (1 = as well).
-    pub fit: f64,
+    pub repeats: Vec<Repeat>,
 }
 
 /// An error in `--json` output.
@@ -234,14 +224,7 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
                     offset_seconds: m.offset_secs,
                     aligned_hashes: m.aligned,
                     path: m.song.path,
-                    repeats: m
-                        .repeats
-                        .iter()
-                        .map(|r| RepeatJson {
-                            offset_seconds: r.offset_secs,
-                            fit: r.fit,
-                        })
-                        .collect(),
+                    repeats: m.repeats,
                 })
                 .collect(),
             error: None,

@@ -36,9 +36,12 @@ pub struct Match {
 
 /// Another offset of a match's song where the clip fits nearly as well as at the match's own
 /// (see [`engine::repeats`]).
+///
+/// Serialised as the CLI's `--json` and the API show it: `{"offset_seconds", "fit"}`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Repeat {
     /// Where the clip would start in the song, seconds.
+    #[serde(rename = "offset_seconds")]
     pub offset_secs: f64,
     /// How well: the clip's peaks on the song's there, as a share of the same count at the
     /// match's offset (1 = as well).

@@ -23,6 +23,7 @@ use crate::cancel::CancelToken;
 use crate::config::MatchConfig;
 use crate::engine::{self, AudioSource, Side};
 use crate::index::{NewSong, SongRecord};
+use crate::library::Repeat;
 
 /// The OpenAPI document, kept in the repository as `docs/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -111,17 +112,7 @@ pub struct MatchJson {
     pub duration_seconds: f64,
     /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
     /// repeated bar), in time order; empty for a passage the song plays once.
-    pub repeats: Vec<RepeatJson>,
-}
-
-/// Another offset where a match's clip fits nearly as well.
-#[derive(Clone, Debug, Serialize)]
-pub struct RepeatJson {
-    /// Where the clip would start in the song, seconds.
-    pub offset_seconds: f64,
-    /// How well the clip fits there: its peaks on the song's, as a share of the same count
-    /// at the match's offset (1 = as well).
-    pub fit: f64,
+    pub repeats: Vec<Repeat>,
 }
 
 /// The answer to `POST /api/v1/search`.
@@ -552,14 +543,7 @@ fn identify(
             offset_seconds: m.offset_secs,
             aligned_hashes: m.aligned,
             duration_seconds: m.song.duration_secs,
-            repeats: m
-                .repeats
-                .iter()
-                .map(|r| RepeatJson {
-                    offset_seconds: r.offset_secs,
-                    fit: r.fit,
-                })
-                .collect(),
+            repeats: m.repeats.clone(),
         })
         .collect();
     Ok(SearchResponse {
