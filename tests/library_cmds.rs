@@ -1,4 +1,5 @@
-//! Looking after the library: export/import round trip, remove, show, and re-running `index`.
+//! Looking after the library: export/import round trip, remove, show, re-running `index`, and
+//! finding the songs that share audio (`duplicates`).
 
 mod common;
 
@@ -1424,5 +1425,58 @@ fn the_id_of_a_removed_song_is_never_given_again() {
     assert!(
         ids["third"].0 > highest,
         "id {highest} given again: {ids:?}"
+    );
+}
+
+/// `duplicates` finds a song indexed twice (the same samples, quieter, so another file) as
+/// one pair with the same audio, and a medley that plays the song's first 20 s after 10 s of
+/// other music as holding each copy from 0:10; a song of its own is in neither.
+#[test]
+fn duplicates_finds_the_same_audio_twice_and_a_song_inside_a_medley() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let song = audiofp::testkit::synth::song(2001, 30.0, SR);
+    write_clip(&folder.join("Song A.wav"), &song, SR);
+    let quieter: Vec<f32> = song.iter().map(|s| s * 0.7).collect();
+    write_clip(&folder.join("Song A copy.wav"), &quieter, SR);
+    write_song(&folder, "Song B", 2002, 25.0);
+    let intro = audiofp::testkit::synth::song(2003, 10.0, SR);
+    let medley = [intro.as_slice(), &song[..20 * SR as usize]].concat();
+    write_clip(&folder.join("Medley.wav"), &medley, SR);
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 4, "{summary}");
+    let songs = sandbox.list();
+    let id = |title: &str| {
+        common::find_song(&songs, title)
+            .and_then(|song| song["id"].as_i64())
+            .unwrap_or_else(|| panic!("{title} not listed: {songs:?}"))
+    };
+
+    let run = sandbox.run(["duplicates", "--json"]);
+    run.expect_code(0, "duplicates");
+    let report = run.json();
+    assert_eq!(report["songs"], 4, "{report}");
+    let (a, copy, medley_id) = (id("Song A"), id("Song A copy"), id("Medley"));
+    let pair = [a.min(copy), a.max(copy)];
+    assert_eq!(
+        report["same_audio"],
+        serde_json::json!([{ "song_ids": pair }]),
+        "{report}"
+    );
+    let heard = report["heard_in"].as_array().expect("a heard_in array");
+    assert_eq!(heard.len(), 2, "{report}");
+    for (entry, song_id) in heard.iter().zip(pair) {
+        assert_eq!(entry["song_id"], song_id, "{report}");
+        assert_eq!(entry["in_song_id"], medley_id, "{report}");
+        let from = entry["from_seconds"].as_f64().unwrap_or(f64::NAN);
+        assert!((from - 10.0).abs() <= 0.1, "from {from}: {report}");
+    }
+
+    let text = sandbox.run(["duplicates"]);
+    text.expect_code(0, "duplicates");
+    assert!(
+        text.stdout
+            .contains("4 songs checked: 1 pair with the same audio, 2 songs heard inside another"),
+        "{text}"
     );
 }

@@ -6,6 +6,7 @@
 
 mod bench_cmd;
 mod demo_cmd;
+mod duplicates_cmd;
 mod identify_cmd;
 mod index_cmd;
 mod library_cmds;
@@ -93,6 +94,9 @@ pub enum Command {
     Remove(library_cmds::RemoveArgs),
     /// Totals: songs, hours, hashes, bytes on disk.
     Stats(library_cmds::JsonFlag),
+    /// Find songs that share audio: the same recording indexed twice (a FLAC and its MP3),
+    /// or a track that holds another (a medley, a mix).
+    Duplicates(library_cmds::JsonFlag),
     /// Write the whole index to a portable file.
     Export(library_cmds::ExportArgs),
     /// Add the songs of an exported file to the index.
@@ -118,6 +122,7 @@ impl Cli {
             Some(Command::Show(args)) => args.json,
             Some(Command::Remove(args)) => args.json,
             Some(Command::Stats(args)) => args.json,
+            Some(Command::Duplicates(args)) => args.json,
             // `export -` writes the export itself to standard output: no JSON may follow it.
             Some(Command::Export(args)) => args.json && args.file.as_os_str() != "-",
             Some(Command::Import(args)) => args.json,
@@ -375,6 +380,7 @@ fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::R
         Some(Command::Show(args)) => library_cmds::show(cli, args),
         Some(Command::Remove(args)) => library_cmds::remove(cli, args),
         Some(Command::Stats(args)) => library_cmds::stats(cli, args),
+        Some(Command::Duplicates(args)) => duplicates_cmd::run(cli, args),
         Some(Command::Export(args)) => library_cmds::export(cli, args),
         Some(Command::Import(args)) => library_cmds::import(cli, args),
         Some(Command::Bench(args)) => bench_cmd::run(cli, args),

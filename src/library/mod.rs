@@ -12,6 +12,7 @@
 
 mod answer;
 mod saved_index;
+mod shared_audio;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use saved_index::IndexOrigin;
 use saved_index::{
     NOT_SAVED, SongChanges, build_index, index_file_of, load_index, save_if_current, save_is_due,
 };
+pub use shared_audio::{ALIGNMENT_TOLERANCE_SECS, HeardIn};
 
 /// Errors of library operations.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,122 @@
+//! `audiofp duplicates`: the songs of the library that share audio (see
+//! [`crate::library::HeardIn`]): the same recording indexed twice, or a track that holds
+//! another. Identical audio is printed once as a pair; a song heard inside a longer one is
+//! printed with where.
+
+use serde::Serialize;
+
+use super::output::{clock, outln, print_json, printable, progress_bar};
+use super::{Cli, EXIT_OK, library_cmds::JsonFlag, match_config};
+use crate::index::{OpenMode, SongRecord};
+use crate::library::{ALIGNMENT_TOLERANCE_SECS, HeardIn};
+
+/// `duplicates --json` (docs/CLI.md).
+#[derive(Debug, Serialize)]
+struct DuplicatesJson {
+    /// Songs checked.
+    songs: usize,
+    /// Pairs of songs with the same audio from start to end, lower id first.
+    same_audio: Vec<SameAudioJson>,
+    /// Songs whose audio is heard inside a (longer) other song.
+    heard_in: Vec<HeardInJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct SameAudioJson {
+    song_ids: [i64; 2],
+}
+
+#[derive(Debug, Serialize)]
+struct HeardInJson {
+    song_id: i64,
+    in_song_id: i64,
+    /// Where the song starts in the other song, seconds.
+    from_seconds: f64,
+}
+
+pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
+    let library = cli.open_library(OpenMode::MustExist, &match_config()?)?;
+    // The guard is dropped at once: matching reads the store too.
+    let songs: Vec<SongRecord> = library.store().songs()?;
+    let bar = progress_bar(songs.len() as u64, "songs");
+    let mut found: Vec<HeardIn> = Vec::new();
+    for song in &songs {
+        found.extend(library.heard_in_other_songs(song.id)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = sort_findings(songs.len(), &found);
+    if args.json {
+        print_json(&report)?;
+        return Ok(EXIT_OK);
+    }
+    let name = |id: i64| {
+        songs.iter().find(|s| s.id == id).map_or_else(
+            || format!("{id}"),
+            |s| format!("{id} \"{}\"", printable(&s.title)),
+        )
+    };
+    for pair in &report.same_audio {
+        outln!(
+            "same audio: {} = {}",
+            name(pair.song_ids[0]),
+            name(pair.song_ids[1])
+        )?;
+    }
+    for heard in &report.heard_in {
+        outln!(
+            "heard in:   {} is in {} from {} ({:.1} s)",
+            name(heard.song_id),
+            name(heard.in_song_id),
+            clock(heard.from_seconds),
+            heard.from_seconds
+        )?;
+    }
+    let count = |n: usize, one: &str, many: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    };
+    outln!(
+        "{} checked: {} with the same audio, {} heard inside another",
+        count(report.songs, "song", "songs"),
+        count(report.same_audio.len(), "pair", "pairs"),
+        count(report.heard_in.len(), "song", "songs"),
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// Pairs that each hold the other at the same alignment are the same audio; a song found in
+/// another from its start on (the other does not start inside it) is heard in it. Findings
+/// whose song starts before the other (a negative offset) are the other's side of a
+/// containment, reported from that side.
+fn sort_findings(songs: usize, found: &[HeardIn]) -> DuplicatesJson {
+    let mutual = |a: &HeardIn| {
+        found.iter().any(|b| {
+            b.song_id == a.other_id
+                && b.other_id == a.song_id
+                && a.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+                && b.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+        })
+    };
+    let mut report = DuplicatesJson {
+        songs,
+        same_audio: Vec::new(),
+        heard_in: Vec::new(),
+    };
+    for heard in found {
+        if mutual(heard) {
+            if heard.song_id < heard.other_id {
+                report.same_audio.push(SameAudioJson {
+                    song_ids: [heard.song_id, heard.other_id],
+                });
+            }
+        } else if heard.offset_secs >= -ALIGNMENT_TOLERANCE_SECS {
+            report.heard_in.push(HeardInJson {
+                song_id: heard.song_id,
+                in_song_id: heard.other_id,
+                from_seconds: heard.offset_secs.max(0.0),
+            });
+        }
+    }
+    report
+}
