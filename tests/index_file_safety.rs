@@ -143,10 +143,19 @@ fn another_apps_sqlite_database_is_refused_and_left_byte_identical() {
         &[&db_text, "not an audiofp index", "foo"],
         "foreign SQLite database as --db",
     );
-    // A script asking for JSON gets the refusal as JSON, with a code to branch on.
-    let run = sandbox.run_with_db(&db, &[], ["list", "--json"]);
-    run.expect_code(2, "list --json on a foreign database");
-    assert_eq!(run.json()["error"]["code"], "not_an_index", "{run}");
+    // A script asking for JSON gets the refusal as JSON, with a code to branch on, whether
+    // the command reads the store (list) or opens the whole library (the others).
+    for command in ["list", "stats", "duplicates"] {
+        let run = sandbox.run_with_db(&db, &[], [command, "--json"]);
+        run.expect_code(2, &format!("{command} --json on a foreign database"));
+        assert_eq!(run.json()["error"]["code"], "not_an_index", "{run}");
+    }
+    let missing = sandbox.path("nothing-here.db");
+    for command in ["stats", "duplicates"] {
+        let run = sandbox.run_with_db(&missing, &[], [command, "--json"]);
+        run.expect_code(2, &format!("{command} --json without an index"));
+        assert_eq!(run.json()["error"]["code"], "no_index", "{run}");
+    }
     let conn = rusqlite::Connection::open(&db).expect("reopening the foreign db");
     let rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM foo", [], |r| r.get(0))

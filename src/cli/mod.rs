@@ -329,7 +329,8 @@ pub fn main_with(run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> ExitCode {
 }
 
 /// The machine-readable code of a command's error: the first code a cause in its chain has,
-/// else `error`.
+/// else `error`. A [`LibraryError`] is looked into: it wraps the store's and the engine's
+/// errors transparently, so they are not links of the chain themselves.
 fn error_code(err: &anyhow::Error) -> &'static str {
     err.chain()
         .find_map(|cause| {
@@ -337,6 +338,12 @@ fn error_code(err: &anyhow::Error) -> &'static str {
                 Some(index.code())
             } else if let Some(engine) = cause.downcast_ref::<crate::engine::EngineError>() {
                 Some(engine.code())
+            } else if let Some(library) = cause.downcast_ref::<LibraryError>() {
+                match library {
+                    LibraryError::Index(index) => Some(index.code()),
+                    LibraryError::Engine(engine) => Some(engine.code()),
+                    LibraryError::Postings(_) | LibraryError::NotLoaded => None,
+                }
             } else {
                 cause.is::<std::io::Error>().then_some("io_error")
             }
