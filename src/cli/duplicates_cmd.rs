@@ -45,7 +45,7 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let report = sort_findings(songs.len(), &found);
+    let report = classify_findings(songs.len(), &found);
     if args.json {
         print_json(&report)?;
         return Ok(EXIT_OK);
@@ -89,7 +89,7 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
 /// another from its start on (the other does not start inside it) is heard in it. Findings
 /// whose song starts before the other (a negative offset) are the other's side of a
 /// containment, reported from that side.
-fn sort_findings(songs: usize, found: &[HeardIn]) -> DuplicatesJson {
+fn classify_findings(songs: usize, found: &[HeardIn]) -> DuplicatesJson {
     let mutual = |a: &HeardIn| {
         found.iter().any(|b| {
             b.song_id == a.other_id

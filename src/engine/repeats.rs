@@ -9,7 +9,9 @@
 //! Input: the clip's peaks, the song's span in the index and the answer's offset. Every clip
 //! peak votes for each offset that puts it within one bin of a song peak (the song's peaks are
 //! bucketed by bin, so a vote costs one step); an offset's fit is the votes within one frame
-//! of it, the count [`super::verify`] calls matched peaks. That is a few thousand votes for a
+//! of it: nearly the count [`super::verify`] calls matched peaks (which counts a clip peak
+//! once, where two song peaks next to it give it two votes here), but for every offset of
+//! the song at once, where verification reads a few. That is a few thousand votes for a
 //! 10 s clip in a 4-minute song, far cheaper than matching the clip's landmarks against every
 //! landmark of the song, and it is what a repeat is: the clip's peaks lying on the song's.
 //!

@@ -494,25 +494,7 @@ impl Library {
         analysis_ms: f64,
     ) -> Result<Identification, LibraryError> {
         let started = Instant::now();
-        let landmarks = self.query_landmarks(fingerprint);
-        let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
-        let threshold = self
-            .match_config
-            .threshold_for_clip(fingerprint.duration_secs);
-        let mut config = std::borrow::Cow::Borrowed(&self.match_config);
-        if threshold > config.threshold {
-            config.to_mut().threshold = threshold;
-        }
-        let outcome = matcher::score_early(
-            &self.index,
-            &landmarks,
-            ClipEvidence {
-                peaks: &fingerprint.peaks,
-                contrast: fingerprint.contrast.as_ref(),
-            },
-            &config,
-            opening_frames,
-        );
+        let outcome = self.score_fingerprint(fingerprint);
         let repeats = outcome
             .matches
             .iter()
@@ -525,6 +507,30 @@ impl Library {
             fingerprint.duration_secs,
             analysis_ms,
             match_ms,
+        )
+    }
+
+    /// The scorer's outcome for an analysed clip: the songs and offsets, before the store is
+    /// read for their records.
+    fn score_fingerprint(&self, fingerprint: &Fingerprint) -> ScoreOutcome {
+        let landmarks = self.query_landmarks(fingerprint);
+        let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
+        let threshold = self
+            .match_config
+            .threshold_for_clip(fingerprint.duration_secs);
+        let mut config = std::borrow::Cow::Borrowed(&self.match_config);
+        if threshold > config.threshold {
+            config.to_mut().threshold = threshold;
+        }
+        matcher::score_early(
+            &self.index,
+            &landmarks,
+            ClipEvidence {
+                peaks: &fingerprint.peaks,
+                contrast: fingerprint.contrast.as_ref(),
+            },
+            &config,
+            opening_frames,
         )
     }
 

@@ -75,15 +75,16 @@ impl Library {
                 duration_secs: f64::from(end - start) * frame_secs,
                 contrast: None,
             };
-            let identification = self.match_fingerprint(&clip, 0.0)?;
+            // The scorer's matches are enough: their songs' records and repeats are not needed.
+            let outcome = self.score_fingerprint(&clip);
             answers.extend(
-                identification
+                outcome
                     .matches
                     .iter()
-                    .filter(|found| found.song.id != song_id)
+                    .filter(|found| found.song_id != song_id)
                     .map(|found| {
-                        let start_secs = f64::from(start) * frame_secs;
-                        (found.song.id, found.offset_secs - start_secs)
+                        let offset_frames = found.offset_frames - f64::from(start);
+                        (found.song_id, offset_frames * frame_secs)
                     }),
             );
         }
