@@ -7,7 +7,7 @@
 #
 #   scripts/fake-mic.sh run CMD [ARGS...]   start, run CMD with AUDIOFP_FAKE_MIC=1, stop;
 #                                           exits with CMD's status (what CI uses), e.g.
-#                                           scripts/fake-mic.sh run cargo test --test gui_mic
+#                                           scripts/fake-mic.sh run cargo test --test integration gui_mic::
 #   eval "$(scripts/fake-mic.sh start)"      start and export the environment into this shell
 #   scripts/fake-mic.sh stop                 stop it
 set -euo pipefail

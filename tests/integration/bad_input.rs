@@ -1,7 +1,7 @@
 //! Bad input: broken files among good songs are reported (path, code, message) while the good
 //! songs are indexed, and clips that are too short or silent are errors, not "no match".
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

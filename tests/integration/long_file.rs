@@ -1,7 +1,7 @@
 //! A two-hour file is indexed in bounded memory (the decoder streams), and an excerpt near its
 //! end identifies with the right offset.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::Path;

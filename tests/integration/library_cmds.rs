@@ -1,7 +1,7 @@
 //! Looking after the library: export/import round trip, remove, show, re-running `index`, and
 //! finding the songs that share audio (`duplicates`).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

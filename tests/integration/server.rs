@@ -333,7 +333,7 @@ async fn search_names_the_song_and_the_offset_of_a_noisy_excerpt() {
         "offset {offset}: {answer}"
     );
     assert!(best["aligned_hashes"].as_u64().unwrap() > 0);
-    // Generated songs never repeat a passage exactly (tests/identify.rs has one that does).
+    // Generated songs never repeat a passage exactly (identify.rs has one that does).
     assert_eq!(best["repeats"], serde_json::json!([]), "{answer}");
     assert!(answer["processing_time_ms"].as_f64().unwrap() > 0.0);
     assert!((answer["clip_seconds"].as_f64().unwrap() - 8.0).abs() < 0.05);

@@ -2,7 +2,7 @@
 //! then identify excerpts (clean, noisy, resampled to 8 kHz, 1 s long, and of songs that are not
 //! in the index) with `identify --json --top 3`.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Crash safety: `audiofp index` killed with SIGKILL mid-run leaves an index that opens, holds
 //! only whole songs, answers queries, and a re-run of the same command completes the job.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -52,7 +52,7 @@ fn index_killed_midway_keeps_whole_songs_and_a_rerun_completes_without_duplicate
         .expect("starting audiofp index");
     let started = Instant::now();
     // Poll `list --json` (a concurrent reader) until the first songs are in. (Not before the
-    // indexer has created the schema: see tests/concurrency.rs for that race.)
+    // indexer has created the schema: see sqlite_concurrency.rs for that race.)
     wait_for_schema(&db);
     let mut last_error = String::new();
     let seen = wait_for(

@@ -15,8 +15,8 @@
 // Helpers outside #[test] functions unwrap too: a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod sound_sandbox;
+use crate::common;
+use crate::sound_sandbox;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,7 +75,7 @@ fn harness_sized(
     let mut config = WorkerConfig::new(storage);
     config.index_threads = index_threads;
     // Other processes' changes are taken in when a request comes, never between frames, so
-    // that what a test sees does not depend on timing (tests/gui_worker.rs covers the idle
+    // that what a test sees does not depend on timing (gui_worker.rs covers the idle
     // check).
     config.idle_check = Duration::from_secs(3600);
     let app = AudiofpApp::with_settings(config, settings).unwrap();
@@ -1074,7 +1074,7 @@ fn a_file_failing_twice_is_listed_once() {
 }
 
 /// 100,000 rows: only the visible ones are laid out, and filtering finds the right rows. The
-/// frame times are printed for a person to read (`cargo test --release --test gui_app 100k --
+/// frame times are printed for a person to read (`cargo test --release --test integration 100k --
 /// --nocapture`), not asserted: a debug build on a shared machine says little about them.
 #[test]
 fn a_library_of_100k_songs_lays_out_only_visible_rows_and_filters() {
@@ -1199,7 +1199,7 @@ fn listening_without_the_chosen_device_explains_why() {
 fn the_microphone_vanishing_while_listening_is_shown() {
     let pulse = sound_sandbox::PrivatePulse::start();
     let run = sound_sandbox::run_isolated(
-        "isolated_gui_microphone_vanishes",
+        "gui_app::isolated_gui_microphone_vanishes",
         &[("PULSE_SERVER", pulse.server())],
         None,
     );

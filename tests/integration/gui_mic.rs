@@ -1,7 +1,7 @@
 //! The microphone path for real: cpal capture → worker listening loop → a match.
 //!
 //! `played_song_is_identified_through_the_microphone` needs a sound server whose default input
-//! hears what is played: run it under `scripts/fake-mic.sh run cargo test --test gui_mic`
+//! hears what is played: run it under `scripts/fake-mic.sh run cargo test --test integration gui_mic::`
 //! (a PulseAudio null sink whose monitor is the default source; sets `AUDIOFP_FAKE_MIC=1`).
 //! Without that variable it fails and says how to run it. The missing-device test always runs.
 //!
@@ -13,7 +13,7 @@
 // Helpers outside #[test] functions unwrap too: a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
-mod sound_sandbox;
+use crate::sound_sandbox;
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -54,7 +54,7 @@ fn played_song_is_identified_through_the_microphone() {
     assert!(
         std::env::var("AUDIOFP_FAKE_MIC").is_ok(),
         "no fake microphone: run the tests with `bash scripts/check.sh`, or \
-         `scripts/fake-mic.sh run cargo test --test gui_mic`"
+         `scripts/fake-mic.sh run cargo test --test integration gui_mic::`"
     );
     let dir = tempfile::tempdir().unwrap();
     let songs = dir.path().join("songs");
@@ -281,7 +281,7 @@ fn assert_thread_ends(capture: CaptureHandle, chunks: &Receiver<AudioChunk>) {
 fn the_microphone_vanishing_mid_recording_is_a_message() {
     let pulse = PrivatePulse::start();
     let run = run_isolated(
-        "isolated_microphone_vanishes",
+        "gui_mic::isolated_microphone_vanishes",
         &[("PULSE_SERVER", pulse.server())],
         None,
     );
@@ -311,7 +311,7 @@ fn isolated_microphone_vanishes() {
 fn a_microphone_that_stops_sending_audio_is_a_message() {
     let pulse = PrivatePulse::start();
     let run = run_isolated(
-        "isolated_microphone_stalls",
+        "gui_mic::isolated_microphone_stalls",
         &[("PULSE_SERVER", pulse.server())],
         None,
     );
@@ -344,7 +344,7 @@ fn isolated_microphone_stalls() {
 fn a_microphone_the_user_may_not_open_is_a_message() {
     let device = LockedAlsaDevice::new();
     let run = run_isolated(
-        "isolated_permission_denied",
+        "gui_mic::isolated_permission_denied",
         &[("ALSA_CONFIG_PATH", device.config.to_str().unwrap())],
         device.child_uid(),
     );

@@ -1,7 +1,7 @@
 //! Several processes on one index file: the SQLite store promises WAL readers that never block
 //! on a writer and a 10 s busy timeout, so concurrent runs must neither fail nor panic.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::process::{Child, Stdio};

@@ -2,7 +2,7 @@
 //! newer schema and indexes built with other fingerprint parameters are refused, with a clear
 //! error and without a byte changed.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //!
 //! The encoders are required: CI installs them, and a missing one fails the test by name.
 
-mod common;
+use crate::common;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

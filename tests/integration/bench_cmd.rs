@@ -2,7 +2,7 @@
 //! `queries/`, `manifest.jsonl`), generated here: the accuracy report counts what it should,
 //! and `--scale` builds its library from the corpus songs it does not query.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

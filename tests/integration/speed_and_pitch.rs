@@ -3,7 +3,7 @@
 //! another key (a DJ's key lock) by the pitch search. `SPEED_SEARCH` and `PITCH_SEARCH` set
 //! or turn off each.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 

@@ -2,7 +2,7 @@
 //! `audiofp` binary in, synthetic songs written as WAV files, excerpts, and checks of
 //! `identify --json` answers.
 //!
-//! Every test binary includes this module but uses only part of it.
+//! Each test module uses only part of it.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
