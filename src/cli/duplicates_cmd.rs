@@ -3,6 +3,9 @@
 //! another. Identical audio is printed once as a pair; a song heard inside a longer one is
 //! printed with where.
 
+use std::collections::HashMap;
+
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::output::{clock, outln, print_json, printable, progress_bar};
@@ -39,22 +42,25 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     // The guard is dropped at once: matching reads the store too.
     let songs: Vec<SongRecord> = library.store().songs()?;
     let bar = progress_bar(songs.len() as u64, "songs");
-    let mut found: Vec<HeardIn> = Vec::new();
-    for song in &songs {
-        found.extend(library.heard_in_other_songs(song.id)?);
-        bar.inc(1);
-    }
+    // The songs are checked on every core: each check is three clip matches, read-only.
+    let found: Vec<Vec<HeardIn>> = songs
+        .par_iter()
+        .map(|song| {
+            let found = library.heard_in_other_songs(song.id);
+            bar.inc(1);
+            found
+        })
+        .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
-    let report = classify_findings(songs.len(), &found);
+    let report = classify_findings(songs.len(), &found.concat());
     if args.json {
         print_json(&report)?;
         return Ok(EXIT_OK);
     }
-    let name = |id: i64| {
-        songs.iter().find(|s| s.id == id).map_or_else(
-            || format!("{id}"),
-            |s| format!("{id} \"{}\"", printable(&s.title)),
-        )
+    let titles: HashMap<i64, &str> = songs.iter().map(|s| (s.id, s.title.as_str())).collect();
+    let name = |id: i64| match titles.get(&id) {
+        Some(title) => format!("{id} \"{}\"", printable(title)),
+        None => format!("{id}"),
     };
     for pair in &report.same_audio {
         outln!(
