@@ -51,8 +51,9 @@ pub struct ChildRun {
     pub output: String,
 }
 
-/// Runs the ignored test `name` of this test binary in a child process with `envs`, as the
-/// user `uid` if given; fails if it does not pass within [`CHILD_TIMEOUT`] (it is killed).
+/// Runs the ignored test `name` (its path in this test binary, `module::test`) in a child
+/// process with `envs`, as the user `uid` if given; fails if it does not pass within
+/// [`CHILD_TIMEOUT`] (it is killed).
 pub fn run_isolated(name: &str, envs: &[(&str, &str)], uid: Option<u32>) -> ChildRun {
     let logs = tempfile::tempdir().unwrap();
     let stdout_path = logs.path().join("stdout");
