@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::output::{clock, outln, print_json, printable, progress_bar};
 use super::{Cli, EXIT_OK, library_cmds::JsonFlag, match_config};
 use crate::index::{OpenMode, SongRecord};
-use crate::library::{ALIGNMENT_TOLERANCE_SECS, HeardIn};
+use crate::library::{HeardIn, classify_findings};
 
 /// `duplicates --json` (docs/CLI.md).
 #[derive(Debug, Serialize)]
@@ -52,7 +52,7 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
-    let report = classify_findings(songs.len(), &found.concat());
+    let report = report_json(songs.len(), &found.concat());
     if args.json {
         print_json(&report)?;
         return Ok(EXIT_OK);
@@ -91,38 +91,24 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Pairs that each hold the other at the same alignment are the same audio; a song found in
-/// another from its start on (the other does not start inside it) is heard in it. Findings
-/// whose song starts before the other (a negative offset) are the other's side of a
-/// containment, reported from that side.
-fn classify_findings(songs: usize, found: &[HeardIn]) -> DuplicatesJson {
-    let mutual = |a: &HeardIn| {
-        found.iter().any(|b| {
-            b.song_id == a.other_id
-                && b.other_id == a.song_id
-                && a.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
-                && b.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
-        })
-    };
-    let mut report = DuplicatesJson {
+/// The report as `--json` prints it.
+fn report_json(songs: usize, found: &[HeardIn]) -> DuplicatesJson {
+    let report = classify_findings(found);
+    DuplicatesJson {
         songs,
-        same_audio: Vec::new(),
-        heard_in: Vec::new(),
-    };
-    for heard in found {
-        if mutual(heard) {
-            if heard.song_id < heard.other_id {
-                report.same_audio.push(SameAudioJson {
-                    song_ids: [heard.song_id, heard.other_id],
-                });
-            }
-        } else if heard.offset_secs >= -ALIGNMENT_TOLERANCE_SECS {
-            report.heard_in.push(HeardInJson {
-                song_id: heard.song_id,
-                in_song_id: heard.other_id,
-                from_seconds: heard.offset_secs.max(0.0),
-            });
-        }
+        same_audio: report
+            .same_audio
+            .into_iter()
+            .map(|song_ids| SameAudioJson { song_ids })
+            .collect(),
+        heard_in: report
+            .contained
+            .into_iter()
+            .map(|contained| HeardInJson {
+                song_id: contained.song_id,
+                in_song_id: contained.in_song_id,
+                from_seconds: contained.from_secs,
+            })
+            .collect(),
     }
-    report
 }

@@ -33,7 +33,10 @@ pub use saved_index::IndexOrigin;
 use saved_index::{
     NOT_SAVED, SongChanges, build_index, index_file_of, load_index, save_if_current, save_is_due,
 };
-pub use shared_audio::{ALIGNMENT_TOLERANCE_SECS, HeardIn};
+pub use shared_audio::{
+    ALIGNMENT_TOLERANCE_SECS, Containment, HeardIn, SharedAudioRelation, SharedAudioReport,
+    classify_findings,
+};
 
 /// Errors of library operations.
 #[derive(Debug, thiserror::Error)]

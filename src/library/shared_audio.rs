@@ -7,6 +7,11 @@
 //! least two of them (the one clip of a short song) at one alignment, within
 //! [`ALIGNMENT_TOLERANCE_SECS`], holds the song's audio: its start lies at that offset of the
 //! other song. No file is read, so moved or deleted files are checked too.
+//!
+//! [`classify_findings`] turns the findings of several songs into what a user reads: pairs
+//! that hold each other at the same alignment are the same audio, a song found in another
+//! from its start on is heard in it. `audiofp duplicates` checks every song;
+//! [`Library::shared_audio_of`] checks one song and the songs that answered it.
 
 use std::collections::HashMap;
 
@@ -34,13 +39,142 @@ pub struct HeardIn {
     pub excerpts_played: usize,
 }
 
+/// A song whose audio lies inside another, longer song.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Containment {
+    /// The song heard inside the other.
+    pub song_id: i64,
+    /// The song that holds it.
+    pub in_song_id: i64,
+    /// Where the song starts in the other song, seconds.
+    pub from_secs: f64,
+}
+
+/// What findings say, in the order found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SharedAudioReport {
+    /// Pairs of songs with the same audio from start to end, lower id first.
+    pub same_audio: Vec<[i64; 2]>,
+    /// Songs heard inside another song.
+    pub contained: Vec<Containment>,
+}
+
+/// How another song shares a song's audio, from the song's side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SharedAudioRelation {
+    /// The same audio from start to end (the same recording in another file).
+    SameAudio,
+    /// The song is heard inside the other one from this time, seconds.
+    HeardIn(f64),
+    /// The other song is heard inside this one from this time, seconds.
+    Contains(f64),
+}
+
+impl SharedAudioReport {
+    /// Song `song_id`'s side of the report: each other song it names with `song_id`, and how
+    /// they share audio; the same audio first, then the songs it is heard in, then those it
+    /// contains, each by id.
+    pub fn relations_of(&self, song_id: i64) -> Vec<(i64, SharedAudioRelation)> {
+        let same = self.same_audio.iter().filter_map(|&[a, b]| {
+            let other = if a == song_id { b } else { a };
+            (a == song_id || b == song_id).then_some((other, SharedAudioRelation::SameAudio))
+        });
+        let contained = self.contained.iter().filter_map(|c| {
+            if c.song_id == song_id {
+                Some((c.in_song_id, SharedAudioRelation::HeardIn(c.from_secs)))
+            } else {
+                (c.in_song_id == song_id)
+                    .then_some((c.song_id, SharedAudioRelation::Contains(c.from_secs)))
+            }
+        });
+        let rank = |relation: &SharedAudioRelation| match relation {
+            SharedAudioRelation::SameAudio => 0,
+            SharedAudioRelation::HeardIn(_) => 1,
+            SharedAudioRelation::Contains(_) => 2,
+        };
+        let mut relations: Vec<_> = same.chain(contained).collect();
+        relations.sort_by_key(|(other, relation)| (rank(relation), *other));
+        relations
+    }
+}
+
+/// Pairs that each hold the other at the same alignment are the same audio; a song found in
+/// another from its start on (the other does not start inside it) is heard in it. Findings
+/// whose song starts before the other (a negative offset) are the other's side of a
+/// containment, reported from that side.
+pub fn classify_findings(found: &[HeardIn]) -> SharedAudioReport {
+    let mutual = |a: &HeardIn| {
+        found.iter().any(|b| {
+            b.song_id == a.other_id
+                && b.other_id == a.song_id
+                && a.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+                && b.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+        })
+    };
+    let mut report = SharedAudioReport::default();
+    for heard in found {
+        if mutual(heard) {
+            if heard.song_id < heard.other_id {
+                report.same_audio.push([heard.song_id, heard.other_id]);
+            }
+        } else if heard.offset_secs >= -ALIGNMENT_TOLERANCE_SECS {
+            report.contained.push(Containment {
+                song_id: heard.song_id,
+                in_song_id: heard.other_id,
+                from_secs: heard.offset_secs.max(0.0),
+            });
+        }
+    }
+    report
+}
+
+/// The answers of one song's excerpts: (other song, its offset for the song's start, seconds)
+/// of each excerpt's matches, and how many excerpts were played.
+struct ExcerptAnswers {
+    answers: Vec<(i64, f64)>,
+    played: usize,
+}
+
 impl Library {
+    /// What the library holds of song `song_id`'s audio, as [`classify_findings`] tells it
+    /// from the song's findings and those of every song that answered one of its excerpts
+    /// (each pair is checked from both sides, as `audiofp duplicates` does). Every entry
+    /// names `song_id`. An answering song is checked back even when its answers did not agree:
+    /// a song inside this one may answer at one of its own repeats. A song lying inside this
+    /// one that answered none of its excerpts (one shorter than an excerpt's overlap with it)
+    /// is found from its own side only.
+    pub fn shared_audio_of(&self, song_id: i64) -> Result<SharedAudioReport, LibraryError> {
+        let excerpts = self.excerpt_answers(song_id)?;
+        let mut found = agreeing_answers(song_id, &excerpts.answers, excerpts.played);
+        let mut answering: Vec<i64> = excerpts.answers.iter().map(|&(id, _)| id).collect();
+        answering.sort_unstable();
+        answering.dedup();
+        for other in answering {
+            let back = self.heard_in_other_songs(other)?;
+            found.extend(back.into_iter().filter(|b| b.other_id == song_id));
+        }
+        Ok(classify_findings(&found))
+    }
+
     /// The other songs that hold the audio of song `song_id` (none when it has no peaks or is
     /// not in the index).
     pub fn heard_in_other_songs(&self, song_id: i64) -> Result<Vec<HeardIn>, LibraryError> {
+        let excerpts = self.excerpt_answers(song_id)?;
+        Ok(agreeing_answers(
+            song_id,
+            &excerpts.answers,
+            excerpts.played,
+        ))
+    }
+
+    /// Plays song `song_id`'s excerpts and gathers the other songs' answers.
+    fn excerpt_answers(&self, song_id: i64) -> Result<ExcerptAnswers, LibraryError> {
         self.ensure_loaded()?;
         let Some(span) = self.index.span_of(song_id).copied() else {
-            return Ok(Vec::new());
+            return Ok(ExcerptAnswers {
+                answers: Vec::new(),
+                played: 0,
+            });
         };
         let frame_secs = self.config.frame_secs();
         let excerpt_frames = (EXCERPT_SECS / frame_secs).round() as u32;
@@ -88,7 +222,10 @@ impl Library {
                     }),
             );
         }
-        Ok(agreeing_answers(song_id, &answers, starts.len()))
+        Ok(ExcerptAnswers {
+            answers,
+            played: starts.len(),
+        })
     }
 }
 
@@ -155,5 +292,58 @@ mod tests {
         );
         // A short song plays one excerpt; one answer is enough.
         assert_eq!(agreeing_answers(1, &[(5, 0.0)], 1).len(), 1);
+    }
+
+    fn heard(song_id: i64, other_id: i64, offset_secs: f64) -> HeardIn {
+        HeardIn {
+            song_id,
+            other_id,
+            offset_secs,
+            excerpts_matched: 2,
+            excerpts_played: 3,
+        }
+    }
+
+    #[test]
+    fn findings_are_classified_from_both_sides() {
+        // 1 and 2 hold each other at 0 s: one pair. 3 lies in 4 from 10 s (4's side of it,
+        // at -10 s, is not reported again). 5 finds 6 at 0.2 s but 6 finds 5 at 30 s: a
+        // loop, not the same audio; 5 is heard in 6 from 0.2 s, 6 in 5 from 30 s.
+        let found = [
+            heard(1, 2, 0.1),
+            heard(2, 1, -0.1),
+            heard(3, 4, 10.0),
+            heard(4, 3, -10.0),
+            heard(5, 6, 0.2),
+            heard(6, 5, 30.0),
+        ];
+        let report = classify_findings(&found);
+        assert_eq!(report.same_audio, vec![[1, 2]]);
+        let contained: Vec<(i64, i64, f64)> = report
+            .contained
+            .iter()
+            .map(|c| (c.song_id, c.in_song_id, c.from_secs))
+            .collect();
+        assert_eq!(contained, vec![(3, 4, 10.0), (5, 6, 0.2), (6, 5, 30.0)]);
+        // Song 5's side: heard in 6 from 0.2 s, and 6 heard in it from 30 s; song 2's: 1.
+        assert_eq!(
+            report.relations_of(5),
+            vec![
+                (6, SharedAudioRelation::HeardIn(0.2)),
+                (6, SharedAudioRelation::Contains(30.0))
+            ]
+        );
+        assert_eq!(
+            report.relations_of(2),
+            vec![(1, SharedAudioRelation::SameAudio)]
+        );
+        assert_eq!(
+            report.relations_of(4),
+            vec![(3, SharedAudioRelation::Contains(10.0))]
+        );
+        assert_eq!(report.relations_of(9), vec![]);
+        // A song found in another a little before its start is heard from 0 s.
+        let report = classify_findings(&[heard(7, 8, -0.3)]);
+        assert_eq!(report.contained[0].from_secs, 0.0);
     }
 }
