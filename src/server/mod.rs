@@ -228,6 +228,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/songs/{id}",
             get(routes::get_song).delete(routes::delete_song),
         )
+        .route("/api/v1/songs/{id}/shared-audio", get(routes::shared_audio))
         .route("/api/v1/stats", get(routes::stats))
         .route("/api/v1/health", get(routes::health))
         .route("/api/v1/openapi.json", get(routes::openapi))

@@ -951,6 +951,78 @@ async fn an_uploaded_song_is_indexed_searchable_and_not_indexed_twice() {
     server.stop().await;
 }
 
+/// `shared-audio` tells a song's other copy (the same samples, quieter: other bytes, so not a
+/// 409) from a medley that plays the whole song after 10 s of other music, from each side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_audio_names_a_copy_and_a_medley_from_each_side() {
+    let server = TestServer::start().await;
+    let song = &library_songs()[0];
+    let quieter: Vec<f32> = song.samples.iter().map(|s| s * 0.7).collect();
+    let intro = synth::song(2003, 10.0, SR);
+    let medley = [intro.as_slice(), &song.samples].concat();
+    let mut uploaded = Vec::new();
+    for (samples, name) in [(&quieter, "copy.wav"), (&medley, "medley.wav")] {
+        let response = server
+            .post_audio("/api/v1/songs", wav_bytes(samples, SR), name, &[])
+            .await;
+        assert_eq!(response.status(), 201, "upload of {name}");
+        let created: Value = response.json().await.unwrap();
+        uploaded.push(created["id"].as_i64().unwrap());
+    }
+    let (original, copy, medley_id) = (server.ids[0], uploaded[0], uploaded[1]);
+    let near = |value: &Value, seconds: f64| {
+        (value.as_f64().unwrap_or(f64::NAN) - seconds).abs() <= OFFSET_TOLERANCE_SECS
+    };
+
+    let report = server
+        .get_json(&format!("/api/v1/songs/{original}/shared-audio"))
+        .await;
+    assert_eq!(report["song_id"], original, "{report}");
+    assert_eq!(report["same_audio"], serde_json::json!([copy]), "{report}");
+    assert_eq!(report["contains"], serde_json::json!([]), "{report}");
+    let heard_in = report["heard_in"].as_array().unwrap();
+    assert_eq!(heard_in.len(), 1, "{report}");
+    assert_eq!(heard_in[0]["song_id"], medley_id, "{report}");
+    assert!(near(&heard_in[0]["from_seconds"], 10.0), "{report}");
+
+    let report = server
+        .get_json(&format!("/api/v1/songs/{medley_id}/shared-audio"))
+        .await;
+    assert_eq!(report["same_audio"], serde_json::json!([]), "{report}");
+    assert_eq!(report["heard_in"], serde_json::json!([]), "{report}");
+    let contains = report["contains"].as_array().unwrap();
+    let ids: Vec<i64> = contains
+        .iter()
+        .filter_map(|c| c["song_id"].as_i64())
+        .collect();
+    assert_eq!(ids, [original.min(copy), original.max(copy)], "{report}");
+    assert!(
+        contains.iter().all(|c| near(&c["from_seconds"], 10.0)),
+        "{report}"
+    );
+
+    // A song of its own shares nothing.
+    let report = server
+        .get_json(&format!("/api/v1/songs/{}/shared-audio", server.ids[1]))
+        .await;
+    for list in ["same_audio", "heard_in", "contains"] {
+        assert_eq!(report[list], serde_json::json!([]), "{report}");
+    }
+    expect_error(
+        server.get("/api/v1/songs/999999/shared-audio").await,
+        404,
+        "song_not_found",
+    )
+    .await;
+    expect_error(
+        server.get("/api/v1/songs/x7/shared-audio").await,
+        400,
+        "invalid_id",
+    )
+    .await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_song_is_gone_and_no_longer_matches() {
     let server = TestServer::start().await;
@@ -1098,6 +1170,7 @@ async fn openapi_document_describes_every_route() {
         ("/api/v1/search", &["post"][..]),
         ("/api/v1/songs", &["get", "post"][..]),
         ("/api/v1/songs/{id}", &["get", "delete"][..]),
+        ("/api/v1/songs/{id}/shared-audio", &["get"][..]),
         ("/api/v1/stats", &["get"][..]),
         ("/api/v1/health", &["get"][..]),
         ("/api/v1/openapi.json", &["get"][..]),
