@@ -1,14 +1,16 @@
 //! The Song page: one song's spectrogram (textures made on the worker, shown as
 //! `egui_plot::PlotImage` tiles) with its fingerprint peaks overlaid as points, zoomable and
 //! pannable in time. When the audio file has moved, the stored peaks are shown alone with a
-//! note.
+//! note. Above it, the other songs of the library that share its audio (a second copy, a
+//! medley it is heard in), each a link to its page.
 
 use egui::{RichText, TextureHandle, TextureOptions};
 use egui_plot::{Plot, PlotImage, PlotPoint, Points};
 
 use crate::gui::app::Action;
 use crate::gui::{ACCENT, WARM, clock, date, keep_wheel_in_plot};
-use crate::worker::{SongDetail, SongRow};
+use crate::library::SharedAudioRelation;
+use crate::worker::{SharedAudioLink, SongDetail, SongRow};
 
 /// How much one point of vertical mouse-wheel travel zooms the spectrogram in time (a
 /// notch, about 50 points, zooms by about 28 %).
@@ -178,6 +180,7 @@ pub fn detail_ui(
     if let Some(note) = &detail.note {
         ui.colored_label(WARM, format!("\u{26A0} {note}"));
     }
+    shared_audio_ui(ui, &detail.shared_audio, actions);
     if state.textures.len() != detail.tiles.len() {
         state.textures = detail
             .tiles
@@ -288,4 +291,36 @@ pub fn detail_ui(
         }
     });
     keep_wheel_in_plot(ui, &spectrogram.response);
+}
+
+/// "Also in the library: same audio as <song> \u{00B7} heard in <medley> from 0:10 ...", each
+/// song a link to its page; nothing when no other song shares this one's audio.
+fn shared_audio_ui(ui: &mut egui::Ui, links: &[SharedAudioLink], actions: &mut Vec<Action>) {
+    if links.is_empty() {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Also in the library:").strong());
+        for (i, link) in links.iter().enumerate() {
+            if i > 0 {
+                ui.label("\u{00B7}");
+            }
+            let (before, after) = match link.relation {
+                SharedAudioRelation::SameAudio => ("same audio as", None),
+                SharedAudioRelation::HeardIn(from) => ("heard in", Some(from)),
+                SharedAudioRelation::Contains(from) => ("contains", Some(from)),
+            };
+            ui.label(before);
+            if ui
+                .link(&link.title)
+                .on_hover_text(format!("Open song {}", link.song_id))
+                .clicked()
+            {
+                actions.push(Action::OpenSong(link.song_id));
+            }
+            if let Some(from) = after {
+                ui.label(format!("from {}", clock(from)));
+            }
+        }
+    });
 }

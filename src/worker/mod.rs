@@ -43,7 +43,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 pub use identify::offset_histogram;
 pub use protocol::{
     AudioChunk, Event, JobId, ListenOutcome, MatchReport, Request, SPECTROGRAM_TILE_FRAMES,
-    SongDetail, SongRow,
+    SharedAudioLink, SongDetail, SongRow,
 };
 pub use song_detail::spectrogram_palette;
 

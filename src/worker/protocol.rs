@@ -19,7 +19,7 @@ use crate::cancel::CancelToken;
 use crate::engine::Peak;
 use crate::index::SongRecord;
 use crate::indexer::IndexSummary;
-use crate::library::{Identification, MatchEvidence};
+use crate::library::{Identification, MatchEvidence, SharedAudioRelation};
 
 /// Identifies one request's work in the events it produces.
 pub type JobId = u64;
@@ -195,6 +195,19 @@ pub struct SongDetail {
     pub band_bins: usize,
     /// Why there is no spectrogram (file moved or unreadable), if so.
     pub note: Option<String>,
+    /// Other songs of the library that share this song's audio, by id.
+    pub shared_audio: Vec<SharedAudioLink>,
+}
+
+/// Another song that shares a song's audio ([`crate::library::Library::shared_audio_of`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedAudioLink {
+    /// The other song.
+    pub song_id: i64,
+    /// Its title.
+    pub title: String,
+    /// How the two share audio.
+    pub relation: SharedAudioRelation,
 }
 
 /// Frames per spectrogram tile (a texture's width).

@@ -1,11 +1,12 @@
 //! A song's page ([`Request::LoadSongDetail`](super::Request::LoadSongDetail)): its stored
-//! fingerprint peaks, and the spectrogram of its audio file, decoded through the analysis front
-//! end, pooled in time for long songs and coloured into texture tiles.
+//! fingerprint peaks, the spectrogram of its audio file, decoded through the analysis front
+//! end, pooled in time for long songs and coloured into texture tiles, and the other songs
+//! that share its audio.
 
 use std::path::Path;
 
 use super::Desk;
-use super::protocol::{Event, SPECTROGRAM_TILE_FRAMES, SongDetail, SongRow};
+use super::protocol::{Event, SPECTROGRAM_TILE_FRAMES, SharedAudioLink, SongDetail, SongRow};
 use crate::cancel::CancelToken;
 use crate::config::FingerprintConfig;
 use crate::engine::front_end::FrontEnd;
@@ -71,6 +72,7 @@ impl Desk {
             bin_hz: f64::from(config.bin_hz()),
             band_bins: config.band_bins(),
             note: None,
+            shared_audio: shared_audio_links(library, song_id),
         };
         match song.path.as_deref().map(crate::paths::from_stored) {
             Some(path) if path.is_file() => {
@@ -103,6 +105,31 @@ impl Desk {
         }
         self.sink.send(Event::SongDetail(Box::new(detail)));
     }
+}
+
+/// The songs that share song `song_id`'s audio, for its page, in
+/// [`SharedAudioReport::relations_of`](crate::library::SharedAudioReport::relations_of)'s
+/// order. A failure leaves the list empty (logged): the page is still worth showing.
+fn shared_audio_links(library: &Library, song_id: i64) -> Vec<SharedAudioLink> {
+    let relations = match library.shared_audio_of(song_id) {
+        Ok(report) => report.relations_of(song_id),
+        Err(err) => {
+            tracing::warn!("song {song_id}: could not look for shared audio: {err}");
+            return Vec::new();
+        }
+    };
+    let store = library.store();
+    relations
+        .into_iter()
+        .filter_map(|(other, relation)| {
+            let title = store.song(other).ok().flatten()?.title;
+            Some(SharedAudioLink {
+                song_id: other,
+                title,
+                relation,
+            })
+        })
+        .collect()
 }
 
 /// Decodes a file through the analysis front end (mono, resampled, STFT) and keeps each

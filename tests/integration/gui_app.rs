@@ -809,6 +809,65 @@ fn the_wheel_over_the_song_spectrogram_zooms_it_in_time() {
     assert_eq!(harness.get_by_label("Quiet Canal").rect(), title);
 }
 
+/// A song's page names the other songs that share its audio, each a link to its page: a
+/// second copy (the same fingerprint under another file's content hash) from either side,
+/// and nothing for a song of its own.
+#[test]
+fn the_song_page_links_a_copy_of_its_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let (original_id, _) = index_one_song(&db, 53, "Harbour Lights");
+    let (mut copy, fingerprint, _) = common::fingerprinted_song(53, "Harbour Lights (copy)");
+    copy.content_hash = "another file of the same recording".to_string();
+    let mut library = Library::open(
+        &StorageKind::Sqlite(db.clone()),
+        &FingerprintConfig::default(),
+        &MatchConfig::default(),
+        OpenMode::MustExist,
+    )
+    .unwrap();
+    let copy_id = library.add(&copy, &fingerprint).unwrap().id;
+    drop(library);
+    index_one_song(&db, 54, "Open Water");
+    let mut harness = harness(StorageKind::Sqlite(db));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    harness.get_by_label("Harbour Lights").click();
+    harness.run_steps(2);
+    harness.get_by_label("Show spectrogram").click();
+    harness.step();
+    step_until(&mut harness, "the song page", |app| {
+        app.detail().is_loaded()
+    });
+    assert!(harness.query_by_label("Also in the library:").is_some());
+    assert!(harness.query_by_label("same audio as").is_some());
+    harness.get_by_label("Harbour Lights (copy)").click();
+    harness.step();
+    step_until(&mut harness, "the copy's page", |app| {
+        app.detail().song_id == Some(copy_id) && app.detail().is_loaded()
+    });
+    assert_eq!(harness.state().page(), Page::Song);
+    // The copy's page links back.
+    harness.get_by_label("Harbour Lights").click();
+    harness.step();
+    step_until(&mut harness, "the original's page", |app| {
+        app.detail().song_id == Some(original_id) && app.detail().is_loaded()
+    });
+
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    harness.get_by_label("Open Water").click();
+    harness.run_steps(2);
+    harness.get_by_label("Show spectrogram").click();
+    harness.step();
+    step_until(&mut harness, "the other song's page", |app| {
+        app.detail().song_id != Some(original_id) && app.detail().is_loaded()
+    });
+    assert!(harness.query_by_label("Also in the library:").is_none());
+}
+
 /// A file that is not an audiofp index: the app says so on every page, never offers to add
 /// music or to listen, and leaves the file as it was.
 #[test]
