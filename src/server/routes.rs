@@ -931,3 +931,45 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         path: uri.path().to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a tracked connection (a router served by other means than `serve_on`), an
+    /// upload's pace is counted from the parts read: the stall deadline follows the last
+    /// part, the pace deadline the bytes read, never earlier than the grace period.
+    #[test]
+    fn an_untracked_upload_is_paced_by_the_parts_read() {
+        let idle = Duration::from_secs(30);
+        let mut pace = UploadPace::new(None, idle);
+        let (stall_at, pace_at) = pace.deadlines();
+        assert_eq!(stall_at, pace.started + idle);
+        assert_eq!(pace_at, pace.started + PACE_GRACE_IDLE_TIMEOUTS * idle);
+        assert!(pace.violation().is_none());
+
+        // Enough bytes for longer than the grace period at the minimum rate.
+        let bytes = MIN_UPLOAD_BYTES_PER_SEC * 100;
+        pace.part_read(usize::try_from(bytes).unwrap_or(usize::MAX));
+        let (received, last) = pace.progress();
+        assert_eq!(received, bytes);
+        assert_eq!(last, pace.last_part);
+        let (stall_at, pace_at) = pace.deadlines();
+        assert_eq!(stall_at, pace.last_part + idle);
+        assert!(
+            pace_at > pace.started + Duration::from_secs(100),
+            "{pace_at:?}"
+        );
+        assert!(
+            pace_at < pace.started + Duration::from_secs(101),
+            "{pace_at:?}"
+        );
+
+        // With no idle time allowed, the upload has stalled at once.
+        let stalled = UploadPace::new(None, Duration::ZERO);
+        assert!(matches!(
+            stalled.violation(),
+            Some(ApiError::Stalled { .. })
+        ));
+    }
+}
