@@ -1,17 +1,29 @@
 //! `audiofp duplicates`: the songs of the library that share audio (see
 //! [`crate::library::HeardIn`]): the same recording indexed twice, or a track that holds
 //! another. Identical audio is printed once as a pair; a song heard inside a longer one is
-//! printed with where.
+//! printed with where. `audiofp duplicates ID` asks about one song
+//! ([`crate::library::Library::shared_audio_of`]).
 
 use std::collections::HashMap;
 
+use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::output::{clock, outln, print_json, printable, progress_bar};
-use super::{Cli, EXIT_OK, library_cmds::JsonFlag, match_config};
-use crate::index::{OpenMode, SongRecord};
-use crate::library::{HeardIn, classify_findings};
+use super::{Cli, EXIT_OK, match_config};
+use crate::index::{IndexError, OpenMode, SongRecord};
+use crate::library::{HeardIn, Library, SongSharedAudio, classify_findings};
+
+/// Arguments of `duplicates`.
+#[derive(Debug, Args)]
+pub struct DuplicatesArgs {
+    /// Only this song (see `audiofp list`): the songs that share its audio.
+    pub id: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// `duplicates --json` (docs/CLI.md).
 #[derive(Debug, Serialize)]
@@ -37,8 +49,11 @@ struct HeardInJson {
     from_seconds: f64,
 }
 
-pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, args: &DuplicatesArgs) -> anyhow::Result<u8> {
     let library = cli.open_library(OpenMode::MustExist, &match_config()?)?;
+    if let Some(id) = args.id {
+        return one_song(&library, id, args.json);
+    }
     // The guard is dropped at once: matching reads the store too.
     let songs: Vec<SongRecord> = library.store().songs()?;
     let bar = progress_bar(songs.len() as u64, "songs");
@@ -88,6 +103,47 @@ pub fn run(cli: &Cli, args: &JsonFlag) -> anyhow::Result<u8> {
         count(report.same_audio.len(), "pair", "pairs"),
         count(report.heard_in.len(), "song", "songs"),
     )?;
+    Ok(EXIT_OK)
+}
+
+/// `duplicates ID`: one song's side, as the API gives it.
+fn one_song(library: &Library, id: i64, json: bool) -> anyhow::Result<u8> {
+    let Some(song) = library.store().song(id)? else {
+        return Err(anyhow::Error::new(IndexError::UnknownSong(id))
+            .context(format!("no song with id {id} (see `audiofp list`)")));
+    };
+    let side = SongSharedAudio::of_song(id, &library.shared_audio_of(id)?);
+    if json {
+        print_json(&side)?;
+        return Ok(EXIT_OK);
+    }
+    let name = |id: i64| match library.store().song(id) {
+        Ok(Some(song)) => format!("{id} \"{}\"", printable(&song.title)),
+        _ => format!("{id}"),
+    };
+    outln!("{}:", name(song.id))?;
+    for other in &side.same_audio {
+        outln!("  same audio: {}", name(*other))?;
+    }
+    for at in &side.heard_in {
+        outln!(
+            "  heard in:   {} from {} ({:.1} s)",
+            name(at.song_id),
+            clock(at.from_seconds),
+            at.from_seconds
+        )?;
+    }
+    for at in &side.contains {
+        outln!(
+            "  contains:   {} from {} ({:.1} s)",
+            name(at.song_id),
+            clock(at.from_seconds),
+            at.from_seconds
+        )?;
+    }
+    if side.same_audio.is_empty() && side.heard_in.is_empty() && side.contains.is_empty() {
+        outln!("  no other song shares its audio")?;
+    }
     Ok(EXIT_OK)
 }
 

@@ -95,8 +95,8 @@ pub enum Command {
     /// Totals: songs, hours, hashes, bytes on disk.
     Stats(library_cmds::JsonFlag),
     /// Find songs that share audio: the same recording indexed twice (a FLAC and its MP3),
-    /// or a track that holds another (a medley, a mix).
-    Duplicates(library_cmds::JsonFlag),
+    /// or a track that holds another (a medley, a mix); in the whole library, or for one song.
+    Duplicates(duplicates_cmd::DuplicatesArgs),
     /// Write the whole index to a portable file.
     Export(library_cmds::ExportArgs),
     /// Add the songs of an exported file to the index.

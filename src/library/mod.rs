@@ -34,8 +34,8 @@ use saved_index::{
     NOT_SAVED, SongChanges, build_index, index_file_of, load_index, save_if_current, save_is_due,
 };
 pub use shared_audio::{
-    ALIGNMENT_TOLERANCE_SECS, Containment, HeardIn, SharedAudioRelation, SharedAudioReport,
-    classify_findings,
+    ALIGNMENT_TOLERANCE_SECS, Containment, HeardIn, SharedAudioRelation, SharedAudioReport, SongAt,
+    SongSharedAudio, classify_findings,
 };
 
 /// Errors of library operations.

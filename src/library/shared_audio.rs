@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
+
 use super::{Library, LibraryError};
 use crate::engine::{Fingerprint, Peak};
 
@@ -95,6 +97,53 @@ impl SharedAudioReport {
         let mut relations: Vec<_> = same.chain(contained).collect();
         relations.sort_by_key(|(other, relation)| (rank(relation), *other));
         relations
+    }
+}
+
+/// One song's shared audio, as `GET /api/v1/songs/{id}/shared-audio` and
+/// `audiofp duplicates ID --json` write it (docs/API.md).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SongSharedAudio {
+    /// The song asked about.
+    pub song_id: i64,
+    /// Songs with the same audio from start to end (the same recording in another file).
+    pub same_audio: Vec<i64>,
+    /// Songs this song is heard inside (a medley, a mix), with where it starts in them.
+    pub heard_in: Vec<SongAt>,
+    /// Songs heard inside this one, with where they start in it.
+    pub contains: Vec<SongAt>,
+}
+
+/// A song and where the shorter of two songs starts in the longer one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SongAt {
+    /// Song id.
+    pub song_id: i64,
+    /// Where the shorter song starts in the longer one, seconds.
+    pub from_seconds: f64,
+}
+
+impl SongSharedAudio {
+    /// Song `song_id`'s side of `report`, in [`SharedAudioReport::relations_of`]'s order.
+    pub fn of_song(song_id: i64, report: &SharedAudioReport) -> Self {
+        let mut side = Self {
+            song_id,
+            same_audio: Vec::new(),
+            heard_in: Vec::new(),
+            contains: Vec::new(),
+        };
+        for (other, relation) in report.relations_of(song_id) {
+            let at = |from_seconds| SongAt {
+                song_id: other,
+                from_seconds,
+            };
+            match relation {
+                SharedAudioRelation::SameAudio => side.same_audio.push(other),
+                SharedAudioRelation::HeardIn(from) => side.heard_in.push(at(from)),
+                SharedAudioRelation::Contains(from) => side.contains.push(at(from)),
+            }
+        }
+        side
     }
 }
 
@@ -342,6 +391,16 @@ mod tests {
             vec![(3, SharedAudioRelation::Contains(10.0))]
         );
         assert_eq!(report.relations_of(9), vec![]);
+        let side = SongSharedAudio::of_song(5, &report);
+        assert_eq!(side.same_audio, Vec::<i64>::new());
+        assert_eq!(
+            (side.heard_in[0].song_id, side.heard_in[0].from_seconds),
+            (6, 0.2)
+        );
+        assert_eq!(
+            (side.contains[0].song_id, side.contains[0].from_seconds),
+            (6, 30.0)
+        );
         // A song found in another a little before its start is heard from 0 s.
         let report = classify_findings(&[heard(7, 8, -0.3)]);
         assert_eq!(report.contained[0].from_secs, 0.0);

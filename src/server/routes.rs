@@ -23,7 +23,7 @@ use crate::cancel::CancelToken;
 use crate::config::MatchConfig;
 use crate::engine::{self, AudioSource, Side};
 use crate::index::{NewSong, SongRecord};
-use crate::library::{Repeat, SharedAudioRelation, SharedAudioReport};
+use crate::library::{Repeat, SongSharedAudio};
 
 /// The OpenAPI document, kept in the repository as `docs/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -88,54 +88,6 @@ impl From<SongRecord> for SongJson {
             content_hash: song.content_hash,
             num_peaks: song.num_peaks,
         }
-    }
-}
-
-/// `GET /api/v1/songs/{id}/shared-audio`.
-#[derive(Clone, Debug, Serialize)]
-pub struct SharedAudioJson {
-    /// The song asked about.
-    pub song_id: i64,
-    /// Songs with the same audio from start to end (the same recording in another file).
-    pub same_audio: Vec<i64>,
-    /// Songs this song is heard inside (a medley, a mix), with where it starts in them.
-    pub heard_in: Vec<SongAtJson>,
-    /// Songs heard inside this one, with where they start in it.
-    pub contains: Vec<SongAtJson>,
-}
-
-/// A song and a time, seconds.
-#[derive(Clone, Debug, Serialize)]
-pub struct SongAtJson {
-    /// Song id.
-    pub song_id: i64,
-    /// Where the shorter song starts in the longer one, seconds.
-    pub from_seconds: f64,
-}
-
-impl SharedAudioJson {
-    /// Song `id`'s side of `report`.
-    fn of_song(id: i64, report: &SharedAudioReport) -> Self {
-        let mut json = Self {
-            song_id: id,
-            same_audio: Vec::new(),
-            heard_in: Vec::new(),
-            contains: Vec::new(),
-        };
-        for (other, relation) in report.relations_of(id) {
-            match relation {
-                SharedAudioRelation::SameAudio => json.same_audio.push(other),
-                SharedAudioRelation::HeardIn(from_seconds) => json.heard_in.push(SongAtJson {
-                    song_id: other,
-                    from_seconds,
-                }),
-                SharedAudioRelation::Contains(from_seconds) => json.contains.push(SongAtJson {
-                    song_id: other,
-                    from_seconds,
-                }),
-            }
-        }
-        json
     }
 }
 
@@ -682,7 +634,7 @@ pub async fn get_song(
 pub async fn shared_audio(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<SharedAudioJson>, ApiError> {
+) -> Result<Json<SongSharedAudio>, ApiError> {
     let id = song_id(id)?;
     let shared = Arc::clone(&state.shared);
     analysis(&state, move || {
@@ -695,7 +647,7 @@ pub async fn shared_audio(
             return Err(ApiError::SongNotFound(id));
         }
         let report = library.shared_audio_of(id)?;
-        Ok(Json(SharedAudioJson::of_song(id, &report)))
+        Ok(Json(SongSharedAudio::of_song(id, &report)))
     })
     .await
 }

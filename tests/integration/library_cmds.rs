@@ -1479,4 +1479,42 @@ fn duplicates_finds_the_same_audio_twice_and_a_song_inside_a_medley() {
             .contains("4 songs checked: 1 pair with the same audio, 2 songs heard inside another"),
         "{text}"
     );
+
+    // One song at a time: each side of the pair and of the medley.
+    let one = |id: i64| {
+        let run = sandbox.run(["duplicates", &id.to_string(), "--json"]);
+        run.expect_code(0, "duplicates ID");
+        run.json()
+    };
+    let side = one(a);
+    assert_eq!(side["same_audio"], serde_json::json!([copy]), "{side}");
+    assert_eq!(side["heard_in"][0]["song_id"], medley_id, "{side}");
+    assert_eq!(side["contains"], serde_json::json!([]), "{side}");
+    let side = one(medley_id);
+    assert_eq!(side["same_audio"], serde_json::json!([]), "{side}");
+    let inside: Vec<i64> = side["contains"]
+        .as_array()
+        .expect("a contains array")
+        .iter()
+        .filter_map(|at| at["song_id"].as_i64())
+        .collect();
+    assert_eq!(inside, pair, "{side}");
+    let text = sandbox.run(["duplicates", &id("Song B").to_string()]);
+    text.expect_code(0, "duplicates ID");
+    assert!(
+        text.stdout.contains("no other song shares its audio"),
+        "{text}"
+    );
+    let text = sandbox.run(["duplicates", &medley_id.to_string()]);
+    assert!(
+        text.stdout
+            .contains(&format!("contains:   {a} \"Song A\" from 0:10 (10.0 s)")),
+        "{text}"
+    );
+    let missing = sandbox.run(["duplicates", "99999"]);
+    missing.expect_code(2, "duplicates of an unknown id");
+    assert!(
+        missing.stderr.contains("no song with id 99999"),
+        "{missing}"
+    );
 }
