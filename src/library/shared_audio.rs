@@ -198,6 +198,12 @@ impl Library {
         let mut answering: Vec<i64> = excerpts.answers.iter().map(|&(id, _)| id).collect();
         answering.sort_unstable();
         answering.dedup();
+        tracing::debug!(
+            "song {song_id}: {} excerpts answered {} times by {} other songs, each checked back",
+            excerpts.played,
+            excerpts.answers.len(),
+            answering.len()
+        );
         for other in answering {
             let back = self.heard_in_other_songs(other)?;
             found.extend(back.into_iter().filter(|b| b.other_id == song_id));
