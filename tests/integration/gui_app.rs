@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audiofp::config::{FingerprintConfig, MatchConfig};
+use audiofp::engine::Fingerprint;
 use audiofp::gui::AudiofpApp;
 use audiofp::gui::app::Page;
 use audiofp::gui::settings::Settings;
 use audiofp::gui::{detail_panel, results_panel};
-use audiofp::index::{OpenMode, StorageKind};
+use audiofp::index::{NewSong, OpenMode, StorageKind};
 use audiofp::library::Library;
 use audiofp::testkit::{distort, synth, wav};
 use audiofp::worker::{AudioChunk, Event, SongRow, WorkerConfig};
@@ -501,17 +502,36 @@ fn files_held_over_the_window_show_what_dropping_them_will_do() {
 /// missing); returns its id and its samples.
 fn index_one_song(db: &Path, seed: u64, title: &str) -> (i64, Vec<f32>) {
     let (song, fingerprint, samples) = common::fingerprinted_song(seed, title);
-    let id = Library::open(
+    (add_to_index(db, &song, &fingerprint), samples)
+}
+
+/// Adds `song` with `fingerprint` to the SQLite index at `db` (created if missing); returns
+/// its id.
+fn add_to_index(db: &Path, song: &NewSong, fingerprint: &Fingerprint) -> i64 {
+    Library::open(
         &StorageKind::Sqlite(db.to_path_buf()),
         &FingerprintConfig::default(),
         &MatchConfig::default(),
         OpenMode::CreateIfMissing,
     )
     .unwrap()
-    .add(&song, &fingerprint)
+    .add(song, fingerprint)
     .unwrap()
-    .id;
-    (id, samples)
+    .id
+}
+
+/// Opens the Song page of the library's song titled `title` and waits for it to load.
+fn open_song_page(harness: &mut Harness<'_, AudiofpApp>, title: &str) {
+    harness.state_mut().set_page(Page::Library);
+    harness.step();
+    harness.get_by_label(title).click();
+    harness.run_steps(2);
+    harness.get_by_label("Show spectrogram").click();
+    harness.step();
+    step_until(harness, &format!("the page of {title}"), |app| {
+        app.detail().is_loaded()
+    });
+    assert_eq!(harness.state().page(), Page::Song);
 }
 
 /// The app in a window of `size` on an index holding one generated song titled `title`, showing
@@ -780,16 +800,7 @@ fn the_wheel_over_the_song_spectrogram_zooms_it_in_time() {
         [800.0, 600.0],
     );
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
-    harness.state_mut().set_page(Page::Library);
-    harness.step();
-    harness.get_by_label("Quiet Canal").click();
-    harness.run_steps(2);
-    harness.get_by_label("Show spectrogram").click();
-    harness.step();
-    step_until(&mut harness, "the song page", |app| {
-        app.detail().is_loaded()
-    });
-    assert_eq!(harness.state().page(), Page::Song);
+    open_song_page(&mut harness, "Quiet Canal");
 
     let plot = detail_panel::spectrogram_plot_id(song_id);
     let title = harness.get_by_label("Quiet Canal").rect();
@@ -819,28 +830,12 @@ fn the_song_page_links_a_copy_of_its_audio() {
     let (original_id, _) = index_one_song(&db, 53, "Harbour Lights");
     let (mut copy, fingerprint, _) = common::fingerprinted_song(53, "Harbour Lights (copy)");
     copy.content_hash = "another file of the same recording".to_string();
-    let mut library = Library::open(
-        &StorageKind::Sqlite(db.clone()),
-        &FingerprintConfig::default(),
-        &MatchConfig::default(),
-        OpenMode::MustExist,
-    )
-    .unwrap();
-    let copy_id = library.add(&copy, &fingerprint).unwrap().id;
-    drop(library);
+    let copy_id = add_to_index(&db, &copy, &fingerprint);
     index_one_song(&db, 54, "Open Water");
     let mut harness = harness(StorageKind::Sqlite(db));
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
 
-    harness.state_mut().set_page(Page::Library);
-    harness.step();
-    harness.get_by_label("Harbour Lights").click();
-    harness.run_steps(2);
-    harness.get_by_label("Show spectrogram").click();
-    harness.step();
-    step_until(&mut harness, "the song page", |app| {
-        app.detail().is_loaded()
-    });
+    open_song_page(&mut harness, "Harbour Lights");
     assert!(harness.query_by_label("Also in the library:").is_some());
     assert!(harness.query_by_label("same audio as").is_some());
     harness.get_by_label("Harbour Lights (copy)").click();
@@ -856,15 +851,8 @@ fn the_song_page_links_a_copy_of_its_audio() {
         app.detail().song_id == Some(original_id) && app.detail().is_loaded()
     });
 
-    harness.state_mut().set_page(Page::Library);
-    harness.step();
-    harness.get_by_label("Open Water").click();
-    harness.run_steps(2);
-    harness.get_by_label("Show spectrogram").click();
-    harness.step();
-    step_until(&mut harness, "the other song's page", |app| {
-        app.detail().song_id != Some(original_id) && app.detail().is_loaded()
-    });
+    open_song_page(&mut harness, "Open Water");
+    assert_ne!(harness.state().detail().song_id, Some(original_id));
     assert!(harness.query_by_label("Also in the library:").is_none());
 }
 
