@@ -42,7 +42,16 @@ pub struct HeardIn {
     pub excerpts_matched: usize,
     /// Excerpts played.
     pub excerpts_played: usize,
+    /// The song's length, seconds (as the index holds it).
+    pub song_secs: f64,
+    /// The other song's length, seconds.
+    pub other_secs: f64,
 }
+
+/// Two songs that hold each other from the start are the same audio when their lengths
+/// differ by at most this (a copy may carry a little more silence at its end); otherwise the
+/// shorter one is heard in the longer one (a mix that starts with a song).
+pub const SAME_LENGTH_TOLERANCE_SECS: f64 = 2.0;
 
 /// A song whose audio lies inside another, longer song.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,18 +159,20 @@ impl SongSharedAudio {
     }
 }
 
-/// Pairs that each hold the other at the same alignment are the same audio; a song found in
-/// another from its start on (the other does not start inside it) is heard in it. Findings
-/// whose song starts before the other (a negative offset) are the other's side of a
-/// containment, reported from that side.
+/// Pairs of songs of the same length that each hold the other at the same alignment are the
+/// same audio; a song found in another from its start on (the other does not start inside
+/// it), and not longer than it, is heard in it. Findings whose song starts before the other
+/// (a negative offset), or is the longer of the two, are the other's side of a containment,
+/// reported from that side.
 pub fn classify_findings(found: &[HeardIn]) -> SharedAudioReport {
     let mutual = |a: &HeardIn| {
-        found.iter().any(|b| {
-            b.song_id == a.other_id
-                && b.other_id == a.song_id
-                && a.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
-                && b.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
-        })
+        (a.song_secs - a.other_secs).abs() <= SAME_LENGTH_TOLERANCE_SECS
+            && found.iter().any(|b| {
+                b.song_id == a.other_id
+                    && b.other_id == a.song_id
+                    && a.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+                    && b.offset_secs.abs() <= ALIGNMENT_TOLERANCE_SECS
+            })
     };
     let mut report = SharedAudioReport::default();
     for heard in found {
@@ -169,7 +180,9 @@ pub fn classify_findings(found: &[HeardIn]) -> SharedAudioReport {
             if heard.song_id < heard.other_id {
                 report.same_audio.push([heard.song_id, heard.other_id]);
             }
-        } else if heard.offset_secs >= -ALIGNMENT_TOLERANCE_SECS {
+        } else if heard.offset_secs >= -ALIGNMENT_TOLERANCE_SECS
+            && heard.song_secs <= heard.other_secs + SAME_LENGTH_TOLERANCE_SECS
+        {
             report.contained.push(Containment {
                 song_id: heard.song_id,
                 in_song_id: heard.other_id,
@@ -197,7 +210,7 @@ impl Library {
     /// is found from its own side only.
     pub fn shared_audio_of(&self, song_id: i64) -> Result<SharedAudioReport, LibraryError> {
         let excerpts = self.excerpt_answers(song_id)?;
-        let mut found = agreeing_answers(song_id, &excerpts.answers, excerpts.played);
+        let mut found = self.agreeing_answers(song_id, &excerpts);
         let mut answering: Vec<i64> = excerpts.answers.iter().map(|&(id, _)| id).collect();
         answering.sort_unstable();
         answering.dedup();
@@ -218,11 +231,18 @@ impl Library {
     /// not in the index).
     pub fn heard_in_other_songs(&self, song_id: i64) -> Result<Vec<HeardIn>, LibraryError> {
         let excerpts = self.excerpt_answers(song_id)?;
-        Ok(agreeing_answers(
-            song_id,
-            &excerpts.answers,
-            excerpts.played,
-        ))
+        Ok(self.agreeing_answers(song_id, &excerpts))
+    }
+
+    /// [`agreeing_answers`] of song `song_id`'s excerpts, with the songs' lengths.
+    fn agreeing_answers(&self, song_id: i64, excerpts: &ExcerptAnswers) -> Vec<HeardIn> {
+        let frame_secs = self.config.frame_secs();
+        let length_secs = |id: i64| {
+            self.index
+                .span_of(id)
+                .map_or(0.0, |span| f64::from(span.num_frames) * frame_secs)
+        };
+        agreeing_answers(song_id, &excerpts.answers, excerpts.played, length_secs)
     }
 
     /// Plays song `song_id`'s excerpts and gathers the other songs' answers.
@@ -292,8 +312,14 @@ impl Library {
 
 /// The other songs that answered enough of the `played` excerpts at one alignment: at least
 /// two, or the one excerpt of a short song. Each is reported at the median offset of the
-/// largest group of answers that agree within [`ALIGNMENT_TOLERANCE_SECS`].
-fn agreeing_answers(song_id: i64, answers: &[(i64, f64)], played: usize) -> Vec<HeardIn> {
+/// largest group of answers that agree within [`ALIGNMENT_TOLERANCE_SECS`], with the two
+/// songs' lengths from `length_secs` (asked only of what is reported).
+fn agreeing_answers(
+    song_id: i64,
+    answers: &[(i64, f64)],
+    played: usize,
+    length_secs: impl Fn(i64) -> f64,
+) -> Vec<HeardIn> {
     let needed = played.min(2);
     let mut by_song: HashMap<i64, Vec<f64>> = HashMap::new();
     for &(other_id, offset) in answers {
@@ -319,6 +345,8 @@ fn agreeing_answers(song_id: i64, answers: &[(i64, f64)], played: usize) -> Vec<
                 offset_secs: group[group.len() / 2],
                 excerpts_matched: group.len(),
                 excerpts_played: played,
+                song_secs: length_secs(song_id),
+                other_secs: length_secs(other_id),
             })
         })
         .collect();
@@ -345,7 +373,7 @@ mod tests {
             (2, 40.0),
             (5, 21.7),
         ];
-        let found = agreeing_answers(1, &answers, 3);
+        let found = agreeing_answers(1, &answers, 3, |id| 100.0 + id as f64);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].other_id, 2);
         // The median of the agreeing pair (10.1, 10.15) is the upper one.
@@ -355,9 +383,11 @@ mod tests {
             (2, 3)
         );
         // A short song plays one excerpt; one answer is enough.
-        assert_eq!(agreeing_answers(1, &[(5, 0.0)], 1).len(), 1);
+        assert_eq!((found[0].song_secs, found[0].other_secs), (101.0, 102.0));
+        assert_eq!(agreeing_answers(1, &[(5, 0.0)], 1, |_| 10.0).len(), 1);
     }
 
+    /// Song `song_id` found in `other_id` at `offset_secs`, both 100 s long.
     fn heard(song_id: i64, other_id: i64, offset_secs: f64) -> HeardIn {
         HeardIn {
             song_id,
@@ -365,6 +395,8 @@ mod tests {
             offset_secs,
             excerpts_matched: 2,
             excerpts_played: 3,
+            song_secs: 100.0,
+            other_secs: 100.0,
         }
     }
 
@@ -419,5 +451,37 @@ mod tests {
         // A song found in another a little before its start is heard from 0 s.
         let report = classify_findings(&[heard(7, 8, -0.08)]);
         assert_eq!(report.contained[0].from_secs, 0.0);
+
+        // A 60 s mix that starts with a 30 s song: both hold each other from the start, but
+        // the song is heard in the mix, not the same audio; a copy 1.5 s longer (silence at
+        // its end) is still the same audio.
+        let song_in_mix = HeardIn {
+            other_secs: 60.0,
+            song_secs: 30.0,
+            ..heard(11, 10, 0.02)
+        };
+        let mix_in_song = HeardIn {
+            other_secs: 30.0,
+            song_secs: 60.0,
+            ..heard(10, 11, -0.02)
+        };
+        let report = classify_findings(&[song_in_mix, mix_in_song]);
+        assert_eq!(report.same_audio, Vec::<[i64; 2]>::new());
+        assert_eq!(
+            report.relations_of(10),
+            vec![(11, SharedAudioRelation::Contains(0.02))]
+        );
+        let longer_copy = HeardIn {
+            other_secs: 101.5,
+            ..heard(12, 13, 0.0)
+        };
+        let copy_side = HeardIn {
+            song_secs: 101.5,
+            ..heard(13, 12, 0.0)
+        };
+        assert_eq!(
+            classify_findings(&[longer_copy, copy_side]).same_audio,
+            vec![[12, 13]]
+        );
     }
 }

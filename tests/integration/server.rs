@@ -952,16 +952,23 @@ async fn an_uploaded_song_is_indexed_searchable_and_not_indexed_twice() {
 }
 
 /// `shared-audio` tells a song's other copy (the same samples, quieter: other bytes, so not a
-/// 409) from a medley that plays the whole song after 10 s of other music, from each side.
+/// 409) from a medley that plays the whole song after 10 s of other music, and from a mix that
+/// starts with it (each holds the other from the start, but the mix is longer), from each
+/// side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_audio_names_a_copy_and_a_medley_from_each_side() {
+async fn shared_audio_names_a_copy_a_medley_and_a_mix_from_each_side() {
     let server = TestServer::start().await;
     let song = &library_songs()[0];
     let quieter: Vec<f32> = song.samples.iter().map(|s| s * 0.7).collect();
     let intro = synth::song(2003, 10.0, SR);
     let medley = [intro.as_slice(), &song.samples].concat();
+    let mix = [song.samples.as_slice(), &library_songs()[1].samples].concat();
     let mut uploaded = Vec::new();
-    for (samples, name) in [(&quieter, "copy.wav"), (&medley, "medley.wav")] {
+    for (samples, name) in [
+        (&quieter, "copy.wav"),
+        (&medley, "medley.wav"),
+        (&mix, "mix.wav"),
+    ] {
         let response = server
             .post_audio("/api/v1/songs", wav_bytes(samples, SR), name, &[])
             .await;
@@ -969,7 +976,8 @@ async fn shared_audio_names_a_copy_and_a_medley_from_each_side() {
         let created: Value = response.json().await.unwrap();
         uploaded.push(created["id"].as_i64().unwrap());
     }
-    let (original, copy, medley_id) = (server.ids[0], uploaded[0], uploaded[1]);
+    let (original, copy, medley_id, mix_id) =
+        (server.ids[0], uploaded[0], uploaded[1], uploaded[2]);
     let near = |value: &Value, seconds: f64| {
         (value.as_f64().unwrap_or(f64::NAN) - seconds).abs() <= OFFSET_TOLERANCE_SECS
     };
@@ -981,9 +989,11 @@ async fn shared_audio_names_a_copy_and_a_medley_from_each_side() {
     assert_eq!(report["same_audio"], serde_json::json!([copy]), "{report}");
     assert_eq!(report["contains"], serde_json::json!([]), "{report}");
     let heard_in = report["heard_in"].as_array().unwrap();
-    assert_eq!(heard_in.len(), 1, "{report}");
+    assert_eq!(heard_in.len(), 2, "{report}");
     assert_eq!(heard_in[0]["song_id"], medley_id, "{report}");
     assert!(near(&heard_in[0]["from_seconds"], 10.0), "{report}");
+    assert_eq!(heard_in[1]["song_id"], mix_id, "{report}");
+    assert!(near(&heard_in[1]["from_seconds"], 0.0), "{report}");
 
     let report = server
         .get_json(&format!("/api/v1/songs/{medley_id}/shared-audio"))
@@ -1001,9 +1011,39 @@ async fn shared_audio_names_a_copy_and_a_medley_from_each_side() {
         "{report}"
     );
 
+    let report = server
+        .get_json(&format!("/api/v1/songs/{mix_id}/shared-audio"))
+        .await;
+    assert_eq!(report["same_audio"], serde_json::json!([]), "{report}");
+    assert_eq!(report["heard_in"], serde_json::json!([]), "{report}");
+    let contains: Vec<(i64, f64)> = report["contains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["song_id"].as_i64().unwrap(),
+                c["from_seconds"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        (original, 0.0),
+        (server.ids[1], SONG_SECS as f64),
+        (copy, 0.0),
+    ];
+    assert_eq!(contains.len(), expected.len(), "{report}");
+    for ((id, from), (expected_id, expected_from)) in contains.iter().zip(expected) {
+        assert_eq!(*id, expected_id, "{report}");
+        assert!(
+            (from - expected_from).abs() <= OFFSET_TOLERANCE_SECS,
+            "{report}"
+        );
+    }
+
     // A song of its own shares nothing.
     let report = server
-        .get_json(&format!("/api/v1/songs/{}/shared-audio", server.ids[1]))
+        .get_json(&format!("/api/v1/songs/{}/shared-audio", server.ids[2]))
         .await;
     for list in ["same_audio", "heard_in", "contains"] {
         assert_eq!(report[list], serde_json::json!([]), "{report}");
