@@ -4,7 +4,8 @@
 #   assets/listening.png  listening to the (fake) microphone: level meter, live spectrogram
 #   assets/results.png    a match: card, clip-vs-song scatter, offset histogram, history
 #   assets/library.png    the library table
-#   assets/song.png       one song: spectrogram with its fingerprint peaks
+#   assets/song.png       one song (a mix): spectrogram with its fingerprint peaks, the songs
+#                         heard in it
 #   assets/settings.png   preferences
 #   assets/indexing.png   the library while 5 hours of audio are being indexed
 # and the frame-time statistics of the app while it indexes (AUDIOFP_FRAME_STATS=1), printed
@@ -54,6 +55,14 @@ for i in $(seq 1 16); do
     -c:a flac "$work/music/$(printf %02d "$i") $title.flac"
 done
 "$bin" --db "$work/index.db" index "$work/music" >/dev/null
+# A DJ mix of songs 1 and 2, indexed a second later so that it heads the table (newest
+# first): its page (assets/song.png) names the songs heard in it.
+sleep 1.1
+mkdir -p "$work/mixes"
+ffmpeg -loglevel error -y -i "$work/music/01 Harbour Lights.flac" -i "$work/music/02 Copper Lanterns.flac" \
+  -filter_complex "[0:a][1:a]concat=n=2:v=0:a=1" -metadata title="Night Mix" \
+  -metadata artist="DJ Lantern" -metadata album="Mixes" -c:a flac "$work/mixes/Night Mix.flac"
+"$bin" --db "$work/index.db" index "$work/mixes" >/dev/null
 # The clip the demo made: 5 s of song 9 ("Salt and Static") from 0:12.5, stereo for paplay.
 ffmpeg -loglevel error -y -i "$work/demo/clips/clip1.wav" -ac 2 "$work/clip-stereo.wav"
 # And 5 s of a song that is not in the library (the listening shot keeps listening).
