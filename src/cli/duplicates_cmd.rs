@@ -125,21 +125,15 @@ fn one_song(library: &Library, id: i64, json: bool) -> anyhow::Result<u8> {
     for other in &side.same_audio {
         outln!("  same audio: {}", name(*other))?;
     }
-    for at in &side.heard_in {
-        outln!(
-            "  heard in:   {} from {} ({:.1} s)",
-            name(at.song_id),
-            clock(at.from_seconds),
-            at.from_seconds
-        )?;
-    }
-    for at in &side.contains {
-        outln!(
-            "  contains:   {} from {} ({:.1} s)",
-            name(at.song_id),
-            clock(at.from_seconds),
-            at.from_seconds
-        )?;
+    for (relation, songs) in [("heard in:", &side.heard_in), ("contains:", &side.contains)] {
+        for at in songs {
+            outln!(
+                "  {relation:<11} {} from {} ({:.1} s)",
+                name(at.song_id),
+                clock(at.from_seconds),
+                at.from_seconds
+            )?;
+        }
     }
     if side.same_audio.is_empty() && side.heard_in.is_empty() && side.contains.is_empty() {
         outln!("  no other song shares its audio")?;
