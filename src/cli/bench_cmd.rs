@@ -11,6 +11,7 @@ use super::output::{bytes, out, outln, print_json};
 use super::{Cli, EXIT_OK, fingerprint_config, match_config};
 use crate::bench::{self, ClipResult, CorpusOptions, CorpusReport, ListeningReport};
 use crate::cancel::CancelToken;
+use crate::config::MatchConfig;
 use crate::engine::{self, AudioSource, Side};
 use crate::listening;
 
@@ -90,7 +91,12 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<u8> {
         "measures an SQLite index it builds in a temporary folder (--write-db saves a --scale library)",
     )?;
     let config = fingerprint_config()?;
-    let match_config = match_config()?;
+    // The bench measures the top answer, as `identify` gives it by default (and so with the
+    // early answer of a clip whose opening is conclusive).
+    let match_config = MatchConfig {
+        top_n: 1,
+        ..match_config()?
+    };
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -42,6 +42,8 @@ pub struct ScoredSong {
     pub aligned: usize,
     /// Distinct query anchor frames among them.
     pub aligned_frames: usize,
+    /// Clip frame of the first aligned anchor: where the song's evidence starts in the clip.
+    pub first_aligned_frame: u32,
     /// Frames between the first and last aligned anchor.
     pub spread_frames: u32,
     /// Offset of the clip's start in the song, in frames (sub-frame, from the bin's mean).
@@ -92,6 +94,10 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 ///
 /// A clip of an unindexed song, which never answers early, costs one lookup rather than one
 /// and a third.
+///
+/// Only a caller asking for one song (`top_n` 1) gets an early answer: one asking for more
+/// wants every song the clip holds (a clip across two songs, a recorded set), and the
+/// opening cannot tell what comes later.
 pub fn score_early(
     index: &InvertedIndex,
     query: &[Landmark],
@@ -100,7 +106,7 @@ pub fn score_early(
     opening_frames: u32,
 ) -> ScoreOutcome {
     let clip_frames = query.iter().map(|l| l.frame).max().unwrap_or(0);
-    if clip_frames <= opening_frames * 3 / 2 {
+    if config.top_n > 1 || clip_frames <= opening_frames * 3 / 2 {
         return score(index, query, clip, config);
     }
     let (opening, rest): (Vec<Landmark>, Vec<Landmark>) =
@@ -734,7 +740,8 @@ fn song_score(
     frames.sort_unstable();
     frames.dedup();
     let aligned_frames = frames.len();
-    let spread_frames = frames.last().copied().unwrap_or(0) - frames.first().copied().unwrap_or(0);
+    let first_aligned_frame = frames.first().copied().unwrap_or(0);
+    let spread_frames = frames.last().copied().unwrap_or(0) - first_aligned_frame;
     // The song's chance level: its hits at the offsets around the bin.
     let half_width = u64::from(BACKGROUND_HALF_WIDTH_FRAMES);
     let background = centre.saturating_sub(half_width).max(covered.start)
@@ -743,6 +750,7 @@ fn song_score(
     ScoredSong {
         song_id: span.song_id,
         aligned_frames,
+        first_aligned_frame,
         spread_frames,
         aligned: window as usize,
         offset_frames,
@@ -1130,6 +1138,7 @@ mod tests {
             song_id: 1,
             aligned,
             aligned_frames: frames,
+            first_aligned_frame: 0,
             spread_frames: 100,
             offset_frames: 0.0,
             confidence: 0.0,
@@ -1154,6 +1163,7 @@ mod tests {
             song_id: 1,
             aligned: 14,
             aligned_frames: 8,
+            first_aligned_frame: 0,
             spread_frames: 60,
             offset_frames: 0.0,
             confidence: 0.0,
