@@ -22,7 +22,7 @@
 //! strongest [`RepeatRule::max_repeats`] of them.
 
 use super::peaks::Peak;
-use super::postings::{InvertedIndex, SongSpan};
+use super::postings::{InvertedIndex, SONG_GAP_FRAMES, SongSpan};
 
 /// A repeat's fit must exceed chance (the mean fit of the song's offsets) by this many of its
 /// standard deviations (Poisson: the square root of the mean) ...
@@ -101,10 +101,15 @@ pub fn repeats(
     let chance = fits.iter().map(|&fit| f64::from(fit)).sum::<f64>() / fits.len() as f64;
     let floor = (rule.min_share * f64::from(answer_fit))
         .max(chance + CHANCE_MARGIN_SIGMAS * chance.sqrt() + CHANCE_MARGIN_PEAKS);
+    // A clip starts at most half the gap between songs before its song's start: the matcher
+    // gives an earlier start to the song before (a long clip holding other music fits
+    // anywhere there by chance).
+    let earliest = lead.saturating_sub((SONG_GAP_FRAMES / 2) as usize);
     // Local maxima of the fit at or above the floor: (fit, index), strongest first.
     let mut candidates: Vec<(u32, usize)> = fits
         .iter()
         .enumerate()
+        .skip(earliest)
         .filter(|&(_, &fit)| f64::from(fit) >= floor)
         .filter_map(|(i, &fit)| {
             let left = if i > 0 { fits[i - 1] } else { 0 };
@@ -173,6 +178,102 @@ impl PeaksByBin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::landmarks::PairingRule;
+
+    /// `count` pseudo-random peaks over `frames` frames (a xorshift from `seed`).
+    fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut peaks: Vec<Peak> = (0..count)
+            .map(|_| Peak {
+                frame: (next() % u64::from(frames)) as u32,
+                bin: (next() % 400) as u16,
+            })
+            .collect();
+        peaks.sort_unstable();
+        peaks.dedup();
+        peaks
+    }
+
+    /// The peaks of `frames` of `song`, moved to start at clip frame `at`.
+    fn placed(song: &[Peak], frames: std::ops::Range<u32>, at: u32) -> impl Iterator<Item = Peak> {
+        let start = frames.start;
+        song.iter()
+            .filter(move |p| frames.contains(&p.frame))
+            .map(move |p| Peak {
+                frame: p.frame - start + at,
+                bin: p.bin,
+            })
+    }
+
+    /// An index of one song (id 1) of 2,000 frames.
+    fn index_of(song: &[Peak]) -> InvertedIndex {
+        let rule = PairingRule {
+            fan_value: 5,
+            max_delta_frames: 63,
+            max_delta_bins: 127,
+            dt_tolerance: false,
+        };
+        InvertedIndex::build(0.032, rule, |visit| visit(1, 2_000, song)).expect("index")
+    }
+
+    const RULE: RepeatRule = RepeatRule {
+        min_share: 0.5,
+        min_separation_frames: 30.0,
+        max_repeats: 10,
+    };
+
+    #[test]
+    fn a_passage_the_song_plays_twice_is_a_repeat() {
+        let song = random_peaks(7, 2_000, 900);
+        // Frames 1,500-1,600 replaced by a copy of frames 1,000-1,100: a loop played twice.
+        let mut looped: Vec<Peak> = song
+            .iter()
+            .copied()
+            .filter(|p| !(1_500..1_600).contains(&p.frame))
+            .chain(placed(&song, 1_000..1_100, 1_500))
+            .collect();
+        looped.sort_unstable();
+        let index = index_of(&looped);
+        let clip: Vec<Peak> = placed(&song, 1_000..1_100, 0).collect();
+        let found = repeats(
+            &index,
+            &clip,
+            index.span_of(1).expect("span"),
+            1_000.0,
+            RULE,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!((found[0].offset_frames - 1_500.0).abs() < 1.0, "{found:?}");
+    }
+
+    #[test]
+    fn a_repeat_never_puts_the_clip_before_its_song() {
+        let song = random_peaks(7, 2_000, 900);
+        let index = index_of(&song);
+        // Song frames 1,000-1,100, 400 frames of other music, then the song's opening (frames
+        // 0-100): at offset -500 the clip's end lies on the song's start as well as its start
+        // lies on frame 1,000, but a clip starting 500 frames before a song belongs to the
+        // song before it, not to another place in this one.
+        let mut clip: Vec<Peak> = placed(&song, 1_000..1_100, 0)
+            .chain(placed(&random_peaks(8, 400, 180), 0..400, 100))
+            .chain(placed(&song, 0..100, 500))
+            .collect();
+        clip.sort_unstable();
+        let found = repeats(
+            &index,
+            &clip,
+            index.span_of(1).expect("span"),
+            1_000.0,
+            RULE,
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
 
     #[test]
     fn peaks_are_grouped_by_bin_in_frame_order() {
