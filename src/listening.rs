@@ -175,6 +175,7 @@ mod tests {
             offset_secs: 0.0,
             aligned: 5,
             aligned_frames: 5,
+            aligned_from_secs: 0.0,
             aligned_span_secs: 1.0,
             song_hits: 0,
             background_secs: 0.0,

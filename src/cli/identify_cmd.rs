@@ -242,11 +242,16 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
             query_hashes: 0,
             speed: 1.0,
             pitch_semitones: 0.0,
-            error: Some(ErrorJson {
-                code: error_code(&err).to_string(),
-                message: err.to_string(),
-            }),
+            error: Some(error_json(&err)),
         },
+    }
+}
+
+/// A library error in `--json` output.
+pub fn error_json(err: &LibraryError) -> ErrorJson {
+    ErrorJson {
+        code: error_code(err).to_string(),
+        message: err.to_string(),
     }
 }
 

@@ -11,6 +11,7 @@ mod identify_cmd;
 mod index_cmd;
 mod library_cmds;
 mod output;
+mod tracklist_cmd;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -94,6 +95,9 @@ pub enum Command {
     Remove(library_cmds::RemoveArgs),
     /// Totals: songs, hours, hashes, bytes on disk.
     Stats(library_cmds::JsonFlag),
+    /// Name every song heard in a long recording (a DJ set, a radio show), when, and from
+    /// where in the song.
+    Tracklist(tracklist_cmd::TracklistArgs),
     /// Find songs that share audio: the same recording indexed twice (a FLAC and its MP3),
     /// or a track that holds another (a medley, a mix); in the whole library, or for one song.
     Duplicates(duplicates_cmd::DuplicatesArgs),
@@ -122,6 +126,7 @@ impl Cli {
             Some(Command::Show(args)) => args.json,
             Some(Command::Remove(args)) => args.json,
             Some(Command::Stats(args)) => args.json,
+            Some(Command::Tracklist(args)) => args.json,
             Some(Command::Duplicates(args)) => args.json,
             // `export -` writes the export itself to standard output: no JSON may follow it.
             Some(Command::Export(args)) => args.json && args.file.as_os_str() != "-",
@@ -387,6 +392,7 @@ fn run(cli: &Cli, run_gui: impl FnOnce(&Cli) -> anyhow::Result<()>) -> anyhow::R
         Some(Command::Show(args)) => library_cmds::show(cli, args),
         Some(Command::Remove(args)) => library_cmds::remove(cli, args),
         Some(Command::Stats(args)) => library_cmds::stats(cli, args),
+        Some(Command::Tracklist(args)) => tracklist_cmd::run(cli, args),
         Some(Command::Duplicates(args)) => duplicates_cmd::run(cli, args),
         Some(Command::Export(args)) => library_cmds::export(cli, args),
         Some(Command::Import(args)) => library_cmds::import(cli, args),

@@ -70,7 +70,8 @@ pub enum AudioSource<'a> {
 }
 
 impl AudioSource<'_> {
-    fn display_path(&self) -> PathBuf {
+    /// The file's path, or the name an upload was given.
+    pub fn display_path(&self) -> PathBuf {
         match self {
             AudioSource::File(path) => path.to_path_buf(),
             AudioSource::Bytes { name, .. } => PathBuf::from(name),

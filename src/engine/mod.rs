@@ -21,6 +21,7 @@ pub mod repeats;
 pub mod resample;
 pub mod stft;
 pub mod verify;
+pub mod windows;
 
 pub use decode::{AudioSource, DecodeSummary, Tags, undecodable_format_name};
 pub use error::EngineError;

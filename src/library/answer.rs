@@ -21,6 +21,9 @@ pub struct Match {
     pub aligned: usize,
     /// Distinct clip frames among them.
     pub aligned_frames: usize,
+    /// Where in the clip the aligned landmarks start, seconds (0 unless the clip runs into
+    /// the song from another).
+    pub aligned_from_secs: f64,
     /// Seconds of the clip the aligned landmarks span.
     pub aligned_span_secs: f64,
     /// Hits of the clip in the song at offsets near this one (its chance level).

@@ -13,6 +13,7 @@
 mod answer;
 mod saved_index;
 mod shared_audio;
+mod tracklist;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use shared_audio::{
     ALIGNMENT_TOLERANCE_SECS, Containment, HeardIn, SharedAudioRelation, SharedAudioReport, SongAt,
     SongSharedAudio, classify_findings,
 };
+pub use tracklist::{Tracklist, TracklistEntry, WINDOW_SECS as TRACKLIST_WINDOW_SECS};
 
 /// Errors of library operations.
 #[derive(Debug, thiserror::Error)]
@@ -496,8 +498,18 @@ impl Library {
         fingerprint: &Fingerprint,
         analysis_ms: f64,
     ) -> Result<Identification, LibraryError> {
+        self.match_fingerprint_top(fingerprint, analysis_ms, self.match_config.top_n)
+    }
+
+    /// [`Library::match_fingerprint`] for at most `top_n` songs.
+    fn match_fingerprint_top(
+        &self,
+        fingerprint: &Fingerprint,
+        analysis_ms: f64,
+        top_n: usize,
+    ) -> Result<Identification, LibraryError> {
         let started = Instant::now();
-        let outcome = self.score_fingerprint(fingerprint);
+        let outcome = self.score_fingerprint(fingerprint, top_n);
         let repeats = outcome
             .matches
             .iter()
@@ -513,9 +525,9 @@ impl Library {
         )
     }
 
-    /// The scorer's outcome for an analysed clip: the songs and offsets, before the store is
-    /// read for their records.
-    fn score_fingerprint(&self, fingerprint: &Fingerprint) -> ScoreOutcome {
+    /// The scorer's outcome for an analysed clip, at most `top_n` songs: the songs and
+    /// offsets, before the store is read for their records.
+    fn score_fingerprint(&self, fingerprint: &Fingerprint, top_n: usize) -> ScoreOutcome {
         let landmarks = self.query_landmarks(fingerprint);
         let opening_frames = (matcher::EARLY_ANSWER_SECS * self.config.frames_per_second()) as u32;
         let threshold = self
@@ -524,6 +536,9 @@ impl Library {
         let mut config = std::borrow::Cow::Borrowed(&self.match_config);
         if threshold > config.threshold {
             config.to_mut().threshold = threshold;
+        }
+        if top_n != config.top_n {
+            config.to_mut().top_n = top_n;
         }
         matcher::score_early(
             &self.index,
@@ -571,6 +586,7 @@ impl Library {
                 offset_secs: (scored.offset_frames * frame_secs).max(0.0),
                 aligned: scored.aligned,
                 aligned_frames: scored.aligned_frames,
+                aligned_from_secs: f64::from(scored.first_aligned_frame) * frame_secs,
                 aligned_span_secs: f64::from(scored.spread_frames) * frame_secs,
                 song_hits: scored.song_hits,
                 background_secs: f64::from(scored.background_frames) * frame_secs,

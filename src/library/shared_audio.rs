@@ -288,7 +288,7 @@ impl Library {
                 contrast: None,
             };
             // The scorer's matches are enough: their songs' records and repeats are not needed.
-            let outcome = self.score_fingerprint(&clip);
+            let outcome = self.score_fingerprint(&clip, self.match_config.top_n);
             answers.extend(
                 outcome
                     .matches

@@ -25,3 +25,4 @@ mod long_file;
 mod server;
 mod speed_and_pitch;
 mod sqlite_concurrency;
+mod tracklist;

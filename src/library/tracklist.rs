@@ -1,0 +1,266 @@
+//! Tracklist: every song heard in a long recording (a DJ set, a radio show), and when.
+//!
+//! The recording is cut into windows of [`WINDOW_SECS`] that start every [`HOP_SECS`]
+//! ([`engine::windows`]); each window is identified as a clip of that length is, for its best
+//! [`SONGS_PER_WINDOW`] songs (two songs play at once in a crossfade). Windows that name one
+//! song at one place (the song's start lies at the same moment of the recording, within
+//! [`SAME_PLACE_SECS`]) with at most one window between them become one entry: from where the
+//! first window's evidence for the song starts to where the last one's ends. A song's entries
+//! that follow on from one another are then joined (see [`merge_continuations`]).
+//!
+//! An entry must come from at least [`MIN_WINDOWS`] windows (any recording of one window
+//! excepted): each window is a chance for unindexed music to meet the threshold, and a chance
+//! match rarely repeats at the same place in the next window. A song heard for less than a
+//! window and a half can miss that; a song mixed in at another speed than its own is not
+//! searched for (as `identify` searches a clip that names nothing).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Identification, Library, LibraryError, elapsed_ms};
+use crate::cancel::CancelToken;
+use crate::engine::windows::{self, WindowPlan};
+use crate::engine::{self, AudioSource, EngineError, Side};
+use crate::index::SongRecord;
+
+/// Length of a window, seconds: the clip length whose answers the bench measures best.
+pub const WINDOW_SECS: f64 = 10.0;
+/// Seconds between the starts of two windows.
+pub const HOP_SECS: f64 = 5.0;
+/// Songs taken from each window.
+pub const SONGS_PER_WINDOW: usize = 2;
+/// Two windows' answers are one place in a song when they put the song's start at the same
+/// moment of the recording within this many seconds (answers are within 0.05 s of the truth
+/// nearly always; a bar-long loop moves the place by a second or more).
+pub const SAME_PLACE_SECS: f64 = 0.25;
+/// Windows an entry needs.
+pub const MIN_WINDOWS: usize = 2;
+/// A window's second song counts when it has at least this share of the first's aligned
+/// hashes: a song mixed in or out does, a short motif two songs share does not (on the
+/// development corpus, d0081's opening sting heard in d0061 gives 2-4 %).
+pub const SECOND_SONG_MIN_SHARE: f64 = 0.1;
+
+/// One song heard in a recording.
+#[derive(Clone, Debug, Serialize)]
+pub struct TracklistEntry {
+    /// The song.
+    pub song: SongRecord,
+    /// Where it is first heard in the recording, seconds.
+    pub from_secs: f64,
+    /// Where it is last heard, seconds.
+    pub to_secs: f64,
+    /// The song's own position at `from_secs`, seconds.
+    pub song_from_secs: f64,
+    /// The highest confidence of the windows that named it.
+    pub confidence: f64,
+    /// Windows that named it there.
+    pub windows: usize,
+}
+
+/// The songs of a recording, in the order they start.
+#[derive(Clone, Debug, Default)]
+pub struct Tracklist {
+    /// Songs heard, by `from_secs`.
+    pub entries: Vec<TracklistEntry>,
+    /// Length of the recording, seconds.
+    pub recording_secs: f64,
+    /// Windows identified.
+    pub windows: usize,
+    /// Windows with nothing to identify (silence between songs).
+    pub silent_windows: usize,
+    /// Time taken, decoding included, ms.
+    pub elapsed_ms: f64,
+}
+
+impl Library {
+    /// The songs heard in a recording, and when (see the module's documentation).
+    /// `on_progress` is called after each window with the seconds of the recording done.
+    pub fn tracklist(
+        &self,
+        source: AudioSource<'_>,
+        cancel: &CancelToken,
+        mut on_progress: impl FnMut(f64),
+    ) -> Result<Tracklist, LibraryError> {
+        self.ensure_loaded()?;
+        let started = Instant::now();
+        let name = source.display_path().display().to_string();
+        let plan = WindowPlan {
+            window_secs: WINDOW_SECS,
+            hop_secs: HOP_SECS,
+        };
+        let mut places = Places::default();
+        let mut tracklist = Tracklist::default();
+        let mut failure: Option<LibraryError> = None;
+        let walked = windows::for_each_window(source, plan, cancel, |window| {
+            if failure.is_some() {
+                // Stops decoding; the failure is returned below.
+                return Err(EngineError::Cancelled);
+            }
+            tracklist.windows += 1;
+            let fingerprint = match engine::fingerprint_samples(
+                window.samples,
+                window.sample_rate_hz,
+                &self.config,
+                &self.match_config,
+                Side::Query,
+            ) {
+                Ok(fingerprint) => fingerprint,
+                Err(EngineError::Silent { .. } | EngineError::TooShort { .. }) => {
+                    tracklist.silent_windows += 1;
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            };
+            match self.match_fingerprint_top(&fingerprint, 0.0, SONGS_PER_WINDOW) {
+                Ok(identification) => places.add(window.start_secs, identification),
+                Err(err) => failure = Some(err),
+            }
+            on_progress(window.start_secs + fingerprint.duration_secs);
+            Ok(())
+        });
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        tracklist.recording_secs = walked?;
+        if tracklist.recording_secs < self.match_config.min_clip_secs {
+            return Err(EngineError::TooShort {
+                source_name: name,
+                secs: tracklist.recording_secs,
+                min_secs: self.match_config.min_clip_secs,
+            }
+            .into());
+        }
+        if tracklist.silent_windows == tracklist.windows {
+            return Err(EngineError::Silent { source_name: name }.into());
+        }
+        let min_windows = if tracklist.windows == 1 {
+            1
+        } else {
+            MIN_WINDOWS
+        };
+        tracklist.entries = places.into_entries(min_windows);
+        tracklist.elapsed_ms = elapsed_ms(started);
+        Ok(tracklist)
+    }
+}
+
+/// The places found so far: an entry and where its song starts in the recording.
+#[derive(Default)]
+struct Places {
+    open: Vec<Place>,
+    /// Windows seen.
+    windows: usize,
+}
+
+struct Place {
+    entry: TracklistEntry,
+    /// Moment of the recording where the song's start lies, seconds.
+    song_start_secs: f64,
+    /// Index of the last window that named it.
+    last_window: usize,
+}
+
+impl Places {
+    /// Adds the answer of the window starting at `start_secs`.
+    fn add(&mut self, start_secs: f64, identification: Identification) {
+        let window = self.windows;
+        self.windows += 1;
+        let first_aligned = identification.matches.first().map_or(0, |m| m.aligned);
+        let min_aligned = SECOND_SONG_MIN_SHARE * first_aligned as f64;
+        for found in identification.matches {
+            if (found.aligned as f64) < min_aligned {
+                continue;
+            }
+            let song_start_secs = start_secs - found.offset_secs;
+            let from_secs = start_secs + found.aligned_from_secs;
+            let to_secs = from_secs + found.aligned_span_secs;
+            let same_place = |place: &&mut Place| {
+                place.entry.song.id == found.song.id
+                    && window - place.last_window <= 2
+                    && (place.song_start_secs - song_start_secs).abs() <= SAME_PLACE_SECS
+            };
+            if let Some(place) = self.open.iter_mut().rev().find(same_place) {
+                let entry = &mut place.entry;
+                entry.to_secs = entry.to_secs.max(to_secs);
+                entry.confidence = entry.confidence.max(found.confidence);
+                entry.windows += 1;
+                place.last_window = window;
+                continue;
+            }
+            self.open.push(Place {
+                entry: TracklistEntry {
+                    song: found.song,
+                    from_secs,
+                    to_secs,
+                    song_from_secs: found.offset_secs + found.aligned_from_secs,
+                    confidence: found.confidence,
+                    windows: 1,
+                },
+                song_start_secs,
+                last_window: window,
+            });
+        }
+    }
+
+    /// The entries named by at least `min_windows` windows (counted once continuations are
+    /// joined), by their start.
+    fn into_entries(self, min_windows: usize) -> Vec<TracklistEntry> {
+        let mut entries: Vec<TracklistEntry> =
+            self.open.into_iter().map(|place| place.entry).collect();
+        entries.sort_by(|a, b| {
+            a.from_secs
+                .total_cmp(&b.from_secs)
+                .then(a.song.id.cmp(&b.song.id))
+        });
+        let (kept, dropped): (Vec<TracklistEntry>, Vec<TracklistEntry>) =
+            merge_continuations(entries)
+                .into_iter()
+                .partition(|entry| entry.windows >= min_windows);
+        for entry in dropped {
+            tracing::debug!(
+                "tracklist: song {} at {:.1}-{:.1} s (confidence {:.3}) named by {} window(s) only: left out",
+                entry.song.id,
+                entry.from_secs,
+                entry.to_secs,
+                entry.confidence,
+                entry.windows
+            );
+        }
+        kept
+    }
+}
+
+/// Entries in start order with each song's entries that follow on from one another (the next
+/// starts within a hop of the previous one's end) joined: a song built on loops, heard under
+/// noise, is matched by some windows at another repeat than the one playing (and a window
+/// a song fades in on, at a bar like the one playing), which is still one song playing on.
+/// The joined entry takes the place in the song of its part named by most windows, counted
+/// back to the joined entry's start.
+fn merge_continuations(entries: Vec<TracklistEntry>) -> Vec<TracklistEntry> {
+    // Each joined entry, with the windows of its strongest part so far.
+    let mut merged: Vec<(TracklistEntry, usize)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let previous = merged
+            .iter_mut()
+            .rev()
+            .find(|(earlier, _)| earlier.song.id == entry.song.id);
+        match previous {
+            Some((earlier, strongest)) if entry.from_secs <= earlier.to_secs + HOP_SECS => {
+                if entry.windows > *strongest {
+                    *strongest = entry.windows;
+                    earlier.song_from_secs =
+                        entry.song_from_secs - (entry.from_secs - earlier.from_secs);
+                }
+                earlier.to_secs = earlier.to_secs.max(entry.to_secs);
+                earlier.confidence = earlier.confidence.max(entry.confidence);
+                earlier.windows += entry.windows;
+            }
+            _ => {
+                let windows = entry.windows;
+                merged.push((entry, windows));
+            }
+        }
+    }
+    merged.into_iter().map(|(entry, _)| entry).collect()
+}
