@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{clock, outln, print_json, printable};
-use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config};
+use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config_with_threshold};
 use crate::cancel::CancelToken;
 use crate::config::MAX_TOP_MATCHES;
 use crate::engine::EngineError;
@@ -90,19 +90,12 @@ pub struct ErrorJson {
 }
 
 pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
-    let mut match_config = match_config()?;
+    let mut match_config = match_config_with_threshold(args.threshold)?;
     anyhow::ensure!(
         (1..=MAX_TOP_MATCHES).contains(&args.top),
         "--top must be within 1..={MAX_TOP_MATCHES}"
     );
     match_config.top_n = args.top;
-    if let Some(threshold) = args.threshold {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&threshold),
-            "--threshold must be within 0..1"
-        );
-        match_config.threshold = threshold;
-    }
     let library = cli.open_library(OpenMode::MustExist, &match_config)?;
     if library.inverted_index().song_count() == 0 {
         eprintln!(

@@ -229,6 +229,19 @@ pub fn match_config() -> anyhow::Result<MatchConfig> {
         .map_err(|e| anyhow::anyhow!("invalid match settings: {e}"))
 }
 
+/// [`match_config`] with a `--threshold` given on the command line, if any.
+pub fn match_config_with_threshold(threshold: Option<f64>) -> anyhow::Result<MatchConfig> {
+    let mut config = match_config()?;
+    if let Some(threshold) = threshold {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&threshold),
+            "--threshold must be within 0..1"
+        );
+        config.threshold = threshold;
+    }
+    Ok(config)
+}
+
 /// The tracing filter for a `--log-level`: at `error` and `warn` (the default) the decoders'
 /// own messages are left out. They do not name the file, and audiofp reports every file that
 /// fails to decode with its path and the reason. A more verbose level, or a filter that names

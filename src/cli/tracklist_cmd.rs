@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::output::{clock, outln, print_json, printable};
-use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config};
+use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config_with_threshold};
 use crate::cancel::CancelToken;
 use crate::engine::AudioSource;
 use crate::index::OpenMode;
@@ -78,14 +78,7 @@ impl From<&TracklistEntry> for EntryJson {
 }
 
 pub fn run(cli: &Cli, args: &TracklistArgs) -> anyhow::Result<u8> {
-    let mut match_config = match_config()?;
-    if let Some(threshold) = args.threshold {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&threshold),
-            "--threshold must be within 0..1"
-        );
-        match_config.threshold = threshold;
-    }
+    let match_config = match_config_with_threshold(args.threshold)?;
     let library = cli.open_library(OpenMode::MustExist, &match_config)?;
     let mut results = Vec::new();
     let (mut any_error, mut any_empty) = (false, false);

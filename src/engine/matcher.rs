@@ -1324,10 +1324,8 @@ mod tests {
     }
 
     use crate::engine::landmarks::{self, PairingRule};
-    use crate::engine::peaks::Peak;
+    use crate::engine::peaks::{Peak, random_peaks};
 
-    /// Deterministic pseudo-random peaks: `count` peaks over `frames` frames, bins skewed low.
-    /// The peaks of `frames` of a song, as a clip starting there (its frames from 0).
     /// Pairs of each peak with its next 5 within 63 frames and 127 bins, no dt tolerance.
     fn plain_rule() -> PairingRule {
         PairingRule {
@@ -1361,6 +1359,7 @@ mod tests {
         query
     }
 
+    /// The peaks of `frames` of a song, as a clip starting there (its frames from 0).
     fn excerpt(song: &[Peak], frames: std::ops::Range<u32>) -> Vec<Peak> {
         song.iter()
             .filter(|p| frames.contains(&p.frame))
@@ -1369,28 +1368,6 @@ mod tests {
                 bin: p.bin,
             })
             .collect()
-    }
-
-    fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut peaks: Vec<Peak> = (0..count)
-            .map(|_| {
-                let u = (next() % 1000) as f64 / 1000.0;
-                Peak {
-                    frame: (next() % u64::from(frames)) as u32,
-                    bin: (u * u * 400.0) as u16,
-                }
-            })
-            .collect();
-        peaks.sort_unstable();
-        peaks.dedup();
-        peaks
     }
 
     fn peaks_only(peaks: &[Peak]) -> ClipEvidence<'_> {

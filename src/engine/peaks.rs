@@ -321,6 +321,31 @@ fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Ve
     );
 }
 
+/// Deterministic pseudo-random peaks for tests: `count` peaks over `frames` frames, bins
+/// skewed low (a xorshift from `seed`), sorted, without duplicates.
+#[cfg(test)]
+pub(crate) fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut peaks: Vec<Peak> = (0..count)
+        .map(|_| {
+            let u = (next() % 1000) as f64 / 1000.0;
+            Peak {
+                frame: (next() % u64::from(frames)) as u32,
+                bin: (u * u * 400.0) as u16,
+            }
+        })
+        .collect();
+    peaks.sort_unstable();
+    peaks.dedup();
+    peaks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,26 +179,7 @@ impl PeaksByBin {
 mod tests {
     use super::*;
     use crate::engine::landmarks::PairingRule;
-
-    /// `count` pseudo-random peaks over `frames` frames (a xorshift from `seed`).
-    fn random_peaks(seed: u64, frames: u32, count: usize) -> Vec<Peak> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut peaks: Vec<Peak> = (0..count)
-            .map(|_| Peak {
-                frame: (next() % u64::from(frames)) as u32,
-                bin: (next() % 400) as u16,
-            })
-            .collect();
-        peaks.sort_unstable();
-        peaks.dedup();
-        peaks
-    }
+    use crate::engine::peaks::random_peaks;
 
     /// The peaks of `frames` of `song`, moved to start at clip frame `at`.
     fn placed(song: &[Peak], frames: std::ops::Range<u32>, at: u32) -> impl Iterator<Item = Peak> {
