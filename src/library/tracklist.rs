@@ -236,7 +236,7 @@ impl Places {
 /// noise, is matched by some windows at another repeat than the one playing (and a window
 /// a song fades in on, at a bar like the one playing), which is still one song playing on.
 /// The joined entry takes the place in the song of its part named by most windows, counted
-/// back to the joined entry's start.
+/// back to the joined entry's start (unless that falls before the song's start).
 fn merge_continuations(entries: Vec<TracklistEntry>) -> Vec<TracklistEntry> {
     // Each joined entry, with the windows of its strongest part so far.
     let mut merged: Vec<(TracklistEntry, usize)> = Vec::with_capacity(entries.len());
@@ -247,10 +247,11 @@ fn merge_continuations(entries: Vec<TracklistEntry>) -> Vec<TracklistEntry> {
             .find(|(earlier, _)| earlier.song.id == entry.song.id);
         match previous {
             Some((earlier, strongest)) if entry.from_secs <= earlier.to_secs + HOP_SECS => {
-                if entry.windows > *strongest {
+                // Counted back, a part at another repeat can put the start before the song's.
+                let counted_back = entry.song_from_secs - (entry.from_secs - earlier.from_secs);
+                if entry.windows > *strongest && counted_back >= 0.0 {
                     *strongest = entry.windows;
-                    earlier.song_from_secs =
-                        entry.song_from_secs - (entry.from_secs - earlier.from_secs);
+                    earlier.song_from_secs = counted_back;
                 }
                 earlier.to_secs = earlier.to_secs.max(entry.to_secs);
                 earlier.confidence = earlier.confidence.max(entry.confidence);
@@ -263,4 +264,83 @@ fn merge_continuations(entries: Vec<TracklistEntry>) -> Vec<TracklistEntry> {
         }
     }
     merged.into_iter().map(|(entry, _)| entry).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        song_id: i64,
+        from_secs: f64,
+        to_secs: f64,
+        song_from_secs: f64,
+        windows: usize,
+    ) -> TracklistEntry {
+        TracklistEntry {
+            song: SongRecord {
+                id: song_id,
+                title: format!("song {song_id}"),
+                artist: None,
+                album: None,
+                duration_secs: 300.0,
+                path: None,
+                file_size: None,
+                file_mtime: None,
+                content_hash: String::new(),
+                added_at: 0,
+                num_frames: 0,
+                num_peaks: 0,
+            },
+            from_secs,
+            to_secs,
+            song_from_secs,
+            confidence: 0.9,
+            windows,
+        }
+    }
+
+    fn summary(entries: &[TracklistEntry]) -> Vec<(i64, f64, f64, f64, usize)> {
+        entries
+            .iter()
+            .map(|e| {
+                (
+                    e.song.id,
+                    e.from_secs,
+                    e.to_secs,
+                    e.song_from_secs,
+                    e.windows,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_of_a_song_that_follow_on_are_joined_at_the_strongest_part_s_place() {
+        let joined = merge_continuations(vec![
+            // A fade-in window at a bar like the one playing, then the song for 40 s.
+            entry(1, 10.0, 14.0, 31.0, 1),
+            entry(2, 12.0, 30.0, 0.0, 4),
+            entry(1, 15.0, 55.0, 35.0, 8),
+            // The same song again a minute later: another entry.
+            entry(1, 120.0, 150.0, 90.0, 6),
+        ]);
+        assert_eq!(
+            summary(&joined),
+            [
+                (1, 10.0, 55.0, 30.0, 9),
+                (2, 12.0, 30.0, 0.0, 4),
+                (1, 120.0, 150.0, 90.0, 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_place_counted_back_before_the_song_s_start_is_not_taken() {
+        let joined = merge_continuations(vec![
+            entry(1, 70.0, 80.0, 21.0, 2),
+            entry(1, 84.0, 110.0, 9.0, 5),
+        ]);
+        assert_eq!(summary(&joined), [(1, 70.0, 110.0, 21.0, 7)]);
+    }
 }
