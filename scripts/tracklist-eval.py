@@ -23,6 +23,7 @@ rng=random.Random(int(sys.argv[1]) if len(sys.argv)>1 else 1)
 refs=sorted(os.listdir(R)); negs=sorted(os.listdir(N))
 negs=[n for n in negs if n not in ('d0090.ogg','d0093.ogg')]
 results=[]
+start_errors={}; end_errors={}
 for mix in range(int(sys.argv[2]) if len(sys.argv)>2 else 3):
     parts=[]
     picks=rng.sample(refs,8)+rng.sample(negs,2)
@@ -73,9 +74,25 @@ for mix in range(int(sys.argv[2]) if len(sys.argv)>2 else 3):
             else: wrong+=1; print('  WRONG',cond,g)
         indexed=[tr for tr in truth if tr[0]+'.ogg' in refs]
         found=sum(1 for tr in indexed if tr[0] in matched)
+        # Start and end errors: each played song against its entry overlapping it most.
+        for tr in indexed:
+            over=[g for g in got if g[0]==tr[0] and not (g[2]<tr[1] or g[1]>tr[2])]
+            if over:
+                g=max(over,key=lambda g: min(g[2],tr[2])-max(g[1],tr[1]))
+                start_errors.setdefault(cond,[]).append(g[1]-tr[1]); end_errors.setdefault(cond,[]).append(g[2]-tr[2])
+                if os.environ.get('SHOW') and (abs(g[1]-tr[1])>3 or abs(g[2]-tr[2])>3):
+                    print('   far', cond, 'truth', tr, 'entry', g)
         print(f'mix{mix} {cond}: {found}/{len(indexed)} indexed songs found, {wrong} wrong entries, {len(got)} entries, max offset err {max(offerr) if offerr else 0:.2f}s, {res["processing_time_ms"]:.0f} ms for {res["recording_seconds"]:.0f} s')
-        if os.environ.get('SHOW'):
+        if os.environ.get('SHOW') == 'all':
             for tr in truth: print('   truth',tr)
             for g in got: print('   got',g)
         for tr in truth: 
             if tr[0]+'.ogg' in refs and tr[0] not in matched: print('  MISSED',cond,tr)
+def spread(errors):
+    errors=sorted(errors)
+    if not errors: return 'none'
+    pick=lambda q: errors[min(len(errors)-1,int(q*len(errors)))]
+    return f'min {errors[0]:+.1f} s, median {pick(0.5):+.1f} s, 90 % {pick(0.9):+.1f} s, max {errors[-1]:+.1f} s'
+for cond in start_errors:
+    print(f'{cond}: start of an entry minus the start of the song played ({len(start_errors[cond])}): {spread(start_errors[cond])}')
+    print(f'{cond}: end of an entry minus the end of the song played ({len(end_errors[cond])}): {spread(end_errors[cond])}')

@@ -5,8 +5,11 @@
 //! [`SONGS_PER_WINDOW`] songs (two songs play at once in a crossfade). Windows that name one
 //! song at one place (the song's start lies at the same moment of the recording, within
 //! [`SAME_PLACE_SECS`]) with at most one window between them become one entry: from where the
-//! first window's evidence for the song starts to where the last one's ends. A song's entries
-//! that follow on from one another are then joined (see [`merge_continuations`]).
+//! first window's evidence for the song starts to where the last one's ends. A song that
+//! begins inside a window is found from the next one, whose alignment then shows where in the
+//! window before it starts; an entry starts and ends where the song's landmarks are dense
+//! ([`DENSE_HITS`]), so that chance hits do not stretch it. A song's entries that follow on from
+//! one another are then joined (see [`merge_continuations`]).
 //!
 //! An entry must come from at least [`MIN_WINDOWS`] windows (any recording of one window
 //! excepted): each window is a chance for unindexed music to meet the threshold, and a chance
@@ -14,6 +17,7 @@
 //! window and a half can miss that; a song mixed in at another speed than its own is not
 //! searched for (as `identify` searches a clip that names nothing).
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -21,7 +25,7 @@ use serde::Serialize;
 use super::{Identification, Library, LibraryError, elapsed_ms};
 use crate::cancel::CancelToken;
 use crate::engine::windows::{self, WindowPlan};
-use crate::engine::{self, AudioSource, EngineError, Side};
+use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::SongRecord;
 
 /// Length of a window, seconds: the clip length whose answers the bench measures best.
@@ -58,6 +62,43 @@ pub struct TracklistEntry {
     pub windows: usize,
 }
 
+/// An entry as the CLI's `tracklist --json` and the API's `POST /api/v1/tracklist` show it
+/// (docs/CLI.md, docs/API.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct TracklistEntryJson {
+    pub song_id: i64,
+    pub title: String,
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    /// Song file path at indexing time.
+    pub path: Option<String>,
+    /// Where the song is heard in the recording, seconds.
+    pub from_seconds: f64,
+    pub to_seconds: f64,
+    /// Where in the song the recording picks it up, seconds.
+    pub song_from_seconds: f64,
+    pub confidence: f64,
+    /// Windows that named it there.
+    pub windows: usize,
+}
+
+impl From<&TracklistEntry> for TracklistEntryJson {
+    fn from(entry: &TracklistEntry) -> Self {
+        Self {
+            song_id: entry.song.id,
+            title: entry.song.title.clone(),
+            artist: entry.song.artist.clone(),
+            album: entry.song.album.clone(),
+            path: entry.song.path.clone(),
+            from_seconds: entry.from_secs,
+            to_seconds: entry.to_secs,
+            song_from_seconds: entry.song_from_secs,
+            confidence: entry.confidence,
+            windows: entry.windows,
+        }
+    }
+}
+
 /// The songs of a recording, in the order they start.
 #[derive(Clone, Debug, Default)]
 pub struct Tracklist {
@@ -92,6 +133,8 @@ impl Library {
         let mut places = Places::default();
         let mut tracklist = Tracklist::default();
         let mut failure: Option<LibraryError> = None;
+        // The window before, where a song the current window finds may already start.
+        let mut previous: Option<Seen> = None;
         let walked = windows::for_each_window(source, plan, cancel, |window| {
             if failure.is_some() {
                 // Stops decoding; the failure is returned below.
@@ -112,11 +155,28 @@ impl Library {
                 }
                 Err(err) => return Err(err),
             };
-            match self.match_fingerprint_top(&fingerprint, 0.0, SONGS_PER_WINDOW) {
-                Ok(identification) => places.add(window.start_secs, identification),
-                Err(err) => failure = Some(err),
-            }
             on_progress(window.start_secs + fingerprint.duration_secs);
+            let seen = Seen {
+                start_secs: window.start_secs,
+                fingerprint: Rc::new(fingerprint),
+            };
+            let step = self
+                .match_fingerprint_top(&seen.fingerprint, 0.0, SONGS_PER_WINDOW)
+                .map(|identification| places.add(window.start_secs, identification))
+                .and_then(|named| {
+                    for (place, opened) in named {
+                        let place = &mut places.open[place];
+                        if opened {
+                            self.find_start(place, previous.as_ref(), &seen)?;
+                        }
+                        place.last_seen = Some(seen.clone());
+                    }
+                    Ok(())
+                });
+            if let Err(err) = step {
+                failure = Some(err);
+            }
+            previous = Some(seen);
             Ok(())
         });
         if let Some(err) = failure {
@@ -139,9 +199,87 @@ impl Library {
         } else {
             MIN_WINDOWS
         };
+        for place in &mut places.open {
+            self.find_end(place)?;
+        }
         tracklist.entries = places.into_entries(min_windows);
         tracklist.elapsed_ms = elapsed_ms(started);
         Ok(tracklist)
+    }
+}
+
+/// A window analysed: where it starts in the recording, and its fingerprint.
+#[derive(Clone)]
+struct Seen {
+    start_secs: f64,
+    fingerprint: Rc<Fingerprint>,
+}
+
+/// A song is heard where at least this many of a window's landmarks land on it at its place
+/// within [`DENSE_SECS`]: a few chance hits at the same offset, anywhere in a window, do not
+/// make an entry start early or end late.
+pub const DENSE_HITS: usize = 5;
+/// See [`DENSE_HITS`].
+pub const DENSE_SECS: f64 = 1.0;
+
+impl Library {
+    /// Where `place`'s song starts, from the window that opened it (`seen`) and the one
+    /// before. A song that begins inside a window is not found there (a match places the
+    /// clip's start inside its song), so its entry would start with the next window, up to
+    /// a hop late; with the alignment known, the window before only needs its landmarks that
+    /// land on the song there. The start is the first dense run of them ([`DENSE_HITS`]);
+    /// without one the match's first aligned landmark stays.
+    fn find_start(
+        &self,
+        place: &mut Place,
+        previous: Option<&Seen>,
+        seen: &Seen,
+    ) -> Result<(), LibraryError> {
+        for window in previous.into_iter().chain(std::iter::once(seen)) {
+            let times = self.aligned_times(place, window)?;
+            let first_run = times
+                .windows(DENSE_HITS)
+                .find(|run| run[DENSE_HITS - 1] - run[0] <= DENSE_SECS);
+            if let Some(run) = first_run {
+                place.entry.from_secs = window.start_secs + run[0];
+                place.entry.song_from_secs = place.entry.from_secs - place.song_start_secs;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `place`'s song ends: the end of the last dense run of its landmarks in the last
+    /// window that named it (without one, the match's last aligned landmark stays).
+    fn find_end(&self, place: &mut Place) -> Result<(), LibraryError> {
+        let Some(seen) = place.last_seen.take() else {
+            return Ok(());
+        };
+        let times = self.aligned_times(place, &seen)?;
+        let last_run = times
+            .windows(DENSE_HITS)
+            .rev()
+            .find(|run| run[DENSE_HITS - 1] - run[0] <= DENSE_SECS);
+        if let Some(run) = last_run {
+            place.entry.to_secs = seen.start_secs + run[DENSE_HITS - 1];
+        }
+        Ok(())
+    }
+
+    /// The times (seconds into `window`) of the window's landmarks that land on `place`'s
+    /// song at its place, sorted.
+    fn aligned_times(&self, place: &Place, window: &Seen) -> Result<Vec<f64>, LibraryError> {
+        let offset_secs = window.start_secs - place.song_start_secs;
+        let evidence = self.evidence(&window.fingerprint, place.entry.song.id, offset_secs)?;
+        let mut times: Vec<f64> = evidence
+            .hits
+            .iter()
+            .zip(&evidence.aligned)
+            .filter(|&(_, &aligned)| aligned)
+            .map(|(&(clip_secs, _), _)| clip_secs)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        Ok(times)
     }
 }
 
@@ -159,11 +297,15 @@ struct Place {
     song_start_secs: f64,
     /// Index of the last window that named it.
     last_window: usize,
+    /// That window, to find where the song ends in it.
+    last_seen: Option<Seen>,
 }
 
 impl Places {
-    /// Adds the answer of the window starting at `start_secs`.
-    fn add(&mut self, start_secs: f64, identification: Identification) {
+    /// Adds the answer of the window starting at `start_secs`; returns the places (indices
+    /// in `open`) it named, each with whether it opened it.
+    fn add(&mut self, start_secs: f64, identification: Identification) -> Vec<(usize, bool)> {
+        let mut named = Vec::new();
         let window = self.windows;
         self.windows += 1;
         let first_aligned = identification.matches.first().map_or(0, |m| m.aligned);
@@ -175,19 +317,22 @@ impl Places {
             let song_start_secs = start_secs - found.offset_secs;
             let from_secs = start_secs + found.aligned_from_secs;
             let to_secs = from_secs + found.aligned_span_secs;
-            let same_place = |place: &&mut Place| {
+            let same_place = |place: &Place| {
                 place.entry.song.id == found.song.id
                     && window - place.last_window <= 2
                     && (place.song_start_secs - song_start_secs).abs() <= SAME_PLACE_SECS
             };
-            if let Some(place) = self.open.iter_mut().rev().find(same_place) {
+            if let Some(index) = self.open.iter().rposition(same_place) {
+                let place = &mut self.open[index];
                 let entry = &mut place.entry;
                 entry.to_secs = entry.to_secs.max(to_secs);
                 entry.confidence = entry.confidence.max(found.confidence);
                 entry.windows += 1;
                 place.last_window = window;
+                named.push((index, false));
                 continue;
             }
+            named.push((self.open.len(), true));
             self.open.push(Place {
                 entry: TracklistEntry {
                     song: found.song,
@@ -199,8 +344,10 @@ impl Places {
                 },
                 song_start_secs,
                 last_window: window,
+                last_seen: None,
             });
         }
+        named
     }
 
     /// The entries named by at least `min_windows` windows (counted once continuations are
