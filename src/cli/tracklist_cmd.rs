@@ -12,7 +12,7 @@ use super::{Cli, EXIT_ERROR, EXIT_NO_MATCH, EXIT_OK, match_config_with_threshold
 use crate::cancel::CancelToken;
 use crate::engine::AudioSource;
 use crate::index::OpenMode;
-use crate::library::{Library, LibraryError, Tracklist, TracklistEntry};
+use crate::library::{Library, LibraryError, Tracklist, TracklistEntryJson};
 
 /// Arguments of `tracklist`.
 #[derive(Debug, Args)]
@@ -35,46 +35,12 @@ struct RecordingJson {
     /// Length, seconds.
     recording_seconds: f64,
     /// Songs heard, in the order they start.
-    songs: Vec<EntryJson>,
+    songs: Vec<TracklistEntryJson>,
     /// Windows identified, and those that were silent.
     windows: usize,
     silent_windows: usize,
     processing_time_ms: f64,
     error: Option<super::identify_cmd::ErrorJson>,
-}
-
-#[derive(Serialize)]
-struct EntryJson {
-    song_id: i64,
-    title: String,
-    artist: Option<String>,
-    album: Option<String>,
-    /// Song file path at indexing time.
-    path: Option<String>,
-    /// Where the song is heard in the recording, seconds.
-    from_seconds: f64,
-    to_seconds: f64,
-    /// Where in the song the recording picks it up, seconds.
-    song_from_seconds: f64,
-    confidence: f64,
-    windows: usize,
-}
-
-impl From<&TracklistEntry> for EntryJson {
-    fn from(entry: &TracklistEntry) -> Self {
-        Self {
-            song_id: entry.song.id,
-            title: entry.song.title.clone(),
-            artist: entry.song.artist.clone(),
-            album: entry.song.album.clone(),
-            path: entry.song.path.clone(),
-            from_seconds: entry.from_secs,
-            to_seconds: entry.to_secs,
-            song_from_seconds: entry.song_from_secs,
-            confidence: entry.confidence,
-            windows: entry.windows,
-        }
-    }
 }
 
 pub fn run(cli: &Cli, args: &TracklistArgs) -> anyhow::Result<u8> {
@@ -177,7 +143,7 @@ fn to_json(
         Ok(list) => RecordingJson {
             recording,
             recording_seconds: list.recording_secs,
-            songs: list.entries.iter().map(EntryJson::from).collect(),
+            songs: list.entries.iter().map(TracklistEntryJson::from).collect(),
             windows: list.windows,
             silent_windows: list.silent_windows,
             processing_time_ms: list.elapsed_ms,

@@ -17,7 +17,7 @@ use crate::gui::app::Action;
 use crate::gui::settings::HistoryEntry;
 use crate::gui::{ACCENT, ERROR, WARM, ago, clock, keep_wheel_in_plot};
 use crate::index::unix_now;
-use crate::library::Repeat;
+use crate::library::{Repeat, Tracklist};
 use crate::worker::{JobId, MatchReport};
 
 /// Full reports kept for the plots (the history keeps summaries only).
@@ -195,6 +195,10 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
         report.elapsed_ms,
         ago(report.finished_at_unix_secs, unix_now())
     );
+    if let Some(list) = report.tracklist.as_ref().filter(|l| l.entries.len() > 1) {
+        tracklist_card_ui(ui, list, &footer, actions);
+        return;
+    }
     egui::Frame::group(ui.style())
         .inner_margin(egui::Margin::same(16))
         .corner_radius(egui::CornerRadius::same(12))
@@ -280,6 +284,55 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                     ui.label(RichText::new(footer).weak());
                 }
             }
+        });
+}
+
+/// A recording of several songs (a DJ set): each song, when it is heard, from where in the
+/// song, as a link to its page.
+fn tracklist_card_ui(ui: &mut egui::Ui, list: &Tracklist, footer: &str, actions: &mut Vec<Action>) {
+    egui::Frame::group(ui.style())
+        .inner_margin(egui::Margin::same(16))
+        .corner_radius(egui::CornerRadius::same(12))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new("\u{2714} In this recording").color(ACCENT));
+            ui.label(
+                RichText::new(format!("{} songs", list.entries.len()))
+                    .size(30.0)
+                    .strong(),
+            );
+            ui.add_space(6.0);
+            egui::Grid::new("tracklist")
+                .num_columns(4)
+                .spacing([14.0, 6.0])
+                .striped(true)
+                .show(ui, |ui| {
+                    for entry in &list.entries {
+                        ui.label(
+                            RichText::new(format!(
+                                "{}\u{2013}{}",
+                                clock(entry.from_secs),
+                                clock(entry.to_secs)
+                            ))
+                            .monospace(),
+                        );
+                        let name = match &entry.song.artist {
+                            Some(artist) => format!("{} \u{2014} {artist}", entry.song.title),
+                            None => entry.song.title.clone(),
+                        };
+                        if ui.link(name).clicked() {
+                            actions.push(Action::OpenAnswer {
+                                song_id: entry.song.id,
+                                content_hash: Some(entry.song.content_hash.clone()),
+                            });
+                        }
+                        ui.label(format!("from {}", clock(entry.song_from_secs)));
+                        ui.label(RichText::new(format!("{:.0}%", entry.confidence * 100.0)).weak());
+                        ui.end_row();
+                    }
+                });
+            ui.add_space(6.0);
+            ui.label(RichText::new(footer).weak());
         });
 }
 

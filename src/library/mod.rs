@@ -38,7 +38,9 @@ pub use shared_audio::{
     ALIGNMENT_TOLERANCE_SECS, Containment, HeardIn, SharedAudioRelation, SharedAudioReport, SongAt,
     SongSharedAudio, classify_findings,
 };
-pub use tracklist::{Tracklist, TracklistEntry, WINDOW_SECS as TRACKLIST_WINDOW_SECS};
+pub use tracklist::{
+    Tracklist, TracklistEntry, TracklistEntryJson, WINDOW_SECS as TRACKLIST_WINDOW_SECS,
+};
 
 /// Errors of library operations.
 #[derive(Debug, thiserror::Error)]

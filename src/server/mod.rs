@@ -220,6 +220,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.shared.settings.cors_origins);
     let router = Router::new()
         .route("/api/v1/search", post(routes::search))
+        .route("/api/v1/tracklist", post(routes::tracklist))
         .route(
             "/api/v1/songs",
             get(routes::list_songs).post(routes::add_song),

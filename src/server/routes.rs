@@ -23,7 +23,7 @@ use crate::cancel::CancelToken;
 use crate::config::MatchConfig;
 use crate::engine::{self, AudioSource, Side};
 use crate::index::{NewSong, SongRecord};
-use crate::library::{Repeat, SongSharedAudio};
+use crate::library::{Repeat, SongSharedAudio, TracklistEntryJson};
 
 /// The OpenAPI document, kept in the repository as `docs/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -177,6 +177,20 @@ pub struct StatsJson {
 }
 
 /// `GET /api/v1/health`.
+/// Response of `POST /api/v1/tracklist`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TracklistJson {
+    /// Length of the recording, seconds.
+    pub recording_seconds: f64,
+    /// Songs heard, in the order they start.
+    pub songs: Vec<TracklistEntryJson>,
+    /// Windows identified, and those with nothing to identify.
+    pub windows: usize,
+    pub silent_windows: usize,
+    /// Server-side time, ms.
+    pub processing_time_ms: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthJson {
     /// Always `ok` when the server answers.
@@ -494,6 +508,44 @@ pub async fn search(
         .metrics
         .record_search(started.elapsed().as_secs_f64(), answer.found);
     Ok(Json(answer))
+}
+
+/// `POST /api/v1/tracklist`: every song heard in the recording in field `audio`, when, and
+/// from where in the song (docs/API.md). One engine permit for the whole recording.
+pub async fn tracklist(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<TracklistJson>, ApiError> {
+    let settings = &state.shared.settings;
+    let form = read_form(
+        multipart,
+        connection.map(|Extension(ConnectInfo(connection))| connection),
+        &headers,
+        settings.max_content_length,
+        settings.idle_timeout,
+    )
+    .await?;
+    let (bytes, name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
+    let shared = Arc::clone(&state.shared);
+    analysis(&state, move || {
+        catch_up_with_other_processes(&shared)?;
+        let library = shared
+            .library
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let source = AudioSource::Bytes { bytes, name: &name };
+        let list = library.tracklist(source, &CancelToken::new(), |_| {})?;
+        Ok(Json(TracklistJson {
+            recording_seconds: list.recording_secs,
+            songs: list.entries.iter().map(TracklistEntryJson::from).collect(),
+            windows: list.windows,
+            silent_windows: list.silent_windows,
+            processing_time_ms: list.elapsed_ms,
+        }))
+    })
+    .await
 }
 
 /// Brings the index up to date with songs another process (`audiofp index` or `remove`

@@ -1,15 +1,15 @@
 //! Identifying a file or a clip ([`Request::IdentifyFile`](super::Request::IdentifyFile),
 //! [`Request::IdentifyClip`](super::Request::IdentifyClip)): the answer with the evidence the
 //! Results page plots ([`MatchReport`]): the hits of the best song and the histogram of their
-//! offsets.
+//! offsets; for a long file (a recorded set), also its songs one by one.
 
 use std::path::Path;
 use std::time::Instant;
 
 use super::Desk;
-use super::protocol::{Event, JobId, MatchReport};
+use super::protocol::{Event, JobId, MatchReport, TRACKLIST_MIN_SECS};
 use crate::cancel::CancelToken;
-use crate::engine::EngineError;
+use crate::engine::{AudioSource, EngineError};
 use crate::index::unix_now;
 use crate::library::{Answer, Library, LibraryError, MatchEvidence};
 
@@ -40,11 +40,18 @@ impl Desk {
             || path.display().to_string(),
             |name| name.to_string_lossy().to_string(),
         );
-        match library.query_file(path, cancel) {
-            Ok(answer) => {
-                let report = make_report(library, job, label, answer, started);
-                self.send_report(job, report);
+        let report = library.query_file(path, cancel).and_then(|answer| {
+            let long = answer.identification.clip_secs >= TRACKLIST_MIN_SECS;
+            let mut report = make_report(library, job, label, answer, started)?;
+            if long {
+                report.tracklist =
+                    Some(library.tracklist(AudioSource::File(path), cancel, |_| {})?);
+                report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             }
+            Ok(report)
+        });
+        match report {
+            Ok(report) => self.send_report(job, Ok(report)),
             Err(LibraryError::Engine(EngineError::Cancelled)) => {
                 self.sink.send(Event::IdentifyCancelled { job });
             }
@@ -102,6 +109,7 @@ pub(super) fn make_report(
         offset_histogram,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         finished_at_unix_secs: unix_now(),
+        tracklist: None,
     })
 }
 

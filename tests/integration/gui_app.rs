@@ -856,6 +856,48 @@ fn the_song_page_links_a_copy_of_its_audio() {
     assert!(harness.query_by_label("Also in the library:").is_none());
 }
 
+/// A recording of two songs with unindexed music between them, opened in the app, is listed
+/// song by song on the Results page, each a link to its song's page.
+#[test]
+fn a_recorded_set_is_listed_song_by_song_with_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let (_, dawn) = index_one_song(&db, 61, "Dawn Patrol");
+    let (dusk_id, dusk) = index_one_song(&db, 62, "Dusk Parade");
+    index_one_song(&db, 63, "Not Played");
+    let stranger = synth::song(6_464, 20.0, common::SR);
+    let recording = [
+        distort::excerpt(&dawn, common::SR, 2.0, 15.0),
+        distort::excerpt(&stranger, common::SR, 3.0, 12.0),
+        distort::excerpt(&dusk, common::SR, 0.0, 16.0),
+    ]
+    .concat();
+    let set = common::write_clip(&dir.path().join("set.wav"), &recording, common::SR);
+    let mut harness = harness(StorageKind::Sqlite(db));
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().identify_path(set);
+    step_until(&mut harness, "the answer", |app| {
+        app.results().latest().is_some()
+    });
+    let report = harness.state().results().latest().unwrap();
+    let titles: Vec<&str> = report
+        .tracklist
+        .as_ref()
+        .map(|list| list.entries.iter().map(|e| e.song.title.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(titles, ["Dawn Patrol", "Dusk Parade"]);
+    harness.step();
+    assert!(harness.query_by_label("2 songs").is_some());
+    assert!(harness.query_by_label("0:00\u{2013}0:15").is_some());
+    assert!(harness.query_by_label("Not Played").is_none());
+    harness.get_by_label("Dusk Parade").click();
+    harness.step();
+    step_until(&mut harness, "the page of the second song", |app| {
+        app.detail().song_id == Some(dusk_id) && app.detail().is_loaded()
+    });
+    assert_eq!(harness.state().page(), Page::Song);
+}
+
 /// A file that is not an audiofp index: the app says so on every page, never offers to add
 /// music or to listen, and leaves the file as it was.
 #[test]

@@ -1208,6 +1208,7 @@ async fn openapi_document_describes_every_route() {
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     for (path, methods) in [
         ("/api/v1/search", &["post"][..]),
+        ("/api/v1/tracklist", &["post"][..]),
         ("/api/v1/songs", &["get", "post"][..]),
         ("/api/v1/songs/{id}", &["get", "delete"][..]),
         ("/api/v1/songs/{id}/shared-audio", &["get"][..]),
@@ -1548,4 +1549,82 @@ fn serve_binds_loopback_port_5000_unless_told_otherwise() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("--engine-threads"), "{refused}");
+}
+
+/// `POST /api/v1/tracklist`: a recording of two library songs with unindexed music between
+/// them lists the two, in order, with when and from where; a silent one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracklist_names_the_songs_of_a_recording_in_order() {
+    let server = TestServer::start().await;
+    let songs = library_songs();
+    let stranger = synth::song(4_242, 20.0, SR);
+    let recording = [
+        distort::excerpt(&songs[1].samples, SR, 4.0, 15.0),
+        distort::excerpt(&stranger, SR, 2.0, 12.0),
+        distort::excerpt(&songs[0].samples, SR, 0.0, 16.0),
+    ]
+    .concat();
+    let response = server
+        .post_audio(
+            "/api/v1/tracklist",
+            wav_bytes(&recording, SR),
+            "set.wav",
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let list: Value = response.json().await.unwrap();
+    assert!(
+        (list["recording_seconds"].as_f64().unwrap() - 43.0).abs() < 0.05,
+        "{list}"
+    );
+    assert!(list["windows"].as_u64().unwrap() >= 8, "{list}");
+    let entries = list["songs"].as_array().unwrap();
+    let ids: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e["song_id"].as_i64())
+        .collect();
+    assert_eq!(ids, [server.ids[1], server.ids[0]], "{list}");
+    for (entry, (from, to, song_from)) in entries.iter().zip([(0.0, 15.0, 4.0), (27.0, 43.0, 0.0)])
+    {
+        let get = |key: &str| entry[key].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            get("from_seconds") >= from - 0.2 && get("from_seconds") <= from + 1.0,
+            "{entry}"
+        );
+        assert!(
+            get("to_seconds") >= to - 2.0 && get("to_seconds") <= to + 1.5,
+            "{entry}"
+        );
+        let place = get("song_from_seconds") - (get("from_seconds") - from);
+        assert!((place - song_from).abs() <= 0.2, "{entry}");
+        assert!(get("confidence") >= 0.8, "{entry}");
+    }
+
+    let silence = vec![0.0f32; 12 * SR as usize];
+    let response = server
+        .post_audio(
+            "/api/v1/tracklist",
+            wav_bytes(&silence, SR),
+            "quiet.wav",
+            &[],
+        )
+        .await;
+    let body = expect_error(response, 400, "silent").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quiet.wav"),
+        "{body}"
+    );
+    let response = server
+        .client
+        .post(server.url("/api/v1/tracklist"))
+        .multipart(Form::new().text("title", "no audio"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "missing_field").await;
+    server.stop().await;
 }
