@@ -12,7 +12,7 @@ use crate::cancel::CancelToken;
 use crate::config::MAX_TOP_MATCHES;
 use crate::engine::EngineError;
 use crate::index::OpenMode;
-use crate::library::{Identification, Library, LibraryError, Repeat};
+use crate::library::{Identification, LONG_RECORDING_SECS, Library, LibraryError, Repeat};
 
 /// Arguments of `identify`.
 #[derive(Debug, Args)]
@@ -137,6 +137,15 @@ pub fn run(cli: &Cli, args: &IdentifyArgs) -> anyhow::Result<u8> {
             results.push(to_json(clip, outcome));
         } else {
             print_human(clip, &outcome, args.clips.len() > 1)?;
+            if let Ok(id) = &outcome
+                && id.clip_secs >= LONG_RECORDING_SECS
+            {
+                eprintln!(
+                    "note: {} is {} long; `audiofp tracklist` lists every song in it, and when",
+                    clip.display(),
+                    clock(id.clip_secs)
+                );
+            }
         }
     }
     if args.json {

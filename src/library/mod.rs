@@ -39,7 +39,8 @@ pub use shared_audio::{
     SongSharedAudio, classify_findings,
 };
 pub use tracklist::{
-    Tracklist, TracklistEntry, TracklistEntryJson, WINDOW_SECS as TRACKLIST_WINDOW_SECS,
+    LONG_RECORDING_SECS, Tracklist, TracklistEntry, TracklistEntryJson,
+    WINDOW_SECS as TRACKLIST_WINDOW_SECS,
 };
 
 /// Errors of library operations.

@@ -28,6 +28,9 @@ use crate::engine::windows::{self, WindowPlan};
 use crate::engine::{self, AudioSource, EngineError, Fingerprint, Side};
 use crate::index::SongRecord;
 
+/// A clip at least this long may hold several songs (a DJ set, a radio show): the app lists
+/// it song by song, and `identify` points to `tracklist`.
+pub const LONG_RECORDING_SECS: f64 = 30.0;
 /// Length of a window, seconds: the clip length whose answers the bench measures best.
 pub const WINDOW_SECS: f64 = 10.0;
 /// Seconds between the starts of two windows.

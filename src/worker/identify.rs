@@ -7,11 +7,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::Desk;
-use super::protocol::{Event, JobId, MatchReport, TRACKLIST_MIN_SECS};
+use super::protocol::{Event, JobId, MatchReport};
 use crate::cancel::CancelToken;
 use crate::engine::{AudioSource, EngineError};
 use crate::index::unix_now;
-use crate::library::{Answer, Library, LibraryError, MatchEvidence};
+use crate::library::{Answer, LONG_RECORDING_SECS, Library, LibraryError, MatchEvidence};
 
 /// Width of the offset histogram's bins (about 8 frames: a clear spike, visible bars).
 const HISTOGRAM_BIN_SECS: f64 = 0.25;
@@ -41,7 +41,7 @@ impl Desk {
             |name| name.to_string_lossy().to_string(),
         );
         let report = library.query_file(path, cancel).and_then(|answer| {
-            let long = answer.identification.clip_secs >= TRACKLIST_MIN_SECS;
+            let long = answer.identification.clip_secs >= LONG_RECORDING_SECS;
             let mut report = make_report(library, job, label, answer, started)?;
             if long {
                 report.tracklist =

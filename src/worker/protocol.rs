@@ -19,6 +19,8 @@ use crate::cancel::CancelToken;
 use crate::engine::Peak;
 use crate::index::SongRecord;
 use crate::indexer::IndexSummary;
+#[cfg(doc)]
+use crate::library::LONG_RECORDING_SECS;
 use crate::library::{Identification, MatchEvidence, SharedAudioRelation, Tracklist};
 
 /// Identifies one request's work in the events it produces.
@@ -158,14 +160,10 @@ pub struct MatchReport {
     pub clip_secs: f64,
     /// When it finished, seconds since the Unix epoch.
     pub finished_at_unix_secs: i64,
-    /// The songs of a long recording (a file of [`TRACKLIST_MIN_SECS`] or more), when and
+    /// The songs of a long recording (a file of [`LONG_RECORDING_SECS`] or more), when and
     /// from where (see [`crate::library::Library::tracklist`]).
     pub tracklist: Option<Tracklist>,
 }
-
-/// Files at least this long are also listed song by song: a dropped DJ set or radio show
-/// holds several songs, which one answer cannot name.
-pub const TRACKLIST_MIN_SECS: f64 = 30.0;
 
 impl MatchReport {
     /// Whether the clip was identified with confidence.
