@@ -173,6 +173,7 @@ mod tests {
             },
             confidence,
             offset_secs: 0.0,
+            clip_from_secs: 0.0,
             aligned: 5,
             aligned_frames: 5,
             aligned_from_secs: 0.0,

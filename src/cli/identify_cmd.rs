@@ -69,8 +69,11 @@ pub struct MatchJson {
     pub album: Option<String>,
     /// Confidence in [0, 1].
     pub confidence: f64,
-    /// Where the clip starts in the song, seconds.
+    /// Where the clip starts in the song, seconds (for a song heard from inside the clip,
+    /// its position at `clip_from_seconds`).
     pub offset_seconds: f64,
+    /// Where in the clip the song is heard from: 0 unless the clip runs into it from another.
+    pub clip_from_seconds: f64,
     /// Hashes aligned at that offset.
     pub aligned_hashes: usize,
     /// Song file path at indexing time.
@@ -224,6 +227,7 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
                     album: m.song.album,
                     confidence: m.confidence,
                     offset_seconds: m.offset_secs,
+                    clip_from_seconds: m.clip_from_secs,
                     aligned_hashes: m.aligned,
                     path: m.song.path,
                     repeats: m.repeats,
@@ -302,8 +306,13 @@ fn print_human(
                 } else {
                     String::new()
                 };
+                let heard_from = if m.clip_from_secs > 0.0 {
+                    format!(" from {:.1} s into the clip", m.clip_from_secs)
+                } else {
+                    String::new()
+                };
                 outln!(
-                    "{lead}{rank}{}{artist}  at {} ({:.1} s)  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]{altered}",
+                    "{lead}{rank}{}{artist}  at {} ({:.1} s){heard_from}  confidence {:.2}  [{} aligned hashes, song {}, {:.0} ms]{altered}",
                     printable(&m.song.title),
                     clock(m.offset_secs),
                     m.offset_secs,

@@ -67,6 +67,16 @@ impl ContrastMap {
             .copied()
     }
 
+    /// The map of the clip's part from `first_frame` on (its frames from 0).
+    pub fn from_frame(&self, first_frame: usize) -> Self {
+        let start = (first_frame * self.bins).min(self.values.len());
+        Self {
+            bins: self.bins,
+            max_frames: self.max_frames,
+            values: self.values[start..].to_vec(),
+        }
+    }
+
     /// The map of the clip with its pitch scaled by `1 / pitch_factor` (as
     /// [`super::shift_pitch`] moves peaks): bin `b` reads the bin it came from.
     pub fn pitch_shifted(&self, pitch_factor: f64, first_bin: usize) -> Self {
@@ -112,6 +122,11 @@ mod tests {
         assert_eq!(map.get(1, 100), Some(0));
         assert_eq!(map.get(2, 100), None);
         assert_eq!(map.get(0, config.band_bins() as i64), None);
+
+        let tail = map.from_frame(1);
+        assert_eq!(tail.frames(), 1);
+        assert_eq!(tail.get(0, 100), Some(0));
+        assert_eq!(map.from_frame(5).frames(), 0);
 
         let up = map.pitch_shifted(2f64.powf(1.0 / 12.0), config.first_bin());
         let expected = ((100 + config.first_bin()) as f64 / 2f64.powf(1.0 / 12.0)).round() as i64

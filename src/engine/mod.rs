@@ -260,6 +260,34 @@ pub fn fingerprint_query_source(
     Ok((fingerprint, kept.filter(|c| !c.samples.is_empty())))
 }
 
+/// The part of a clip's fingerprint from `first_frame` on, as the fingerprint of a clip
+/// starting there (the part of a clip after one song ends, where another may begin).
+pub fn tail_of(
+    fingerprint: &Fingerprint,
+    first_frame: u32,
+    config: &FingerprintConfig,
+) -> Fingerprint {
+    let num_frames = fingerprint.num_frames.saturating_sub(first_frame);
+    Fingerprint {
+        peaks: fingerprint
+            .peaks
+            .iter()
+            .filter(|peak| peak.frame >= first_frame)
+            .map(|peak| Peak {
+                frame: peak.frame - first_frame,
+                bin: peak.bin,
+            })
+            .collect(),
+        num_frames,
+        duration_secs: (fingerprint.duration_secs - f64::from(first_frame) * config.frame_secs())
+            .max(0.0),
+        contrast: fingerprint
+            .contrast
+            .as_ref()
+            .map(|map| map.from_frame(first_frame as usize)),
+    }
+}
+
 /// Fingerprints a clip as if it had been played `speed` times faster than the original
 /// (radio, vinyl and DJ pitch changes move time and pitch together): analysing its samples at
 /// `rate / speed` undoes the change.

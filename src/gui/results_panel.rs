@@ -254,8 +254,13 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                         ui.add_space(6.0);
                         ui.label(RichText::new("Also possible").strong());
                         for other in identification.matches.iter().skip(1) {
+                            let heard_from = if other.clip_from_secs > 0.0 {
+                                format!(", heard from {:.1} s into the clip", other.clip_from_secs)
+                            } else {
+                                String::new()
+                            };
                             ui.label(format!(
-                                "{}{} \u{00B7} {:.0}% \u{00B7} at {}",
+                                "{}{} \u{00B7} {:.0}% \u{00B7} at {}{heard_from}",
                                 other.song.title,
                                 other
                                     .song

@@ -15,8 +15,12 @@ pub struct Match {
     pub song: SongRecord,
     /// Calibrated confidence in [0, 1].
     pub confidence: f64,
-    /// Where the clip starts in the song, seconds.
+    /// Where the clip starts in the song, seconds; for a song heard from inside the clip
+    /// (`clip_from_secs` above 0), the song's position at `clip_from_secs`.
     pub offset_secs: f64,
+    /// Where in the clip the song is heard from, seconds: 0, unless the clip runs from one
+    /// song into this one.
+    pub clip_from_secs: f64,
     /// Landmarks that agree on that offset.
     pub aligned: usize,
     /// Distinct clip frames among them.

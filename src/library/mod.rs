@@ -60,6 +60,10 @@ pub enum LibraryError {
     NotLoaded,
 }
 
+/// The part of a clip after its best match's evidence ends must be this long to be matched
+/// on its own (see [`Library::add_song_heard_later`]).
+const NEXT_SONG_MIN_SECS: f64 = 2.0;
+
 /// Clips up to this long are kept in memory after decoding, for the speed search.
 const MAX_SPEED_SEARCH_SECS: f64 = 60.0;
 
@@ -501,7 +505,67 @@ impl Library {
         fingerprint: &Fingerprint,
         analysis_ms: f64,
     ) -> Result<Identification, LibraryError> {
-        self.match_fingerprint_top(fingerprint, analysis_ms, self.match_config.top_n)
+        let top_n = self.match_config.top_n;
+        let mut identification = self.match_fingerprint_top(fingerprint, analysis_ms, top_n)?;
+        if top_n > 1 {
+            self.add_song_heard_later(&mut identification, fingerprint)?;
+        }
+        Ok(identification)
+    }
+
+    /// A clip across two songs: the matcher places a clip's start inside its song, so a song
+    /// that begins inside the clip is not found with it. When the best match's evidence ends
+    /// [`NEXT_SONG_MIN_SECS`] or more before the clip does, the rest of the clip is matched
+    /// on its own, and a song found there that is not among the matches yet is added, heard
+    /// from where the rest starts (`clip_from_secs`); one that is, but on fewer hashes (at a
+    /// repeat of the song), is replaced. Being a second attempt for the clip, it must meet a
+    /// stricter threshold (the odds of error the threshold allows, halved).
+    fn add_song_heard_later(
+        &self,
+        identification: &mut Identification,
+        fingerprint: &Fingerprint,
+    ) -> Result<(), LibraryError> {
+        let Some(best) = identification.matches.first() else {
+            return Ok(());
+        };
+        let top_n = self.match_config.top_n;
+        let split_secs = best.aligned_from_secs + best.aligned_span_secs;
+        if identification.matches.len() >= top_n
+            || fingerprint.duration_secs - split_secs < NEXT_SONG_MIN_SECS
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let frame_secs = self.config.frame_secs();
+        let split_frame = (split_secs / frame_secs).round() as u32;
+        let rest = engine::tail_of(fingerprint, split_frame, &self.config);
+        let strict = 1.0 - (1.0 - self.match_config.threshold_for_clip(rest.duration_secs)) / 2.0;
+        let clip_from_secs = f64::from(split_frame) * frame_secs;
+        for mut found in self.match_fingerprint_top(&rest, 0.0, top_n)?.matches {
+            if found.confidence < strict {
+                continue;
+            }
+            found.clip_from_secs = clip_from_secs;
+            found.aligned_from_secs += clip_from_secs;
+            let known = identification
+                .matches
+                .iter()
+                .position(|m| m.song.id == found.song.id);
+            match known {
+                // The whole clip can place a song it runs into at one of the song's repeats
+                // (its opening bar played again later), on fewer hashes than the rest gives.
+                Some(at) if at > 0 && found.aligned > identification.matches[at].aligned => {
+                    identification.matches[at] = found;
+                }
+                Some(_) => {}
+                // After the songs heard from the clip's start, whatever its confidence: the
+                // first match stays the song the clip begins in.
+                None if identification.matches.len() < top_n => identification.matches.push(found),
+                None => {}
+            }
+        }
+        identification.match_ms += elapsed_ms(started);
+        Ok(())
     }
 
     /// [`Library::match_fingerprint`] for at most `top_n` songs.
@@ -587,6 +651,7 @@ impl Library {
                 song,
                 confidence: scored.confidence,
                 offset_secs: (scored.offset_frames * frame_secs).max(0.0),
+                clip_from_secs: 0.0,
                 aligned: scored.aligned,
                 aligned_frames: scored.aligned_frames,
                 aligned_from_secs: f64::from(scored.first_aligned_frame) * frame_secs,

@@ -104,8 +104,11 @@ pub struct MatchJson {
     pub album: Option<String>,
     /// Calibrated confidence in [0, 1].
     pub confidence: f64,
-    /// Where the clip starts in the song, seconds.
+    /// Where the clip starts in the song, seconds (for a song heard from inside the clip,
+    /// its position at `clip_from_seconds`).
     pub offset_seconds: f64,
+    /// Where in the clip the song is heard from: 0 unless the clip runs into it from another.
+    pub clip_from_seconds: f64,
     /// Landmark hashes that agree on that offset.
     pub aligned_hashes: usize,
     /// Length of the song, seconds.
@@ -593,6 +596,7 @@ fn identify(
             album: m.song.album.clone(),
             confidence: m.confidence,
             offset_seconds: m.offset_secs,
+            clip_from_seconds: m.clip_from_secs,
             aligned_hashes: m.aligned,
             duration_seconds: m.song.duration_secs,
             repeats: m.repeats.clone(),

@@ -475,3 +475,51 @@ fn a_passage_played_twice_lists_its_other_place_as_a_repeat() {
     );
     assert!(repeats.is_empty(), "B is played once: {}", results[1]);
 }
+
+/// A clip that runs from one song into another (6 s of each): with `--top 3` both are named,
+/// the second with where in the clip it is heard from and its position there; with the
+/// default `--top 1`, the song the clip starts in.
+#[test]
+fn a_clip_across_two_songs_names_both_and_where_the_second_begins() {
+    let (sandbox, songs) = indexed_library();
+    let (first, second) = (&songs[3], &songs[8]);
+    let clip = [first.excerpt(10.0, 6.0), second.excerpt(3.0, 6.0)].concat();
+    let path = write_clip(&sandbox.path("across.wav"), &clip, SR);
+    let (run, results) = sandbox.identify(&[&path]);
+    run.expect_code(0, "identify of a clip across two songs");
+    let matches = results[0]["matches"].as_array().expect("matches");
+    let get = |m: &Value, key: &str| m[key].as_f64().unwrap_or(f64::NAN);
+    assert_eq!(matches[0]["title"], first.title.as_str(), "{run}");
+    assert!(
+        (get(&matches[0], "offset_seconds") - 10.0).abs() <= 0.1,
+        "{run}"
+    );
+    assert_eq!(get(&matches[0], "clip_from_seconds"), 0.0, "{run}");
+    let later = matches
+        .iter()
+        .find(|m| m["title"] == second.title.as_str())
+        .unwrap_or_else(|| panic!("the second song is not named:\n{run}"));
+    let heard_from = get(later, "clip_from_seconds");
+    assert!((4.0..=6.3).contains(&heard_from), "{run}");
+    // The song's position where it is heard from: 3 s at 6 s into the clip.
+    let expected = (3.0 + heard_from - 6.0).max(0.0);
+    assert!(
+        (get(later, "offset_seconds") - expected).abs() <= 0.15,
+        "{run}"
+    );
+    assert!(get(later, "confidence") >= 0.8, "{run}");
+    assert_eq!(matches.len(), 2, "nothing else is named:\n{run}");
+
+    let human = sandbox.run([
+        OsStr::new("identify"),
+        OsStr::new("--top"),
+        OsStr::new("3"),
+        path.as_os_str(),
+    ]);
+    human.expect_code(0, "identify (human) of a clip across two songs");
+    assert!(human.stdout.contains("into the clip"), "{human}");
+    let one = sandbox.run([OsStr::new("identify"), path.as_os_str()]);
+    one.expect_code(0, "identify --top 1 of a clip across two songs");
+    assert!(one.stdout.starts_with(&first.title), "{one}");
+    assert!(!one.stdout.contains(&second.title), "{one}");
+}
