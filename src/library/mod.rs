@@ -9,6 +9,8 @@
 //!   opening loads it rather than rebuilding it; a saved index that songs added or removed
 //!   since have made out of date is brought up to date from the store at open, and it is
 //!   rewritten only once 2 % of the library has changed ([`Library::save_index_if_due`]).
+//! - `shared_audio`: the songs that hold each other's audio ([`Library::shared_audio_of`]).
+//! - `tracklist`: the songs of a long recording, when and from where ([`Library::tracklist`]).
 
 mod answer;
 mod saved_index;
