@@ -3,7 +3,7 @@
 //! core is being analysed while further requests wait their turn.
 
 use std::path::Path as FsPath;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -23,7 +23,7 @@ use crate::cancel::CancelToken;
 use crate::config::MatchConfig;
 use crate::engine::{self, AudioSource, Side};
 use crate::index::{NewSong, SongRecord};
-use crate::library::{Repeat, SongSharedAudio, TracklistEntryJson};
+use crate::library::{Library, Repeat, SongSharedAudio, TracklistEntryJson};
 
 /// The OpenAPI document, kept in the repository as `docs/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -238,6 +238,24 @@ struct UploadForm {
     title: Option<String>,
     artist: Option<String>,
     album: Option<String>,
+}
+
+/// Reads an upload's form with the server's limits (body size, idle time).
+async fn read_upload(
+    state: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+    connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
+    headers: &HeaderMap,
+) -> Result<UploadForm, ApiError> {
+    let settings = &state.shared.settings;
+    read_form(
+        multipart,
+        connection.map(|Extension(ConnectInfo(connection))| connection),
+        headers,
+        settings.max_content_length,
+        settings.idle_timeout,
+    )
+    .await
 }
 
 /// Reads the form. `headers` give the announced body length, so the audio is received into
@@ -491,15 +509,7 @@ pub async fn search(
         }
         match_config.top_n = top;
     }
-    let settings = &state.shared.settings;
-    let form = read_form(
-        multipart,
-        connection.map(|Extension(ConnectInfo(connection))| connection),
-        &headers,
-        settings.max_content_length,
-        settings.idle_timeout,
-    )
-    .await?;
+    let form = read_upload(&state, multipart, connection, &headers).await?;
     let (bytes, name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
     let shared = Arc::clone(&state.shared);
     let answer = analysis(&state, move || {
@@ -521,23 +531,11 @@ pub async fn tracklist(
     connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<TracklistJson>, ApiError> {
-    let settings = &state.shared.settings;
-    let form = read_form(
-        multipart,
-        connection.map(|Extension(ConnectInfo(connection))| connection),
-        &headers,
-        settings.max_content_length,
-        settings.idle_timeout,
-    )
-    .await?;
+    let form = read_upload(&state, multipart, connection, &headers).await?;
     let (bytes, name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
     let shared = Arc::clone(&state.shared);
     analysis(&state, move || {
-        catch_up_with_other_processes(&shared)?;
-        let library = shared
-            .library
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let library = caught_up_library(&shared)?;
         let source = AudioSource::Bytes { bytes, name: &name };
         let list = library.tracklist(source, &CancelToken::new(), |_| {})?;
         Ok(Json(TracklistJson {
@@ -549,6 +547,16 @@ pub async fn tracklist(
         }))
     })
     .await
+}
+
+/// The library, brought up to date with other processes' changes
+/// ([`catch_up_with_other_processes`]), under the read lock.
+fn caught_up_library(shared: &Shared) -> Result<RwLockReadGuard<'_, Library>, ApiError> {
+    catch_up_with_other_processes(shared)?;
+    Ok(shared
+        .library
+        .read()
+        .unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Brings the index up to date with songs another process (`audiofp index` or `remove`
@@ -578,11 +586,7 @@ fn identify(
     name: &str,
     match_config: &MatchConfig,
 ) -> Result<SearchResponse, ApiError> {
-    catch_up_with_other_processes(shared)?;
-    let library = shared
-        .library
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
+    let library = caught_up_library(shared)?;
     let answer = library.identify_bytes(bytes, name)?;
     drop(library);
     let matches: Vec<MatchJson> = answer
@@ -694,11 +698,7 @@ pub async fn shared_audio(
     let id = song_id(id)?;
     let shared = Arc::clone(&state.shared);
     analysis(&state, move || {
-        catch_up_with_other_processes(&shared)?;
-        let library = shared
-            .library
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let library = caught_up_library(&shared)?;
         if library.store().song(id)?.is_none() {
             return Err(ApiError::SongNotFound(id));
         }
@@ -715,15 +715,7 @@ pub async fn add_song(
     connection: Option<Extension<ConnectInfo<ConnectionActivity>>>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let settings = &state.shared.settings;
-    let form = read_form(
-        multipart,
-        connection.map(|Extension(ConnectInfo(connection))| connection),
-        &headers,
-        settings.max_content_length,
-        settings.idle_timeout,
-    )
-    .await?;
+    let form = read_upload(&state, multipart, connection, &headers).await?;
     let (bytes, file_name) = form.audio.ok_or(ApiError::MissingField("audio"))?;
 
     // Duplicates are refused before the expensive analysis (and again under the write lock).
@@ -821,11 +813,7 @@ pub async fn delete_song(
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, ApiError> {
     let shared = Arc::clone(&state.shared);
     blocking(move || {
-        catch_up_with_other_processes(&shared)?;
-        let library = shared
-            .library
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let library = caught_up_library(&shared)?;
         let (stats, storage) = {
             let store = library.store();
             (store.stats()?, store.kind())
@@ -852,13 +840,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsJson>, Api
 pub async fn health(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
     let shared = Arc::clone(&state.shared);
     blocking(move || {
-        catch_up_with_other_processes(&shared)?;
-        let songs = shared
-            .library
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .inverted_index()
-            .song_count();
+        let songs = caught_up_library(&shared)?.inverted_index().song_count();
         Ok(Json(HealthJson {
             status: "ok",
             version: env!("CARGO_PKG_VERSION"),
@@ -873,12 +855,8 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<HealthJson>, A
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let shared = Arc::clone(&state.shared);
     let text = blocking(move || {
-        catch_up_with_other_processes(&shared)?;
         let (songs, postings, memory) = {
-            let library = shared
-                .library
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let library = caught_up_library(&shared)?;
             let index = library.inverted_index();
             (
                 index.song_count(),
