@@ -163,19 +163,7 @@ impl Library {
                 start_secs: window.start_secs,
                 fingerprint: Rc::new(fingerprint),
             };
-            let step = self
-                .match_fingerprint_top(&seen.fingerprint, 0.0, SONGS_PER_WINDOW)
-                .map(|identification| places.add(window.start_secs, identification))
-                .and_then(|named| {
-                    for (place, opened) in named {
-                        let place = &mut places.open[place];
-                        if opened {
-                            self.find_start(place, previous.as_ref(), &seen)?;
-                        }
-                        place.last_seen = Some(seen.clone());
-                    }
-                    Ok(())
-                });
+            let step = self.add_window(&mut places, previous.as_ref(), &seen);
             if let Err(err) = step {
                 failure = Some(err);
             }
@@ -202,6 +190,7 @@ impl Library {
         } else {
             MIN_WINDOWS
         };
+        // The places still open at the end.
         for place in &mut places.open {
             self.find_end(place)?;
         }
@@ -226,6 +215,33 @@ pub const DENSE_HITS: usize = 5;
 pub const DENSE_SECS: f64 = 1.0;
 
 impl Library {
+    /// Identifies the window `seen` and adds its songs to `places`: a place it opens gets its
+    /// start (from `previous` too), and a place the next window can no longer continue gets
+    /// its end now, releasing its last window.
+    fn add_window(
+        &self,
+        places: &mut Places,
+        previous: Option<&Seen>,
+        seen: &Seen,
+    ) -> Result<(), LibraryError> {
+        let identification =
+            self.match_fingerprint_top(&seen.fingerprint, 0.0, SONGS_PER_WINDOW)?;
+        for (place, opened) in places.add(seen.start_secs, identification) {
+            let place = &mut places.open[place];
+            if opened {
+                self.find_start(place, previous, seen)?;
+            }
+            place.last_seen = Some(seen.clone());
+        }
+        let next_window = places.windows;
+        for place in places.open.iter_mut().filter(|p| p.last_seen.is_some()) {
+            if !can_continue(place, next_window) {
+                self.find_end(place)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Where `place`'s song starts, from the window that opened it (`seen`) and the one
     /// before. A song that begins inside a window is not found there (a match places the
     /// clip's start inside its song), so its entry would start with the next window, up to
@@ -286,6 +302,12 @@ impl Library {
     }
 }
 
+/// Whether the window of index `window` may still join `place`: at most one window (that
+/// named other songs) lies between.
+fn can_continue(place: &Place, window: usize) -> bool {
+    window - place.last_window <= 2
+}
+
 /// The places found so far: an entry and where its song starts in the recording.
 #[derive(Default)]
 struct Places {
@@ -322,7 +344,7 @@ impl Places {
             let to_secs = from_secs + found.aligned_span_secs;
             let same_place = |place: &Place| {
                 place.entry.song.id == found.song.id
-                    && window - place.last_window <= 2
+                    && can_continue(place, window)
                     && (place.song_start_secs - song_start_secs).abs() <= SAME_PLACE_SECS
             };
             if let Some(index) = self.open.iter().rposition(same_place) {
