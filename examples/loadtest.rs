@@ -49,6 +49,10 @@ struct Args {
     /// The server's process id [default: the process listening on the URL's port].
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Ask for at most this many matches (`?top=N`) [default: the server's, 5]. With 1, a
+    /// clip whose opening names a song conclusively is answered from it.
+    #[arg(long)]
+    top: Option<usize>,
 }
 
 /// What the clients saw.
@@ -65,7 +69,10 @@ fn main() -> anyhow::Result<()> {
     let base = Url::parse(&args.url).context("--url is not a URL")?;
     check_loopback(&base)?;
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
-    let search = base.join("/api/v1/search")?;
+    let mut search = base.join("/api/v1/search")?;
+    if let Some(top) = args.top {
+        search.set_query(Some(&format!("top={top}")));
+    }
     let clip: &'static [u8] = Box::leak(
         std::fs::read(&args.clip)
             .with_context(|| format!("reading {}", args.clip.display()))?

@@ -187,7 +187,7 @@ fn identify_one(library: &Library, clip: &Path) -> Result<Identification, Librar
         path: PathBuf::from(&name),
         source,
     })?;
-    library.identify_bytes(bytes, &name)
+    library.identify_bytes(bytes, &name, library.match_config().top_n)
 }
 
 /// Most bytes read from standard input or a pipe (an hour of CD-quality WAV is 635 MB).

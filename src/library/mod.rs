@@ -354,19 +354,24 @@ impl Library {
     /// Identifies an audio file, keeping the clip's fingerprint (see [`Answer`]).
     pub fn query_file(&self, path: &Path, cancel: &CancelToken) -> Result<Answer, LibraryError> {
         self.ensure_loaded()?;
-        self.query_source(AudioSource::File(path), cancel)
+        let top_n = self.match_config.top_n;
+        self.query_source(AudioSource::File(path), cancel, top_n)
     }
 
-    /// Identifies encoded audio held in memory (an upload).
+    /// Identifies encoded audio held in memory (an upload), naming at most `top_n` songs
+    /// (the settings' `top_n` need not be the caller's: a server serves requests that each
+    /// ask for their own). One song asked for, a long clip can be answered from its opening
+    /// (as [`Library::identify_file`] does with `top_n` 1).
     pub fn identify_bytes(
         &self,
         bytes: Vec<u8>,
         name: &str,
+        top_n: usize,
     ) -> Result<Identification, LibraryError> {
         self.ensure_loaded()?;
         let source = AudioSource::Bytes { bytes, name };
         Ok(self
-            .query_source(source, &CancelToken::new())?
+            .query_source(source, &CancelToken::new(), top_n.max(1))?
             .identification)
     }
 
@@ -374,6 +379,7 @@ impl Library {
         &self,
         source: AudioSource<'_>,
         cancel: &CancelToken,
+        top_n: usize,
     ) -> Result<Answer, LibraryError> {
         let started = Instant::now();
         let (fingerprint, clip) = engine::fingerprint_query_source(
@@ -384,11 +390,11 @@ impl Library {
             MAX_SPEED_SEARCH_SECS,
         )?;
         let first = Answer {
-            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started))?,
+            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started), top_n)?,
             fingerprint,
         };
         match clip {
-            Some(clip) => self.search_speeds(first, &clip, started),
+            Some(clip) => self.search_speeds(first, &clip, started, top_n),
             None => Ok(first),
         }
     }
@@ -417,8 +423,9 @@ impl Library {
             &self.match_config,
             Side::Query,
         )?;
+        let top_n = self.match_config.top_n;
         let first = Answer {
-            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started))?,
+            identification: self.match_fingerprint(&fingerprint, elapsed_ms(started), top_n)?,
             fingerprint,
         };
         if samples.len() as f64 > MAX_SPEED_SEARCH_SECS * f64::from(sample_rate_hz) {
@@ -428,7 +435,7 @@ impl Library {
             samples: samples.to_vec(),
             sample_rate_hz,
         };
-        self.search_speeds(first, &clip, started)
+        self.search_speeds(first, &clip, started, top_n)
     }
 
     /// When nothing matched at the clip's own speed, tries the configured playback speeds and
@@ -443,6 +450,7 @@ impl Library {
         first: Answer,
         clip: &engine::ClipAudio,
         started: Instant,
+        top_n: usize,
     ) -> Result<Answer, LibraryError> {
         if first.identification.found() {
             return Ok(first);
@@ -469,7 +477,7 @@ impl Library {
             else {
                 continue;
             };
-            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0)?);
+            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0, top_n)?);
             if attempt.found() {
                 attempt.speed = speed;
                 return Ok(found(attempt, fingerprint));
@@ -481,7 +489,7 @@ impl Library {
             for &semitones in &self.match_config.pitch_search_semitones {
                 let shifted =
                     engine::shift_pitch(&fingerprint, 2f64.powf(semitones / 12.0), &self.config);
-                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0)?);
+                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0, top_n)?);
                 if attempt.found() {
                     attempt.pitch_semitones = semitones;
                     return Ok(found(attempt, shifted));
@@ -498,19 +506,20 @@ impl Library {
         analysis_ms: f64,
     ) -> Result<Identification, LibraryError> {
         self.ensure_loaded()?;
-        self.match_fingerprint(fingerprint, analysis_ms)
+        self.match_fingerprint(fingerprint, analysis_ms, self.match_config.top_n)
     }
 
-    /// [`Library::identify_fingerprint`] once the caller has checked that the index is loaded.
+    /// [`Library::identify_fingerprint`] for at most `top_n` songs, once the caller has
+    /// checked that the index is loaded.
     fn match_fingerprint(
         &self,
         fingerprint: &Fingerprint,
         analysis_ms: f64,
+        top_n: usize,
     ) -> Result<Identification, LibraryError> {
-        let top_n = self.match_config.top_n;
         let mut identification = self.match_fingerprint_top(fingerprint, analysis_ms, top_n)?;
         if top_n > 1 {
-            self.add_song_heard_later(&mut identification, fingerprint)?;
+            self.add_song_heard_later(&mut identification, fingerprint, top_n)?;
         }
         Ok(identification)
     }
@@ -526,11 +535,11 @@ impl Library {
         &self,
         identification: &mut Identification,
         fingerprint: &Fingerprint,
+        top_n: usize,
     ) -> Result<(), LibraryError> {
         let Some(best) = identification.matches.first() else {
             return Ok(());
         };
-        let top_n = self.match_config.top_n;
         let split_secs = best.aligned_from_secs + best.aligned_span_secs;
         if identification.matches.len() >= top_n
             || fingerprint.duration_secs - split_secs < NEXT_SONG_MIN_SECS

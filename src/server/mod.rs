@@ -185,7 +185,8 @@ impl AppState {
     pub fn new(mut library: Library, settings: ServerSettings) -> Self {
         let fingerprint_config = library.config().clone();
         let match_config = library.match_config().clone();
-        // The library ranks up to `MAX_TOP` matches; each request keeps the `top` it asks for.
+        // The library's own settings rank up to `MAX_TOP` matches (the shared-audio checks);
+        // each search asks for the `top` of its request.
         library.set_match_config(MatchConfig {
             top_n: routes::MAX_TOP,
             ..match_config.clone()

@@ -579,7 +579,9 @@ fn catch_up_with_other_processes(shared: &Shared) -> Result<(), ApiError> {
 }
 
 /// Identifies a clip with the library's full query path (early answer, speed and pitch
-/// search) under the read lock: searches run side by side, writers wait for them.
+/// search) under the read lock, for the request's `top` songs (so that a request for one
+/// song is answered as `audiofp identify` answers it): searches run side by side, writers
+/// wait for them.
 fn identify(
     shared: &Shared,
     bytes: Vec<u8>,
@@ -587,7 +589,7 @@ fn identify(
     match_config: &MatchConfig,
 ) -> Result<SearchResponse, ApiError> {
     let library = caught_up_library(shared)?;
-    let answer = library.identify_bytes(bytes, name)?;
+    let answer = library.identify_bytes(bytes, name, match_config.top_n)?;
     drop(library);
     let matches: Vec<MatchJson> = answer
         .matches

@@ -350,6 +350,31 @@ async fn search_names_the_song_and_the_offset_of_a_noisy_excerpt() {
     server.stop().await;
 }
 
+/// A search for one song (`top=1`) is answered as `audiofp identify` answers it: from the
+/// clip's opening when that is conclusive. A search for more (the default, 5) reads the
+/// whole clip, where a second song may begin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_for_one_song_may_stop_at_the_opening_and_one_for_more_reads_it_all() {
+    let server = TestServer::start().await;
+    let song = &library_songs()[1];
+    let clip = wav_bytes(&distort::excerpt(&song.samples, SR, 5.0, 8.0), SR);
+    let more = server.search(clip.clone()).await;
+    let response = server
+        .post_audio("/api/v1/search?top=1", clip, "clip.wav", &[])
+        .await;
+    assert_eq!(response.status(), 200);
+    let one: Value = response.json().await.unwrap();
+    for answer in [&one, &more] {
+        assert_eq!(answer["matches"][0]["song_id"], server.ids[1], "{answer}");
+    }
+    let hashes = |answer: &Value| answer["query_hashes"].as_u64().unwrap();
+    assert!(
+        hashes(&one) * 2 < hashes(&more),
+        "one song: {one}\nfive songs: {more}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_of_an_unindexed_song_finds_nothing() {
     let server = TestServer::start().await;
