@@ -221,9 +221,10 @@ fn rescore_exactly(
     let table = KeyTable::new(landmarks);
     // Each candidate is re-scored on its own (about 0.1 ms), so they are spread over the
     // thread pool.
+    let kept = through_ties(&candidates, RESCORED_CANDIDATES);
     let mut rescored: Vec<(usize, ScoredSong)> = candidates
         .into_par_iter()
-        .take(RESCORED_CANDIDATES)
+        .take(kept)
         .map_init(Vec::new, |peaks, (span_idx, found)| {
             let centre = index.spans().get(span_idx).map_or(0, |span| {
                 (f64::from(span.base) + found.offset_frames)
@@ -299,10 +300,29 @@ fn verify_and_rank(
     outcome
 }
 
-/// Songs re-scored exactly after a budgeted lookup.
+/// Songs re-scored exactly after a budgeted lookup (and any tied with the last).
 const RESCORED_CANDIDATES: usize = 8;
-/// Songs whose peaks are compared with the clip's (at least `top_n`).
+/// Songs whose peaks are compared with the clip's (at least `top_n`). Not more: each one
+/// verified is one more chance for a wrong song to agree with the clip by chance, which the
+/// confidence model was fitted with this many.
 const VERIFIED_CANDIDATES: usize = 8;
+
+/// How many of `ranked` (best first, by [`by_rank`]) the best `wanted` are once candidates
+/// with as many aligned landmarks as the last of them are kept too, up to twice `wanted`:
+/// which songs go on to the next step then does not depend on their ids (which follow the
+/// order songs were indexed in) unless more than `wanted` tie at the cut.
+fn through_ties(ranked: &[(usize, ScoredSong)], wanted: usize) -> usize {
+    match ranked.get(wanted.saturating_sub(1)) {
+        Some((_, last)) if wanted > 0 => {
+            let tied = ranked[wanted..]
+                .iter()
+                .take_while(|(_, song)| song.aligned == last.aligned)
+                .count();
+            wanted + tied.min(wanted)
+        }
+        _ => ranked.len().min(wanted),
+    }
+}
 
 /// Best first: higher confidence, then more aligned landmarks, then the lower id.
 fn by_confidence(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
@@ -312,12 +332,22 @@ fn by_confidence(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
         .then(a.song_id.cmp(&b.song_id))
 }
 
-/// Best first: more aligned landmarks, then higher confidence, then the lower id.
+/// Best first: more aligned landmarks, then higher confidence, then the lower chance level
+/// (the aligned count stands further above it), then the lower id. Candidates are ranked
+/// before they are verified (confidence 0) and cut at [`VERIFIED_CANDIDATES`]: which of those
+/// tied on aligned landmarks are verified is decided by their evidence, not by their ids
+/// (which follow the order songs were indexed in).
 fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
     b.aligned
         .cmp(&a.aligned)
         .then(b.confidence.total_cmp(&a.confidence))
+        .then(chance_level(a).total_cmp(&chance_level(b)))
         .then(a.song_id.cmp(&b.song_id))
+}
+
+/// A candidate's hits per frame of offset away from its best bin.
+fn chance_level(song: &ScoredSong) -> f64 {
+    song.song_hits.saturating_sub(song.aligned) as f64 / (f64::from(song.background_frames) + 1.0)
 }
 
 /// The hits of one lookup, each as `difference << 32 | query frame`, in lists split at the
@@ -416,7 +446,7 @@ fn candidates_on_two_threads(
     );
     found.extend(found_late);
     found.sort_by(|a, b| by_rank(&a.1, &b.1));
-    found.truncate(candidates_kept(config));
+    found.truncate(through_ties(&found, candidates_kept(config)));
     found
 }
 
@@ -516,13 +546,28 @@ fn candidates_of(
     // Only the strongest candidates can be reported: score those in full.
     let keep = candidates_kept(config);
     if best.len() > keep {
-        // In the order of `by_rank` (ties to the lower song id), so that the songs kept do
-        // not depend on how the hits were split between threads.
-        best.select_nth_unstable_by(keep - 1, |a, b| {
+        // The `keep` best, and up to as many again tied with the last of them (see
+        // `through_ties`), in the order of `by_rank` (ties to the lower song id), so that the
+        // songs kept do not depend on how the hits were split between threads.
+        let rank = |a: &(usize, u32), b: &(usize, u32)| {
             b.1.cmp(&a.1)
                 .then(spans[a.0].song_id.cmp(&spans[b.0].song_id))
-        });
-        best.truncate(keep);
+        };
+        best.select_nth_unstable_by(keep - 1, rank);
+        let last = best[keep - 1].1;
+        let (_, rest) = best.split_at_mut(keep);
+        let mut tied = 0;
+        for i in 0..rest.len() {
+            if rest[i].1 == last {
+                rest.swap(tied, i);
+                tied += 1;
+            }
+        }
+        if tied > keep {
+            rest[..tied].select_nth_unstable_by(keep - 1, rank);
+            tied = keep;
+        }
+        best.truncate(keep + tied);
     }
     let mut own = Vec::new();
     let mut scored: Vec<(usize, ScoredSong)> = best
@@ -1184,6 +1229,55 @@ mod tests {
         let log_odds = |p: f64| (p / (1.0 - p)).ln();
         let lost = log_odds(at(FITTED_LIBRARY_SONGS)) - log_odds(at(8_100));
         assert!((lost - 0.5 * 100f64.ln()).abs() < 1e-9, "{lost}");
+    }
+
+    /// Candidates with these aligned counts, best first, with ids in the reverse order.
+    fn ranked(aligned: &[usize]) -> Vec<(usize, ScoredSong)> {
+        aligned
+            .iter()
+            .enumerate()
+            .map(|(idx, &aligned)| {
+                let song = ScoredSong {
+                    song_id: 100 - idx as i64,
+                    aligned,
+                    aligned_frames: aligned,
+                    first_aligned_frame: 0,
+                    spread_frames: 0,
+                    offset_frames: 0.0,
+                    confidence: 0.0,
+                    song_hits: 0,
+                    background_frames: 0,
+                    peaks: PeakAgreement::default(),
+                };
+                (idx, song)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cut_keeps_the_candidates_tied_with_the_last_up_to_twice_as_many() {
+        assert_eq!(through_ties(&ranked(&[10, 9, 8, 8, 8, 7]), 3), 5);
+        assert_eq!(through_ties(&ranked(&[10, 9, 8, 8, 8, 7]), 2), 2);
+        assert_eq!(through_ties(&ranked(&[10, 9, 8, 8, 8]), 4), 5);
+        assert_eq!(through_ties(&ranked(&[10, 9]), 8), 2);
+        assert_eq!(through_ties(&ranked(&[5; 9]), 2), 4);
+        assert_eq!(through_ties(&ranked(&[5; 9]), 0), 0);
+    }
+
+    #[test]
+    fn candidates_tied_on_aligned_landmarks_rank_by_chance_level_not_by_id() {
+        let mut songs = ranked(&[9, 9, 9]);
+        for (song_hits, (_, song)) in [300, 40, 120].into_iter().zip(&mut songs) {
+            song.song_hits = song_hits;
+            song.background_frames = 2_000;
+        }
+        songs.sort_by(|a, b| by_rank(&a.1, &b.1));
+        let hits: Vec<usize> = songs.iter().map(|(_, song)| song.song_hits).collect();
+        assert_eq!(hits, [40, 120, 300]);
+        // Only a tie on every figure falls back to the lower id.
+        let mut same = ranked(&[9, 9]);
+        same.sort_by(|a, b| by_rank(&a.1, &b.1));
+        assert_eq!(same[0].1.song_id, 99);
     }
 
     #[test]
