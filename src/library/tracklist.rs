@@ -17,9 +17,10 @@
 //! window and a half can miss that; a song mixed in at another speed than its own is not
 //! searched for (as `identify` searches a clip that names nothing).
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{Identification, Library, LibraryError, elapsed_ms};
@@ -120,11 +121,14 @@ pub struct Tracklist {
 impl Library {
     /// The songs heard in a recording, and when (see the module's documentation).
     /// `on_progress` is called after each window with the seconds of the recording done.
+    ///
+    /// This thread decodes and cuts the windows; a second one takes them in batches, has the
+    /// thread pool analyse each batch, and identifies its windows in order.
     pub fn tracklist(
         &self,
         source: AudioSource<'_>,
         cancel: &CancelToken,
-        mut on_progress: impl FnMut(f64),
+        on_progress: impl FnMut(f64) + Send,
     ) -> Result<Tracklist, LibraryError> {
         self.ensure_loaded()?;
         let started = Instant::now();
@@ -133,46 +137,26 @@ impl Library {
             window_secs: WINDOW_SECS,
             hop_secs: HOP_SECS,
         };
-        let mut places = Places::default();
-        let mut tracklist = Tracklist::default();
-        let mut failure: Option<LibraryError> = None;
-        // The window before, where a song the current window finds may already start.
-        let mut previous: Option<Seen> = None;
-        let walked = windows::for_each_window(source, plan, cancel, |window| {
-            if failure.is_some() {
-                // Stops decoding; the failure is returned below.
-                return Err(EngineError::Cancelled);
-            }
-            tracklist.windows += 1;
-            let fingerprint = match engine::fingerprint_samples(
-                window.samples,
-                window.sample_rate_hz,
-                &self.config,
-                &self.match_config,
-                Side::Query,
-            ) {
-                Ok(fingerprint) => fingerprint,
-                Err(EngineError::Silent { .. } | EngineError::TooShort { .. }) => {
-                    tracklist.silent_windows += 1;
-                    return Ok(());
-                }
-                Err(err) => return Err(err),
-            };
-            on_progress(window.start_secs + fingerprint.duration_secs);
-            let seen = Seen {
-                start_secs: window.start_secs,
-                fingerprint: Rc::new(fingerprint),
-            };
-            let step = self.add_window(&mut places, previous.as_ref(), &seen);
-            if let Err(err) = step {
-                failure = Some(err);
-            }
-            previous = Some(seen);
-            Ok(())
+        let (window_tx, window_rx) = crossbeam_channel::bounded::<CutWindow>(WINDOWS_IN_FLIGHT);
+        let (walked, listened) = std::thread::scope(|scope| {
+            let listener = scope.spawn(move || self.listen_to_windows(window_rx, on_progress));
+            let walked = windows::for_each_window(source, plan, cancel, |window| {
+                let cut = CutWindow {
+                    start_secs: window.start_secs,
+                    samples: window.samples.to_vec(),
+                    sample_rate_hz: window.sample_rate_hz,
+                };
+                // The listener stops taking windows only when it failed: stop decoding too
+                // (its error is the one returned).
+                window_tx.send(cut).map_err(|_| EngineError::Cancelled)
+            });
+            drop(window_tx);
+            let listened = listener
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (walked, listened)
         });
-        if let Some(err) = failure {
-            return Err(err);
-        }
+        let (places, mut tracklist) = listened?;
         tracklist.recording_secs = walked?;
         if tracklist.recording_secs < self.match_config.min_clip_secs {
             return Err(EngineError::TooShort {
@@ -190,6 +174,7 @@ impl Library {
         } else {
             MIN_WINDOWS
         };
+        let mut places = places;
         // The places still open at the end.
         for place in &mut places.open {
             self.find_end(place)?;
@@ -198,13 +183,79 @@ impl Library {
         tracklist.elapsed_ms = elapsed_ms(started);
         Ok(tracklist)
     }
+
+    /// Analyses and identifies the windows `windows` hands over, in order, until it closes:
+    /// the places of the songs heard, and the window counts. Windows are analysed
+    /// [`WINDOWS_PER_BATCH`] at a time on the thread pool, then identified one by one (each
+    /// window's songs are placed from the places the windows before it left).
+    fn listen_to_windows(
+        &self,
+        windows: crossbeam_channel::Receiver<CutWindow>,
+        mut on_progress: impl FnMut(f64),
+    ) -> Result<(Places, Tracklist), LibraryError> {
+        let mut places = Places::default();
+        let mut tracklist = Tracklist::default();
+        // The window before, where a song the current window finds may already start.
+        let mut previous: Option<Seen> = None;
+        let mut batch: Vec<CutWindow> = Vec::with_capacity(WINDOWS_PER_BATCH);
+        loop {
+            batch.extend(windows.iter().take(WINDOWS_PER_BATCH));
+            if batch.is_empty() {
+                break;
+            }
+            let analysed: Vec<Result<Fingerprint, EngineError>> = batch
+                .par_iter()
+                .map(|window| {
+                    engine::fingerprint_samples(
+                        &window.samples,
+                        window.sample_rate_hz,
+                        &self.config,
+                        &self.match_config,
+                        Side::Query,
+                    )
+                })
+                .collect();
+            for (window, fingerprint) in batch.drain(..).zip(analysed) {
+                tracklist.windows += 1;
+                let fingerprint = match fingerprint {
+                    Ok(fingerprint) => fingerprint,
+                    Err(EngineError::Silent { .. } | EngineError::TooShort { .. }) => {
+                        tracklist.silent_windows += 1;
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                on_progress(window.start_secs + fingerprint.duration_secs);
+                let seen = Seen {
+                    start_secs: window.start_secs,
+                    fingerprint: Arc::new(fingerprint),
+                };
+                self.add_window(&mut places, previous.as_ref(), &seen)?;
+                previous = Some(seen);
+            }
+        }
+        Ok((places, tracklist))
+    }
+}
+
+/// Windows cut but not yet taken for analysis, at most: each holds 10 s of decoded audio.
+const WINDOWS_IN_FLIGHT: usize = 2;
+/// Windows analysed together on the thread pool. With those in the channel, at most 6
+/// windows (11 MB of mono audio at 44.1 kHz) are held.
+const WINDOWS_PER_BATCH: usize = 4;
+
+/// A window as the decoding thread hands it over.
+struct CutWindow {
+    start_secs: f64,
+    samples: Vec<f32>,
+    sample_rate_hz: u32,
 }
 
 /// A window analysed: where it starts in the recording, and its fingerprint.
 #[derive(Clone)]
 struct Seen {
     start_secs: f64,
-    fingerprint: Rc<Fingerprint>,
+    fingerprint: Arc<Fingerprint>,
 }
 
 /// A song is heard where at least this many of a window's landmarks land on it at its place
