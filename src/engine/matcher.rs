@@ -334,9 +334,9 @@ fn by_confidence(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
 
 /// Best first: more aligned landmarks, then higher confidence, then the lower chance level
 /// (the aligned count stands further above it), then the lower id. Candidates are ranked
-/// before they are verified (confidence 0) and cut at [`VERIFIED_CANDIDATES`]: which of those
-/// tied on aligned landmarks are verified is decided by their evidence, not by their ids
-/// (which follow the order songs were indexed in).
+/// before they are re-scored or verified (confidence 0) and cut at [`RESCORED_CANDIDATES`]
+/// and [`VERIFIED_CANDIDATES`]: which of those tied on aligned landmarks go on is decided by
+/// their evidence, not by their ids (which follow the order songs were indexed in).
 fn by_rank(a: &ScoredSong, b: &ScoredSong) -> std::cmp::Ordering {
     b.aligned
         .cmp(&a.aligned)
