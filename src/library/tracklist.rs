@@ -156,7 +156,7 @@ impl Library {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (walked, listened)
         });
-        let (places, mut tracklist) = listened?;
+        let (mut places, mut tracklist) = listened?;
         tracklist.recording_secs = walked?;
         if tracklist.recording_secs < self.match_config.min_clip_secs {
             return Err(EngineError::TooShort {
@@ -174,7 +174,6 @@ impl Library {
         } else {
             MIN_WINDOWS
         };
-        let mut places = places;
         // The places still open at the end.
         for place in &mut places.open {
             self.find_end(place)?;
