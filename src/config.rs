@@ -283,7 +283,9 @@ pub struct MatchConfig {
     /// In a large library the most common keys hit thousands of songs by chance and tell
     /// little; when a query's keys would hit more than this budget, the keys with the longest
     /// posting lists are skipped (an IDF cut), which bounds matching time whatever the library
-    /// size. Small libraries never reach the budget.
+    /// size. Small libraries never reach the budget. 16 answers the scale run's clips as 32
+    /// and as no limit do, at 10,000 and 100,000 songs, a quarter faster than 32
+    /// (docs/BENCHMARK.md, "Stop 27: the postings budget").
     pub hits_per_landmark: usize,
 }
 
@@ -299,7 +301,7 @@ impl Default for MatchConfig {
             min_aligned: 5,
             top_n: 5,
             min_clip_secs: 0.9,
-            hits_per_landmark: 32,
+            hits_per_landmark: 16,
         }
     }
 }
