@@ -284,8 +284,8 @@ pub struct MatchConfig {
     /// little; when a query's keys would hit more than this budget, the keys with the longest
     /// posting lists are skipped (an IDF cut), which bounds matching time whatever the library
     /// size. Small libraries never reach the budget. 16 answers the scale run's clips as 32
-    /// and as no limit do, at 10,000 and 100,000 songs, a quarter faster than 32
-    /// (docs/BENCHMARK.md, "Stop 27: the postings budget").
+    /// does at 10,000 and 100,000 songs (and as no limit does at 10,000), a quarter faster
+    /// (docs/BENCHMARK.md, "Stop 27: the code is not slower; the default budget is now 16").
     pub hits_per_landmark: usize,
 }
 
