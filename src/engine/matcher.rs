@@ -1025,14 +1025,16 @@ pub fn confidence(song: &ScoredSong, query_landmarks: usize, library_songs: usiz
 /// within one difference.
 fn sort_by_difference(parts: &[&[u64]], largest: u32, sorted: &mut HitList) {
     let len = parts.iter().map(|part| part.len()).sum();
-    if len < 4096 {
+    // The bucket counters have 32 bits (half the cache of 64), enough for any query that fits
+    // in memory; a larger one is sorted by comparison, as a small one is.
+    let Some(len_u32) = u32::try_from(len).ok().filter(|&len| len >= 4096) else {
         sorted.clear();
         for part in parts {
             sorted.extend_from_slice(part);
         }
         sorted.sort_unstable();
         return;
-    }
+    };
     let bits = (u32::BITS - largest.leading_zeros()).max(1);
     let passes = bits.div_ceil(RADIX_BITS_PER_PASS) as usize;
     let bits_per_pass = bits.div_ceil(passes as u32);
@@ -1040,10 +1042,12 @@ fn sort_by_difference(parts: &[&[u64]], largest: u32, sorted: &mut HitList) {
     let mask = buckets as u64 - 1;
     let shift = |pass: usize| 32 + pass as u32 * bits_per_pass;
     // Every pass's bucket sizes in one read, then turned into each bucket's first slot.
-    let mut starts = vec![0usize; passes * buckets];
-    for &hit in parts.iter().flat_map(|part| part.iter()) {
-        for (pass, counts) in starts.chunks_exact_mut(buckets).enumerate() {
-            counts[((hit >> shift(pass)) & mask) as usize] += 1;
+    let mut starts = vec![0u32; passes * buckets];
+    for part in parts {
+        for &hit in part.iter() {
+            for pass in 0..passes {
+                starts[pass * buckets + ((hit >> shift(pass)) & mask) as usize] += 1;
+            }
         }
     }
     for counts in starts.chunks_exact_mut(buckets) {
@@ -1053,6 +1057,7 @@ fn sort_by_difference(parts: &[&[u64]], largest: u32, sorted: &mut HitList) {
             *slot = next;
             next += size;
         }
+        debug_assert_eq!(next, len_u32);
     }
     // Passes alternate between the two buffers (each pass writes every slot); the last one
     // writes into `sorted`.
@@ -1065,12 +1070,20 @@ fn sort_by_difference(parts: &[&[u64]], largest: u32, sorted: &mut HitList) {
         (&mut other, &mut *sorted)
     };
     for (pass, next) in starts.chunks_exact_mut(buckets).enumerate() {
-        let previous: [&[u64]; 1] = [from];
-        let source: &[&[u64]] = if pass == 0 { parts } else { &previous };
-        for &hit in source.iter().flat_map(|part| part.iter()) {
-            let bucket = ((hit >> shift(pass)) & mask) as usize;
-            into[next[bucket]] = hit;
-            next[bucket] += 1;
+        let shift = shift(pass);
+        let mut scatter = |source: &[u64], into: &mut [u64]| {
+            for &hit in source {
+                let bucket = ((hit >> shift) & mask) as usize;
+                into[next[bucket] as usize] = hit;
+                next[bucket] += 1;
+            }
+        };
+        if pass == 0 {
+            for part in parts {
+                scatter(part, into);
+            }
+        } else {
+            scatter(from, into);
         }
         std::mem::swap(&mut into, &mut from);
     }
