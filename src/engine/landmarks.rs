@@ -113,6 +113,47 @@ pub fn for_each_landmark(peaks: &[Peak], rule: PairingRule, mut visit: impl FnMu
     }
 }
 
+/// `landmarks` in their order (key, then frame). Landmarks come in frame order, as
+/// [`landmarks`] makes them; a stable radix sort by key alone (two passes over [`KEY_BITS`]) then
+/// orders them in a few times less than a comparison sort of a 10 s query's ten thousand.
+/// Landmarks in another order are sorted by comparison.
+pub fn sorted(landmarks: &[Landmark]) -> Vec<Landmark> {
+    const PASSES: u32 = 2;
+    const BITS_PER_PASS: u32 = KEY_BITS.div_ceil(PASSES);
+    const BUCKETS: usize = 1 << BITS_PER_PASS;
+    let mut sorted = landmarks.to_vec();
+    let radix_sortable = landmarks.len() >= 256
+        && u32::try_from(landmarks.len()).is_ok()
+        && landmarks.is_sorted_by_key(|l| l.frame)
+        && landmarks.iter().all(|l| l.key < KEY_SPACE as u32);
+    if !radix_sortable {
+        sorted.sort_unstable();
+        return sorted;
+    }
+    let bucket = |l: &Landmark, pass: u32| (l.key >> (pass * BITS_PER_PASS)) as usize % BUCKETS;
+    let mut other = sorted.clone();
+    for pass in 0..PASSES {
+        let mut next = vec![0u32; BUCKETS];
+        for l in &sorted {
+            next[bucket(l, pass)] += 1;
+        }
+        let mut start = 0;
+        for slot in next.iter_mut() {
+            let size = *slot;
+            *slot = start;
+            start += size;
+        }
+        debug_assert_eq!(start as usize, landmarks.len());
+        for l in &sorted {
+            let b = bucket(l, pass);
+            other[next[b] as usize] = *l;
+            next[b] += 1;
+        }
+        std::mem::swap(&mut sorted, &mut other);
+    }
+    sorted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +169,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn sorted_orders_as_a_comparison_sort_does() {
+        let mut state = 0x9E37_79B9_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        // In frame order (as made), with repeated keys and repeated landmarks; then shuffled.
+        let mut made: Vec<Landmark> = (0..5000)
+            .map(|i| Landmark {
+                key: next() % (KEY_SPACE as u32) / if i % 7 == 0 { 4096 } else { 1 },
+                frame: i / 12,
+            })
+            .collect();
+        made.extend_from_within(100..200);
+        made.sort_by_key(|l| l.frame);
+        let mut expected = made.clone();
+        expected.sort();
+        assert_eq!(sorted(&made), expected);
+        let mut shuffled = made.clone();
+        shuffled.reverse();
+        assert_eq!(sorted(&shuffled), expected);
+        let few = &made[..10];
+        let mut few_expected = few.to_vec();
+        few_expected.sort();
+        assert_eq!(sorted(few), few_expected);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! development corpus including its clips of unindexed songs ([`CONFIDENCE_WEIGHTS`]).
 //! Verified candidates are ranked by confidence.
 
-use super::landmarks::Landmark;
+use super::landmarks::{self, Landmark};
 use super::peaks::Peak;
 use super::postings::{InvertedIndex, MAX_SONG_FRAMES, SONG_GAP_FRAMES, SongSpan};
 use super::verify::{self, ClipEvidence, PeakAgreement};
@@ -186,10 +186,9 @@ pub fn score(
 
 /// The query's landmarks sorted by key, each once.
 fn distinct(query: &[Landmark]) -> Vec<Landmark> {
-    let mut landmarks = query.to_vec();
-    landmarks.sort_unstable();
-    landmarks.dedup();
-    landmarks
+    let mut sorted = landmarks::sorted(query);
+    sorted.dedup();
+    sorted
 }
 
 /// [`score`] of `landmarks` already sorted by key and distinct.
