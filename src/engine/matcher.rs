@@ -96,9 +96,10 @@ pub const EARLY_ANSWER_CONFIDENCE: f64 = 0.98;
 /// and a third.
 ///
 /// In a large library (a budgeted lookup) the opening's candidates are re-scored and verified
-/// only when the best of them [stands out](stands_out) from the runner-up: when none does, the
-/// opening holds nothing but chance alignments and could not answer early, and the price of
-/// finding that out (about an eighth of such a query at 10k songs) is saved.
+/// only when the best of them [stands out](stands_out) from the runner-up. A best candidate
+/// level with the others has so far been a chance alignment, or a clip too degraded to answer
+/// from its opening: the whole clip is then scored at once, which saves about an eighth of
+/// such a query at 10k songs.
 ///
 /// Only a caller asking for one song (`top_n` 1) gets an early answer: one asking for more
 /// wants every song the clip holds (a clip across two songs, a recorded set), and the
