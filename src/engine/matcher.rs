@@ -1475,13 +1475,18 @@ mod tests {
         let songs: Vec<Vec<Peak>> = (0..count)
             .map(|s| random_peaks(s + seed, 2_000, 900))
             .collect();
-        let index = InvertedIndex::build(0.032, rule, |visit| {
+        let index = index_of(&songs, rule);
+        (songs, index)
+    }
+
+    /// An index by `rule` of `songs` of 2,000 frames each (song ids from 0).
+    fn index_of(songs: &[Vec<Peak>], rule: PairingRule) -> InvertedIndex {
+        InvertedIndex::build(0.032, rule, |visit| {
             for (id, peaks) in songs.iter().enumerate() {
                 visit(id as i64, 2_000, peaks);
             }
         })
-        .unwrap();
-        (songs, index)
+        .unwrap()
     }
 
     /// A query's landmarks of `clip`: `rule` with 3 times its fan-out, as queries pair.
@@ -1617,12 +1622,7 @@ mod tests {
                 peaks
             })
             .collect();
-        let index = InvertedIndex::build(0.032, rule, |visit| {
-            for (id, peaks) in songs.iter().enumerate() {
-                visit(id as i64, 2_000, peaks);
-            }
-        })
-        .unwrap();
+        let index = index_of(&songs, rule);
         let opening_frames = 100;
         let clip: Vec<Peak> = excerpt(&songs[12], 500..900);
         let query = query_landmarks(&clip, rule);
