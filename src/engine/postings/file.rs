@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
-use super::{InvertedIndex, KEY_SPACE, PairingRule, SongSpan};
+use super::{InvertedIndex, KEY_SPACE, PairingRule, SideList, SongSpan};
 
 const MAGIC: &[u8; 8] = b"AFPOSTv4";
 
@@ -202,7 +202,7 @@ impl InvertedIndex {
             };
             out.write_all(&identity.to_le_bytes())?;
         }
-        write_pairs(out, &self.pending)?;
+        write_pairs(out, self.pending.sorted_pairs())?;
         let mut removed: Vec<i64> = self.removed.iter().copied().collect();
         removed.sort_unstable();
         out.write_all(&(removed.len() as u64).to_le_bytes())?;
@@ -284,8 +284,7 @@ impl InvertedIndex {
         let index = InvertedIndex {
             offsets,
             entries,
-            pending_sorted: pending.len(),
-            pending,
+            pending: SideList::from_sorted(pending),
             spans,
             removed,
             next_base,
@@ -316,11 +315,7 @@ impl InvertedIndex {
             let peaks_end = span.peaks_start.checked_add(span.peaks_len as usize);
             in_order && peaks_end.is_some_and(|e| e <= self.forward.len())
         }) && end <= u64::from(self.next_base);
-        let pending_ok = self.pending.windows(2).all(|w| w[0] <= w[1])
-            && self
-                .pending
-                .iter()
-                .all(|&(key, _)| (key as usize) < KEY_SPACE);
+        let pending_ok = self.pending.is_consistent();
         // The song count is the spans less the removed songs: each removed id must be a
         // span's, once.
         let span_ids: HashSet<i64> = self.spans.iter().map(|span| span.song_id).collect();

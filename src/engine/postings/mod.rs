@@ -20,7 +20,9 @@ use super::landmarks::{self, BIN_BITS, KEY_SPACE, Landmark, PairingRule};
 use super::peaks::Peak;
 
 mod file;
+mod side;
 pub use file::{SavedIndex, Stamp};
+use side::SideList;
 
 /// Frames left empty between two songs on the global timeline, so that a clip aligned slightly
 /// before a song's start still falls to that song.
@@ -162,11 +164,8 @@ impl CsrBuilder {
 pub struct InvertedIndex {
     offsets: Vec<u32>,
     entries: Vec<u32>,
-    /// Songs added since the last merge: (key, global frame). The first `pending_sorted`
-    /// entries are sorted (binary-searched); the rest, added since the last
-    /// [`prepare`](InvertedIndex::prepare), are scanned.
-    pending: Vec<(u32, u32)>,
-    pending_sorted: usize,
+    /// Songs added since the last merge.
+    pending: SideList,
     spans: Vec<SongSpan>,
     removed: HashSet<i64>,
     next_base: u32,
@@ -184,8 +183,7 @@ impl InvertedIndex {
         Self {
             offsets: Vec::new(),
             entries: Vec::new(),
-            pending: Vec::new(),
-            pending_sorted: 0,
+            pending: SideList::default(),
             spans: Vec::new(),
             removed: HashSet::new(),
             next_base: 0,
@@ -342,7 +340,12 @@ impl InvertedIndex {
             let (a, b) = (self.offsets[key] as usize, self.offsets[key + 1] as usize);
             self.entries[a..b].iter().filter(|&&f| !is_removed(f))
         };
-        let new_postings = || self.pending.iter().filter(|&&(_, f)| !is_removed(f));
+        let new_postings = || {
+            self.pending
+                .pairs()
+                .iter()
+                .filter(|&&(_, f)| !is_removed(f))
+        };
         for key in 0..old_key_count {
             csr.count_many(key as u32, old_postings(key).count() as u32);
         }
@@ -360,7 +363,6 @@ impl InvertedIndex {
         }
         (self.offsets, self.entries) = csr.finish();
         self.pending.clear();
-        self.pending_sorted = 0;
         self.spans.retain(|s| !self.removed.contains(&s.song_id));
         if !self.removed.is_empty() {
             let mut forward = Vec::with_capacity(self.forward.len());
@@ -444,12 +446,7 @@ impl InvertedIndex {
     /// Sorts the side list so lookups can binary-search all of it. Lookups are correct without
     /// it, only slower: call it after a batch of additions.
     pub fn prepare(&mut self) {
-        if self.pending_sorted < self.pending.len() {
-            // The pairs' own order, compared as one word (faster than the tuples).
-            self.pending
-                .sort_unstable_by_key(|&(key, frame)| u64::from(key) << 32 | u64::from(frame));
-            self.pending_sorted = self.pending.len();
-        }
+        self.pending.prepare();
     }
 
     /// Length of a key's posting list in the merged index (the side list not counted): what a
@@ -473,24 +470,7 @@ impl InvertedIndex {
                 on_posting(frame);
             }
         }
-        if !self.pending.is_empty() {
-            let key = key as u32;
-            let (sorted, tail) = self
-                .pending
-                .split_at(self.pending_sorted.min(self.pending.len()));
-            let start = sorted.partition_point(|&(k, _)| k < key);
-            for &(k, frame) in &sorted[start..] {
-                if k != key {
-                    break;
-                }
-                on_posting(frame);
-            }
-            for &(k, frame) in tail {
-                if k == key {
-                    on_posting(frame);
-                }
-            }
-        }
+        self.pending.for_each_posting(key as u32, on_posting);
     }
 
     /// The song a global frame (or an alignment near a song's start) belongs to, unless removed.
@@ -535,7 +515,7 @@ impl InvertedIndex {
     pub fn memory_bytes(&self) -> usize {
         self.offsets.capacity() * 4
             + self.entries.capacity() * 4
-            + self.pending.capacity() * 8
+            + self.pending.memory_bytes()
             + self.forward.capacity() * 4
             + self.spans.capacity() * std::mem::size_of::<SongSpan>()
     }
