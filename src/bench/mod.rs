@@ -879,6 +879,8 @@ pub struct ScaleReport {
     pub false_positive_answers: Vec<ScaleFalsePositive>,
     /// Median postings hit per 10 s query.
     pub median_hits: usize,
+    /// Generated songs added one by one after the build: postings in the side list.
+    pub added_songs: usize,
 }
 
 /// A real song for the scale run: its peaks, its frame count, and the peaks of clips of it.
@@ -896,6 +898,10 @@ pub struct ScaleOptions {
     /// Rounds over all the queries; a query's time is its median over the rounds, so that a
     /// burst of load on the machine skews one round only.
     pub query_rounds: usize,
+    /// How many of the generated songs are added one by one once the rest is built, as a
+    /// library that grew since its postings were last merged: theirs wait in the side list.
+    /// Adding more than a quarter of what was built merges them in.
+    pub added_songs: usize,
 }
 
 /// Builds an index of generated fingerprints (plus `real` songs' peaks, whose 10 s excerpts
@@ -912,12 +918,14 @@ pub fn run_scale(
     let generator = &options.generated;
     let rule = engine::pairing_rule(config, match_config, Side::Reference);
     let started = Instant::now();
+    let added = options.added_songs.min(songs);
+    let built = songs - added;
     let index = InvertedIndex::build(config.frame_secs(), rule, |visit| {
         let mut peaks = Vec::new();
         for (i, (real_peaks, frames, _)) in real.iter().enumerate() {
             visit(i as i64, *frames, real_peaks);
         }
-        for song in 0..songs {
+        for song in 0..built {
             generator.peaks(song, &mut peaks);
             visit(
                 (real.len() + song) as i64,
@@ -925,6 +933,16 @@ pub fn run_scale(
                 &peaks,
             );
         }
+    })
+    .and_then(|mut index| {
+        let mut peaks = Vec::new();
+        for song in built..songs {
+            generator.peaks(song, &mut peaks);
+            let id = (real.len() + song) as i64;
+            index.add_song(id, generator.frames_per_song(), &peaks)?;
+        }
+        index.prepare();
+        Ok(index)
     });
     let build_secs = started.elapsed().as_secs_f64();
     let Ok(index) = index else {
@@ -943,6 +961,7 @@ pub fn run_scale(
             ScaleReport {
                 songs: songs + real.len(),
                 build_secs,
+                added_songs: added,
                 ..report
             }
         })
@@ -1046,5 +1065,6 @@ fn query_scale_index(
             hit_counts.sort_unstable();
             hit_counts.get(hit_counts.len() / 2).copied().unwrap_or(0)
         },
+        added_songs: 0,
     }
 }

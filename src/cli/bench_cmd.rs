@@ -55,6 +55,12 @@ pub struct BenchArgs {
     /// the rounds.
     #[arg(long, default_value_t = 5)]
     pub query_rounds: usize,
+    /// With `--scale`: add this percentage of the generated songs one by one after building
+    /// the index from the others, as songs indexed since the library's postings were last
+    /// merged (they wait in a side list until it holds a quarter of the rest). 0: one merged
+    /// index.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0, value_parser = percent)]
+    pub scale_added: f64,
     /// With `--scale N`: instead of measuring, write a SQLite index of the first 20 corpus
     /// songs plus N generated fingerprints to this new file (for load-testing `audiofp serve`
     /// on a large library).
@@ -480,6 +486,14 @@ impl Drop for BenchTempDir {
     }
 }
 
+/// A percentage from 0 to 100 (`--scale-added`).
+fn percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=100.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
+}
+
 fn run_scale(
     args: &BenchArgs,
     config: &crate::config::FingerprintConfig,
@@ -547,12 +561,18 @@ fn run_scale(
             generated: generator.clone(),
             budgets,
             query_rounds: args.query_rounds,
+            added_songs: (songs as f64 * args.scale_added / 100.0).round() as usize,
         };
         for report in bench::run_scale(&options, &real, &negatives, config, match_config) {
             if !args.json {
                 outln!(
-                    "{:>8} songs: {} postings, built in {:.1} s, index memory {}, RSS {}; hits/landmark {}: 10 s query matching median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}, false positives {}/{}",
+                    "{:>8} songs{}: {} postings, built in {:.1} s, index memory {}, RSS {}; hits/landmark {}: 10 s query matching median {:.2} ms, p95 {:.2} ms ({} postings hit); correct {}/{}, false positives {}/{}",
                     report.songs,
+                    if report.added_songs > 0 {
+                        format!(" ({} added since the last merge)", report.added_songs)
+                    } else {
+                        String::new()
+                    },
                     report.postings,
                     report.build_secs,
                     bytes(report.index_memory_bytes as u64),
