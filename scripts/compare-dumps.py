@@ -15,7 +15,7 @@ not the fingerprint. This script therefore scores every dump twice:
   cross-validation (odd and even clip numbers), so no clip is scored by weights fitted on it.
 
 Both use the threshold (0.8, the shipped one, unless --threshold says otherwise) with its
-length scaling for clips under 2 s (short-clips.py). It prints the right answers per distortion and clip length where the dumps
+length scaling for short clips (short-clips.py). It prints the right answers per distortion and clip length where the dumps
 differ, then per dump the false positives (clips of unindexed songs answered with a song they
 do not contain), the wrong songs and the total of right answers. The speed search is off in
 these dumps (it costs minutes), so speed clips count less than in a real bench run.

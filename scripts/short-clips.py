@@ -19,7 +19,7 @@ import sys
 
 MIN_ALIGNED = 5
 THRESHOLD = 0.8
-FULL_EVIDENCE_SECS = 2.0
+FULL_EVIDENCE_SECS = 3.0  # src/config.rs (2.0 before stop 29)
 IN_UNINDEXED_TRACKS = {"d0076", "d0006"}
 
 

@@ -81,6 +81,23 @@ fn command_line_hint(index_location: &str) -> String {
     }
 }
 
+/// What the match threshold means, with what a 1 s clip needs at the threshold chosen.
+fn threshold_explanation(threshold: f64) -> String {
+    let one_second = crate::config::MatchConfig {
+        threshold,
+        ..crate::config::MatchConfig::default()
+    }
+    .threshold_for_clip(1.0);
+    format!(
+        "Matches below this confidence are reported as \u{201c}no match\u{201d}. Lower finds \
+         more in noisy rooms, higher avoids wrong answers. Clips shorter than {:.0} s must be \
+         more certain (at {:.0}%, a 1 s clip needs {:.0}%).",
+        crate::config::FULL_EVIDENCE_SECS,
+        threshold * 100.0,
+        one_second * 100.0
+    )
+}
+
 /// View state of the Settings page that is not persisted.
 #[derive(Default)]
 pub struct SettingsView {
@@ -132,14 +149,7 @@ pub fn settings_ui(
                     .text("confidence"),
             );
         });
-        ui.label(
-            egui::RichText::new(
-                "Matches below this confidence are reported as \u{201c}no match\u{201d}. \
-                 Lower finds more in noisy rooms, higher avoids wrong answers. \
-                 Clips shorter than 2 s must be more certain (at 80%, a 1 s clip needs 89%).",
-            )
-            .weak(),
-        );
+        ui.label(egui::RichText::new(threshold_explanation(settings.match_threshold)).weak());
         if (settings.match_threshold - before).abs() > f64::EPSILON {
             actions.push(Action::ThresholdChanged);
         }
@@ -280,6 +290,18 @@ mod tests {
         let other = command_line_hint("/tmp/mix.db");
         assert!(other.contains("audiofp --db '/tmp/mix.db' list"), "{other}");
         assert!(command_line_hint("(memory)").contains("cannot see it"));
+    }
+
+    #[test]
+    fn the_threshold_explanation_follows_the_threshold() {
+        let default = threshold_explanation(0.8);
+        assert!(
+            default.contains("shorter than 3 s")
+                && default.contains("at 80%, a 1 s clip needs 92%"),
+            "{default}"
+        );
+        let strict = threshold_explanation(0.9);
+        assert!(strict.contains("at 90%, a 1 s clip needs 96%"), "{strict}");
     }
 
     /// eframe's storage in memory.

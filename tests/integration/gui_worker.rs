@@ -610,9 +610,12 @@ fn clip_matching_below_the_early_bar(library: &Library, seed: u64, title: &str) 
         )
         .unwrap();
         let identification = library.identify_fingerprint(&fingerprint, 0.0).unwrap();
+        let answered_at = library.match_config().threshold_for_clip(2.0);
         if let Some(top) = identification.matches.first() {
             seen.push((snr_db, start, top.song.title.clone(), top.confidence));
-            if top.song.title == title && top.confidence < EARLY_ANSWER_CONFIDENCE {
+            if top.song.title == title
+                && (answered_at..EARLY_ANSWER_CONFIDENCE).contains(&top.confidence)
+            {
                 return (clip, top.confidence);
             }
         }

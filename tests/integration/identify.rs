@@ -274,10 +274,12 @@ fn a_1s_clip_must_be_more_certain_than_the_threshold() {
         })
         .unwrap_or_else(|| panic!("no noisy 1 s clip matched within (0.05, 0.99): {everything:?}"));
 
-    // A 1 s clip needs the odds of error the threshold allows halved: t' = 2t / (1 + t). So
-    // it is answered at thresholds t with t' <= confidence, and not between those and the
-    // confidence itself, where a clip of 2 s or more would be.
-    let highest_answered = confidence / (2.0 - confidence);
+    // A 1 s clip needs the odds of error the threshold allows divided by s =
+    // FULL_EVIDENCE_SECS / 1 s: t' = st / (st + 1 - t). So it is answered at thresholds t
+    // with t' <= confidence, that is t <= c / (s (1 - c) + c), and not between those and the
+    // confidence itself, where a clip of FULL_EVIDENCE_SECS or more would be.
+    let scale = audiofp::config::FULL_EVIDENCE_SECS;
+    let highest_answered = confidence / (scale * (1.0 - confidence) + confidence);
     let below = identify_at(
         &sandbox,
         highest_answered - 0.01,
