@@ -39,9 +39,15 @@ def load_builder(path):
     return module
 
 
+_builders = {}
+
+
 def make_one(job):
     builder_path, src, dist, start, length, base, seed = job
-    builder = load_builder(builder_path)
+    # Loaded once per worker process, not once per clip.
+    if builder_path not in _builders:
+        _builders[builder_path] = load_builder(builder_path)
+    builder = _builders[builder_path]
     with tempfile.TemporaryDirectory() as tmp:
         made = builder.make_query(src, dist, start, length, base, tmp, random.Random(seed))
         if builder.rms(made) < 1e-3:
