@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::{MetadataOptions, MetadataRevision, StandardTag};
+use symphonia::core::units::Time;
 
 use super::EngineError;
 use crate::cancel::CancelToken;
@@ -156,6 +157,128 @@ pub fn decode_mono(
         )
         .map_err(|err| unsupported(&path, &err))?;
     decode_track(format.as_mut(), &path, cut_streams, cancel, &mut on_chunk)
+}
+
+/// A stretch of a file's audio, mono at the file's rate ([`decode_excerpt`]).
+#[derive(Clone, Debug)]
+pub struct Excerpt {
+    /// Mono samples.
+    pub samples: Vec<f32>,
+    /// Their sample rate.
+    pub sample_rate_hz: u32,
+    /// Where the first sample lies in the file, seconds.
+    pub start_secs: f64,
+}
+
+/// Decodes about `secs` seconds of the file at `path` from `from_secs` on (fewer at its end),
+/// seeking rather than decoding what comes before. The excerpt may start a little earlier
+/// than asked where the format cannot seek to the sample; `start_secs` says where.
+pub fn decode_excerpt(path: &Path, from_secs: f64, secs: f64) -> Result<Excerpt, EngineError> {
+    let corrupt = |err: &SymphoniaError| EngineError::Corrupt {
+        path: path.to_path_buf(),
+        reason: describe(err),
+    };
+    let file = File::open(path).map_err(|source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|err| unsupported(path, &err))?;
+    let AudioTrack {
+        track_id,
+        mut decoder,
+        ..
+    } = open_audio_track(format.as_ref(), path)?;
+    let time_base = format
+        .tracks()
+        .iter()
+        .find(|track| track.id == track_id)
+        .and_then(|track| track.time_base);
+    let seek_to = Time::try_from_secs_f64(from_secs.max(0.0)).unwrap_or(Time::ZERO);
+    if from_secs > 0.0 {
+        format
+            .seek(
+                SeekMode::Accurate,
+                SeekTo::Time {
+                    time: seek_to,
+                    track_id: Some(track_id),
+                },
+            )
+            .map_err(|err| corrupt(&err))?;
+        decoder.reset();
+    }
+    let mut excerpt = Excerpt {
+        samples: Vec::new(),
+        sample_rate_hz: 0,
+        start_secs: 0.0,
+    };
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut wanted = usize::MAX;
+    while excerpt.samples.len() < wanted {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(SymphoniaError::IoError(err))
+                if err.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break;
+            }
+            Err(err) => return Err(corrupt(&err)),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(SymphoniaError::IoError(_) | SymphoniaError::DecodeError(_)) => continue,
+            Err(err) => return Err(corrupt(&err)),
+        };
+        let frames = decoded.frames();
+        let rate = decoded.spec().rate();
+        if frames == 0 || !SAMPLE_RATES_HZ.contains(&rate) {
+            continue;
+        }
+        if excerpt.sample_rate_hz == 0 {
+            // Everything from here on follows the first packet without a gap.
+            let packet_secs = time_base
+                .and_then(|base| base.calc_time(packet.pts))
+                .map_or(from_secs, |time| time.as_nanos() as f64 / 1e9);
+            excerpt.sample_rate_hz = rate;
+            excerpt.start_secs = packet_secs;
+            wanted =
+                ((from_secs - packet_secs).max(0.0) + secs).mul_add(f64::from(rate), 0.5) as usize;
+        } else if rate != excerpt.sample_rate_hz {
+            break;
+        }
+        let channels = decoded.spec().channels().count().max(1);
+        interleaved.resize(frames * channels, 0.0);
+        decoded.copy_to_slice_interleaved(&mut interleaved[..]);
+        let scale = 1.0 / channels as f32;
+        excerpt.samples.extend(
+            interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() * scale),
+        );
+    }
+    if excerpt.samples.is_empty() {
+        return Err(EngineError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("no audio decodes from {from_secs:.1} s on"),
+        });
+    }
+    excerpt.samples.truncate(wanted);
+    Ok(excerpt)
 }
 
 /// Audio formats the decoders cannot read, by file extension, with their names: a folder

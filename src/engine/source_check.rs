@@ -1,0 +1,259 @@
+//! Source check: the clip against the matched song's own audio.
+//!
+//! Landmarks and peaks are what survives of a clip; under heavy noise little does, and a
+//! second of another song built from the same drum or chord can leave as many. But the library
+//! is the user's own: the song's file is usually at hand. Once a candidate song and offset are
+//! known, the clip's spectrogram is compared with the spectrogram of the song's audio at that
+//! offset, cell by cell, over the whole band from the bass up (40 Hz to the analysis band's
+//! top; landmarks start at 200 Hz). Music that really is the song follows the song's every
+//! note and beat, including the bass that noise leaves; a likeness follows it for an instant.
+//!
+//! The measure is the correlation of the two log spectrograms, each bin's mean over time taken
+//! away first (so an equaliser, a phone's microphone or a telephone band do not count), at the
+//! best of a few fine shifts around the offset (the matcher's offsets are whole frames).
+//! Scaled by the square root of the clip's frames over 4 (its frames overlap 4 to 1), it is
+//! about a standard normal value for unrelated music, and grows with the clip's length when
+//! the music is the song's. Two such scores, for the whole band and for the bass alone, enter
+//! the confidence ([`confidence_with_source`]).
+
+use crate::config::FingerprintConfig;
+
+use super::stft::Stft;
+
+/// Lowest frequency compared, Hz: the bass, which landmarks leave out.
+pub const SOURCE_CHECK_MIN_HZ: f32 = 40.0;
+/// Top of the bass band, Hz (the landmarks' band starts here).
+pub const BASS_TOP_HZ: f32 = 200.0;
+/// Fine shifts tried per hop (each a quarter of a hop, 8 ms at the default settings).
+const SHIFTS_PER_HOP: usize = 4;
+/// Fine shifts reach this many hops either side of the offset.
+const SHIFT_REACH_HOPS: usize = 2;
+/// Frames a clip needs for the check to say anything.
+const MIN_FRAMES: usize = 8;
+
+/// Seconds of the song's audio the check needs before the clip's offset (and after its end).
+pub fn margin_secs(config: &FingerprintConfig) -> f64 {
+    SHIFT_REACH_HOPS as f64 * config.frame_secs()
+}
+
+/// How closely a clip follows the song's own audio at the offset found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SourceAgreement {
+    /// Whole band (40 Hz up): the correlation at the best fine shift, times the square root
+    /// of the clip's frames over 4; 0 when negative.
+    pub band: f64,
+    /// The same for the bass alone (40-200 Hz).
+    pub bass: f64,
+}
+
+/// Logistic weights of [`confidence_with_source`]: the log-odds of the landmark model, the
+/// whole band's score, the bass's, and the intercept. Fitted on the development corpus and
+/// 3,000 more clips of its unindexed tracks (docs/BENCHMARK.md, "Source check").
+pub const SOURCE_CHECK_WEIGHTS: [f64; 4] = [0.770, 2.689, 1.909, -3.077];
+
+/// The confidence of a candidate whose song's audio was compared with the clip: the
+/// landmark model's `confidence`, revised by the two scores.
+pub fn confidence_with_source(confidence: f64, agreement: SourceAgreement) -> f64 {
+    let p = confidence.clamp(1e-9, 1.0 - 1e-9);
+    let logit = (p / (1.0 - p)).ln();
+    let [w_logit, w_band, w_bass, intercept] = SOURCE_CHECK_WEIGHTS;
+    let revised = w_logit * logit + w_band * agreement.band + w_bass * agreement.bass + intercept;
+    1.0 / (1.0 + (-revised).exp())
+}
+
+/// Compares `clip` with `song`, both mono at the analysis rate, where the clip's first sample
+/// lies at sample `clip_at` of `song` (the song's audio from a little before the offset, see
+/// [`margin_secs`]), and the clip's pitch is the song's times `pitch_factor` (1, unless the
+/// pitch search found it: `2^(1/12)` for a semitone up). `None` when the clip is too short or
+/// `song` does not cover it at any shift.
+pub fn agreement(
+    clip: &[f32],
+    song: &[f32],
+    clip_at: usize,
+    config: &FingerprintConfig,
+    pitch_factor: f64,
+) -> Option<SourceAgreement> {
+    let hop = config.hop_length;
+    let step = (hop / SHIFTS_PER_HOP).max(1);
+    let reach = SHIFT_REACH_HOPS * hop;
+    let wide = FingerprintConfig {
+        min_freq_hz: SOURCE_CHECK_MIN_HZ,
+        ..config.clone()
+    };
+    // The clip's band reaches as far above the song's as its pitch does.
+    let nyquist = config.sample_rate_hz as f32 / 2.0;
+    let clip_band = FingerprintConfig {
+        max_freq_hz: (config.max_freq_hz * pitch_factor.max(1.0) as f32).min(nyquist),
+        min_freq_hz: (SOURCE_CHECK_MIN_HZ * pitch_factor.min(1.0) as f32).max(1.0),
+        ..config.clone()
+    };
+    let clip_frames = spectrogram(clip, &clip_band, hop);
+    if clip_frames.len() < MIN_FRAMES {
+        return None;
+    }
+    // Song bin `k` (absolute) is heard in the clip at bin `k * pitch_factor`.
+    let clip_bins = clip_band.first_bin()..clip_band.first_bin() + clip_band.band_bins();
+    let bin_map: Vec<Option<usize>> = (0..wide.band_bins())
+        .map(|j| {
+            let heard = ((wide.first_bin() + j) as f64 * pitch_factor).round() as usize;
+            clip_bins.contains(&heard).then(|| heard - clip_bins.start)
+        })
+        .collect();
+    // The song's frames on a grid `step` apart, from `reach` before the clip's start: fine
+    // shift `k` and clip frame `t` read grid frame `k + t * hop / step`.
+    let grid_start = clip_at.checked_sub(reach)?;
+    let song_frames = spectrogram(song.get(grid_start..)?, &wide, step);
+    let per_hop = hop / step;
+    let bass_bins = ((BASS_TOP_HZ / wide.bin_hz()).floor() as usize + 1)
+        .saturating_sub(wide.first_bin())
+        .min(wide.band_bins());
+    let frames = clip_frames.len();
+    let scale = (frames as f64 / 4.0).sqrt();
+    let mut best: Option<(f64, f64)> = None;
+    for shift in 0..=2 * reach / step {
+        let last = shift + (frames - 1) * per_hop;
+        if last >= song_frames.len() {
+            break;
+        }
+        let song_at = |t: usize| song_frames[shift + t * per_hop].as_slice();
+        let band = correlation(&clip_frames, song_at, &bin_map);
+        let bass = correlation(&clip_frames, song_at, &bin_map[..bass_bins]);
+        best = Some(match best {
+            Some((b, s)) => (b.max(band), s.max(bass)),
+            None => (band, bass),
+        });
+    }
+    best.map(|(band, bass)| SourceAgreement {
+        band: band.max(0.0) * scale,
+        bass: bass.max(0.0) * scale,
+    })
+}
+
+/// Log-power frames of `samples` (dB, the band of `config`) every `hop` samples.
+fn spectrogram(samples: &[f32], config: &FingerprintConfig, hop: usize) -> Vec<Vec<f32>> {
+    let mut stft = Stft::new(&FingerprintConfig {
+        hop_length: hop,
+        ..config.clone()
+    });
+    let mut frames = Vec::new();
+    stft.push(samples, |frame| frames.push(frame.to_vec()));
+    frames
+}
+
+/// Pearson correlation over the cells of the song's bins `0..bin_map.len()` and the clip's
+/// bins they map to (bins that map to none are left out), each bin's mean over time removed
+/// from both.
+fn correlation<'a>(
+    clip: &[Vec<f32>],
+    song_at: impl Fn(usize) -> &'a [f32],
+    bin_map: &[Option<usize>],
+) -> f64 {
+    let frames = clip.len() as f64;
+    let width = bin_map.len();
+    let mut clip_sum = vec![0.0f64; width];
+    let mut song_sum = vec![0.0f64; width];
+    let mut clip_sq = vec![0.0f64; width];
+    let mut song_sq = vec![0.0f64; width];
+    let mut cross = vec![0.0f64; width];
+    for (t, clip_frame) in clip.iter().enumerate() {
+        let song_frame = song_at(t);
+        for (j, heard) in bin_map.iter().enumerate() {
+            let Some(heard) = *heard else { continue };
+            let (x, y) = (f64::from(clip_frame[heard]), f64::from(song_frame[j]));
+            clip_sum[j] += x;
+            song_sum[j] += y;
+            clip_sq[j] += x * x;
+            song_sq[j] += y * y;
+            cross[j] += x * y;
+        }
+    }
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for j in 0..width {
+        sxy += cross[j] - clip_sum[j] * song_sum[j] / frames;
+        sxx += clip_sq[j] - clip_sum[j] * clip_sum[j] / frames;
+        syy += song_sq[j] - song_sum[j] * song_sum[j] / frames;
+    }
+    let norm = (sxx * syy).sqrt();
+    if norm > 0.0 { sxy / norm } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{distort, synth};
+
+    fn config() -> FingerprintConfig {
+        FingerprintConfig::default()
+    }
+
+    fn song(seed: u64, secs: f32) -> Vec<f32> {
+        synth::song(seed, secs, config().sample_rate_hz)
+    }
+
+    #[test]
+    fn a_clip_of_the_song_agrees_and_other_music_does_not() {
+        let config = config();
+        let rate = config.sample_rate_hz as usize;
+        let audio = song(1, 12.0);
+        let other = song(2, 12.0);
+        let at = 4 * rate + 123;
+        let clip = &audio[at..at + 3 * rate];
+        let margin = (margin_secs(&config) * rate as f64).ceil() as usize;
+        let excerpt = &audio[at - margin..];
+        let same =
+            agreement(clip, excerpt, margin, &config, 1.0).expect("the song covers the clip");
+        // Identical audio correlates fully: sqrt(90 frames / 4).
+        assert!(same.band > 4.5 && same.bass > 4.5, "{same:?}");
+        let unrelated = agreement(clip, &other[at - margin..], margin, &config, 1.0)
+            .expect("the other song covers the clip");
+        assert!(unrelated.band < 1.5, "{unrelated:?}");
+        assert!(confidence_with_source(0.5, same) > 0.99);
+        assert!(confidence_with_source(0.5, unrelated) < 0.5);
+    }
+
+    #[test]
+    fn the_fine_shift_finds_a_clip_a_fraction_of_a_hop_off() {
+        let config = config();
+        let rate = config.sample_rate_hz as usize;
+        let audio = song(3, 10.0);
+        let at = 3 * rate;
+        let clip = &audio[at..at + 2 * rate];
+        let margin = (margin_secs(&config) * rate as f64).ceil() as usize;
+        let exact = agreement(clip, &audio[at - margin..], margin, &config, 1.0).expect("covered");
+        // The caller places the clip 100 samples early: a shift makes up for it.
+        let off = agreement(
+            clip,
+            &audio[at - margin - 200..],
+            margin + 100,
+            &config,
+            1.0,
+        );
+        let off = off.expect("covered");
+        assert!(off.band > 0.9 * exact.band, "{off:?} against {exact:?}");
+    }
+
+    #[test]
+    fn noise_leaves_the_bass_to_testify() {
+        let config = config();
+        let rate = config.sample_rate_hz as usize;
+        let audio = song(4, 10.0);
+        let at = 2 * rate;
+        let clip = distort::add_white_noise(&audio[at..at + 5 * rate], 0.0, 7);
+        let margin = (margin_secs(&config) * rate as f64).ceil() as usize;
+        let noisy = agreement(&clip, &audio[at - margin..], margin, &config, 1.0).expect("covered");
+        // 5 s: 156 frames, so full agreement would score 6.2; noise at 0 dB leaves part.
+        assert!(noisy.band > 1.5 || noisy.bass > 1.5, "{noisy:?}");
+    }
+
+    #[test]
+    fn a_song_that_does_not_cover_the_clip_is_no_evidence() {
+        let config = config();
+        let rate = config.sample_rate_hz as usize;
+        let audio = song(5, 4.0);
+        let clip = &audio[rate..3 * rate];
+        // No margin before the clip, and too little song after it.
+        assert!(agreement(clip, &audio, 0, &config, 1.0).is_none());
+        assert!(agreement(clip, &audio[..2 * rate], 1000, &config, 1.0).is_none());
+        assert!(agreement(&clip[..1000], &audio, 2000, &config, 1.0).is_none());
+    }
+}
