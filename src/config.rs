@@ -287,6 +287,26 @@ pub struct MatchConfig {
     /// does at 10,000 and 100,000 songs (and as no limit does at 10,000), a quarter faster
     /// (docs/BENCHMARK.md, "Stop 27: the code is not slower; the default budget is now 16").
     pub hits_per_landmark: usize,
+    /// When to compare the best candidate's song, read from its file, with the clip
+    /// (`SOURCE_CHECK`): it revises the confidence where the file is at hand
+    /// (docs/BENCHMARK.md, "Source check"). Off, or without the file, the landmarks alone
+    /// decide.
+    #[serde(default)]
+    pub source_check: SourceCheck,
+}
+
+/// When the source check runs ([`MatchConfig::source_check`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceCheck {
+    /// Never (`SOURCE_CHECK=0`).
+    Off,
+    /// When it can change the answer (`SOURCE_CHECK=1`, the default): not for an answer that
+    /// would stand with the lowest scores.
+    #[default]
+    Deciding,
+    /// For every best candidate (`SOURCE_CHECK=always`): for fitting its weights, and tests.
+    Always,
 }
 
 impl Default for MatchConfig {
@@ -302,6 +322,7 @@ impl Default for MatchConfig {
             top_n: 5,
             min_clip_secs: 0.9,
             hits_per_landmark: 16,
+            source_check: SourceCheck::Deciding,
         }
     }
 }
@@ -333,7 +354,7 @@ impl MatchConfig {
     }
 
     /// Applies `MATCH_THRESHOLD`, `MIN_ALIGNED`, `QUERY_DENSITY_FACTOR`, `QUERY_FAN_FACTOR`,
-    /// `HITS_PER_LANDMARK`, `SPEED_SEARCH` and `PITCH_SEARCH` from the environment.
+    /// `HITS_PER_LANDMARK`, `SOURCE_CHECK`, `SPEED_SEARCH` and `PITCH_SEARCH` from the environment.
     pub fn with_env(mut self) -> Result<Self, ConfigError> {
         read_env("MATCH_THRESHOLD", &mut self.threshold)?;
         read_env("MIN_ALIGNED", &mut self.min_aligned)?;
@@ -342,6 +363,18 @@ impl MatchConfig {
         read_env("HITS_PER_LANDMARK", &mut self.hits_per_landmark)?;
         if let Ok(text) = std::env::var("SPEED_SEARCH") {
             self.speed_search = parse_search_list("SPEED_SEARCH", &text, "a speed", 0.8..=1.25)?;
+        }
+        if let Ok(text) = std::env::var("SOURCE_CHECK") {
+            self.source_check = match text.trim() {
+                "1" => SourceCheck::Deciding,
+                "0" => SourceCheck::Off,
+                "always" => SourceCheck::Always,
+                _ => {
+                    return Err(ConfigError::OutOfRange(vec![format!(
+                        "SOURCE_CHECK must be 1, 0 or always, not {text:?}"
+                    )]));
+                }
+            };
         }
         if let Ok(text) = std::env::var("PITCH_SEARCH") {
             self.pitch_search_semitones =

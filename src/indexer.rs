@@ -795,7 +795,8 @@ pub fn largest_first_on_disk(files: &[PathBuf]) -> Vec<PathBuf> {
     )
 }
 
-fn file_stamp(path: &Path) -> Option<FileStamp> {
+/// The size and modification time (whole seconds since 1970) of the file at `path`.
+pub(crate) fn file_stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     let mtime = meta
         .modified()

@@ -181,6 +181,7 @@ mod tests {
             song_hits: 0,
             background_secs: 0.0,
             peaks: Default::default(),
+            source: None,
             repeats: Vec::new(),
         }
     }

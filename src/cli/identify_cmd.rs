@@ -76,6 +76,9 @@ pub struct MatchJson {
     pub clip_from_seconds: f64,
     /// Hashes aligned at that offset.
     pub aligned_hashes: usize,
+    /// Whether the song's own audio, read from its file, was compared with the clip (the
+    /// best match, when its file is at hand as it was indexed): the confidence includes it.
+    pub source_checked: bool,
     /// Song file path at indexing time.
     pub path: Option<String>,
     /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
@@ -229,6 +232,7 @@ fn to_json(clip: &std::path::Path, outcome: Result<Identification, LibraryError>
                     offset_seconds: m.offset_secs,
                     clip_from_seconds: m.clip_from_secs,
                     aligned_hashes: m.aligned,
+                    source_checked: m.source.is_some(),
                     path: m.song.path,
                     repeats: m.repeats,
                 })

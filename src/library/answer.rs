@@ -36,6 +36,9 @@ pub struct Match {
     pub background_secs: f64,
     /// How many of the clip's peaks lie on the song's at the offset, and by chance elsewhere.
     pub peaks: engine::verify::PeakAgreement,
+    /// How closely the clip follows the song's own audio at the offset, when the song's file
+    /// was compared with it (the best candidate of a query, see [`engine::source_check`]).
+    pub source: Option<engine::source_check::SourceAgreement>,
     /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
     /// repeated bar), in time order; empty for a passage the song plays once.
     pub repeats: Vec<Repeat>,

@@ -9,12 +9,15 @@
 //!   opening loads it rather than rebuilding it; a saved index that songs added or removed
 //!   since have made out of date is brought up to date from the store at open, and it is
 //!   rewritten only once 2 % of the library has changed ([`Library::save_index_if_due`]).
+//! - `source_check`: the best candidate compared with its song's own audio, read from the
+//!   song's file ([`engine::source_check`]).
 //! - `shared_audio`: the songs that hold each other's audio ([`Library::shared_audio_of`]).
 //! - `tracklist`: the songs of a long recording, when and from where ([`Library::tracklist`]).
 
 mod answer;
 mod saved_index;
 mod shared_audio;
+mod source_check;
 mod tracklist;
 
 use std::collections::HashMap;
@@ -389,12 +392,20 @@ impl Library {
             cancel,
             MAX_SPEED_SEARCH_SECS,
         )?;
-        let first = Answer {
+        let mut first = Answer {
             identification: self.match_fingerprint(&fingerprint, elapsed_ms(started), top_n)?,
             fingerprint,
         };
         match clip {
-            Some(clip) => self.search_speeds(first, &clip, started, top_n),
+            Some(clip) => {
+                let provisional = self.check_against_source(
+                    &mut first.identification,
+                    &clip.samples,
+                    clip.sample_rate_hz,
+                    1.0,
+                );
+                self.search_speeds(first, provisional, &clip, started, top_n)
+            }
             None => Ok(first),
         }
     }
@@ -424,22 +435,27 @@ impl Library {
             Side::Query,
         )?;
         let top_n = self.match_config.top_n;
-        let first = Answer {
+        let mut first = Answer {
             identification: self.match_fingerprint(&fingerprint, elapsed_ms(started), top_n)?,
             fingerprint,
         };
         if samples.len() as f64 > MAX_SPEED_SEARCH_SECS * f64::from(sample_rate_hz) {
             return Ok(first);
         }
+        let provisional =
+            self.check_against_source(&mut first.identification, samples, sample_rate_hz, 1.0);
         let clip = engine::ClipAudio {
             samples: samples.to_vec(),
             sample_rate_hz,
         };
-        self.search_speeds(first, &clip, started, top_n)
+        self.search_speeds(first, provisional, &clip, started, top_n)
     }
 
     /// When nothing matched at the clip's own speed, tries the configured playback speeds and
-    /// keeps the first that matches.
+    /// keeps the first that matches. An answer the source check made (`provisional`: the
+    /// landmarks had found none) is kept only if no speed or pitch matches: played at another
+    /// speed or pitch, a clip's drums still follow the song's beat, at the right song's bars
+    /// but not always at the right one.
     ///
     /// Each attempt is one more chance for a clip of unindexed music to meet the threshold, so
     /// an attempt must be as many times less likely to be wrong as there are attempts (with 4
@@ -448,11 +464,12 @@ impl Library {
     fn search_speeds(
         &self,
         first: Answer,
+        provisional: bool,
         clip: &engine::ClipAudio,
         started: Instant,
         top_n: usize,
     ) -> Result<Answer, LibraryError> {
-        if first.identification.found() {
+        if first.identification.found() && !provisional {
             return Ok(first);
         }
         let attempts =
@@ -477,7 +494,11 @@ impl Library {
             else {
                 continue;
             };
-            let mut attempt = confident(self.match_fingerprint(&fingerprint, 0.0, top_n)?);
+            let mut attempt = self.match_fingerprint(&fingerprint, 0.0, top_n)?;
+            // Analysed at this rate, the clip plays at the song's speed (fingerprint_at_speed).
+            let unsped_rate = (f64::from(clip.sample_rate_hz) / speed).round().max(1.0) as u32;
+            self.check_against_source(&mut attempt, &clip.samples, unsped_rate, 1.0);
+            let mut attempt = confident(attempt);
             if attempt.found() {
                 attempt.speed = speed;
                 return Ok(found(attempt, fingerprint));
@@ -487,9 +508,16 @@ impl Library {
             engine::fingerprint_at_speed(clip, 1.0, &self.config, &self.match_config)
         {
             for &semitones in &self.match_config.pitch_search_semitones {
-                let shifted =
-                    engine::shift_pitch(&fingerprint, 2f64.powf(semitones / 12.0), &self.config);
-                let mut attempt = confident(self.match_fingerprint(&shifted, 0.0, top_n)?);
+                let pitch_factor = 2f64.powf(semitones / 12.0);
+                let shifted = engine::shift_pitch(&fingerprint, pitch_factor, &self.config);
+                let mut attempt = self.match_fingerprint(&shifted, 0.0, top_n)?;
+                self.check_against_source(
+                    &mut attempt,
+                    &clip.samples,
+                    clip.sample_rate_hz,
+                    pitch_factor,
+                );
+                let mut attempt = confident(attempt);
                 if attempt.found() {
                     attempt.pitch_semitones = semitones;
                     return Ok(found(attempt, shifted));
@@ -670,6 +698,7 @@ impl Library {
                 song_hits: scored.song_hits,
                 background_secs: f64::from(scored.background_frames) * frame_secs,
                 peaks: scored.peaks,
+                source: None,
                 repeats,
             }))
         };

@@ -111,6 +111,9 @@ pub struct MatchJson {
     pub clip_from_seconds: f64,
     /// Landmark hashes that agree on that offset.
     pub aligned_hashes: usize,
+    /// Whether the song's own audio, read from its file, was compared with the clip (the
+    /// best match, when its file is at hand as it was indexed): the confidence includes it.
+    pub source_checked: bool,
     /// Length of the song, seconds.
     pub duration_seconds: f64,
     /// Other places in the song where the clip fits nearly as well (a loop, a chorus, a
@@ -604,6 +607,7 @@ fn identify(
             offset_seconds: m.offset_secs,
             clip_from_seconds: m.clip_from_secs,
             aligned_hashes: m.aligned,
+            source_checked: m.source.is_some(),
             duration_seconds: m.song.duration_secs,
             repeats: m.repeats.clone(),
         })

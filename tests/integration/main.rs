@@ -23,6 +23,7 @@ mod library_cmds;
 mod listening;
 mod long_file;
 mod server;
+mod source_check;
 mod speed_and_pitch;
 mod sqlite_concurrency;
 mod tracklist;

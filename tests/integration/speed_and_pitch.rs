@@ -104,7 +104,14 @@ fn a_clip_one_semitone_up_is_found_by_the_pitch_search_which_pitch_search_0_turn
         OsStr::new("--json"),
         shifted.as_os_str(),
     ];
-    let off = sandbox.run_with_db(&sandbox.db(), &[("PITCH_SEARCH", "0")], args);
+    // (Without the source check too: this synthetic song's drums, which a key change leaves
+    // as they are, line up with the song's every bar, and the check would name the song at
+    // one of them.)
+    let off = sandbox.run_with_db(
+        &sandbox.db(),
+        &[("PITCH_SEARCH", "0"), ("SOURCE_CHECK", "0")],
+        args,
+    );
     off.expect_code(1, "PITCH_SEARCH=0");
     assert!(
         check_match(&off.json()[0], &expected).is_err(),
