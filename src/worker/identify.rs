@@ -72,7 +72,7 @@ impl Desk {
     ) {
         let started = Instant::now();
         let report = library
-            .query_samples(samples, sample_rate_hz)
+            .query_recording(samples, sample_rate_hz)
             .and_then(|answer| make_report(library, job, label, answer, started));
         self.send_report(job, report);
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use audiofp::cancel::CancelToken;
-use audiofp::config::{FingerprintConfig, MatchConfig, SourceCheck};
+use audiofp::config::{FingerprintConfig, MatchConfig};
 use audiofp::index::{OpenMode, StorageKind};
 use audiofp::indexer::KnownFailures;
 use audiofp::library::Library;
@@ -601,9 +601,15 @@ fn clip_matching_below_the_early_bar(library: &Library, seed: u64, title: &str) 
     let mut seen = Vec::new();
     for (snr_db, start) in tries {
         let clip = distort::add_white_noise(&distort::excerpt(&song, SR, start, 2.0), snr_db, 5);
-        // As the worker's attempt identifies it: the samples, so the source check (when on)
-        // and the speed search see them too.
-        let identification = library.identify_samples(&clip, SR).unwrap();
+        let fingerprint = audiofp::engine::fingerprint_samples(
+            &clip,
+            SR,
+            library.config(),
+            library.match_config(),
+            audiofp::engine::Side::Query,
+        )
+        .unwrap();
+        let identification = library.identify_fingerprint(&fingerprint, 0.0).unwrap();
         let answered_at = library.match_config().threshold_for_clip(2.0);
         if let Some(top) = identification.matches.first() {
             seen.push((snr_db, start, top.song.title.clone(), top.confidence));
@@ -627,16 +633,10 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
     ]
     .map(|(title, seed)| write_song(dir.path(), title, seed))
     .to_vec();
-    // Without the source check: with the songs' files at hand it lifts every noisy clip of
-    // these songs above the early bar, and this test is about a clip below it.
-    let match_config = MatchConfig {
-        source_check: SourceCheck::Off,
-        ..MatchConfig::default()
-    };
     let mut library = Library::open(
         &StorageKind::Memory,
         &FingerprintConfig::default(),
-        &match_config,
+        &MatchConfig::default(),
         OpenMode::CreateIfMissing,
     )
     .unwrap();
@@ -652,10 +652,7 @@ fn a_listening_session_whose_source_ends_answers_its_last_attempt_at_the_thresho
     assert_eq!(summary.indexed, 3);
     let (clip, confidence) = clip_matching_below_the_early_bar(&library, 13, "Night Ferry");
 
-    let mut config = WorkerConfig::new(StorageKind::Memory);
-    config.index_threads = 2;
-    config.match_config = match_config;
-    let worker = WorkerHandle::spawn(config).unwrap();
+    let worker = spawn(StorageKind::Memory);
     let (summary, _) = index(&worker, 1, paths);
     assert_eq!(summary.indexed, 3);
     // The source delivers the 2 s at once and ends: the attempt at 2 s is not yet the last
