@@ -64,8 +64,9 @@ pub fn confidence_with_source(confidence: f64, agreement: SourceAgreement) -> f6
 /// Compares `clip` with `song`, both mono at the analysis rate, where the clip's first sample
 /// lies at sample `clip_at` of `song` (the song's audio from a little before the offset, see
 /// [`margin_secs`]), and the clip's pitch is the song's times `pitch_factor` (1, unless the
-/// pitch search found it: `2^(1/12)` for a semitone up). `None` when the clip is too short or
-/// `song` does not cover it at any shift.
+/// pitch search found it: `2^(1/12)` for a semitone up). A clip at the song's very start is
+/// shifted only later, and one that runs past the song's end is compared where the song
+/// plays. `None` when the clip, or the part of it the song covers, is too short.
 pub fn agreement(
     clip: &[f32],
     song: &[f32],
@@ -99,33 +100,39 @@ pub fn agreement(
             clip_bins.contains(&heard).then(|| heard - clip_bins.start)
         })
         .collect();
-    // The song's frames on a grid `step` apart, from `reach` before the clip's start: fine
-    // shift `k` and clip frame `t` read grid frame `k + t * hop / step`.
-    let grid_start = clip_at.checked_sub(reach)?;
+    // The song's frames on a grid `step` apart, from `reach` before the clip's start (or from
+    // the song's start, for a clip at its very beginning): fine shift `k` and clip frame `t`
+    // read grid frame `k + t * hop / step`.
+    let grid_start = clip_at.saturating_sub(reach);
     let song_frames = spectrogram(song.get(grid_start..)?, &wide, step);
     let per_hop = hop / step;
     let bass_bins = ((BASS_TOP_HZ / wide.bin_hz()).floor() as usize + 1)
         .saturating_sub(wide.first_bin())
         .min(wide.band_bins());
-    let frames = clip_frames.len();
-    let scale = (frames as f64 / 4.0).sqrt();
     let mut best: Option<(f64, f64)> = None;
-    for shift in 0..=2 * reach / step {
-        let last = shift + (frames - 1) * per_hop;
-        if last >= song_frames.len() {
+    for shift in 0..=(clip_at - grid_start + reach) / step {
+        // A clip that runs past the song's end is compared where the song still plays.
+        let covered = song_frames
+            .len()
+            .saturating_sub(shift)
+            .div_ceil(per_hop)
+            .min(clip_frames.len());
+        if covered < MIN_FRAMES {
             break;
         }
+        let clip_part = &clip_frames[..covered];
         let song_at = |t: usize| song_frames[shift + t * per_hop].as_slice();
-        let band = correlation(&clip_frames, song_at, &bin_map);
-        let bass = correlation(&clip_frames, song_at, &bin_map[..bass_bins]);
+        let scale = (covered as f64 / 4.0).sqrt();
+        let band = correlation(clip_part, song_at, &bin_map) * scale;
+        let bass = correlation(clip_part, song_at, &bin_map[..bass_bins]) * scale;
         best = Some(match best {
             Some((b, s)) => (b.max(band), s.max(bass)),
             None => (band, bass),
         });
     }
     best.map(|(band, bass)| SourceAgreement {
-        band: band.max(0.0) * scale,
-        bass: bass.max(0.0) * scale,
+        band: band.max(0.0),
+        bass: bass.max(0.0),
     })
 }
 
@@ -251,9 +258,23 @@ mod tests {
         let rate = config.sample_rate_hz as usize;
         let audio = song(5, 4.0);
         let clip = &audio[rate..3 * rate];
-        // No margin before the clip, and too little song after it.
-        assert!(agreement(clip, &audio, 0, &config, 1.0).is_none());
-        assert!(agreement(clip, &audio[..2 * rate], 1000, &config, 1.0).is_none());
-        assert!(agreement(&clip[..1000], &audio, 2000, &config, 1.0).is_none());
+        // Too little of the song after the clip's start, or too short a clip.
+        assert!(agreement(clip, &audio[..rate + 1000], rate, &config, 1.0).is_none());
+        assert!(agreement(&clip[..1000], &audio, rate, &config, 1.0).is_none());
+    }
+
+    #[test]
+    fn a_clip_at_the_start_or_past_the_end_of_the_song_is_compared_where_it_overlaps() {
+        let config = config();
+        let rate = config.sample_rate_hz as usize;
+        let audio = song(6, 6.0);
+        // From the song's first sample: no room to shift earlier.
+        let opening = agreement(&audio[..2 * rate], &audio, 0, &config, 1.0).expect("covered");
+        assert!(opening.band > 0.95 * (62.0f64 / 4.0).sqrt(), "{opening:?}");
+        // The last 2 s and then 2 s of silence the song does not have: its 2 s are compared.
+        let mut tail = audio[4 * rate..].to_vec();
+        tail.resize(4 * rate, 0.0);
+        let past = agreement(&tail, &audio[3 * rate..], rate, &config, 1.0).expect("covered");
+        assert!(past.band > 0.9 * (62.0f64 / 4.0).sqrt(), "{past:?}");
     }
 }
