@@ -49,7 +49,7 @@ pub struct SourceAgreement {
 /// Logistic weights of [`confidence_with_source`]: the log-odds of the landmark model, the
 /// whole band's score, the bass's, and the intercept. Fitted on the development corpus and
 /// 3,000 more clips of its unindexed tracks (docs/BENCHMARK.md, "Source check").
-pub const SOURCE_CHECK_WEIGHTS: [f64; 4] = [0.770, 2.689, 1.909, -3.077];
+pub const SOURCE_CHECK_WEIGHTS: [f64; 4] = [0.678, 2.454, 1.764, -2.915];
 
 /// The confidence of a candidate whose song's audio was compared with the clip: the
 /// landmark model's `confidence`, revised by the two scores.
