@@ -111,10 +111,6 @@ pub fn decode_mono(
     mut on_chunk: impl FnMut(&[f32], u32) -> Result<(), EngineError>,
 ) -> Result<DecodeSummary, EngineError> {
     let path = source.display_path();
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
     let media: Box<dyn MediaSource> = match source {
         AudioSource::File(file_path) => {
             let file = File::open(file_path).map_err(|source| EngineError::Io {
@@ -147,16 +143,49 @@ pub fn decode_mono(
             Box::new(Cursor::new(bytes))
         }
     };
+    let mut format = open_format(media, &path)?;
+    decode_track(format.as_mut(), &path, cut_streams, cancel, &mut on_chunk)
+}
+
+/// The format reader for `media`, the file or bytes named `path` (whose extension is a hint).
+fn open_format(
+    media: Box<dyn MediaSource>,
+    path: &Path,
+) -> Result<Box<dyn FormatReader>, EngineError> {
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
     let stream = MediaSourceStream::new(media, Default::default());
-    let mut format = symphonia::default::get_probe()
+    symphonia::default::get_probe()
         .probe(
             &hint,
             stream,
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|err| unsupported(&path, &err))?;
-    decode_track(format.as_mut(), &path, cut_streams, cancel, &mut on_chunk)
+        .map_err(|err| unsupported(path, &err))
+}
+
+/// Appends the mono mix of `interleaved` frames of `channels` channels to `mono`.
+fn mix_to_mono(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>) {
+    if channels == 1 {
+        mono.extend_from_slice(interleaved);
+    } else if channels == 2 {
+        // The common case, written so that it vectorises.
+        mono.extend(
+            interleaved
+                .chunks_exact(2)
+                .map(|frame| (frame[0] + frame[1]) * 0.5),
+        );
+    } else {
+        let scale = 1.0 / channels as f32;
+        mono.extend(
+            interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() * scale),
+        );
+    }
 }
 
 /// A stretch of a file's audio, mono at the file's rate ([`decode_excerpt`]).
@@ -182,19 +211,7 @@ pub fn decode_excerpt(path: &Path, from_secs: f64, secs: f64) -> Result<Excerpt,
         path: path.to_path_buf(),
         source,
     })?;
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            &hint,
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|err| unsupported(path, &err))?;
+    let mut format = open_format(Box::new(file), path)?;
     let AudioTrack {
         track_id,
         mut decoder,
@@ -264,12 +281,7 @@ pub fn decode_excerpt(path: &Path, from_secs: f64, secs: f64) -> Result<Excerpt,
         let channels = decoded.spec().channels().count().max(1);
         interleaved.resize(frames * channels, 0.0);
         decoded.copy_to_slice_interleaved(&mut interleaved[..]);
-        let scale = 1.0 / channels as f32;
-        excerpt.samples.extend(
-            interleaved
-                .chunks_exact(channels)
-                .map(|frame| frame.iter().sum::<f32>() * scale),
-        );
+        mix_to_mono(&interleaved, channels, &mut excerpt.samples);
     }
     if excerpt.samples.is_empty() {
         return Err(EngineError::Corrupt {
@@ -482,23 +494,7 @@ fn decode_track(
         interleaved.resize(frames * channels, 0.0);
         decoded.copy_to_slice_interleaved(&mut interleaved[..]);
         mono.clear();
-        if channels == 1 {
-            mono.extend_from_slice(&interleaved);
-        } else if channels == 2 {
-            // The common case, written so that it vectorises.
-            mono.extend(
-                interleaved
-                    .chunks_exact(2)
-                    .map(|frame| (frame[0] + frame[1]) * 0.5),
-            );
-        } else {
-            let scale = 1.0 / channels as f32;
-            mono.extend(
-                interleaved
-                    .chunks_exact(channels)
-                    .map(|frame| frame.iter().sum::<f32>() * scale),
-            );
-        }
+        mix_to_mono(&interleaved, channels, &mut mono);
         good_packets += 1;
         summary.frames_decoded += frames as u64;
         summary.secs_decoded += frames as f64 / f64::from(rate);
