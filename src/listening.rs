@@ -15,7 +15,9 @@
 //!
 //! Each attempt identifies as `audiofp identify` does ([`Library::identify_samples`]), trying
 //! the clip 2 % fast and slow and a semitone up and down when nothing matches at its own
-//! speed: a record played fast is found through the microphone too.
+//! speed: a record played fast is found through the microphone too. One difference: attempts
+//! are not compared with the songs' own audio (the source check), which over a session's
+//! attempts named unindexed music more often (docs/BENCHMARK.md, "Source check").
 //!
 //! The desktop app's worker runs sessions on live audio; [`listen_to`] runs one on a recording,
 //! with the same schedule and the same rule, for the benchmark and the tests.
