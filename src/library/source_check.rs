@@ -1,8 +1,8 @@
 //! The best candidate of a query compared with its song's own audio ([`engine::source_check`]),
 //! read from the song's file: its confidence is revised, and the answer follows the revised
 //! confidence. An answer the check could not overturn (it would stand with the lowest scores)
-//! is not checked, so clear answers cost nothing more. Where the file is gone, has changed since it was indexed, or cannot be read,
-//! the landmarks' confidence stands.
+//! is not checked, so clear answers cost nothing more. Where the file is gone, has changed
+//! since it was indexed, or cannot be read, the landmarks' confidence stands.
 
 use std::path::Path;
 use std::time::Instant;
