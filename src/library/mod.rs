@@ -409,17 +409,12 @@ impl Library {
         };
         match clip {
             Some(clip) => {
-                let provisional = self.check_against_source(
+                let checked = self.check_first_answer(
                     &mut first.identification,
                     &clip.samples,
                     clip.sample_rate_hz,
-                    1.0,
+                    true,
                 );
-                let checked = if provisional {
-                    Checked::Provisional
-                } else {
-                    Checked::Yes
-                };
                 self.search_speeds(first, checked, &clip, started, top_n)
             }
             None => Ok(first),
@@ -481,19 +476,35 @@ impl Library {
         // Not for a listening session's attempts (up to 14 a session): with the check the
         // app named unindexed music in 8 of 282 sessions instead of 1 (docs/BENCHMARK.md,
         // "Source check").
-        let checked = if !source_check {
-            Checked::Never
-        } else if self.check_against_source(&mut first.identification, samples, sample_rate_hz, 1.0)
-        {
-            Checked::Provisional
-        } else {
-            Checked::Yes
-        };
+        let checked = self.check_first_answer(
+            &mut first.identification,
+            samples,
+            sample_rate_hz,
+            source_check,
+        );
         let clip = engine::ClipAudio {
             samples: samples.to_vec(),
             sample_rate_hz,
         };
         self.search_speeds(first, checked, &clip, started, top_n)
+    }
+
+    /// Runs the source check, when `enabled`, on the answer at the clip's own speed, and says
+    /// what [`Library::search_speeds`] must make of it.
+    fn check_first_answer(
+        &self,
+        identification: &mut Identification,
+        samples: &[f32],
+        sample_rate_hz: u32,
+        enabled: bool,
+    ) -> Checked {
+        if !enabled {
+            Checked::Never
+        } else if self.check_against_source(identification, samples, sample_rate_hz, 1.0) {
+            Checked::Provisional
+        } else {
+            Checked::Yes
+        }
     }
 
     /// When nothing matched at the clip's own speed, tries the configured playback speeds and

@@ -105,9 +105,8 @@ impl Library {
         }
         let config = &self.config;
         let rate = config.sample_rate_hz;
-        let clip = resample_clip(samples, sample_rate_hz, rate, config.max_freq_hz).ok()?;
         let margin = source_check::margin_secs(config) + 0.05;
-        let clip_secs = clip.len() as f64 / f64::from(rate);
+        let clip_secs = samples.len() as f64 / f64::from(sample_rate_hz.max(1));
         let excerpt = decode_excerpt(
             path,
             candidate.offset_secs - margin,
@@ -121,6 +120,7 @@ impl Library {
             config.max_freq_hz,
         )
         .ok()?;
+        let clip = resample_clip(samples, sample_rate_hz, rate, config.max_freq_hz).ok()?;
         let clip_at = (candidate.offset_secs - excerpt.start_secs) * f64::from(rate);
         if clip_at < 0.0 {
             return None;
