@@ -10,8 +10,8 @@ Usage (dumps at threshold 0, without the speed search, as for fit-confidence.py)
     python3 scripts/fit-source-check.py dev.json neg.json [/var/tmp/audiofp-negatives]
 
 The model revises the landmark model's answer: its inputs are the landmark model's log-odds
-(CONFIDENCE_WEIGHTS, as shipped, applied to the dump's figures), the whole band's score and the
-bass's (`source_band`, `source_bass` in the dump), and an intercept. Samples: every clip's top
+(CONFIDENCE_WEIGHTS, as shipped, applied to the dump's figures), the check's score
+(`source_score` in the dump), and an intercept. Samples: every clip's top
 candidate with at least 5 aligned landmarks whose song's audio was compared, labelled as
 fit-confidence.py labels them (shared audio left out). The extra negatives count as much, in
 all, as the dev corpus's own clips of unindexed music (each weighs 120 / 3,000), so that the
@@ -53,7 +53,7 @@ def threshold_for(length_s):
 
 def inputs(clip):
     logit = float(np.dot(fc.features(clip), LANDMARK_WEIGHTS))
-    return [logit, clip["source_band"], clip["source_bass"], 1.0]
+    return [logit, clip["source_score"], 1.0]
 
 
 def fit(x, y, weight):
@@ -65,7 +65,7 @@ def fit(x, y, weight):
 
 
 def main(dev_path, neg_path, neg_corpus):
-    usable = lambda c: c["aligned"] >= fc.MIN_ALIGNED and c.get("source_band") is not None
+    usable = lambda c: c["aligned"] >= fc.MIN_ALIGNED and c.get("source_score") is not None
     dev = [c for c in json.load(open(dev_path))["clips"] if usable(c) and not fc.is_ambiguous(c)]
     track = {}
     with open(os.path.join(neg_corpus, "manifest.jsonl")) as manifest:
@@ -88,7 +88,7 @@ def main(dev_path, neg_path, neg_corpus):
     y = np.concatenate([yd, np.zeros(len(neg))])
     weight = np.concatenate([np.ones(len(dev)), np.full(len(neg), neg_weight)])
     w = fit(x, y, weight)
-    print("pub const SOURCE_CHECK_WEIGHTS: [f64; 4] = [%s];" % ", ".join("%.3f" % v for v in w))
+    print("pub const SOURCE_CHECK_WEIGHTS: [f64; 3] = [%s];" % ", ".join("%.3f" % v for v in w))
 
     dev_fold = np.array([int(c["query"].split("/")[-1][1:6]) % 2 for c in dev])
     tracks = sorted(set(track[c["query"]] for c in neg))

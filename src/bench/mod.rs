@@ -149,10 +149,8 @@ pub struct ClipResult {
     pub song_peaks: usize,
     /// Aligned count of the second-best song.
     pub second_aligned: usize,
-    /// The source check's scores (whole band, bass), when the song's audio was compared.
-    pub source_band: Option<f64>,
-    /// See `source_band`.
-    pub source_bass: Option<f64>,
+    /// The source check's score, when the song's audio was compared.
+    pub source_score: Option<f64>,
     /// Query landmarks.
     pub query_landmarks: usize,
     /// Hits.
@@ -185,8 +183,7 @@ impl ClipResult {
             aligned_frames: 0,
             aligned_span_secs: 0.0,
             second_aligned: 0,
-            source_band: None,
-            source_bass: None,
+            source_score: None,
             peaks_matched: 0,
             peaks_chance: 0.0,
             clip_peaks: 0,
@@ -249,8 +246,7 @@ impl ClipResult {
         self.contrast_z = candidate.peaks.contrast_z;
         self.song_peaks = candidate.peaks.song_peaks;
         self.song_secs = candidate.song.duration_secs;
-        self.source_band = candidate.source.map(|s| s.band);
-        self.source_bass = candidate.source.map(|s| s.bass);
+        self.source_score = candidate.source.map(|s| s.score);
     }
 }
 

@@ -36,7 +36,9 @@ pub struct Stft {
     scratch: Vec<Complex<f32>>,
     /// `exp(-2 pi i k / n_fft)` for each band bin `k`.
     twiddles: Vec<Complex<f32>>,
-    band_db: Vec<f32>,
+    band_levels: Vec<f32>,
+    /// Whether frames are in dB (the default) or in power, relative to a full-scale sine.
+    in_db: bool,
 }
 
 impl Stft {
@@ -69,12 +71,21 @@ impl Stft {
             packed: vec![Complex::default(); n_fft / 2],
             scratch: vec![Complex::default(); fft.get_inplace_scratch_len()],
             twiddles,
-            band_db: vec![0.0; config.band_bins()],
+            band_levels: vec![0.0; config.band_bins()],
+            in_db: true,
             fft,
         }
     }
 
-    /// Feeds samples; calls `on_frame(band_db)` for each completed frame, in order.
+    /// The same STFT giving power instead of dB (for sums over bins, see
+    /// [`super::source_check`]).
+    pub fn in_power(mut self) -> Self {
+        self.in_db = false;
+        self
+    }
+
+    /// Feeds samples; calls `on_frame(levels)` for each completed frame, in order (the band's
+    /// power instead, for an STFT [`Stft::in_power`]).
     pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
         self.pending.extend_from_slice(samples);
         let n_fft = self.window.len();
@@ -92,7 +103,7 @@ impl Stft {
             self.fft
                 .process_with_scratch(&mut self.packed, &mut self.scratch);
             self.unpack_band();
-            on_frame(&self.band_db);
+            on_frame(&self.band_levels);
             start += self.hop;
         }
         self.pending.drain(..start);
@@ -107,7 +118,7 @@ impl Stft {
         let first = self.first_bin;
         // Bins below m pair with their mirror m - k, read backwards; the Nyquist bin m, if in
         // the band, pairs Z[0] with itself.
-        let below_m = self.band_db.len().min(m - first);
+        let below_m = self.band_levels.len().min(m - first);
         let direct = &self.packed[first..first + below_m];
         let mirrors = self.packed[m + 1 - first - below_m..=m - first]
             .iter()
@@ -120,21 +131,28 @@ impl Stft {
             (even + twiddle * odd).norm_sqr()
         };
         for ((power, twiddle), (&z, &mirror)) in self
-            .band_db
+            .band_levels
             .iter_mut()
             .zip(&self.twiddles)
             .zip(direct.iter().zip(mirrors))
         {
             *power = unpack(z, mirror, twiddle);
         }
-        if let (Some(power), Some(twiddle)) =
-            (self.band_db.get_mut(below_m), self.twiddles.get(below_m))
-        {
+        if let (Some(power), Some(twiddle)) = (
+            self.band_levels.get_mut(below_m),
+            self.twiddles.get(below_m),
+        ) {
             *power = unpack(self.packed[0], self.packed[0], twiddle);
         }
         // Apart from the unpacking, so that this loop vectorises.
-        for level in &mut self.band_db {
-            *level = power_db(*level * self.power_norm + POWER_FLOOR);
+        if self.in_db {
+            for level in &mut self.band_levels {
+                *level = power_db(*level * self.power_norm + POWER_FLOOR);
+            }
+        } else {
+            for level in &mut self.band_levels {
+                *level *= self.power_norm;
+            }
         }
     }
 }
@@ -187,6 +205,16 @@ mod tests {
         let expected_bin = (freq / config.bin_hz()).round() as usize - config.first_bin();
         assert_eq!(best, expected_bin);
         assert!((level + 20.0).abs() < 1.0, "level {level}");
+        // In power, the same level: about 0.01 of a full-scale sine's.
+        let mut in_power = Stft::new(&config).in_power();
+        let mut powers = Vec::new();
+        in_power.push(&samples, |frame| powers.push(frame[expected_bin]));
+        assert_eq!(powers.len(), frames.len());
+        let power_level = 10.0 * powers[10].log10();
+        assert!(
+            (power_level - level).abs() < 1e-3,
+            "{power_level} dB vs {level} dB"
+        );
     }
 
     #[test]
