@@ -58,7 +58,7 @@ pub struct SourceAgreement {
 /// Logistic weights of [`confidence_with_source`]: the log-odds of the landmark model, the
 /// score, and the intercept. Fitted on the development corpus and 3,000 more clips of its
 /// unindexed tracks (docs/BENCHMARK.md, "Source check").
-pub const SOURCE_CHECK_WEIGHTS: [f64; 3] = [0.684, 3.156, -2.772];
+pub const SOURCE_CHECK_WEIGHTS: [f64; 3] = [0.821, 3.535, -3.156];
 
 /// The confidence of a candidate whose song's audio was compared with the clip: the
 /// landmark model's `confidence`, revised by the score.

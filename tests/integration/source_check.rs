@@ -8,7 +8,8 @@ use std::path::Path;
 
 use audiofp::engine::decode::decode_excerpt;
 use audiofp::testkit::distort;
-use common::{Sandbox, Song, argv, require_tool, run_tool, write_clip_f32, write_song};
+use audiofp::testkit::synth;
+use common::{SR, Sandbox, Song, argv, require_tool, run_tool, write_clip_f32, write_song};
 use serde_json::Value;
 
 /// Three songs indexed from a folder, and the sandbox.
@@ -103,6 +104,82 @@ fn unindexed_music_stays_unmatched() {
         let found = top_match(&sandbox, &[("SOURCE_CHECK", "always")], &clip);
         assert_eq!(found, None, "clip from {start} s");
     }
+}
+
+/// A song of a 4 s loop played three times, each time over another bass line: above 200 Hz,
+/// where landmarks listen, the three are the same audio.
+fn looped_song(folder: &Path) -> (Vec<f32>, std::path::PathBuf) {
+    const LOOP_SECS: f32 = 4.0;
+    let rate = SR as usize;
+    let tune = synth::song(800, LOOP_SECS, SR);
+    let notes_hz = [55.0, 61.7, 65.4, 73.4, 82.4, 98.0, 110.0];
+    let mut samples = Vec::new();
+    for repeat in 0..3usize {
+        // Each repeat's bass plays its own rhythm (notes 0.5, 0.375 or 0.3 s apart) and notes.
+        let note_len = rate * [20, 15, 12][repeat] / 40;
+        for (i, &sample) in tune.iter().enumerate() {
+            let note = i / note_len;
+            let hz = notes_hz[(note * (repeat + 2) + repeat * 3) % notes_hz.len()];
+            let t = (i % note_len) as f32 / SR as f32;
+            // A 30 ms attack: a note that starts at once clicks over the whole band.
+            let envelope = (t / 0.03).min(1.0) * (-6.0 * t).exp();
+            let bass = 0.6 * envelope * (std::f32::consts::TAU * hz * t).sin();
+            samples.push(0.3 * sample + bass);
+        }
+    }
+    let path = folder.join("Looped.wav");
+    audiofp::testkit::wav::write_wav_i16(&path, &samples, SR, 1).expect("writing the song");
+    (samples, path)
+}
+
+#[test]
+fn a_clip_of_a_loop_is_placed_at_the_repeat_whose_audio_it_is() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.subdir("music");
+    let (samples, _path) = looped_song(&folder);
+    write_song(&folder, "Other", 801, 12.0);
+    let summary = sandbox.index_json(&[&folder], 0);
+    assert_eq!(summary["indexed"], 2, "index summary: {summary}");
+    let rate = SR as usize;
+    let mut right = [0, 0, 0];
+    for repeat in 0..3 {
+        let start = 0.5 + 4.0 * repeat as f64;
+        let from = (start * rate as f64) as usize;
+        let clip = write_clip_f32(
+            &sandbox.path(&format!("repeat-{repeat}.wav")),
+            &samples[from..from + 3 * rate],
+            SR,
+        );
+        // Off, by default (a clear answer is checked when it fits several places), always.
+        for (slot, check) in [(0, "0"), (1, "1"), (2, "always")] {
+            let found =
+                top_match(&sandbox, &[("SOURCE_CHECK", check)], &clip).expect("the loop is found");
+            assert_eq!(found["title"], "Looped", "{found}");
+            let offset = found["offset_seconds"].as_f64().expect("an offset");
+            // Wherever it is placed, the other two repeats are listed.
+            let mut places: Vec<f64> = found["repeats"]
+                .as_array()
+                .expect("repeats")
+                .iter()
+                .filter_map(|repeat| repeat["offset_seconds"].as_f64())
+                .collect();
+            places.push(offset);
+            for repeat_start in [0.5, 4.5, 8.5] {
+                assert!(
+                    places
+                        .iter()
+                        .any(|place| (place - repeat_start).abs() < 0.1),
+                    "{repeat_start} s missing: {found}"
+                );
+            }
+            if (offset - start).abs() < 0.1 {
+                right[slot] += 1;
+            }
+        }
+    }
+    // The landmarks cannot tell the repeats apart; the song's audio can.
+    assert!(right[0] < 3, "the landmarks alone placed all three right");
+    assert_eq!(right[1..], [3, 3], "placed right with the source check");
 }
 
 /// `decode_excerpt` returns the samples from where it was asked, in every format, give or
