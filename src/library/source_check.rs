@@ -2,8 +2,8 @@
 //! read from the song's file: its confidence is revised, and the answer follows the revised
 //! confidence. An answer the check could not overturn (it would stand with the lowest score)
 //! and that fits only one place in its song is not checked, so most clear answers cost
-//! nothing more. Where the file is gone, has changed
-//! since it was indexed, or cannot be read, the landmarks' confidence stands.
+//! nothing more. Where the file is gone, has changed since it was indexed, or cannot be read,
+//! the landmarks' confidence stands.
 //!
 //! A clip of a loop fits each of the loop's repeats nearly as well, and the landmarks can
 //! place it at one whose audio is not the clip's (a variation, another layer): the listed
