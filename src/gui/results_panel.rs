@@ -235,6 +235,9 @@ fn report_card_ui(ui: &mut egui::Ui, report: &MatchReport, actions: &mut Vec<Act
                             if !best.repeats.is_empty() {
                                 ui.add(egui::Label::new(repeats_text(&best.repeats)).wrap());
                             }
+                            if best.source.is_some() {
+                                ui.label(RichText::new(SOURCE_CHECKED_TEXT).weak());
+                            }
                         });
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::TOP), |ui| {
                             confidence_badge_ui(ui, best.confidence);
@@ -794,6 +797,10 @@ fn history_ui(
         None => {}
     }
 }
+
+/// Said under an answer whose song's own audio was compared with the clip (the source
+/// check: the song's file was at hand as indexed).
+pub const SOURCE_CHECKED_TEXT: &str = "Checked against the song's own audio.";
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audiofp::config::{FingerprintConfig, MatchConfig};
+use audiofp::config::{FingerprintConfig, MatchConfig, SourceCheck};
 use audiofp::engine::Fingerprint;
 use audiofp::gui::AudiofpApp;
 use audiofp::gui::app::Page;
@@ -1376,4 +1376,48 @@ fn the_answer_to_a_repeated_passage_says_where_else_it_fits() {
         "0:01"
     };
     harness.get_by_label(&format!("This passage repeats: it also fits at {other}."));
+    // The song was added from its fingerprint, without a file: nothing to check against.
+    assert!(
+        harness
+            .query_by_label(results_panel::SOURCE_CHECKED_TEXT)
+            .is_none()
+    );
+}
+
+/// An answer whose song's file was read and compared with the clip says so.
+#[test]
+fn an_answer_checked_against_its_songs_audio_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.db");
+    let music = dir.path().join("music");
+    std::fs::create_dir_all(&music).unwrap();
+    let song = common::write_song(&music, "Checked Song", 611, 12.0);
+    let indexed = std::process::Command::new(env!("CARGO_BIN_EXE_audiofp"))
+        .arg("--db")
+        .arg(&db)
+        .arg("index")
+        .arg(&music)
+        .output()
+        .unwrap();
+    assert!(indexed.status.success(), "{indexed:?}");
+    let clip = common::write_clip(
+        &dir.path().join("clip.wav"),
+        &distort::add_white_noise(&song.excerpt(3.0, 4.0), 5.0, 3),
+        song.rate,
+    );
+    let mut config = WorkerConfig::new(StorageKind::Sqlite(db));
+    // Every answer checked (by default only those the check could change).
+    config.match_config.source_check = SourceCheck::Always;
+    config.idle_check = Duration::from_secs(3600);
+    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
+    let mut harness = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
+    harness.state_mut().identify_path(clip);
+    step_until(&mut harness, "the answer", |app| {
+        app.results().latest().is_some()
+    });
+    harness.get_by_label("Checked Song");
+    harness.get_by_label(results_panel::SOURCE_CHECKED_TEXT);
 }
