@@ -301,8 +301,8 @@ pub struct MatchConfig {
 pub enum SourceCheck {
     /// Never (`SOURCE_CHECK=0`).
     Off,
-    /// When it can change the answer (`SOURCE_CHECK=1`, the default): not for an answer that
-    /// would stand with the lowest scores.
+    /// When it can change the answer or its offset (`SOURCE_CHECK=1`, the default): not for
+    /// an answer that would stand with the lowest score and fits one place in its song.
     #[default]
     Deciding,
     /// For every best candidate (`SOURCE_CHECK=always`): for fitting its weights, and tests.

@@ -70,90 +70,115 @@ pub fn confidence_with_source(confidence: f64, agreement: SourceAgreement) -> f6
     1.0 / (1.0 + (-revised).exp())
 }
 
-/// Compares `clip` with `song`, both mono at the analysis rate, where the clip's first sample
-/// lies at sample `clip_at` of `song` (the song's audio from a little before the offset, see
-/// [`margin_secs`]), and the clip's pitch is the song's times `pitch_factor` (1, unless the
-/// pitch search found it: `2^(1/12)` for a semitone up). A clip at the song's very start is
-/// shifted only later, and one that runs past the song's end is compared where the song
-/// plays. `None` when the clip, or the part of it the song covers, is too short.
-pub fn agreement(
-    clip: &[f32],
-    song: &[f32],
-    clip_at: usize,
-    config: &FingerprintConfig,
-    pitch_factor: f64,
-) -> Option<SourceAgreement> {
-    agreement_pooled(clip, song, clip_at, config, pitch_factor, POOLED_BINS)
+/// A clip's spectrogram in the compared columns, made once for comparing the clip with its
+/// song at several places (the offset and its repeats).
+pub struct PreparedClip {
+    /// The song's band: from [`SOURCE_CHECK_MIN_HZ`] to the analysis band's top.
+    song_band: FingerprintConfig,
+    /// Each column: the song's bins summed in it, each with the clip's bin it is heard at.
+    columns: Vec<Vec<(usize, usize)>>,
+    /// The clip's frames (one per hop), a log power per column.
+    frames: Vec<Vec<f32>>,
 }
 
-/// [`agreement`], bins above the bass compared in groups of `pooled_bins`.
-fn agreement_pooled(
-    clip: &[f32],
-    song: &[f32],
-    clip_at: usize,
-    config: &FingerprintConfig,
-    pitch_factor: f64,
-    pooled_bins: usize,
-) -> Option<SourceAgreement> {
-    let hop = config.hop_length;
-    let step = (hop / SHIFTS_PER_HOP).max(1);
-    let reach = SHIFT_REACH_HOPS * hop;
-    let wide = FingerprintConfig {
-        min_freq_hz: SOURCE_CHECK_MIN_HZ,
-        ..config.clone()
-    };
-    // The clip's band reaches as far above the song's as its pitch does.
-    let nyquist = config.sample_rate_hz as f32 / 2.0;
-    let clip_band = FingerprintConfig {
-        max_freq_hz: (config.max_freq_hz * pitch_factor.max(1.0) as f32).min(nyquist),
-        min_freq_hz: (SOURCE_CHECK_MIN_HZ * pitch_factor.min(1.0) as f32).max(1.0),
-        ..config.clone()
-    };
-    // Song bin `k` (absolute) is heard in the clip at bin `k * pitch_factor`.
-    let clip_bins = clip_band.first_bin()..clip_band.first_bin() + clip_band.band_bins();
-    let heard_at = |j: usize| {
-        let heard = ((wide.first_bin() + j) as f64 * pitch_factor).round() as usize;
-        clip_bins.contains(&heard).then(|| heard - clip_bins.start)
-    };
-    let bass_bins = ((BASS_TOP_HZ / wide.bin_hz()).floor() as usize + 1)
-        .saturating_sub(wide.first_bin())
-        .min(wide.band_bins());
-    // Each column: the song's bins summed in it, each with the clip's bin it is heard at.
-    let columns: Vec<Vec<(usize, usize)>> = columns(bass_bins, wide.band_bins(), pooled_bins)
-        .map(|bins| {
-            bins.filter_map(|j| Some((j, heard_at(j)?)))
-                .collect::<Vec<_>>()
+impl PreparedClip {
+    /// Prepares `clip` (mono at the analysis rate), whose pitch is the song's times
+    /// `pitch_factor` (1, unless the pitch search found it: `2^(1/12)` for a semitone up).
+    /// `None` when the clip is too short to say anything.
+    pub fn new(clip: &[f32], config: &FingerprintConfig, pitch_factor: f64) -> Option<Self> {
+        Self::pooled(clip, config, pitch_factor, POOLED_BINS)
+    }
+
+    /// [`PreparedClip::new`], bins above the bass compared in groups of `pooled_bins`.
+    fn pooled(
+        clip: &[f32],
+        config: &FingerprintConfig,
+        pitch_factor: f64,
+        pooled_bins: usize,
+    ) -> Option<Self> {
+        let song_band = FingerprintConfig {
+            min_freq_hz: SOURCE_CHECK_MIN_HZ,
+            ..config.clone()
+        };
+        // The clip's band reaches as far above the song's as its pitch does.
+        let nyquist = config.sample_rate_hz as f32 / 2.0;
+        let clip_band = FingerprintConfig {
+            max_freq_hz: (config.max_freq_hz * pitch_factor.max(1.0) as f32).min(nyquist),
+            min_freq_hz: (SOURCE_CHECK_MIN_HZ * pitch_factor.min(1.0) as f32).max(1.0),
+            ..config.clone()
+        };
+        // Song bin `k` (absolute) is heard in the clip at bin `k * pitch_factor`.
+        let clip_bins = clip_band.first_bin()..clip_band.first_bin() + clip_band.band_bins();
+        let heard_at = |j: usize| {
+            let heard = ((song_band.first_bin() + j) as f64 * pitch_factor).round() as usize;
+            clip_bins.contains(&heard).then(|| heard - clip_bins.start)
+        };
+        let bass_bins = ((BASS_TOP_HZ / song_band.bin_hz()).floor() as usize + 1)
+            .saturating_sub(song_band.first_bin())
+            .min(song_band.band_bins());
+        let columns: Vec<Vec<(usize, usize)>> =
+            columns(bass_bins, song_band.band_bins(), pooled_bins)
+                .map(|bins| {
+                    bins.filter_map(|j| Some((j, heard_at(j)?)))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|column| !column.is_empty())
+                .collect();
+        let frames = log_columns(
+            clip,
+            &clip_band,
+            config.hop_length,
+            &columns,
+            |&(_, heard)| heard,
+        );
+        (frames.len() >= MIN_FRAMES).then_some(Self {
+            song_band,
+            columns,
+            frames,
         })
-        .filter(|column| !column.is_empty())
-        .collect();
-    let clip_frames = log_columns(clip, &clip_band, hop, &columns, |&(_, heard)| heard);
-    if clip_frames.len() < MIN_FRAMES {
-        return None;
     }
-    // The song's frames on a grid `step` apart, from `reach` before the clip's start (or from
-    // the song's start, for a clip at its very beginning): fine shift `k` and clip frame `t`
-    // read grid frame `k + t * hop / step`.
-    let grid_start = clip_at.saturating_sub(reach);
-    let song_frames = log_columns(song.get(grid_start..)?, &wide, step, &columns, |&(j, _)| j);
-    let per_hop = hop / step;
-    let mut best: Option<f64> = None;
-    for shift in 0..=(clip_at - grid_start + reach) / step {
-        // A clip that runs past the song's end is compared where the song still plays.
-        let covered = song_frames
-            .len()
-            .saturating_sub(shift)
-            .div_ceil(per_hop)
-            .min(clip_frames.len());
-        if covered < MIN_FRAMES {
-            break;
+
+    /// How closely the clip follows `song` (mono at the analysis rate), where the clip's first
+    /// sample lies at sample `clip_at` (the song's audio from a little before the offset, see
+    /// [`margin_secs`]). A clip at the song's very start is shifted only later, and one that
+    /// runs past the song's end is compared where the song plays. `None` when the part of the
+    /// clip the song covers is too short.
+    pub fn agreement(&self, song: &[f32], clip_at: usize) -> Option<SourceAgreement> {
+        let hop = self.song_band.hop_length;
+        let step = (hop / SHIFTS_PER_HOP).max(1);
+        let reach = SHIFT_REACH_HOPS * hop;
+        // The song's frames on a grid `step` apart, from `reach` before the clip's start (or
+        // from the song's start, for a clip at its very beginning): fine shift `k` and clip
+        // frame `t` read grid frame `k + t * hop / step`.
+        let grid_start = clip_at.saturating_sub(reach);
+        let song_frames = log_columns(
+            song.get(grid_start..)?,
+            &self.song_band,
+            step,
+            &self.columns,
+            |&(j, _)| j,
+        );
+        let per_hop = hop / step;
+        let mut best: Option<f64> = None;
+        for shift in 0..=(clip_at - grid_start + reach) / step {
+            // A clip that runs past the song's end is compared where the song still plays.
+            let covered = song_frames
+                .len()
+                .saturating_sub(shift)
+                .div_ceil(per_hop)
+                .min(self.frames.len());
+            if covered < MIN_FRAMES {
+                break;
+            }
+            let song_at = |t: usize| song_frames[shift + t * per_hop].as_slice();
+            let score =
+                correlation(&self.frames[..covered], song_at) * (covered as f64 / 4.0).sqrt();
+            best = Some(best.map_or(score, |best| best.max(score)));
         }
-        let song_at = |t: usize| song_frames[shift + t * per_hop].as_slice();
-        let score = correlation(&clip_frames[..covered], song_at) * (covered as f64 / 4.0).sqrt();
-        best = Some(best.map_or(score, |best| best.max(score)));
+        best.map(|score| SourceAgreement {
+            score: score.max(0.0),
+        })
     }
-    best.map(|score| SourceAgreement {
-        score: score.max(0.0),
-    })
 }
 
 /// The compared columns of a band of `band_bins` bins: each of the first `bass_bins` alone,
@@ -241,6 +266,17 @@ mod tests {
         synth::song(seed, secs, config().sample_rate_hz)
     }
 
+    /// The clip prepared and compared with `song` at `clip_at`, in one step.
+    fn agreement(
+        clip: &[f32],
+        song: &[f32],
+        clip_at: usize,
+        config: &FingerprintConfig,
+        pitch_factor: f64,
+    ) -> Option<SourceAgreement> {
+        PreparedClip::new(clip, config, pitch_factor)?.agreement(song, clip_at)
+    }
+
     #[test]
     fn a_clip_of_the_song_agrees_and_other_music_does_not() {
         let config = config();
@@ -293,8 +329,9 @@ mod tests {
         let margin = (margin_secs(&config) * rate as f64).ceil() as usize;
         let excerpt = &audio[at - margin..];
         let noisy = agreement(&clip, excerpt, margin, &config, 1.0).expect("covered");
-        let bin_by_bin =
-            agreement_pooled(&clip, excerpt, margin, &config, 1.0, 1).expect("covered");
+        let bin_by_bin = PreparedClip::pooled(&clip, &config, 1.0, 1)
+            .and_then(|prepared| prepared.agreement(excerpt, margin))
+            .expect("covered");
         // 5 s: 153 frames, so full agreement would score 6.2; noise at 0 dB leaves part,
         // and more of it in the pooled bins.
         assert!(noisy.score > 1.5, "{noisy:?}");

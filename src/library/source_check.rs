@@ -16,7 +16,7 @@ use super::{Identification, Library, Match, Repeat, elapsed_ms};
 use crate::config::SourceCheck;
 use crate::engine::decode::decode_excerpt;
 use crate::engine::resample::resample_clip;
-use crate::engine::source_check::{self, SourceAgreement};
+use crate::engine::source_check::{self, PreparedClip, SourceAgreement};
 
 impl Library {
     /// Revises the confidence of `identification`'s best candidate (its first match, or the
@@ -142,13 +142,14 @@ impl Library {
         best
     }
 
-    /// How closely the clip (`samples` at `sample_rate_hz`, resampled into `clip` on first
-    /// use) follows the song of the file at `path` from `offset_secs`.
+    /// How closely the clip (`samples` at `sample_rate_hz`; resampled and prepared into
+    /// `clip` on first use, for the other places) follows the song of the file at `path` from
+    /// `offset_secs`.
     fn agreement_at(
         &self,
         path: &Path,
         offset_secs: f64,
-        clip: &mut Option<Vec<f32>>,
+        clip: &mut Option<PreparedClip>,
         samples: &[f32],
         sample_rate_hz: u32,
         pitch_factor: f64,
@@ -170,15 +171,11 @@ impl Library {
             return None;
         }
         if clip.is_none() {
-            *clip = Some(resample_clip(samples, sample_rate_hz, rate, config.max_freq_hz).ok()?);
+            let resampled =
+                resample_clip(samples, sample_rate_hz, rate, config.max_freq_hz).ok()?;
+            *clip = Some(PreparedClip::new(&resampled, config, pitch_factor)?);
         }
-        source_check::agreement(
-            clip.as_deref()?,
-            &audio,
-            clip_at.round() as usize,
-            config,
-            pitch_factor,
-        )
+        clip.as_ref()?.agreement(&audio, clip_at.round() as usize)
     }
 }
 

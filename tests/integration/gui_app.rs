@@ -75,6 +75,15 @@ fn harness_sized(
 ) -> Harness<'static, AudiofpApp> {
     let mut config = WorkerConfig::new(storage);
     config.index_threads = index_threads;
+    harness_of(config, settings, size)
+}
+
+/// The app of worker `config` in a window of `size` points.
+fn harness_of(
+    mut config: WorkerConfig,
+    settings: Settings,
+    size: [f32; 2],
+) -> Harness<'static, AudiofpApp> {
     // Other processes' changes are taken in when a request comes, never between frames, so
     // that what a test sees does not depend on timing (gui_worker.rs covers the idle
     // check).
@@ -1408,11 +1417,7 @@ fn an_answer_checked_against_its_songs_audio_says_so() {
     let mut config = WorkerConfig::new(StorageKind::Sqlite(db));
     // Every answer checked (by default only those the check could change).
     config.match_config.source_check = SourceCheck::Always;
-    config.idle_check = Duration::from_secs(3600);
-    let app = AudiofpApp::with_settings(config, Settings::default()).unwrap();
-    let mut harness = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut AudiofpApp| app.frame_ui(ui), app);
+    let mut harness = harness_of(config, Settings::default(), [1180.0, 760.0]);
     step_until(&mut harness, "the index to open", AudiofpApp::is_ready);
     harness.state_mut().identify_path(clip);
     step_until(&mut harness, "the answer", |app| {
