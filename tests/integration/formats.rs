@@ -274,14 +274,45 @@ fn a_chained_ogg_file_is_indexed_whole_across_a_rate_change() {
     }
     let chained_path = folder.join("chained.ogg");
     std::fs::write(&chained_path, &chained).expect("writing the chained file");
-    // The decoder's own count of seconds adds each link at its rate.
+    // The decoder's own count of seconds adds each link at its rate. Its audio comes in
+    // blocks of whole packets, at least MONO_BLOCK_SAMPLES long but for the last of each link.
+    let mut blocks: Vec<(usize, u32)> = Vec::new();
     let summary = audiofp::engine::decode::decode_mono(
         audiofp::engine::AudioSource::File(&chained_path),
         audiofp::engine::decode::CutStreams::Refuse,
         &audiofp::cancel::CancelToken::new(),
-        |_, _| Ok(()),
+        |chunk, rate| {
+            blocks.push((chunk.len(), rate));
+            Ok(())
+        },
     )
     .expect("decoding the chained file");
+    let rates: Vec<u32> = blocks.iter().map(|&(_, rate)| rate).collect();
+    let link_of_rate = |rate| rates.iter().position(|&r| r == rate);
+    let (first, second) = (link_of_rate(RATE), link_of_rate(22_050));
+    assert!(
+        first == Some(0) && second.is_some_and(|at| rates[at..].iter().all(|&r| r == 22_050)),
+        "blocks out of link order: {rates:?}"
+    );
+    for (i, &(len, rate)) in blocks.iter().enumerate() {
+        let last_of_link = blocks.get(i + 1).is_none_or(|&(_, next)| next != rate);
+        assert!(
+            last_of_link || len >= audiofp::engine::decode::MONO_BLOCK_SAMPLES,
+            "block {i} of {len} samples at {rate} Hz: {blocks:?}"
+        );
+    }
+    for (rate, link) in [(RATE, 0), (22_050, 1)] {
+        let decoded: usize = blocks
+            .iter()
+            .filter(|&&(_, r)| r == rate)
+            .map(|&(len, _)| len)
+            .sum();
+        let expected = monos[link].0.len();
+        assert!(
+            decoded.abs_diff(expected) < 4096,
+            "link at {rate} Hz: {decoded} samples decoded of {expected}"
+        );
+    }
     assert!(
         (summary.duration_secs() - 2.0 * f64::from(LINK_SECS)).abs() < 0.25,
         "decoded {} s of a {} s chain",
