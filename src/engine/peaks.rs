@@ -38,6 +38,9 @@ struct Candidate {
 struct FrameSlot {
     level_db: Vec<f32>,
     freq_max_db: Vec<f32>,
+    /// Bin by bin, the maximum of `freq_max_db` over this frame and the `time_half - 1` after
+    /// it, once the centre before this frame was judged.
+    window_max: Vec<f32>,
 }
 
 /// Streaming peak picker.
@@ -60,7 +63,18 @@ pub struct PeakPicker {
     scratch: Vec<f32>,
     /// Scratch list of one frame's candidates.
     found: Vec<Candidate>,
-    /// Scratch: which bins of a frame are frequency maxima above the floor (1) or not (0).
+    /// Scratch space of judging one centre frame.
+    center_scratch: CenterScratch,
+}
+
+/// Scratch space of judging one centre frame, reused from frame to frame.
+#[derive(Default)]
+struct CenterScratch {
+    /// Per bin, the largest frequency maximum of the frames before the centre.
+    max_before: Vec<f32>,
+    /// Per bin, the largest frequency maximum of the frames after the centre.
+    max_after: Vec<f32>,
+    /// Which bins are peaks above the floor (1) or not (0).
     mask: Vec<u8>,
 }
 
@@ -86,7 +100,7 @@ impl PeakPicker {
             spare: Vec::new(),
             scratch: Vec::new(),
             found: Vec::new(),
-            mask: Vec::new(),
+            center_scratch: CenterScratch::default(),
         }
     }
 
@@ -101,6 +115,7 @@ impl PeakPicker {
         let mut slot = self.spare.pop().unwrap_or_else(|| FrameSlot {
             level_db: Vec::new(),
             freq_max_db: Vec::new(),
+            window_max: Vec::new(),
         });
         slot.level_db.clear();
         slot.level_db.extend_from_slice(level_db);
@@ -134,47 +149,129 @@ impl PeakPicker {
             .and_then(|i| self.frames.get(i as usize))
     }
 
+    fn slot_mut(&mut self, frame: u32) -> Option<&mut FrameSlot> {
+        frame
+            .checked_sub(self.first_frame_in_ring)
+            .and_then(|i| self.frames.get_mut(i as usize))
+    }
+
+    /// Judges frame `next_center` and adds its candidates.
+    ///
+    /// A bin is a time maximum when it is above the frequency maxima of the `time_half` frames
+    /// before it and not below those of the frames after it (plateaus along time go to the
+    /// earliest frame). Both sides are the bin-by-bin maximum over `time_half` consecutive
+    /// frames: the frames after centre `c` are the frames before centre `c + time_half + 1`,
+    /// so each such maximum is computed once, kept in the slot of its first frame, and used
+    /// on both sides.
     fn judge_center(&mut self) {
         let center = self.next_center;
         self.next_center += 1;
+        let time_half = self.time_half as u32;
         let mut found = std::mem::take(&mut self.found);
-        let mut mask = std::mem::take(&mut self.mask);
+        let mut scratch = std::mem::take(&mut self.center_scratch);
         found.clear();
-        self.candidates_at(center, &mut found, &mut mask);
+        let bins = self.slot(center).map_or(0, |slot| slot.level_db.len());
+        self.window_max(
+            center + 1..center + time_half + 1,
+            bins,
+            &mut scratch.max_after,
+        );
+        // Kept since centre `center - time_half - 1` was judged; near the start there was none.
+        let kept_before = center
+            .checked_sub(time_half)
+            .filter(|&first| first > 0)
+            .and_then(|first| self.slot(first));
+        let before = match kept_before {
+            Some(slot) => &slot.window_max,
+            None => {
+                self.window_max(
+                    center.saturating_sub(time_half)..center,
+                    bins,
+                    &mut scratch.max_before,
+                );
+                &scratch.max_before
+            }
+        };
+        self.candidates_at(
+            center,
+            before,
+            &scratch.max_after,
+            &mut scratch.mask,
+            &mut found,
+        );
+        if let Some(slot) = self.slot_mut(center + 1) {
+            std::mem::swap(&mut slot.window_max, &mut scratch.max_after);
+        }
         self.candidates.extend(found.iter().copied());
         self.found = found;
-        self.mask = mask;
+        self.center_scratch = scratch;
     }
 
-    /// Appends the peak candidates of frame `center` to `found`.
-    fn candidates_at(&self, center: u32, found: &mut Vec<Candidate>, mask: &mut Vec<u8>) {
+    /// The bin-by-bin maximum of the frequency maxima of `frames` into `out` (frames outside
+    /// the stream count as -inf).
+    fn window_max(&self, frames: std::ops::Range<u32>, bins: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(bins, f32::NEG_INFINITY);
+        for frame in frames {
+            if let Some(other) = self.slot(frame) {
+                max_into(out, &other.freq_max_db);
+            }
+        }
+    }
+
+    /// Appends the peak candidates of frame `center` to `found`, given the maxima of the
+    /// frames before and after it.
+    fn candidates_at(
+        &self,
+        center: u32,
+        before: &[f32],
+        after: &[f32],
+        mask: &mut Vec<u8>,
+        found: &mut Vec<Candidate>,
+    ) {
         let Some(slot) = self.slot(center) else {
             return;
         };
         let level = &slot.level_db;
-        let from = center.saturating_sub(self.time_half as u32);
-        let to = center + self.time_half as u32;
         let bins = level.len();
-        // The bins that are the maximum of their frequency neighbourhood and above the floor,
-        // in a branch-free pass (it vectorises); only these few are looked at in time.
-        // Plateaus along frequency: only the lowest bin of equal values counts.
+        // The bins that are the maximum of their time-frequency neighbourhood and above the
+        // floor, in a branch-free pass (it vectorises). Plateaus along frequency: only the
+        // lowest bin of equal values counts.
         mask.clear();
-        let Some((&first_value, rest)) = level.split_first() else {
+        let floor = self.floor_db;
+        let keep = |value: f32, freq_max: f32, below: f32, before: f32, after: f32| {
+            u8::from(
+                (value >= floor)
+                    & (value >= freq_max)
+                    & (below < value)
+                    & (before < value)
+                    & (after <= value),
+            )
+        };
+        let freq_max = &slot.freq_max_db;
+        let Some(&first_value) = level.first() else {
             return;
         };
-        let floor = self.floor_db;
-        let keep = |value: f32, freq_max: f32, below: f32| {
-            u8::from((value >= floor) & (value >= freq_max) & (below < value))
-        };
-        mask.push(keep(first_value, slot.freq_max_db[0], f32::NEG_INFINITY));
+        mask.push(keep(
+            first_value,
+            freq_max[0],
+            f32::NEG_INFINITY,
+            before[0],
+            after[0],
+        ));
+        // Each bin beside the one below it, over slices of one length (it vectorises).
         mask.extend(
-            rest.iter()
-                .zip(&slot.freq_max_db[1..])
-                .zip(level)
-                .map(|((&value, &freq_max), &below)| keep(value, freq_max, below)),
+            level[1..]
+                .iter()
+                .zip(&level[..bins - 1])
+                .zip(&freq_max[1..])
+                .zip(before[1..].iter().zip(&after[1..]))
+                .map(|(((&value, &below), &freq_max), (&before, &after))| {
+                    keep(value, freq_max, below, before, after)
+                }),
         );
-        // Padded to whole words of eight flags, so that runs of rejected bins (most of them)
-        // are skipped a word at a time.
+        // Padded to whole words of eight flags, so that runs of rejected bins (nearly all of
+        // them) are skipped a word at a time.
         mask.resize(bins.next_multiple_of(8), 0);
         for (word, flags) in mask.chunks_exact(8).enumerate() {
             let mut bits = u64::from_le_bytes(flags.try_into().unwrap_or_default());
@@ -182,39 +279,20 @@ impl PeakPicker {
                 let bin = word * 8 + bits.trailing_zeros() as usize / 8;
                 bits &= bits - 1;
                 let value = level[bin];
-                if self.is_time_max(center, from..=to, bin, value) {
-                    // Most frames have a few dozen candidates: summing their windows directly
-                    // is cheaper than prefix sums over the whole frame.
-                    let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
-                    let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
-                    let mean = level[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
-                    found.push(Candidate {
-                        peak: Peak {
-                            frame: center,
-                            bin: bin as u16,
-                        },
-                        strength: value - mean,
-                    });
-                }
+                // Most frames have a few candidates: summing their windows directly is
+                // cheaper than prefix sums over the whole frame.
+                let lo = bin.saturating_sub(CONTRAST_HALF_WIDTH);
+                let hi = (bin + CONTRAST_HALF_WIDTH + 1).min(bins);
+                let mean = level[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+                found.push(Candidate {
+                    peak: Peak {
+                        frame: center,
+                        bin: bin as u16,
+                    },
+                    strength: value - mean,
+                });
             }
         }
-    }
-
-    /// Whether `value`, at `bin` of frame `center`, is above the frequency maxima of the other
-    /// `frames` at that bin. Plateaus along time: the earliest frame wins.
-    fn is_time_max(
-        &self,
-        center: u32,
-        frames: std::ops::RangeInclusive<u32>,
-        bin: usize,
-        value: f32,
-    ) -> bool {
-        frames.filter(|&frame| frame != center).all(|frame| {
-            self.slot(frame).is_none_or(|other| {
-                let neighbour = other.freq_max_db[bin];
-                !(neighbour > value || (frame < center && neighbour >= value))
-            })
-        })
     }
 
     fn trim_ring(&mut self) {
@@ -276,6 +354,21 @@ impl PeakPicker {
     }
 }
 
+/// The larger of two levels. Levels are never NaN, so this plain comparison does what
+/// `f32::max` does without its NaN handling, and compiles to one vector instruction.
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+/// Raises each of `maxima` to the matching value of `values` where that is larger.
+///
+fn max_into(maxima: &mut [f32], values: &[f32]) {
+    for (max, &value) in maxima.iter_mut().zip(values) {
+        *max = max.max(value);
+    }
+}
+
 /// Maximum over `± half` around each position. `out` receives one value per input; `scratch`
 /// is reused.
 ///
@@ -303,7 +396,7 @@ fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Ve
             .zip(&src[..next_len])
             .zip(&src[span..len])
         {
-            *d = a.max(*b);
+            *d = larger(*a, *b);
         }
         std::mem::swap(&mut src, &mut dst);
         span *= 2;
@@ -317,7 +410,7 @@ fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Ve
         src[..n]
             .iter()
             .zip(&src[shift..shift + n])
-            .map(|(a, b)| a.max(*b)),
+            .map(|(a, b)| larger(*a, *b)),
     );
 }
 
@@ -409,6 +502,96 @@ mod tests {
             (0..200).step_by(20).map(|f| f as u32).collect::<Vec<_>>()
         );
         assert!(peaks.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// The picker's rules read directly, frame by frame and bin by bin, over a whole
+    /// spectrogram: a bin is a candidate when it is above the floor, no other bin of its
+    /// neighbourhood is louder, the bin below it is quieter (plateaus along frequency go to the
+    /// lowest bin), and no bin of an earlier frame in its neighbourhood is as loud (plateaus
+    /// along time go to the earliest frame); it is kept when fewer than `max_per_window`
+    /// candidates within `density_half_frames` are stronger.
+    fn peaks_by_the_rules(picker: &PeakPicker, frames: &[Vec<f32>]) -> Vec<Peak> {
+        let (fh, th) = (picker.freq_half as i64, picker.time_half as i64);
+        let mut candidates = Vec::new();
+        for (t, frame) in frames.iter().enumerate() {
+            for (b, &value) in frame.iter().enumerate() {
+                let mut is_max = value >= picker.floor_db && (b == 0 || frame[b - 1] < value);
+                for dt in -th..=th {
+                    for db in -fh..=fh {
+                        let (t2, b2) = (t as i64 + dt, b as i64 + db);
+                        if (dt, db) == (0, 0) || t2 < 0 || b2 < 0 {
+                            continue;
+                        }
+                        let Some(&other) = frames.get(t2 as usize).and_then(|f| f.get(b2 as usize))
+                        else {
+                            continue;
+                        };
+                        if other > value || (dt < 0 && other >= value) {
+                            is_max = false;
+                        }
+                    }
+                }
+                if is_max {
+                    let lo = b.saturating_sub(CONTRAST_HALF_WIDTH);
+                    let hi = (b + CONTRAST_HALF_WIDTH + 1).min(frame.len());
+                    let mean = frame[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+                    let peak = Peak {
+                        frame: t as u32,
+                        bin: b as u16,
+                    };
+                    candidates.push((peak, value - mean));
+                }
+            }
+        }
+        let half = picker.density_half_frames;
+        candidates
+            .iter()
+            .filter(|(peak, strength)| {
+                let stronger = candidates
+                    .iter()
+                    .filter(|(other, other_strength)| {
+                        other.frame.abs_diff(peak.frame) <= half
+                            && (*other_strength > *strength
+                                || (*other_strength == *strength && other < peak))
+                    })
+                    .count();
+                stronger < picker.max_per_window
+            })
+            .map(|(peak, _)| *peak)
+            .collect()
+    }
+
+    #[test]
+    fn streamed_peaks_follow_the_rules_read_directly() {
+        let config = FingerprintConfig::default();
+        let bins = 60;
+        let mut rng = crate::testkit::rng::Rng::new(7);
+        // Levels on a coarse grid, so that plateaus along time and frequency are common; a
+        // stream shorter than the time neighbourhood, and longer ones.
+        for (length, levels) in [(3, 4), (40, 3), (150, 12)] {
+            let frames: Vec<Vec<f32>> = (0..length)
+                .map(|_| {
+                    (0..bins)
+                        .map(|_| -75.0 + 10.0 * (rng.unit() * levels as f32).floor())
+                        .collect()
+                })
+                .collect();
+            // A density that keeps every candidate, and one that drops some.
+            for peaks_per_second in [100.0, 3.0] {
+                let mut picker = PeakPicker::new(&config, peaks_per_second);
+                let want = peaks_by_the_rules(&picker, &frames);
+                let mut got = Vec::new();
+                for frame in &frames {
+                    picker.push_frame(frame, &mut got);
+                }
+                picker.finish(&mut got);
+                assert!(!want.is_empty(), "{length} frames give no peaks to compare");
+                assert_eq!(
+                    got, want,
+                    "{length} frames of {levels} levels, {peaks_per_second} peaks/s"
+                );
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ use crate::config::FingerprintConfig;
 /// Power floor added before the logarithm (about -150 dB).
 const POWER_FLOOR: f32 = 1e-15;
 
+/// `pending` is compacted once this many frames' worth of samples before the next frame
+/// were framed.
+const COMPACT_AFTER_FRAMES: usize = 8;
+
 /// A streaming STFT.
 pub struct Stft {
     /// The complex FFT of half the frame length.
@@ -30,7 +34,9 @@ pub struct Stft {
     hop: usize,
     first_bin: usize,
     power_norm: f32,
+    /// Samples not yet dropped, from `pending[next_frame_at]` on those of the next frame.
     pending: Vec<f32>,
+    next_frame_at: usize,
     /// The windowed frame, packed as complex pairs, then its transform.
     packed: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
@@ -67,7 +73,8 @@ impl Stft {
             first_bin,
             // |X|^2 of a unit sine at its bin is (window_sum / 2)^2.
             power_norm: 1.0 / (window_sum * window_sum / 4.0),
-            pending: Vec::with_capacity(n_fft * 2),
+            pending: Vec::with_capacity(n_fft * (COMPACT_AFTER_FRAMES + 2)),
+            next_frame_at: 0,
             packed: vec![Complex::default(); n_fft / 2],
             scratch: vec![Complex::default(); fft.get_inplace_scratch_len()],
             twiddles,
@@ -87,9 +94,15 @@ impl Stft {
     /// Feeds samples; calls `on_frame(levels)` for each completed frame, in order (the band's
     /// power instead, for an STFT [`Stft::in_power`]).
     pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
-        self.pending.extend_from_slice(samples);
         let n_fft = self.window.len();
-        let mut start = 0;
+        // The samples already framed are dropped only once they are many, so that a short
+        // push does not move the frame's worth of samples left over each time.
+        if self.next_frame_at >= COMPACT_AFTER_FRAMES * n_fft {
+            self.pending.drain(..self.next_frame_at);
+            self.next_frame_at = 0;
+        }
+        self.pending.extend_from_slice(samples);
+        let mut start = self.next_frame_at;
         while self.pending.len() - start >= n_fft {
             let frame = &self.pending[start..start + n_fft];
             for ((packed, samples), window) in self
@@ -106,7 +119,7 @@ impl Stft {
             on_frame(&self.band_levels);
             start += self.hop;
         }
-        self.pending.drain(..start);
+        self.next_frame_at = start;
     }
 
     /// The band's levels from the packed transform `Z` (length `m = n_fft / 2`): with

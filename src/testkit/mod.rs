@@ -27,6 +27,6 @@
 //! depend on any external crate's version.
 
 pub mod distort;
-mod rng;
+pub(crate) mod rng;
 pub mod synth;
 pub mod wav;
