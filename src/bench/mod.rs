@@ -269,6 +269,10 @@ pub struct CorpusReport {
     pub speed_rounds: usize,
     /// Songs per minute per core while indexing.
     pub songs_per_min_per_core: f64,
+    /// The instruction set the analysis's vector loops ran with ("AVX2" or "baseline").
+    pub analysis_vectors: String,
+    /// Whether a generated song's peaks, analysed with those loops, are the baseline's.
+    pub vectors_match_baseline: bool,
     /// Bytes of the SQLite index (+WAL) per hour of audio.
     pub index_bytes_per_hour: f64,
     /// Peaks per second of audio stored.
@@ -347,6 +351,8 @@ pub fn run_corpus(
     mut progress: impl FnMut(&str),
 ) -> Result<CorpusReport, BenchError> {
     let corpus = Corpus::read(options)?;
+    // 0. The wide vector loops must give the baseline's peaks (src/engine/simd.rs).
+    let (vectors_match_baseline, _) = crate::engine::simd::same_peaks_as_baseline(30.0);
     // 1-2. Decode-only speed of the reference files, and indexing them into a real SQLite
     // file, in alternating rounds.
     let indexed = index_in_rounds(options, &corpus, config, match_config, &mut progress)?;
@@ -381,6 +387,8 @@ pub fn run_corpus(
         songs_per_min_per_core: stats.songs as f64
             / (index_secs / 60.0)
             / options.workers.max(1) as f64,
+        analysis_vectors: crate::engine::simd::instruction_set().to_string(),
+        vectors_match_baseline,
         index_bytes_per_hour: stats.bytes_on_disk as f64 / hours.max(1e-9),
         peaks_per_second: stats.peaks as f64 / stats.total_secs.max(1e-9),
         landmarks_per_second: landmarks as f64 / stats.total_secs.max(1e-9),

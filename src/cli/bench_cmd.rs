@@ -292,6 +292,15 @@ fn print_speed_and_size(report: &CorpusReport) -> std::io::Result<()> {
         report.songs_per_min_per_core
     )?;
     outln!(
+        "analysis vector loops: {} (a generated song's peaks the same as the baseline's: {})",
+        report.analysis_vectors,
+        if report.vectors_match_baseline {
+            "yes"
+        } else {
+            "NO"
+        }
+    )?;
+    outln!(
         "index: {} per hour of audio (SQLite file); {:.1} peaks/s stored, {:.0} hashes/s in memory",
         bytes(report.index_bytes_per_hour as u64),
         report.peaks_per_second,

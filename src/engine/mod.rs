@@ -19,6 +19,7 @@ pub mod peaks;
 pub mod postings;
 pub mod repeats;
 pub mod resample;
+pub mod simd;
 pub mod source_check;
 pub mod stft;
 pub mod verify;

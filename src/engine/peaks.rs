@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 
+use super::simd::{self, Simd, WithSimd};
 use crate::config::FingerprintConfig;
 
 /// Half-width, in bins, of the frequency window a peak's contrast is measured against.
@@ -111,6 +112,16 @@ impl PeakPicker {
 
     /// Adds the next frame; appends peaks that became final to `out`.
     pub fn push_frame(&mut self, level_db: &[f32], out: &mut Vec<Peak>) {
+        simd::dispatch(PushFrame {
+            picker: self,
+            level_db,
+            out,
+        });
+    }
+
+    /// [`PeakPicker::push_frame`]'s work, inlined into the vectorised call.
+    #[inline(always)]
+    fn add_frame(&mut self, level_db: &[f32], out: &mut Vec<Peak>) {
         // Reuse the buffers of frames that left the ring.
         let mut slot = self.spare.pop().unwrap_or_else(|| FrameSlot {
             level_db: Vec::new(),
@@ -163,6 +174,7 @@ impl PeakPicker {
     /// frames: the frames after centre `c` are the frames before centre `c + time_half + 1`,
     /// so each such maximum is computed once, kept in the slot of its first frame, and used
     /// on both sides.
+    #[inline(always)]
     fn judge_center(&mut self) {
         let center = self.next_center;
         self.next_center += 1;
@@ -209,6 +221,7 @@ impl PeakPicker {
 
     /// The bin-by-bin maximum of the frequency maxima of `frames` into `out` (frames outside
     /// the stream count as -inf).
+    #[inline(always)]
     fn window_max(&self, frames: std::ops::Range<u32>, bins: usize, out: &mut Vec<f32>) {
         out.clear();
         out.resize(bins, f32::NEG_INFINITY);
@@ -221,6 +234,7 @@ impl PeakPicker {
 
     /// Appends the peak candidates of frame `center` to `found`, given the maxima of the
     /// frames before and after it.
+    #[inline(always)]
     fn candidates_at(
         &self,
         center: u32,
@@ -354,15 +368,34 @@ impl PeakPicker {
     }
 }
 
+/// One frame into the picker, run with the CPU's widest vectors ([`simd`]).
+struct PushFrame<'a> {
+    picker: &'a mut PeakPicker,
+    level_db: &'a [f32],
+    out: &'a mut Vec<Peak>,
+}
+
+impl WithSimd for PushFrame<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.picker.add_frame(self.level_db, self.out);
+    }
+}
+
 /// The larger of two levels. Levels are never NaN, so this plain comparison does what
 /// `f32::max` does without its NaN handling, and compiles to one vector instruction.
-#[inline]
+#[inline(always)]
 fn larger(a: f32, b: f32) -> f32 {
     if a > b { a } else { b }
 }
 
 /// Raises each of `maxima` to the matching value of `values` where that is larger.
 ///
+/// `f32::max`, not [`larger`]: written back in place, the plain comparison becomes a store
+/// of the larger values only, which AVX2 does with masked stores, slow on AMD processors.
+#[inline(always)]
 fn max_into(maxima: &mut [f32], values: &[f32]) {
     for (max, &value) in maxima.iter_mut().zip(values) {
         *max = max.max(value);
@@ -376,6 +409,7 @@ fn max_into(maxima: &mut [f32], values: &[f32]) {
 /// from `i` on, and `span` doubles; the last step combines two overlapping windows. Every pass
 /// is an element-wise maximum of two slices, which vectorises, unlike the running maxima of the
 /// van Herk / Gil-Werman method, whose every step waits for the one before.
+#[inline(always)]
 fn sliding_max(values: &[f32], half: usize, out: &mut Vec<f32>, scratch: &mut Vec<f32>) {
     let n = values.len();
     let width = 2 * half + 1;

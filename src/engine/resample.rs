@@ -18,6 +18,8 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
+use super::simd::{self, Simd, WithSimd};
+
 /// Input frames handed to rubato per call, at most (rounded to whole FFT blocks).
 const CHUNK_FRAMES: usize = 2048;
 
@@ -361,8 +363,11 @@ impl HalfBand {
     /// Feeds input samples; appends the outputs that are complete to `out`.
     fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
         self.inputs += input.len() as u64;
-        self.split(input);
-        self.run(out);
+        simd::dispatch(Decimate {
+            stage: self,
+            input,
+            out,
+        });
     }
 
     /// Ends the stream: appends the last outputs, one per two inputs (rounded up).
@@ -380,6 +385,7 @@ impl HalfBand {
     }
 
     /// Appends `input` to the even and odd samples.
+    #[inline(always)]
     fn split(&mut self, mut input: &[f32]) {
         if let Some(even) = self.unpaired
             && let Some((&odd, rest)) = input.split_first()
@@ -404,6 +410,8 @@ impl HalfBand {
         }
     }
 
+    /// Appends the outputs whose inputs have all arrived to `out`.
+    #[inline(always)]
     fn run(&mut self, out: &mut Vec<f32>) {
         let p = self.pairs.len();
         // Output m needs pairs m - p ..= m + p - 1; `at` is the index of pair `next_out`.
@@ -448,6 +456,23 @@ impl HalfBand {
         self.evens.drain(..drop);
         self.odds.drain(..drop);
         self.first_pair += drop as i64;
+    }
+}
+
+/// One push through a decimator, run with the CPU's widest vectors ([`simd`]).
+struct Decimate<'a> {
+    stage: &'a mut HalfBand,
+    input: &'a [f32],
+    out: &'a mut Vec<f32>,
+}
+
+impl WithSimd for Decimate<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.stage.split(self.input);
+        self.stage.run(self.out);
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
+use super::simd::{self, Simd, WithSimd};
 use crate::config::FingerprintConfig;
 
 /// Power floor added before the logarithm (about -150 dB).
@@ -93,7 +94,17 @@ impl Stft {
 
     /// Feeds samples; calls `on_frame(levels)` for each completed frame, in order (the band's
     /// power instead, for an STFT [`Stft::in_power`]).
-    pub fn push(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
+    pub fn push(&mut self, samples: &[f32], on_frame: impl FnMut(&[f32])) {
+        simd::dispatch(Frames {
+            stft: self,
+            samples,
+            on_frame,
+        });
+    }
+
+    /// [`Stft::push`]'s work, inlined into the vectorised call.
+    #[inline(always)]
+    fn push_frames(&mut self, samples: &[f32], mut on_frame: impl FnMut(&[f32])) {
         let n_fft = self.window.len();
         // The samples already framed are dropped only once they are many, so that a short
         // push does not move the frame's worth of samples left over each time.
@@ -126,6 +137,7 @@ impl Stft {
     /// `E = (Z[k] + conj Z[m - k]) / 2` and `O = (Z[k] - conj Z[m - k]) / 2i` the transforms of
     /// the even and odd samples, bin `k` of the frame is `E + exp(-2 pi i k / n_fft) O`
     /// (`Z[m]` is `Z[0]`). The band starts at bin 1 or above.
+    #[inline(always)]
     fn unpack_band(&mut self) {
         let m = self.packed.len();
         let first = self.first_bin;
@@ -170,11 +182,27 @@ impl Stft {
     }
 }
 
+/// One push through the STFT, run with the CPU's widest vectors ([`simd`]).
+struct Frames<'a, OnFrame> {
+    stft: &'a mut Stft,
+    samples: &'a [f32],
+    on_frame: OnFrame,
+}
+
+impl<OnFrame: FnMut(&[f32])> WithSimd for Frames<'_, OnFrame> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.stft.push_frames(self.samples, self.on_frame);
+    }
+}
+
 /// `10 * log10(power)` for a positive, normal `power`, within 1e-4 dB.
 ///
 /// A polynomial on the mantissa instead of libm's `log10f`: the STFT takes the logarithm of
 /// every band bin of every frame, and this form is several times cheaper and vectorises.
-#[inline]
+#[inline(always)]
 pub fn power_db(power: f32) -> f32 {
     // log2(1 + t) on t in [0, 1), least-squares fit on Chebyshev nodes (max error 1.7e-5).
     const C: [f32; 5] = [1.441_88, -0.708_863_9, 0.415_241, -0.193_510_4, 0.045_265_5];
