@@ -72,8 +72,9 @@ pub struct BenchArgs {
     /// Use at most this many clips, spread over the manifest (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
-    /// Rounds of (decode-only pass, indexing run) for the indexing-speed ratio (median).
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of (decode-only pass, indexing run) for the indexing-speed ratio (median). On a
+    /// shared machine a burst of load moves the median of 3 rounds by up to 0.05.
+    #[arg(long, default_value_t = 9)]
     pub speed_rounds: usize,
     /// Cold CLI runs (a fresh `audiofp identify` process each).
     #[arg(long, default_value_t = 10)]
