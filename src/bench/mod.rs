@@ -352,7 +352,7 @@ pub fn run_corpus(
 ) -> Result<CorpusReport, BenchError> {
     let corpus = Corpus::read(options)?;
     // 0. The wide vector loops must give the baseline's peaks (src/engine/simd.rs).
-    let (vectors_match_baseline, _) = crate::engine::simd::same_peaks_as_baseline(30.0);
+    let (vectors_match_baseline, _) = same_peaks_as_baseline(30.0);
     // 1-2. Decode-only speed of the reference files, and indexing them into a real SQLite
     // file, in alternating rounds.
     let indexed = index_in_rounds(options, &corpus, config, match_config, &mut progress)?;
@@ -798,6 +798,24 @@ fn track_id(song: &crate::index::SongRecord) -> String {
         .unwrap_or_else(|| song.title.clone())
 }
 
+/// Fingerprints `secs` of a generated song both ways, with the analysis's wide vector loops
+/// and on the baseline ([`crate::engine::simd`]); whether the peaks are the same, and how many
+/// there are.
+pub fn same_peaks_as_baseline(secs: f32) -> (bool, usize) {
+    let config = FingerprintConfig::default();
+    let match_config = MatchConfig::default();
+    let rate = 44_100;
+    let song = crate::testkit::synth::song(11, secs, rate);
+    let analyse = || {
+        engine::fingerprint_samples(&song, rate, &config, &match_config, Side::Reference)
+            .map(|fingerprint| fingerprint.peaks)
+            .unwrap_or_default()
+    };
+    let wide = analyse();
+    let baseline = engine::simd::on_baseline(analyse);
+    (wide == baseline && !wide.is_empty(), wide.len())
+}
+
 /// Seconds taken to decode `files` on `workers` threads, and seconds of audio decoded (a file
 /// that fails to decode counts for what decoded of it: indexing fails it too).
 fn decode_only(files: &[PathBuf], workers: usize) -> (f64, f64) {
@@ -1078,5 +1096,16 @@ fn query_scale_index(
             hit_counts.get(hit_counts.len() / 2).copied().unwrap_or(0)
         },
         added_songs: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vector_check_finds_the_same_peaks() {
+        let (same, peaks) = same_peaks_as_baseline(6.0);
+        assert!(same && peaks > 30, "{peaks} peaks, same: {same}");
     }
 }

@@ -12,14 +12,11 @@
 //! functions that are `#[inline(always)]` too. The results are bit for bit those of the
 //! baseline: the same operations in the same order on each lane, and no fused multiply-adds
 //! (the compiler never contracts float operations on its own). `audiofp bench` checks that on
-//! every run ([`same_peaks_as_baseline`]).
+//! every run (`bench::same_peaks_as_baseline`).
 
 use std::cell::Cell;
 
 pub(crate) use pulp::{Simd, WithSimd};
-
-use super::{Side, fingerprint_samples};
-use crate::config::{FingerprintConfig, MatchConfig};
 
 thread_local! {
     /// Whether dispatched work on this thread runs compiled for the baseline only.
@@ -64,23 +61,6 @@ pub fn instruction_set() -> &'static str {
     }
 }
 
-/// Fingerprints `secs` of a generated song both ways, with the wide vectors and on the
-/// baseline; whether the peaks are the same, and how many there are.
-pub fn same_peaks_as_baseline(secs: f32) -> (bool, usize) {
-    let config = FingerprintConfig::default();
-    let match_config = MatchConfig::default();
-    let rate = 44_100;
-    let song = crate::testkit::synth::song(11, secs, rate);
-    let analyse = || {
-        fingerprint_samples(&song, rate, &config, &match_config, Side::Reference)
-            .map(|fingerprint| fingerprint.peaks)
-            .unwrap_or_default()
-    };
-    let wide = analyse();
-    let baseline = on_baseline(analyse);
-    (wide == baseline && !wide.is_empty(), wide.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,11 +76,5 @@ mod tests {
                 assert_eq!(other, Some(wide));
             });
         });
-    }
-
-    #[test]
-    fn the_check_finds_the_same_peaks() {
-        let (same, peaks) = same_peaks_as_baseline(6.0);
-        assert!(same && peaks > 30, "{peaks} peaks, same: {same}");
     }
 }
